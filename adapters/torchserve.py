@@ -1,0 +1,81 @@
+"""TorchServe inference API (and `barapi mock serve`, which speaks it).
+
+One image per request (TorchServe's predictions API takes one), so a batch is scored by
+parallel requests over keep-alive connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+
+from barapi.adapters.http import HttpSender, retry_after_seconds, run_concurrently
+from barapi.adapters.parsing import error_message, label_scores, parse_json
+from barapi.classifier import NULL_METER, Meter, Scores
+from barapi.errors import ConfigError, ProviderError, RateLimited
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8080"
+DEFAULT_MODEL = "efficientnet-lite0"
+DEFAULT_CONCURRENCY = 8
+START_HINT = "Start the local server with `barapi mock serve` (or `docker compose up mock`), or pass --base-url."
+
+
+class TorchServeClassifier:
+    name = "torchserve"
+    max_batch = 1
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        model: str = DEFAULT_MODEL,
+        version: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        rate_per_second: float | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"--base-url {base_url!r} must start with http:// or https://")
+        self.base_url = base_url.rstrip("/")
+        self.model_id = model
+        self.version = version
+        self.concurrency = concurrency
+        self.sender = HttpSender(client, rate_per_second=rate_per_second)
+
+    @property
+    def cache_scope(self) -> str:
+        # Self-hosted: the endpoint identifies the deployment as much as the model name does.
+        return f"{self.base_url}|{self.model_id}|{self.version or ''}"
+
+    def labels(self) -> None:
+        return None  # the inference API does not publish a vocabulary
+
+    def predict(self, images: Sequence[bytes], *, meter: Meter = NULL_METER) -> list[Scores]:
+        path = f"/predictions/{self.model_id}" + (f"/{self.version}" if self.version else "")
+        url = self.base_url + path
+
+        def one(image: bytes) -> Scores:
+            return self.sender.send(
+                lambda: self.sender.client.build_request("POST", url, content=image, headers={"Content-Type": "application/octet-stream"}),
+                [image], meter, self._read, self._error, START_HINT,
+            )[0]
+
+        return run_concurrently([lambda image=image: one(image) for image in images], self.concurrency)
+
+    @staticmethod
+    def _read(response: httpx.Response) -> list[Scores]:
+        payload = parse_json(response)
+        if isinstance(payload, list) and len(payload) == 1:
+            payload = payload[0]
+        return [label_scores(payload)]
+
+    def _error(self, response: httpx.Response) -> ProviderError:
+        message = error_message(response)
+        status = response.status_code
+        if status == 404:
+            return ProviderError(f"{message} — is --model {self.model_id!r} served at {self.base_url}? (GET /models lists them)", status=status, body=response.text[:500], maybe_billed=False)
+        if status == 429:
+            return RateLimited(f"throttled: {message}", status=status, retry_after=retry_after_seconds(response), maybe_billed=False)
+        return ProviderError(f"server answered {status}: {message}", status=status, body=response.text[:500], maybe_billed=status >= 500)
+

@@ -1,0 +1,63 @@
+"""A run's whole configuration: everything needed to rebuild it exactly on resume. Never a key."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from barapi.program import Geometry
+
+
+class MethodConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    iterations: int = Field(60, ge=1)
+    batch_size: int = Field(20, ge=1)
+    q: int = Field(5, ge=1)
+    beta: float = Field(1.0, gt=0)
+    lr: float = Field(0.05, gt=0)
+    lr_decay: float = Field(0.995, gt=0, le=1)
+    estimator: str = "one-sided"
+    optimizer: str = "adam"
+    loss: Literal["focal", "ce"] = "focal"
+    focal_gamma: float = Field(2.0, ge=0)
+    mapping: Literal["frequency", "random"] = "frequency"
+    labels_per_class: int = Field(1, ge=1)
+    init_scale: float = Field(0.5, gt=0, description="std of the random starting W (never 0)")
+    geometry: Geometry = Geometry(program_resolution=16)
+    eval_every: int = Field(0, ge=0, description="evaluate on the test set every N iterations; 0 = only at the end")
+
+
+class DataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = "digits"
+    train_per_class: int = Field(50, ge=1)
+    test_size: int = Field(200, ge=1)
+
+
+class ProviderConfig(BaseModel):
+    """Which API and how to reach it; secrets stay in the environment."""
+
+    name: str
+    options: dict[str, str | int | float | bool | None] = {}
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    seed: int = 0
+    provider: ProviderConfig
+    data: DataConfig = DataConfig()
+    method: MethodConfig = MethodConfig()
+    budget_usd: float | None = Field(None, ge=0)
+    max_queries: int | None = Field(None, ge=0)
+    price_per_1k: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        if "/" in self.name or not self.name.strip():
+            raise ValueError(f"run name {self.name!r} must be non-empty and contain no '/'")
+        return self

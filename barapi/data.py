@@ -1,0 +1,151 @@
+"""Target-task datasets: scikit-learn's digits, an image folder (one sub-folder per class), or
+an .npz with arrays ``x`` (images) and ``y`` (labels) and optionally ``classes``.
+
+Images come out resized to the embedding size, RGB, in [-1, 1]; the split is stratified and
+seeded so that a resumed run reloads exactly the same samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from barapi.errors import DatasetError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+# Decompression bombs are refused by pillow above this many pixels; a real dataset never needs more.
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+@dataclass(frozen=True)
+class Split:
+    classes: list[str]
+    x_train: np.ndarray  # (n, s, s, 3) in [-1, 1]
+    y_train: np.ndarray  # (n,) int
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def to_unit_range(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8-like RGB or grey images of any size → (n, size, size, 3) floats in [-1, 1]."""
+    out = np.empty((len(images), size, size, 3), dtype=np.float64)
+    for i, image in enumerate(images):
+        out[i] = resize_rgb(Image.fromarray(np.asarray(image, dtype=np.uint8)), size)
+    return out
+
+
+def resize_rgb(image: Image.Image, size: int) -> np.ndarray:
+    image = normalise_mode(image).resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.float64) / 127.5 - 1.0
+
+
+def normalise_mode(image: Image.Image) -> Image.Image:
+    """Any pillow mode (16-bit, CMYK, palette, RGBA, grey) → 8-bit RGB."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if pixels.max(initial=0) > 255 else 255.0
+        image = Image.fromarray(np.clip(pixels / top * 255.0, 0, 255).astype(np.uint8))
+    elif image.mode == "F":
+        pixels = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        span = max(float(pixels.max(initial=0) - pixels.min(initial=0)), 1e-12)
+        image = Image.fromarray(((pixels - pixels.min()) / span * 255.0).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")
+
+
+def load_digits_images() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images / 16.0 * 255.0).astype(np.uint8)
+    return images, digits.target.astype(int), [str(c) for c in digits.target_names]
+
+
+def load_folder(root: Path) -> tuple[list[Path], np.ndarray, list[str]]:
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} does not exist: pass 'digits' or a folder with one sub-folder per class")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files: list[Path] = []
+    labels: list[int] = []
+    for index, name in enumerate(classes):
+        found = sorted(p for p in (root / name).rglob("*") if p.is_file() and not p.name.startswith("."))
+        files += found
+        labels += [index] * len(found)
+    return files, np.asarray(labels, dtype=int), classes
+
+
+def read_image(path: Path, size: int) -> np.ndarray:
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return resize_rgb(image, size)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DatasetError(f"cannot read image {path}: {error}; remove or replace the file") from error
+
+
+def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            images, labels = archive["x"], archive["y"].astype(int)
+            names = [str(c) for c in archive["classes"]] if "classes" in archive else None
+    except (OSError, KeyError, ValueError) as error:
+        raise DatasetError(f"cannot read {path}: it needs arrays 'x' (images) and 'y' (labels): {error}") from error
+    if images.dtype != np.uint8:
+        top = 1.0 if images.max(initial=0) <= 1.0 else 255.0
+        images = np.clip(images / top * 255.0, 0, 255).astype(np.uint8)
+    classes = names or [str(c) for c in sorted(set(labels.tolist()))]
+    remap = {v: i for i, v in enumerate(sorted(set(labels.tolist())))}
+    return images, np.asarray([remap[v] for v in labels.tolist()]), classes
+
+
+def stratified_indices(
+    labels: np.ndarray, n_classes: int, train_per_class: int, test_size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    train: list[int] = []
+    rest: list[int] = []
+    for c in range(n_classes):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        if len(members) < 2:
+            raise DatasetError(f"class {c} has {len(members)} image(s): each class needs at least 2 (one to train, one to test)")
+        keep = min(train_per_class, len(members) - 1)
+        train += members[:keep].tolist()
+        rest += members[keep:].tolist()
+    rest_array = rng.permutation(np.asarray(rest))
+    return rng.permutation(np.asarray(train)), np.sort(rest_array[:test_size])
+
+
+def load_split(spec: str, *, embed_size: int, train_per_class: int, test_size: int, seed: int) -> Split:
+    """``spec`` is 'digits', a folder path or an .npz path."""
+    if train_per_class < 1 or test_size < 1:
+        raise DatasetError("--train-per-class and --test-size must be at least 1")
+    rng = np.random.default_rng([seed, 0xDA7A])
+    if spec == "digits":
+        images, labels, classes = load_digits_images()
+        source: np.ndarray | list[Path] = images
+    else:
+        path = Path(spec).expanduser()
+        if path.suffix == ".npz" and path.is_file():
+            source, labels, classes = load_npz(path)
+        else:
+            source, labels, classes = load_folder(path)
+    if len(classes) < 2:
+        raise DatasetError(f"dataset {spec!r} has {len(classes)} class(es): reprogramming needs at least 2")
+    train_idx, test_idx = stratified_indices(labels, len(classes), train_per_class, test_size, rng)
+
+    def materialise(indices: np.ndarray) -> np.ndarray:
+        if isinstance(source, np.ndarray):
+            return to_unit_range(source[indices], embed_size)
+        return np.stack([read_image(source[i], embed_size) for i in indices])
+
+    return Split(classes, materialise(train_idx), labels[train_idx], materialise(test_idx), labels[test_idx])

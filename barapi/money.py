@@ -1,0 +1,123 @@
+"""Prices, estimates and budgets. Dollars = paid queries × price; a cache hit costs $0."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from barapi.errors import BudgetExceeded, PriceError
+
+# Dollars per 1,000 images, by provider; a (provider, model) key overrides the provider's row.
+# Sources: design.md § Money (the paper's Tables 4 and 5 match these list prices).
+DEFAULT_PRICES_PER_1K: dict[str, float] = {
+    "clarifai": 1.20,
+    "azure": 2.00,
+    "torchserve": 0.0,  # self-hosted: set --price-per-1k to account for your own hardware
+    "local": 0.0,
+}
+PRICE_FILE_NAME = "prices.json"
+
+
+def price_per_1k(provider: str, model: str, *, override: float | None = None, price_file: Path | None = None) -> float:
+    """The user's override, else their price file ({"provider": p} or {"provider/model": p}),
+    else the default table. Never a silent $0 for an unknown provider."""
+    if override is not None:
+        if not math.isfinite(override) or override < 0:
+            raise PriceError(f"--price-per-1k must be a non-negative number, got {override}")
+        return float(override)
+    table = dict(DEFAULT_PRICES_PER_1K)
+    if price_file is not None and price_file.is_file():
+        try:
+            table |= {str(k): float(v) for k, v in json.loads(price_file.read_text()).items()}
+        except (ValueError, TypeError, AttributeError) as error:
+            raise PriceError(f"price file {price_file} is not a JSON object of dollars per 1,000 images: {error}") from error
+    for key in (f"{provider}/{model}", provider):
+        if key in table:
+            return table[key]
+    raise PriceError(
+        f"no known price for {provider}/{model}: pass --price-per-1k, or add "
+        f'"{provider}/{model}": <dollars per 1,000 images> to {price_file or PRICE_FILE_NAME}'
+    )
+
+
+def cost_usd(queries: int, per_1k: float) -> float:
+    return queries * per_1k / 1000.0
+
+
+class Estimate(BaseModel):
+    label_mapping: int
+    training: int
+    evaluation: int
+    cached: int
+    price_per_1k: float
+
+    @property
+    def total(self) -> int:
+        return self.label_mapping + self.training + self.evaluation
+
+    @property
+    def cost_usd(self) -> float:
+        return cost_usd(max(self.total - self.cached, 0), self.price_per_1k)
+
+    def as_json(self) -> dict:
+        return {
+            "queries": {
+                "label_mapping": self.label_mapping,
+                "training": self.training,
+                "evaluation": self.evaluation,
+                "cached": self.cached,
+                "total": self.total,
+            },
+            "cost_usd": round(self.cost_usd, 6),
+            "price_per_1k": self.price_per_1k,
+        }
+
+
+class Budget:
+    """What a run may still spend, in dollars and in paid queries. Thread-safe: adapters reserve
+    from several threads at once. ``spent`` includes reservations not yet settled."""
+
+    def __init__(self, *, max_usd: float | None, max_queries: int | None, per_1k: float, spent_usd: float = 0.0, spent_queries: int = 0) -> None:
+        self.max_usd, self.max_queries, self.per_1k = max_usd, max_queries, per_1k
+        self.spent_usd, self.spent_queries = spent_usd, spent_queries
+        self._lock = threading.Lock()
+
+    def fits(self, n: int) -> bool:
+        with self._lock:
+            return self._fits(n)
+
+    def _fits(self, n: int) -> bool:
+        if self.max_queries is not None and self.spent_queries + n > self.max_queries:
+            return False
+        # A micro-dollar of slack absorbs float rounding in the running sum, never a whole query.
+        return self.max_usd is None or self.spent_usd + cost_usd(n, self.per_1k) <= self.max_usd + 1e-9
+
+    def reserve(self, n: int) -> float:
+        with self._lock:
+            if not self._fits(n):
+                raise BudgetExceeded(
+                    f"sending {n} more image(s) would pass the budget ({self.describe()}): "
+                    "raise it with --budget / --max-queries and resume"
+                )
+            cost = cost_usd(n, self.per_1k)
+            self.spent_usd += cost
+            self.spent_queries += n
+            return cost
+
+    def release(self, n: int) -> None:
+        with self._lock:
+            self.spent_usd -= cost_usd(n, self.per_1k)
+            self.spent_queries -= n
+
+    def describe(self) -> str:
+        parts = [f"spent ${self.spent_usd:.4f}"]
+        if self.max_usd is not None:
+            parts.append(f"of ${self.max_usd:.2f}")
+        parts.append(f"{self.spent_queries} queries")
+        if self.max_queries is not None:
+            parts.append(f"of {self.max_queries}")
+        return " ".join(parts)

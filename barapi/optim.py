@@ -1,0 +1,180 @@
+"""Zeroth-order optimisation, ask/tell.
+
+Three separate things, as in ART/foolbox: an *estimator* says which points to evaluate and turns
+their losses into a gradient estimate; a *step rule* turns a gradient into an update; the
+``ZerothOrderOptimizer`` joins them behind ``ask()`` / ``tell(losses)`` so the trainer never
+knows which estimator or rule it drives. ``ask`` always puts the unperturbed W first, so the
+trainer reads f(W) (loss and accuracy at the current program) from the same queries.
+
+Randomness comes in through ``ask(rng)``: the trainer derives one generator per iteration from
+(seed, iteration), which is what makes a resumed run bit-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from barapi.errors import ConfigError
+
+
+def unit_sphere(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    u = rng.standard_normal(shape)
+    return u / np.linalg.norm(u)
+
+
+class Estimator(Protocol):
+    queries_per_sample: int
+
+    def offsets(self, rng: np.random.Generator, shape: tuple[int, ...]) -> list[np.ndarray]: ...
+    def gradient(self, losses: np.ndarray) -> np.ndarray: ...
+
+
+class OneSidedEstimator:
+    """The paper's eq. (3)–(4): g = (b/q) Σ_j (f(W+βU_j) − f(W))/β · U_j, U_j uniform on the
+    unit sphere, b = d by default (unbiased for the smoothed loss)."""
+
+    name = "one-sided"
+
+    def __init__(self, q: int, beta: float, b: float | None = None) -> None:
+        if q < 1 or beta <= 0:
+            raise ConfigError("the estimator needs q ≥ 1 and beta > 0")
+        self.q, self.beta, self.b = q, beta, b
+        self.queries_per_sample = q + 1
+        self._directions: list[np.ndarray] = []
+
+    def offsets(self, rng: np.random.Generator, shape: tuple[int, ...]) -> list[np.ndarray]:
+        self._directions = [unit_sphere(rng, shape) for _ in range(self.q)]
+        return [np.zeros(shape)] + [self.beta * u for u in self._directions]
+
+    def gradient(self, losses: np.ndarray) -> np.ndarray:
+        d = self._directions[0].size
+        b = self.b if self.b is not None else float(d)
+        differences = (losses[1:] - losses[0]) / self.beta
+        return b / self.q * np.tensordot(differences, np.stack(self._directions), axes=1)
+
+
+class TwoSidedEstimator:
+    """Antithetic pairs: g = (b/q) Σ_j (f(W+βU_j) − f(W−βU_j))/(2β) · U_j. Cancels the even
+    terms of the Taylor expansion (less bias) for 2q+1 queries per sample."""
+
+    name = "two-sided"
+
+    def __init__(self, q: int, beta: float, b: float | None = None) -> None:
+        if q < 1 or beta <= 0:
+            raise ConfigError("the estimator needs q ≥ 1 and beta > 0")
+        self.q, self.beta, self.b = q, beta, b
+        self.queries_per_sample = 2 * q + 1
+        self._directions: list[np.ndarray] = []
+
+    def offsets(self, rng: np.random.Generator, shape: tuple[int, ...]) -> list[np.ndarray]:
+        self._directions = [unit_sphere(rng, shape) for _ in range(self.q)]
+        return [np.zeros(shape)] + [self.beta * u for u in self._directions] + [-self.beta * u for u in self._directions]
+
+    def gradient(self, losses: np.ndarray) -> np.ndarray:
+        d = self._directions[0].size
+        b = self.b if self.b is not None else float(d)
+        differences = (losses[1 : self.q + 1] - losses[self.q + 1 :]) / (2 * self.beta)
+        return b / self.q * np.tensordot(differences, np.stack(self._directions), axes=1)
+
+
+class StepRule(Protocol):
+    def step(self, w: np.ndarray, gradient: np.ndarray) -> np.ndarray: ...
+    def state(self) -> dict[str, np.ndarray]: ...
+    def load(self, state: dict[str, np.ndarray]) -> None: ...
+
+
+class SGD:
+    """W ← W − η·decay^t·g: the paper's SGD with exponentially decaying step."""
+
+    def __init__(self, lr: float, decay: float = 1.0) -> None:
+        self.lr, self.decay, self.t = lr, decay, 0
+
+    def step(self, w: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+        rate = self.lr * self.decay**self.t
+        self.t += 1
+        return w - rate * gradient
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"t": np.asarray(self.t)}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.t = int(state["t"])
+
+
+class Adam:
+    """ZO-AdaMM: Adam's moments on the estimated gradient, with the same exponential decay."""
+
+    def __init__(self, lr: float, decay: float = 1.0, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
+        self.lr, self.decay, self.beta1, self.beta2, self.eps = lr, decay, beta1, beta2, eps
+        self.t = 0
+        self.m: np.ndarray | None = None
+        self.v: np.ndarray | None = None
+
+    def step(self, w: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+        if self.m is None or self.v is None:
+            self.m, self.v = np.zeros_like(w), np.zeros_like(w)
+        self.t += 1
+        self.m = self.beta1 * self.m + (1 - self.beta1) * gradient
+        self.v = self.beta2 * self.v + (1 - self.beta2) * gradient**2
+        m_hat = self.m / (1 - self.beta1**self.t)
+        v_hat = self.v / (1 - self.beta2**self.t)
+        rate = self.lr * self.decay ** (self.t - 1)
+        return w - rate * m_hat / (np.sqrt(v_hat) + self.eps)
+
+    def state(self) -> dict[str, np.ndarray]:
+        state = {"t": np.asarray(self.t)}
+        if self.m is not None and self.v is not None:
+            state |= {"m": self.m, "v": self.v}
+        return state
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.t = int(state["t"])
+        self.m = np.array(state["m"]) if "m" in state else None
+        self.v = np.array(state["v"]) if "v" in state else None
+
+
+ESTIMATORS: dict[str, Callable[..., Estimator]] = {
+    OneSidedEstimator.name: OneSidedEstimator,
+    TwoSidedEstimator.name: TwoSidedEstimator,
+}
+STEP_RULES: dict[str, Callable[..., StepRule]] = {"sgd": SGD, "adam": Adam}
+
+
+class ZerothOrderOptimizer:
+    """ask() → the parameter vectors to evaluate (the current W first); tell(losses) → update."""
+
+    def __init__(self, w: np.ndarray, estimator: Estimator, rule: StepRule) -> None:
+        self.w = np.array(w, dtype=np.float64)
+        self.estimator = estimator
+        self.rule = rule
+        self._pending = False
+
+    def ask(self, rng: np.random.Generator) -> list[np.ndarray]:
+        self._pending = True
+        return [self.w + offset for offset in self.estimator.offsets(rng, self.w.shape)]
+
+    def tell(self, losses: list[float] | np.ndarray) -> np.ndarray:
+        if not self._pending:
+            raise RuntimeError("tell() without a matching ask()")
+        gradient = self.estimator.gradient(np.asarray(losses, dtype=np.float64))
+        self.w = self.rule.step(self.w, gradient)
+        self._pending = False
+        return gradient
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"w": self.w} | {f"rule.{k}": v for k, v in self.rule.state().items()}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.w = np.array(state["w"], dtype=np.float64)
+        self.rule.load({k.removeprefix("rule."): v for k, v in state.items() if k.startswith("rule.")})
+
+
+def make_optimizer(w: np.ndarray, *, estimator: str, q: int, beta: float, optimizer: str, lr: float, lr_decay: float) -> ZerothOrderOptimizer:
+    if estimator not in ESTIMATORS:
+        raise ConfigError(f"unknown estimator {estimator!r}: choose one of {', '.join(ESTIMATORS)}")
+    if optimizer not in STEP_RULES:
+        raise ConfigError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(STEP_RULES)}")
+    return ZerothOrderOptimizer(w, ESTIMATORS[estimator](q=q, beta=beta), STEP_RULES[optimizer](lr=lr, decay=lr_decay))

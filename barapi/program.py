@@ -1,0 +1,155 @@
+"""The adversarial program: where the target image sits, the mask, and P = tanh(upsample(W) ⊙ M).
+
+Values live in [-1, 1] (the paper's scaled input space). What leaves this module for an API is
+always 8-bit PNG bytes, because that is all a real API ever sees: the loss is computed on the
+responses to exactly those bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, Field, model_validator
+
+# Encoding is on the hot path ((q+1) images per sample per step) and the bytes only need to be
+# lossless and deterministic: zlib level 1 with PNG's "Sub" filter is ~4x faster than pillow's
+# adaptive filtering and compresses a smooth program almost as well.
+PNG_COMPRESS_LEVEL = 1
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_FILTER_SUB = 1
+
+
+class Geometry(BaseModel):
+    """Canvas size, the embedded target image's size, and the resolution of W."""
+
+    canvas_size: int = Field(224, ge=16, le=1024)
+    embed_size: int = Field(64, ge=4)
+    program_resolution: int | None = Field(
+        None, ge=2, description="side of W per channel; None = full canvas resolution"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Geometry:
+        if self.embed_size >= self.canvas_size:
+            raise ValueError(
+                f"embed size {self.embed_size} leaves no room for a program on a "
+                f"{self.canvas_size}px canvas: choose an embed size below the canvas size"
+            )
+        if self.program_resolution is not None and self.program_resolution > self.canvas_size:
+            raise ValueError("program resolution cannot exceed the canvas size")
+        return self
+
+    @property
+    def resolution(self) -> int:
+        return self.program_resolution or self.canvas_size
+
+    @property
+    def offset(self) -> int:
+        return (self.canvas_size - self.embed_size) // 2
+
+    @property
+    def parameter_shape(self) -> tuple[int, int, int]:
+        return (self.resolution, self.resolution, 3)
+
+
+def interpolation_matrix(out_size: int, in_size: int) -> np.ndarray:
+    """Linear interpolation (align-corners) as a matrix, so upsampling is two matrix products."""
+    if in_size == out_size:
+        return np.eye(out_size)
+    if in_size == 1:
+        return np.ones((out_size, 1))
+    position = np.linspace(0.0, in_size - 1, out_size)
+    low = np.minimum(np.floor(position).astype(int), in_size - 2)
+    frac = position - low
+    matrix = np.zeros((out_size, in_size))
+    matrix[np.arange(out_size), low] = 1.0 - frac
+    matrix[np.arange(out_size), low + 1] += frac
+    return matrix
+
+
+class Program:
+    """Renders target images with a program W into the bytes sent to an API."""
+
+    def __init__(self, geometry: Geometry) -> None:
+        self.geometry = geometry
+        g = geometry
+        self.mask = np.ones((g.canvas_size, g.canvas_size, 1))
+        self.mask[g.offset : g.offset + g.embed_size, g.offset : g.offset + g.embed_size] = 0.0
+        self._upsample = interpolation_matrix(g.canvas_size, g.resolution)
+
+    def perturbation(self, w: np.ndarray) -> np.ndarray:
+        """P = tanh(upsample(W) ⊙ M), shape (canvas, canvas, 3), in [-1, 1]."""
+        if w.shape != self.geometry.parameter_shape:
+            raise ValueError(f"W has shape {w.shape}, expected {self.geometry.parameter_shape}")
+        full = w if self.geometry.program_resolution is None else np.einsum(
+            "ir,rsc,js->ijc", self._upsample, w, self._upsample, optimize=True
+        )
+        return np.tanh(full * self.mask)
+
+    def compose(self, w: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """clip(X + P): the target image (embed×embed×3, [-1, 1]) in the centre, P elsewhere."""
+        return self.compose_with(self.perturbation(w), target)
+
+    def compose_with(self, perturbation: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return self._paste(perturbation, target)
+
+    def _paste(self, canvas: np.ndarray, target: np.ndarray) -> np.ndarray:
+        # X is zero outside the embedding and P is zero inside it, so clip(X + P) is a paste.
+        g = self.geometry
+        canvas = canvas.copy()
+        canvas[g.offset : g.offset + g.embed_size, g.offset : g.offset + g.embed_size] = target
+        return canvas
+
+    def encode_batch(self, w: np.ndarray, targets: np.ndarray) -> list[bytes]:
+        """The PNG bytes an API receives for each target image under program W. Quantising P
+        and the targets separately is exact: the paste never mixes their pixels."""
+        canvas = quantize(self.perturbation(w))
+        return [png_bytes(self._paste(canvas, quantize(t))) for t in targets]
+
+
+def quantize(canvas: np.ndarray) -> np.ndarray:
+    """[-1, 1] floats → the uint8 pixels an API receives."""
+    return np.rint((np.clip(canvas, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
+def encode_png(canvas: np.ndarray) -> bytes:
+    return png_bytes(quantize(canvas))
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """An 8-bit RGB PNG, written directly (see PNG_FILTER_SUB)."""
+    height, width, _ = pixels.shape
+    rows = pixels.reshape(height, width * 3)
+    filtered = np.empty((height, width * 3 + 1), dtype=np.uint8)
+    filtered[:, 0] = PNG_FILTER_SUB
+    filtered[:, 1:4] = rows[:, :3]
+    filtered[:, 4:] = rows[:, 3:] - rows[:, :-3]  # uint8 arithmetic wraps mod 256, as PNG wants
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = zlib.compress(filtered.tobytes(), PNG_COMPRESS_LEVEL)
+    return PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """Bytes → [-1, 1] floats (the inverse of encode_png up to quantisation)."""
+    with Image.open(io.BytesIO(data)) as image:
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
+    return pixels / 127.5 - 1.0
+
+
+def initial_parameters(geometry: Geometry, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """A random start. Never W = 0: a canvas value of 0 sits exactly on the 8-bit rounding
+    boundary (127.5), so every perturbation would flip whole grey levels by its sign alone."""
+    return rng.normal(0.0, scale, size=geometry.parameter_shape)
+
+
+def program_sha256(w: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(w, dtype=np.float64).tobytes()).hexdigest()

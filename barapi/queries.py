@@ -1,0 +1,76 @@
+"""Where an image becomes a score: cache first, then the provider — with the budget reserved
+and the ledger written around every attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from barapi.classifier import Classifier, Scores
+from barapi.money import Budget
+from barapi.store import Store, response_key
+
+
+@dataclass
+class Ticket:
+    ids: list[int]
+    keys: list[str]
+
+
+class LedgerMeter:
+    """The Meter adapters call around each HTTP attempt: reserve → send → settle."""
+
+    def __init__(self, store: Store, budget: Budget, run: str, classifier: Classifier) -> None:
+        self.store, self.budget, self.run, self.classifier = store, budget, run, classifier
+
+    def key(self, image: bytes) -> str:
+        return response_key(self.classifier.name, self.classifier.cache_scope, image)
+
+    def before_send(self, images: Sequence[bytes]) -> Ticket:
+        self.budget.reserve(len(images))
+        keys = [self.key(image) for image in images]
+        unit = self.budget.per_1k / 1000.0
+        return Ticket(self.store.reserve(self.run, self.classifier.name, self.classifier.model_id, keys, unit), keys)
+
+    def on_success(self, ticket: Ticket, results: Sequence[Scores]) -> None:
+        self.store.settle_paid(ticket.ids, self.classifier.name, self.classifier.model_id, dict(zip(ticket.keys, results)))
+
+    def on_failure(self, ticket: Ticket, maybe_billed: bool) -> None:
+        self.store.settle_failed(ticket.ids, maybe_billed)
+        if not maybe_billed:
+            self.budget.release(len(ticket.ids))
+
+
+class QueryEngine:
+    def __init__(self, classifier: Classifier, store: Store, budget: Budget, run: str) -> None:
+        self.classifier, self.store, self.budget, self.run = classifier, store, budget, run
+        self.meter = LedgerMeter(store, budget, run, classifier)
+        counts = store.ledger_counts(run)
+        self.queries_cached = counts.get("hit", 0)
+
+    def uncached(self, images: Sequence[bytes]) -> int:
+        """How many of these images would be paid for (duplicates count once)."""
+        keys = {self.meter.key(image) for image in images}
+        return len(keys) - len(self.store.cached(list(keys)))
+
+    def score(self, images: Sequence[bytes]) -> list[Scores]:
+        keys = [self.meter.key(image) for image in images]
+        answers = self.store.cached(list(dict.fromkeys(keys)))
+        hit_keys = [k for k in keys if k in answers]
+        if hit_keys:
+            self.store.record_hits(self.run, self.classifier.name, self.classifier.model_id, hit_keys)
+            self.queries_cached += len(hit_keys)
+        pending: dict[str, bytes] = {}
+        for key, image in zip(keys, images):
+            if key not in answers:
+                pending.setdefault(key, image)
+        if pending:
+            results = self.classifier.predict(list(pending.values()), meter=self.meter)
+            answers |= {key: canonical(r) for key, r in zip(pending.keys(), results)}
+        return [answers[k] for k in keys]
+
+
+def canonical(scores: Scores) -> Scores:
+    """The form the cache returns (labels sorted, float64), so that a fresh answer and the same
+    answer read back after a resume give bit-identical losses."""
+    return {label: float(scores[label]) for label in sorted(scores)}

@@ -1,0 +1,358 @@
+"""All persistent state in one SQLite file under BARAPI_HOME: the response cache, the ledger,
+runs, checkpoints and metric history.
+
+Contracts:
+- responses: keyed by a hash of (provider, cache scope, sha256 of the exact image bytes); the API
+  key is never part of anything stored. No eviction.
+- ledger: one row per image per attempt, append-only except that a 'reserved' row becomes
+  'paid', 'failed' or is deleted (released, never billed) when its attempt ends; rows still
+  'reserved' after a crash become 'lost' (they may have been billed, so they stay counted).
+- a paid response and its ledger rows are written in one transaction.
+- checkpoints: the latest state of each run, replaced atomically with its metrics row.
+- schema changes are ordered migrations (PRAGMA user_version), so an older database still opens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+from barapi.errors import StoreError
+
+try:
+    import fcntl
+except ImportError:  # Windows: a single process at a time is the documented limit there
+    fcntl = None  # type: ignore[assignment]
+
+HOME_ENV = "BARAPI_HOME"
+DATABASE_NAME = "barapi.sqlite"
+# Seconds a writer waits for another process's transaction before failing.
+BUSY_TIMEOUT_S = 60
+PAID_KINDS = ("paid", "failed", "reserved", "lost")
+
+
+def home_dir() -> Path:
+    """BARAPI_HOME, else the platform's user data directory."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "barapi"
+    if os.uname().sysname == "Darwin":
+        return Path.home() / "Library" / "Application Support" / "barapi"
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "barapi"
+
+
+class LabelSet(SQLModel, table=True):
+    """Label names, stored once per distinct set: a full ImageNet answer is 1,000 names."""
+
+    __tablename__ = "label_sets"
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(unique=True)
+    labels: str
+
+
+class Response(SQLModel, table=True):
+    """One provider answer: float64 scores in the order of its label set (exact round trip)."""
+
+    __tablename__ = "responses"
+    key: str = Field(primary_key=True)
+    provider: str
+    model: str
+    label_set: int
+    scores: bytes
+    created_at: float
+
+
+class LedgerEntry(SQLModel, table=True):
+    __tablename__ = "ledger"
+    id: int | None = Field(default=None, primary_key=True)
+    ts: float
+    run: str = Field(index=True)
+    provider: str
+    model: str
+    image_key: str
+    kind: str
+    cost_usd: float
+
+
+class RunRecord(SQLModel, table=True):
+    __tablename__ = "runs"
+    name: str = Field(primary_key=True)
+    created_at: float
+    updated_at: float
+    status: str
+    config: str
+    result: str = "{}"
+
+
+class Checkpoint(SQLModel, table=True):
+    __tablename__ = "checkpoints"
+    run: str = Field(primary_key=True)
+    iteration: int
+    state: bytes
+    updated_at: float
+
+
+class MetricRow(SQLModel, table=True):
+    __tablename__ = "metrics"
+    run: str = Field(primary_key=True)
+    iteration: int = Field(primary_key=True)
+    queries_paid: int
+    queries_cached: int
+    cost_usd: float
+    loss: float | None = None
+    train_accuracy: float | None = None
+    test_accuracy: float | None = None
+    ts: float
+
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "0001_initial",
+        [
+            "CREATE TABLE label_sets (id INTEGER NOT NULL PRIMARY KEY, digest VARCHAR NOT NULL UNIQUE, labels VARCHAR NOT NULL)",
+            "CREATE TABLE responses (key VARCHAR NOT NULL PRIMARY KEY, provider VARCHAR NOT NULL, model VARCHAR NOT NULL, label_set INTEGER NOT NULL, scores BLOB NOT NULL, created_at FLOAT NOT NULL)",
+            "CREATE TABLE ledger (id INTEGER NOT NULL PRIMARY KEY, ts FLOAT NOT NULL, run VARCHAR NOT NULL, provider VARCHAR NOT NULL, model VARCHAR NOT NULL, image_key VARCHAR NOT NULL, kind VARCHAR NOT NULL, cost_usd FLOAT NOT NULL)",
+            "CREATE INDEX ix_ledger_run ON ledger (run)",
+            "CREATE TABLE runs (name VARCHAR NOT NULL PRIMARY KEY, created_at FLOAT NOT NULL, updated_at FLOAT NOT NULL, status VARCHAR NOT NULL, config VARCHAR NOT NULL, result VARCHAR NOT NULL DEFAULT '{}')",
+            "CREATE TABLE checkpoints (run VARCHAR NOT NULL PRIMARY KEY, iteration INTEGER NOT NULL, state BLOB NOT NULL, updated_at FLOAT NOT NULL)",
+        ],
+    ),
+    (
+        "0002_metrics",
+        [
+            "CREATE TABLE metrics (run VARCHAR NOT NULL, iteration INTEGER NOT NULL, queries_paid INTEGER NOT NULL, queries_cached INTEGER NOT NULL, cost_usd FLOAT NOT NULL, loss FLOAT, train_accuracy FLOAT, test_accuracy FLOAT, ts FLOAT NOT NULL, PRIMARY KEY (run, iteration))",
+        ],
+    ),
+]
+
+
+def response_key(provider: str, scope: str, image: bytes) -> str:
+    digest = hashlib.sha256(image).hexdigest()
+    return hashlib.sha256(json.dumps([provider, scope, digest]).encode()).hexdigest()
+
+
+class Store:
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home or home_dir()
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create the state directory {self.home}: {error}; set {HOME_ENV} to a writable folder") from error
+        self.path = self.home / DATABASE_NAME
+        self.engine = create_engine(
+            f"sqlite:///{self.path}", connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}
+        )
+        event.listen(self.engine, "connect", _configure_connection)
+        # SQLite allows one writer at a time; serialising this process's writers avoids
+        # busy-waiting between our own threads (other processes still wait on busy_timeout).
+        self._write_lock = threading.Lock()
+        self._label_cache: dict[int, list[str]] = {}
+        self._label_ids: dict[str, int] = {}
+        self.migrate()
+
+    @staticmethod
+    def price_file() -> Path:
+        """The user's price overrides: {"provider": $/1k} or {"provider/model": $/1k}."""
+        return home_dir() / "prices.json"
+
+    def migrate(self) -> None:
+        # Two processes opening a fresh home at once must not both run a migration.
+        with _file_lock(self.home / ".migrate.lock"):
+            self._apply_migrations()
+
+    def _apply_migrations(self) -> None:
+        try:
+            with self.engine.begin() as connection:
+                version = connection.exec_driver_sql("PRAGMA user_version").scalar() or 0
+                if version > len(MIGRATIONS):
+                    raise StoreError(f"{self.path} was written by a newer barapi (schema {version}): upgrade barapi")
+                for number, (_, statements) in enumerate(MIGRATIONS[version:], start=version + 1):
+                    for statement in statements:
+                        connection.exec_driver_sql(statement)
+                    connection.exec_driver_sql(f"PRAGMA user_version = {number}")
+        except OperationalError as error:
+            raise StoreError(f"cannot open {self.path}: {error}") from error
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # -- responses ---------------------------------------------------------------------------
+    def cached(self, keys: Sequence[str]) -> dict[str, dict[str, float]]:
+        found: dict[str, dict[str, float]] = {}
+        with self.session() as session:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                for row in session.exec(select(Response).where(Response.key.in_(chunk))):
+                    names = self._labels(session, row.label_set)
+                    found[row.key] = dict(zip(names, np.frombuffer(row.scores, dtype="<f8").tolist()))
+        return found
+
+    def _labels(self, session: Session, label_set: int) -> list[str]:
+        if label_set not in self._label_cache:
+            self._label_cache[label_set] = json.loads(session.get(LabelSet, label_set).labels)
+        return self._label_cache[label_set]
+
+    def _label_set_id(self, session: Session, names: list[str]) -> int:
+        encoded = json.dumps(names)
+        digest = hashlib.sha256(encoded.encode()).hexdigest()
+        if digest not in self._label_ids:
+            row = session.exec(select(LabelSet).where(LabelSet.digest == digest)).first()
+            if row is None:
+                row = LabelSet(digest=digest, labels=encoded)
+                session.add(row)
+                session.flush()
+            self._label_ids[digest] = row.id
+            self._label_cache[row.id] = names
+        return self._label_ids[digest]
+
+    # -- ledger ------------------------------------------------------------------------------
+    def record_hits(self, run: str, provider: str, model: str, keys: Iterable[str]) -> None:
+        now = time.time()
+        self._write([LedgerEntry(ts=now, run=run, provider=provider, model=model, image_key=k, kind="hit", cost_usd=0.0) for k in keys])
+
+    def reserve(self, run: str, provider: str, model: str, keys: Sequence[str], unit_cost: float) -> list[int]:
+        now = time.time()
+        rows = [LedgerEntry(ts=now, run=run, provider=provider, model=model, image_key=k, kind="reserved", cost_usd=unit_cost) for k in keys]
+        self._write(rows)
+        return [row.id for row in rows if row.id is not None]
+
+    def settle_paid(self, ids: Sequence[int], provider: str, model: str, answers: dict[str, dict[str, float]]) -> None:
+        now = time.time()
+        with self._write_lock, self.session() as session, self._forget_labels_on_error():
+            self._set_kind(session, ids, "paid")
+            for key, scores in answers.items():
+                names = sorted(scores)
+                values = np.asarray([scores[n] for n in names], dtype="<f8").tobytes()
+                label_set = self._label_set_id(session, names)
+                session.merge(Response(key=key, provider=provider, model=model, label_set=label_set, scores=values, created_at=now))
+            session.commit()
+
+    @contextlib.contextmanager
+    def _forget_labels_on_error(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self._label_ids.clear()  # an id flushed in a rolled-back transaction is not real
+            raise
+
+    def settle_failed(self, ids: Sequence[int], maybe_billed: bool) -> None:
+        with self._write_lock, self.session() as session:
+            if maybe_billed:
+                self._set_kind(session, ids, "failed")
+            else:
+                session.execute(text(f"DELETE FROM ledger WHERE id IN ({_placeholders(ids)})"), _params(ids))
+            session.commit()
+
+    def mark_lost(self, run: str) -> int:
+        with self._write_lock, self.session() as session:
+            result = session.execute(text("UPDATE ledger SET kind = 'lost' WHERE run = :run AND kind = 'reserved'"), {"run": run})
+            session.commit()
+            return result.rowcount
+
+    def spent(self, run: str) -> tuple[int, float]:
+        with self.session() as session:
+            row = session.execute(
+                text(f"SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM ledger WHERE run = :run AND kind IN {PAID_KINDS}"),
+                {"run": run},
+            ).one()
+        return int(row[0]), float(row[1])
+
+    def ledger_counts(self, run: str) -> dict[str, int]:
+        with self.session() as session:
+            rows = session.execute(text("SELECT kind, COUNT(*) FROM ledger WHERE run = :run GROUP BY kind"), {"run": run}).all()
+        return {kind: int(n) for kind, n in rows}
+
+    # -- runs, checkpoints, metrics ----------------------------------------------------------
+    def get_run(self, name: str) -> RunRecord:
+        with self.session() as session:
+            run = session.get(RunRecord, name)
+        if run is None:
+            raise StoreError(f"no run named {name!r} in {self.path}: `barapi runs list` shows the runs")
+        return run
+
+    def has_run(self, name: str) -> bool:
+        with self.session() as session:
+            return session.get(RunRecord, name) is not None
+
+    def list_runs(self) -> list[RunRecord]:
+        with self.session() as session:
+            return list(session.exec(select(RunRecord).order_by(RunRecord.created_at)))
+
+    def save_run(self, run: RunRecord) -> None:
+        run.updated_at = time.time()
+        with self._write_lock, self.session() as session:
+            session.merge(run)
+            session.commit()
+
+    def save_checkpoint(self, run: RunRecord, iteration: int, state: bytes, metrics: MetricRow) -> None:
+        """Checkpoint, metrics row and run row in one transaction: all or nothing."""
+        now = time.time()
+        run.updated_at = now
+        with self._write_lock, self.session() as session:
+            session.merge(Checkpoint(run=run.name, iteration=iteration, state=state, updated_at=now))
+            session.merge(metrics)
+            session.merge(run)
+            session.commit()
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        with self.session() as session:
+            return session.get(Checkpoint, name)
+
+    def metrics(self, name: str) -> list[MetricRow]:
+        with self.session() as session:
+            return list(session.exec(select(MetricRow).where(MetricRow.run == name).order_by(MetricRow.iteration)))
+
+    def integrity_ok(self) -> bool:
+        with self.engine.connect() as connection:
+            return connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+    def _write(self, rows: list[SQLModel]) -> None:
+        with self._write_lock, self.session() as session:
+            session.add_all(rows)
+            session.commit()
+
+    @staticmethod
+    def _set_kind(session: Session, ids: Sequence[int], kind: str) -> None:
+        session.execute(text(f"UPDATE ledger SET kind = :kind WHERE id IN ({_placeholders(ids)})"), {"kind": kind} | _params(ids))
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with open(path, "a+") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _placeholders(ids: Sequence[int]) -> str:
+    return ", ".join(f":i{n}" for n in range(len(ids))) or "NULL"
+
+
+def _params(ids: Sequence[int]) -> dict[str, int]:
+    return {f"i{n}": i for n, i in enumerate(ids)}
+
+
+def _configure_connection(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API object
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode survives a process crash (kill -9); only an OS crash may lose the
+    # last transactions, which then are requests paid again, never money unaccounted.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+    cursor.close()

@@ -1,0 +1,282 @@
+"""Algorithm 1 against any Classifier, checkpointed after every iteration.
+
+Reproducibility: every random draw comes from a generator seeded by (seed, purpose[, t]), never
+from state that lives only in memory, so a run resumed from its checkpoint draws exactly what
+the uninterrupted run would have drawn, and renders exactly the same bytes — whose responses
+are then free from the cache.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from barapi import labels as labelling
+from barapi.classifier import Classifier, Scores
+from barapi.config import RunConfig
+from barapi.data import Split, load_split
+from barapi.errors import ConfigError
+from barapi.losses import accuracy, class_weights, cross_entropy, focal_loss
+from barapi.money import Budget
+from barapi.optim import ZerothOrderOptimizer, make_optimizer
+from barapi.program import Program, initial_parameters, program_sha256
+from barapi.queries import QueryEngine
+from barapi.store import MetricRow, RunRecord, Store
+
+# Seeds for the independent random streams of a run.
+INIT_STREAM, MAPPING_STREAM = 1, 2
+
+
+@dataclass
+class Progress:
+    phase: str  # "mapping", "training", "evaluating", "done"
+    iteration: int
+    iterations: int
+    loss: float | None
+    train_accuracy: float | None
+    test_accuracy: float | None
+    queries_paid: int
+    queries_cached: int
+    cost_usd: float
+    elapsed_s: float
+
+
+@dataclass
+class RunResult:
+    run: str
+    status: str  # completed | budget_exhausted
+    iterations: int
+    queries: int
+    queries_paid: int
+    queries_cached: int
+    cost_usd: float
+    budget_usd: float | None
+    train_accuracy: float | None
+    test_accuracy: float | None
+    program_sha256: str
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class State:
+    """What a checkpoint holds, besides the optimiser."""
+
+    iteration: int
+    vocabulary: list[str]
+    assignment: np.ndarray
+    recent_correct: np.ndarray  # correctness at W of the latest training samples (≤ one epoch)
+    last_loss: float | None
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, classifier: Classifier, store: Store, on_progress: Callable[[Progress], None] | None = None) -> None:
+        self.config = config
+        self.classifier = classifier
+        self.store = store
+        self.on_progress = on_progress or (lambda _: None)
+        method = config.method
+        self.program = Program(method.geometry)
+        self.split: Split = load_split(
+            config.data.dataset,
+            embed_size=method.geometry.embed_size,
+            train_per_class=config.data.train_per_class,
+            test_size=config.data.test_size,
+            seed=config.seed,
+        )
+        if method.batch_size > len(self.split.y_train):
+            raise ConfigError(f"--batch-size {method.batch_size} exceeds the {len(self.split.y_train)} training images")
+        self.weights = class_weights(self.split.y_train, self.split.n_classes)
+        self.record = self._open_record()
+        store.mark_lost(config.name)
+        paid, spent = store.spent(config.name)
+        self.budget = Budget(max_usd=config.budget_usd, max_queries=config.max_queries, per_1k=config.price_per_1k, spent_usd=spent, spent_queries=paid)
+        self.engine = QueryEngine(classifier, store, self.budget, config.name)
+        self.started = time.monotonic()
+        self.optimizer: ZerothOrderOptimizer = make_optimizer(
+            np.zeros(method.geometry.parameter_shape),
+            estimator=method.estimator, q=method.q, beta=method.beta,
+            optimizer=method.optimizer, lr=method.lr, lr_decay=method.lr_decay,
+        )
+
+    # -- public ------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        method = self.config.method
+        state = self._restore() or self._start()
+        status = "completed"
+        while state.iteration < method.iterations:
+            if not self._step(state):
+                status = "budget_exhausted"
+                break
+        test_accuracy = self._final_evaluation()
+        result = self._result(state, status, test_accuracy)
+        self.record.status = status
+        self.record.result = json.dumps(result.as_json())
+        self.store.save_run(self.record)
+        self._emit("done", state, test_accuracy)
+        return result
+
+    def mark(self, status: str) -> None:
+        """Record why the run stopped early (interrupted, failed, budget_exhausted)."""
+        self.record.status = status
+        self.store.save_run(self.record)
+
+    def predict_scores(self, w: np.ndarray, images: np.ndarray, vocabulary: list[str], assignment: np.ndarray) -> np.ndarray:
+        responses = self.engine.score(self.program.encode_batch(w, images))
+        return self._target_scores(responses, vocabulary, labelling.LabelMap(assignment))
+
+    # -- phases ------------------------------------------------------------------------------
+    def _open_record(self) -> RunRecord:
+        config_json = self.config.model_dump_json()
+        if self.store.has_run(self.config.name):
+            record = self.store.get_run(self.config.name)
+            record.config = config_json  # resume may raise the budget
+        else:
+            now = time.time()
+            record = RunRecord(name=self.config.name, created_at=now, updated_at=now, status="running", config=config_json)
+        record.status = "running"
+        self.store.save_run(record)
+        return record
+
+    def _start(self) -> State:
+        """Random W0, then the label mapping from W0's predictions on the training set."""
+        method = self.config.method
+        w0 = initial_parameters(method.geometry, method.init_scale, np.random.default_rng([self.config.seed, INIT_STREAM]))
+        self.optimizer.w = w0
+        n_classes = self.split.n_classes
+        vocabulary = list(self.classifier.labels() or [])
+        responses: list[Scores] = []
+        if method.mapping == "frequency" or not vocabulary:
+            self._emit("mapping", None, None)
+            responses = self.engine.score(self.program.encode_batch(w0, self.split.x_train))
+        if not vocabulary:
+            # The API does not publish its labels: use every label it has shown us.
+            vocabulary = sorted({label for r in responses for label in r})
+        if method.mapping == "frequency":
+            dense = self._dense(responses, vocabulary)
+            label_map = labelling.frequency_mapping(dense, self.split.y_train, n_classes, method.labels_per_class)
+        else:
+            rng = np.random.default_rng([self.config.seed, MAPPING_STREAM])
+            label_map = labelling.random_mapping(len(vocabulary), n_classes, method.labels_per_class, rng)
+        state = State(0, vocabulary, label_map.assignment, np.zeros(0), None)
+        self._checkpoint(state, test_accuracy=None)
+        return state
+
+    def _step(self, state: State) -> bool:
+        """One iteration of Algorithm 1; False when its queries no longer fit the budget."""
+        method = self.config.method
+        rng = np.random.default_rng([self.config.seed, state.iteration])
+        batch = rng.choice(len(self.split.y_train), size=method.batch_size, replace=False)
+        candidates = self.optimizer.ask(rng)
+        targets = self.split.x_train[batch]
+        images = [image for w in candidates for image in self.program.encode_batch(w, targets)]
+        if not self.budget.fits(self.engine.uncached(images)):
+            return False
+        responses = self.engine.score(images)
+        label_map = labelling.LabelMap(state.assignment)
+        labels = self.split.y_train[batch]
+        losses = []
+        for c in range(len(candidates)):
+            scores = self._target_scores(responses[c * len(batch) : (c + 1) * len(batch)], state.vocabulary, label_map)
+            losses.append(self._loss(scores, labels))
+            if c == 0:
+                correct = (np.argmax(scores, axis=1) == labels).astype(float)
+        self.optimizer.tell(losses)
+        state.iteration += 1
+        state.last_loss = losses[0]
+        state.recent_correct = np.concatenate([state.recent_correct, correct])[-len(self.split.y_train) :]
+        test_accuracy = None
+        if method.eval_every and state.iteration % method.eval_every == 0 and state.iteration < method.iterations:
+            test_accuracy = self._evaluate(state)
+        self._checkpoint(state, test_accuracy)
+        self._emit("training", state, test_accuracy)
+        return True
+
+    def _final_evaluation(self) -> float | None:
+        state = self._current
+        images = self.program.encode_batch(self.optimizer.w, self.split.x_test)
+        if not self.budget.fits(self.engine.uncached(images)):
+            return None
+        self._emit("evaluating", state, None)
+        return self._evaluate(state)
+
+    def _evaluate(self, state: State) -> float:
+        scores = self.predict_scores(self.optimizer.w, self.split.x_test, state.vocabulary, state.assignment)
+        return accuracy(scores, self.split.y_test)
+
+    # -- pieces ------------------------------------------------------------------------------
+    def _dense(self, responses: list[Scores], vocabulary: list[str]) -> np.ndarray:
+        index = {label: i for i, label in enumerate(vocabulary)}
+        return np.stack([labelling.fill_missing(r, vocabulary, index) for r in responses])
+
+    def _target_scores(self, responses: list[Scores], vocabulary: list[str], label_map: labelling.LabelMap) -> np.ndarray:
+        return label_map.target_scores(self._dense(responses, vocabulary))
+
+    def _loss(self, scores: np.ndarray, labels: np.ndarray) -> float:
+        method = self.config.method
+        if method.loss == "ce":
+            return cross_entropy(scores, labels)
+        return focal_loss(scores, labels, self.weights, method.focal_gamma)
+
+    def _train_accuracy(self, state: State) -> float | None:
+        return float(state.recent_correct.mean()) if len(state.recent_correct) else None
+
+    def _checkpoint(self, state: State, test_accuracy: float | None) -> None:
+        self._current = state
+        buffer = io.BytesIO()
+        arrays = self.optimizer.state() | {
+            "iteration": np.asarray(state.iteration),
+            "vocabulary": np.asarray(state.vocabulary, dtype=str),
+            "assignment": state.assignment,
+            "recent_correct": state.recent_correct,
+            "last_loss": np.asarray(np.nan if state.last_loss is None else state.last_loss),
+        }
+        np.savez(buffer, **arrays)
+        paid, spent = self.budget.spent_queries, self.budget.spent_usd
+        metrics = MetricRow(
+            run=self.config.name, iteration=state.iteration, queries_paid=paid, queries_cached=self.engine.queries_cached,
+            cost_usd=spent, loss=state.last_loss, train_accuracy=self._train_accuracy(state), test_accuracy=test_accuracy, ts=time.time(),
+        )
+        self.store.save_checkpoint(self.record, state.iteration, buffer.getvalue(), metrics)
+
+    def _restore(self) -> State | None:
+        checkpoint = self.store.load_checkpoint(self.config.name)
+        if checkpoint is None:
+            return None
+        with np.load(io.BytesIO(checkpoint.state), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        self.optimizer.load(arrays)
+        last_loss = float(arrays["last_loss"])
+        state = State(
+            iteration=int(arrays["iteration"]),
+            vocabulary=[str(v) for v in arrays["vocabulary"]],
+            assignment=arrays["assignment"],
+            recent_correct=arrays["recent_correct"],
+            last_loss=None if np.isnan(last_loss) else last_loss,
+        )
+        self._current = state
+        return state
+
+    def _result(self, state: State, status: str, test_accuracy: float | None) -> RunResult:
+        paid, spent = self.store.spent(self.config.name)
+        return RunResult(
+            run=self.config.name, status=status, iterations=state.iteration,
+            queries=paid + self.engine.queries_cached, queries_paid=paid, queries_cached=self.engine.queries_cached,
+            cost_usd=round(spent, 6), budget_usd=self.config.budget_usd,
+            train_accuracy=self._train_accuracy(state), test_accuracy=test_accuracy,
+            program_sha256=program_sha256(self.optimizer.w),
+        )
+
+    def _emit(self, phase: str, state: State | None, test_accuracy: float | None) -> None:
+        self.on_progress(Progress(
+            phase=phase, iteration=state.iteration if state else 0, iterations=self.config.method.iterations,
+            loss=state.last_loss if state else None, train_accuracy=self._train_accuracy(state) if state else None,
+            test_accuracy=test_accuracy, queries_paid=self.budget.spent_queries, queries_cached=self.engine.queries_cached,
+            cost_usd=self.budget.spent_usd, elapsed_s=time.monotonic() - self.started,
+        ))

@@ -1,0 +1,3 @@
+from barapi.cli.app import main
+
+main()

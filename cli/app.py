@@ -1,0 +1,339 @@
+"""The `barapi` command. Errors are caught here, at the edge: one line on stderr, exit code 1."""
+
+
+import inspect
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from pydantic import ValidationError
+
+from barapi import __version__
+from barapi.config import DataConfig, MethodConfig, ProviderConfig, RunConfig
+from barapi.errors import BarapiError, BudgetExceeded, ConfigError
+from barapi.money import Estimate
+from barapi.money import price_per_1k as lookup_price
+from barapi.program import Geometry
+from barapi.store import Store
+from barapi.cli.render import ProgressPrinter
+
+app = typer.Typer(
+    help="Reprogram a black-box image classifier behind a prediction API to solve a new task.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+runs_app = typer.Typer(help="Runs kept under BARAPI_HOME.", no_args_is_help=True)
+mock_app = typer.Typer(help="A local server with a real ImageNet model (needs the mock extra).", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(mock_app, name="mock")
+
+EXIT_INTERRUPTED = 130
+_DEFAULT_METHOD = MethodConfig()
+_DEFAULT_DATA = DataConfig()
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the project's errors into one clear line and exit code 1 — never a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except BarapiError as error:
+            raise fail(str(error)) from None
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise fail(f"invalid {where or 'option'}: {first['msg']}") from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as error:  # noqa: BLE001 - the edge: a bug still gets one line, not locals
+            if os.environ.get("BARAPI_DEBUG"):
+                raise
+            raise fail(f"unexpected {type(error).__name__}: {error} (set BARAPI_DEBUG=1 to see the traceback)") from None
+
+    return wrapper
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"barapi {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version and exit.")] = None,
+) -> None:
+    pass
+
+
+# -- the options `train` and `estimate` share ----------------------------------------------
+def run_config(
+    provider: Annotated[str, typer.Option(help="torchserve (also the local mock server) or local (in-process model).", rich_help_panel="Provider")] = "torchserve",
+    base_url: Annotated[Optional[str], typer.Option(help="Provider endpoint.", envvar="BARAPI_BASE_URL", rich_help_panel="Provider")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model name at the provider.", rich_help_panel="Provider")] = None,
+    model_version: Annotated[Optional[str], typer.Option(help="Model version, if the provider has versions.", rich_help_panel="Provider")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Parallel requests.", rich_help_panel="Provider")] = 8,
+    rate_limit: Annotated[Optional[float], typer.Option(help="Client-side cap on requests per second.", rich_help_panel="Provider")] = None,
+    dataset: Annotated[str, typer.Option(help="'digits' (bundled), a folder with one sub-folder per class, or an .npz (x, y).", rich_help_panel="Data")] = _DEFAULT_DATA.dataset,
+    train_per_class: Annotated[int, typer.Option(min=1, help="Training images per class.", rich_help_panel="Data")] = _DEFAULT_DATA.train_per_class,
+    test_size: Annotated[int, typer.Option(min=1, help="Test images.", rich_help_panel="Data")] = _DEFAULT_DATA.test_size,
+    embed_size: Annotated[int, typer.Option(help="Side of the target image in the canvas, px.", rich_help_panel="Method")] = _DEFAULT_METHOD.geometry.embed_size,
+    program_resolution: Annotated[int, typer.Option(help="Side of W per channel (upsampled to the canvas); 0 = full resolution.", rich_help_panel="Method")] = _DEFAULT_METHOD.geometry.program_resolution or 0,
+    iterations: Annotated[int, typer.Option(min=1, help="Optimiser steps.", rich_help_panel="Method")] = _DEFAULT_METHOD.iterations,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per step.", rich_help_panel="Method")] = _DEFAULT_METHOD.batch_size,
+    q: Annotated[int, typer.Option(min=1, help="Random directions per gradient estimate.", rich_help_panel="Method")] = _DEFAULT_METHOD.q,
+    beta: Annotated[float, typer.Option(help="Smoothing (perturbation size) of the estimator.", rich_help_panel="Method")] = _DEFAULT_METHOD.beta,
+    lr: Annotated[float, typer.Option(help="Initial step size.", rich_help_panel="Method")] = _DEFAULT_METHOD.lr,
+    lr_decay: Annotated[float, typer.Option(help="Step size multiplier per iteration.", rich_help_panel="Method")] = _DEFAULT_METHOD.lr_decay,
+    estimator: Annotated[str, typer.Option(help="one-sided (the paper) or two-sided.", rich_help_panel="Method")] = _DEFAULT_METHOD.estimator,
+    optimizer: Annotated[str, typer.Option(help="adam or sgd (the paper).", rich_help_panel="Method")] = _DEFAULT_METHOD.optimizer,
+    labels_per_class: Annotated[int, typer.Option(min=1, help="Source labels averaged per target class (m).", rich_help_panel="Method")] = _DEFAULT_METHOD.labels_per_class,
+    mapping: Annotated[str, typer.Option(help="frequency or random.", rich_help_panel="Method")] = _DEFAULT_METHOD.mapping,
+    loss: Annotated[str, typer.Option(help="focal or ce.", rich_help_panel="Method")] = _DEFAULT_METHOD.loss,
+    eval_every: Annotated[int, typer.Option(min=0, help="Evaluate every N iterations (0: at the end only).", rich_help_panel="Method")] = _DEFAULT_METHOD.eval_every,
+    budget: Annotated[Optional[float], typer.Option(help="Most dollars this run may spend.", rich_help_panel="Budget")] = None,
+    max_queries: Annotated[Optional[int], typer.Option(help="Most images this run may send (paid).", rich_help_panel="Budget")] = None,
+    price_per_1k: Annotated[Optional[float], typer.Option(help="Dollars per 1,000 images (overrides the price table).", rich_help_panel="Budget")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    name: Annotated[Optional[str], typer.Option(help="Run name (default: generated).")] = None,
+) -> RunConfig:
+    options = {"base_url": base_url, "model": model, "model_version": model_version, "concurrency": concurrency, "rate_limit": rate_limit}
+    provider_config = ProviderConfig(name=provider, options={k: v for k, v in options.items() if v is not None})
+    method = MethodConfig(
+        iterations=iterations, batch_size=batch_size, q=q, beta=beta, lr=lr, lr_decay=lr_decay, estimator=estimator,
+        optimizer=optimizer, loss=loss, mapping=mapping, labels_per_class=labels_per_class, eval_every=eval_every,  # type: ignore[arg-type]
+        geometry=Geometry(embed_size=embed_size, program_resolution=program_resolution or None),
+    )
+    model_name = model or _default_model(provider)
+    price = lookup_price(provider, model_name, override=price_per_1k, price_file=Store.price_file())
+    return RunConfig(
+        name=name or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}", seed=seed, provider=provider_config,
+        data=DataConfig(dataset=dataset, train_per_class=train_per_class, test_size=test_size), method=method,
+        budget_usd=budget, max_queries=max_queries, price_per_1k=price,
+    )
+
+
+def _default_model(provider: str) -> str:
+    from barapi.adapters.torchserve import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+def with_run_options(extra: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command every `run_config` option plus its own, declared once (Typer reads the
+    signature)."""
+    shared = list(inspect.signature(run_config).parameters.values())
+    own = list(inspect.signature(extra).parameters.values())
+    own_names = {p.name for p in own}
+
+    @wraps(extra)
+    def command(**kwargs: Any) -> Any:
+        config = run_config(**{p.name: kwargs.pop(p.name) for p in shared})
+        return extra(config=config, **{k: v for k, v in kwargs.items() if k in own_names})
+
+    command.__signature__ = inspect.Signature([p for p in own if p.name != "config"] + shared)  # type: ignore[attr-defined]
+    return command
+
+
+# -- commands --------------------------------------------------------------------------------
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line of stdout.")]
+
+
+@app.command()
+@friendly
+@with_run_options
+def estimate(config: RunConfig, as_json: JsonOption = False) -> None:
+    """Queries and dollars a run would cost, before anything is spent."""
+    from barapi.planning import estimate_run
+
+    store = Store()
+    figures = estimate_run(config, _classifier(config), store)
+    _print_estimate(figures, as_json)
+
+
+@app.command()
+@friendly
+@with_run_options
+def train(
+    config: RunConfig,
+    as_json: JsonOption = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before spending past the budget.")] = False,
+) -> None:
+    """Train a program: embed, query, estimate gradients, step — within the budget."""
+    from barapi.planning import estimate_run
+
+    store = Store()
+    if store.has_run(config.name):
+        raise ConfigError(f"a run named {config.name!r} exists: continue it with `barapi resume {config.name}` or pick another --name")
+    classifier = _classifier(config)
+    figures = estimate_run(config, classifier, store)
+    if not as_json:
+        _print_estimate(figures, as_json=False)
+    _confirm_spend(config, figures, yes)
+    _execute(config, classifier, store, as_json)
+
+
+@app.command()
+@friendly
+def resume(
+    run: Annotated[str, typer.Argument(help="Run name (see `barapi runs list`).")],
+    budget: Annotated[Optional[float], typer.Option(help="Raise the run's dollar budget.")] = None,
+    max_queries: Annotated[Optional[int], typer.Option(help="Raise the run's query cap.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Carry on an interrupted run exactly where it stopped; paid responses come from the cache."""
+    store = Store()
+    record = store.get_run(run)
+    config = RunConfig.model_validate_json(record.config)
+    updates = {k: v for k, v in {"budget_usd": budget, "max_queries": max_queries}.items() if v is not None}
+    config = config.model_copy(update=updates)
+    _execute(config, _classifier(config), store, as_json)
+
+
+def _classifier(config: RunConfig):  # noqa: ANN202 - the Classifier protocol
+    from barapi.adapters import build_classifier
+    from barapi.adapters.http import make_client
+
+    return build_classifier(config.provider, make_client())
+
+
+def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool) -> None:
+    from barapi.trainer import Trainer
+
+    printer = ProgressPrinter(quiet=as_json)
+    trainer = Trainer(config, classifier, store, on_progress=printer)
+    try:
+        result = trainer.run()
+    except KeyboardInterrupt:
+        printer.finish()
+        trainer.mark("interrupted")
+        typer.echo(f"interrupted: progress is checkpointed; carry on with `barapi resume {config.name}`", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except BudgetExceeded as error:
+        printer.finish()
+        trainer.mark("budget_exhausted")
+        raise fail(f"{error} (run {config.name})") from None
+    except BaseException:
+        printer.finish()
+        trainer.mark("failed")
+        raise
+    printer.finish()
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+        return
+    typer.echo(
+        f"run {result.run}: {result.status} after {result.iterations} iterations — "
+        f"test accuracy {_pct(result.test_accuracy)}, train accuracy {_pct(result.train_accuracy)}, "
+        f"{result.queries_paid:,} queries paid + {result.queries_cached:,} from cache, ${result.cost_usd:.4f}"
+        + (f" of ${result.budget_usd:.2f}" if result.budget_usd is not None else "")
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "not evaluated (budget)" if value is None else f"{value:.1%}"
+
+
+def _print_estimate(figures: Estimate, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(figures.as_json()))
+        return
+    q = figures.as_json()["queries"]
+    typer.echo(
+        f"estimate: {q['label_mapping']:,} label mapping + {q['training']:,} training + {q['evaluation']:,} evaluation "
+        f"= {q['total']:,} queries ({q['cached']:,} already cached) → ${figures.cost_usd:.2f} at ${figures.price_per_1k:.2f}/1k",
+        err=True,
+    )
+
+
+def _confirm_spend(config: RunConfig, figures: Estimate, yes: bool) -> None:
+    over_budget = config.budget_usd is not None and figures.cost_usd > config.budget_usd
+    if yes or not over_budget:
+        return
+    question = f"the estimate (${figures.cost_usd:.2f}) exceeds the budget (${config.budget_usd:.2f}); training stops when the budget runs out. Continue?"
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{question.split(';')[0]}: refusing without a terminal to ask; pass --yes to train anyway")
+    if not typer.confirm(question, default=False, err=True):
+        raise typer.Exit(1)
+
+
+@runs_app.command("list")
+@friendly
+def runs_list(as_json: JsonOption = False) -> None:
+    """Every run with its status and spend."""
+    from barapi.planning import run_summary
+
+    summaries = [run_summary(Store(), record) for record in Store().list_runs()]
+    if as_json:
+        typer.echo(json.dumps(summaries))
+        return
+    if not summaries:
+        typer.echo("no runs yet: `barapi train` starts one")
+    for s in summaries:
+        typer.echo(f"{s['name']:<32} {s['status']:<17} iter {s['iterations']:>5}  test {_pct(s['test_accuracy']):>8}  ${s['cost_usd']:.4f}")
+
+
+@runs_app.command("show")
+@friendly
+def runs_show(run: Annotated[str, typer.Argument(help="Run name.")], as_json: JsonOption = False) -> None:
+    """A run's status, figures and configuration."""
+    from barapi.planning import run_summary
+
+    store = Store()
+    summary = run_summary(store, store.get_run(run))
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    for key, value in summary.items():
+        if key != "config":
+            typer.echo(f"{key:>16}: {value}")
+
+
+@mock_app.command("serve")
+@friendly
+def mock_serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    model: Annotated[str, typer.Option(help="efficientnet-lite0, -lite1 or -lite2.")] = "efficientnet-lite0",
+    topk: Annotated[int, typer.Option(help="Labels per answer; 0 = all 1,000 (TorchServe's stock handler uses 5).")] = 0,
+    fail_rate: Annotated[float, typer.Option(min=0, max=1, help="Fraction of requests answered 500.")] = 0.0,
+    throttle_rate: Annotated[float, typer.Option(min=0, max=1, help="Fraction answered 429 with Retry-After.")] = 0.0,
+    latency_ms: Annotated[float, typer.Option(min=0, help="Added latency per request.")] = 0.0,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the fault injection.")] = None,
+) -> None:
+    """Serve a real ImageNet model over the TorchServe inference API."""
+    try:
+        from barapi.mock.model import ImageNetModel
+        from barapi.mock.server import Faults, MockServer
+    except ImportError as error:
+        raise ConfigError(f"the mock server needs its extra: pip install 'barapi[mock]' ({error})") from error
+    typer.echo(f"loading {model} (exported to ONNX under BARAPI_HOME on first use)…", err=True)
+    try:
+        server = MockServer(host, port, ImageNetModel(model), topk=topk or None, faults=Faults(fail_rate, throttle_rate, latency_ms, seed))
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {host}:{port}: {error}; pick another --port") from error
+    typer.echo(f"serving {model} on http://{host}:{server.server_address[1]} (TorchServe API; Ctrl-C stops)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from barapi.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh BARAPI_HOME per test; the exported model is shared (see model_home)."""
+    monkeypatch.setenv("BARAPI_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def store(home: Path) -> Store:
+    return Store(home)
+
+
+@pytest.fixture(scope="session")
+def model_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the ONNX export lives for the whole test session (exported once, ~2 s)."""
+    shared = os.environ.get("BARAPI_TEST_MODEL_HOME")
+    return Path(shared) if shared else tmp_path_factory.mktemp("model-home")
+
+
+@pytest.fixture(scope="session")
+def imagenet_model(model_home: Path):
+    pytest.importorskip("onnxruntime", reason="the mock extra is not installed: pip install -e '.[mock]'")
+    from barapi.mock.model import ImageNetModel
+
+    return ImageNetModel(home=model_home)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_home: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = os.environ | {"BARAPI_HOME": str(model_home)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "barapi.cli", "mock", "serve", "--port", str(port), *extra],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mock server exited: {process.stderr.read().decode()}")
+        try:
+            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("mock server did not answer /ping within 120 s")
+
+
+@pytest.fixture(scope="session")
+def server_url(imagenet_model, model_home: Path):
+    """The real mock server as a separate process on a free loopback port."""
+    process, url = start_server(model_home)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)

@@ -1,0 +1,101 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from barapi.optim import ESTIMATORS, STEP_RULES, SGD, Adam, OneSidedEstimator, ZerothOrderOptimizer, make_optimizer
+
+A = np.diag(np.linspace(1.0, 3.0, 12))
+TARGET = np.linspace(-1.0, 1.0, 12)
+
+
+def quadratic(w: np.ndarray) -> float:
+    r = w.ravel() - TARGET
+    return float(0.5 * r @ A @ r)
+
+
+def true_gradient(w: np.ndarray) -> np.ndarray:
+    return A @ (w.ravel() - TARGET)
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_estimator_is_unbiased_on_a_quadratic(name: str) -> None:
+    w = np.zeros(12)
+    estimator = ESTIMATORS[name](q=4, beta=0.05)
+    rng = np.random.default_rng(0)
+    total = np.zeros(12)
+    trials = 6000
+    for _ in range(trials):
+        losses = np.array([quadratic(w + o) for o in estimator.offsets(rng, w.shape)])
+        total += estimator.gradient(losses)
+    mean = total / trials
+    g = true_gradient(w)
+    assert np.linalg.norm(mean - g) / np.linalg.norm(g) < 0.08
+
+
+def test_estimator_variance_falls_with_q() -> None:
+    w = np.zeros(12)
+    g = true_gradient(w)
+
+    def mse(q: int) -> float:
+        estimator = OneSidedEstimator(q=q, beta=0.01)
+        rng = np.random.default_rng(1)
+        errors = []
+        for _ in range(400):
+            losses = np.array([quadratic(w + o) for o in estimator.offsets(rng, w.shape)])
+            errors.append(np.sum((estimator.gradient(losses) - g) ** 2))
+        return float(np.mean(errors))
+
+    assert mse(20) < mse(2) / 5
+
+
+def test_one_sided_uses_q_plus_one_queries_and_puts_w_first() -> None:
+    estimator = OneSidedEstimator(q=25, beta=0.5)
+    offsets = estimator.offsets(np.random.default_rng(0), (4, 4, 3))
+    assert len(offsets) == 26 == estimator.queries_per_sample
+    assert not offsets[0].any()
+    assert all(np.linalg.norm(o) == pytest.approx(0.5) for o in offsets[1:])
+
+
+@pytest.mark.parametrize("estimator,rule", list(itertools.product(sorted(ESTIMATORS), sorted(STEP_RULES))))
+def test_every_estimator_and_step_rule_minimises_a_convex_toy(estimator: str, rule: str) -> None:
+    lr = {"sgd": 0.05, "adam": 0.05}[rule]
+    optimizer = make_optimizer(np.zeros(12), estimator=estimator, q=6, beta=0.01, optimizer=rule, lr=lr, lr_decay=0.999)
+    start = quadratic(optimizer.w)
+    for t in range(600):
+        candidates = optimizer.ask(np.random.default_rng([7, t]))
+        optimizer.tell([quadratic(c) for c in candidates])
+    assert quadratic(optimizer.w) < 0.05 * start
+
+
+@pytest.mark.parametrize("rule", sorted(STEP_RULES))
+def test_state_round_trip_continues_identically(rule: str) -> None:
+    def fresh() -> ZerothOrderOptimizer:
+        return make_optimizer(np.ones(12), estimator="one-sided", q=3, beta=0.1, optimizer=rule, lr=0.01, lr_decay=0.99)
+
+    a = fresh()
+    for t in range(5):
+        a.tell([quadratic(c) for c in a.ask(np.random.default_rng([1, t]))])
+    b = fresh()
+    b.load(a.state())
+    for t in range(5, 10):
+        a.tell([quadratic(c) for c in a.ask(np.random.default_rng([1, t]))])
+        b.tell([quadratic(c) for c in b.ask(np.random.default_rng([1, t]))])
+    assert np.array_equal(a.w, b.w)
+
+
+def test_sgd_step_decays_exponentially() -> None:
+    sgd = SGD(lr=1.0, decay=0.5)
+    w = np.zeros(1)
+    steps = []
+    for _ in range(3):
+        new = sgd.step(w, np.ones(1))
+        steps.append(float(w[0] - new[0]))
+        w = new
+    assert steps == [1.0, 0.5, 0.25]
+
+
+def test_tell_without_ask_is_an_error() -> None:
+    optimizer = ZerothOrderOptimizer(np.zeros(2), OneSidedEstimator(1, 0.1), Adam(0.1))
+    with pytest.raises(RuntimeError):
+        optimizer.tell([0.0, 1.0])

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from barapi.program import Geometry, Program, decode_png, initial_parameters, interpolation_matrix, program_sha256, quantize
+
+
+def test_embedding_keeps_target_pixels_intact() -> None:
+    g = Geometry(canvas_size=64, embed_size=16, program_resolution=8)
+    program = Program(g)
+    rng = np.random.default_rng(0)
+    w = initial_parameters(g, 3.0, rng)
+    target = rng.uniform(-1, 1, size=(16, 16, 3))
+    canvas = decode_png(program.encode_batch(w, target[None])[0])
+    inner = canvas[g.offset : g.offset + 16, g.offset : g.offset + 16]
+    assert np.array_equal(quantize(inner), quantize(target))
+    # ...and the program is really there outside it.
+    assert np.abs(canvas[:4, :4]).max() > 0.1
+
+
+def test_mask_is_zero_exactly_on_the_embedding() -> None:
+    g = Geometry(canvas_size=32, embed_size=10)
+    mask = Program(g).mask[..., 0]
+    assert mask.sum() == 32 * 32 - 100
+    assert (mask[g.offset : g.offset + 10, g.offset : g.offset + 10] == 0).all()
+
+
+def test_program_is_tanh_of_masked_parameters_and_bounded() -> None:
+    g = Geometry(canvas_size=16, embed_size=4)
+    program = Program(g)
+    w = np.random.default_rng(1).normal(0, 10, size=g.parameter_shape)
+    p = program.perturbation(w)
+    assert np.allclose(p, np.tanh(w * program.mask))
+    assert np.abs(p).max() <= 1.0
+
+
+def test_low_resolution_parameters_are_upsampled_smoothly() -> None:
+    m = interpolation_matrix(8, 3)
+    assert np.allclose(m.sum(axis=1), 1.0)  # convex weights: constants stay constant
+    assert np.allclose(m @ np.array([0.0, 1.0, 2.0]), np.linspace(0, 2, 8))
+
+
+def test_png_round_trip_is_exact_after_quantisation() -> None:
+    g = Geometry(canvas_size=32, embed_size=8, program_resolution=4)
+    program = Program(g)
+    w = initial_parameters(g, 1.0, np.random.default_rng(2))
+    target = np.random.default_rng(3).uniform(-1, 1, size=(8, 8, 3))
+    sent = program.encode_batch(w, target[None])[0]
+    assert sent[:8] == b"\x89PNG\r\n\x1a\n"
+    assert np.array_equal(quantize(decode_png(sent)), quantize(program.compose(w, target)))
+    assert program.encode_batch(w, target[None])[0] == sent  # deterministic bytes: cacheable
+
+
+def test_geometry_rejects_an_embedding_that_fills_the_canvas() -> None:
+    with pytest.raises(ValidationError, match="leaves no room"):
+        Geometry(canvas_size=64, embed_size=64)
+
+
+def test_program_hash_depends_on_every_bit() -> None:
+    w = np.zeros((2, 2, 3))
+    v = w.copy()
+    v[0, 0, 0] = np.nextafter(0, 1)
+    assert program_sha256(w) != program_sha256(v)
+
+
+def test_quantisation_swallows_the_papers_beta_at_full_resolution() -> None:
+    """design.md § 5: with d ≈ 150k and β = 0.01 on a unit direction, no pixel moves a grey
+    level, so the finite difference through an 8-bit API is exactly zero; a low-resolution W
+    with β = 1 moves many pixels."""
+    rng = np.random.default_rng(4)
+    full = Geometry()
+    w = initial_parameters(full, 0.5, rng)
+    u = rng.standard_normal(full.parameter_shape)
+    u /= np.linalg.norm(u)
+    program = Program(full)
+    moved = quantize(program.perturbation(w + 0.01 * u)) != quantize(program.perturbation(w))
+    assert moved.mean() < 0.01
+    low = Geometry(program_resolution=16)
+    w_low = initial_parameters(low, 0.5, rng)
+    u_low = rng.standard_normal(low.parameter_shape)
+    u_low /= np.linalg.norm(u_low)
+    low_program = Program(low)
+    moved_low = quantize(low_program.perturbation(w_low + 1.0 * u_low)) != quantize(low_program.perturbation(w_low))
+    assert moved_low.mean() > 0.5
