@@ -12,6 +12,7 @@ import importlib
 import io
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def export_onnx(name: str, path: Path) -> None:
     network = EfficientNet.from_pretrained(name, weights_path=weights).eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.partial")
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on constant folding: not actionable
         torch.onnx.export(
             network, torch.zeros(1, 3, size, size), str(partial),
             input_names=["image"], output_names=["logits"],

@@ -1,0 +1,122 @@
+"""`barapi train` / `resume` as real processes against the real model on a loopback server."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from barapi.store import Store
+
+pytestmark = pytest.mark.slow
+
+# Small enough to finish in seconds: 30 training images, 12 queries per iteration.
+SMALL = ["--dataset", "digits", "--train-per-class", "3", "--test-size", "10", "--iterations", "8",
+         "--batch-size", "4", "--q", "2", "--concurrency", "4"]
+
+
+def barapi(home: Path, *args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    env = os.environ | {"BARAPI_HOME": str(home)}
+    result = subprocess.run([sys.executable, "-m", "barapi.cli", *args], env=env, capture_output=True, text=True, timeout=300, **kwargs)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def last_json(output: str) -> dict:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def test_train_reprograms_the_real_model_and_reports_json(server_url: str, tmp_path: Path) -> None:
+    result = barapi(tmp_path, "train", "--base-url", server_url, *SMALL, "--name", "e2e", "--price-per-1k", "1.2", "--json")
+    summary = last_json(result.stdout)
+    assert summary["run"] == "e2e" and summary["status"] == "completed" and summary["iterations"] == 8
+    # label mapping (30) + 8 × 4 × (2 + 1) training + 10 test images; identical images (digits
+    # has a few duplicates) are paid once and then come from the cache.
+    assert summary["queries"] == summary["queries_paid"] + summary["queries_cached"] == 30 + 96 + 10
+    assert summary["queries_cached"] < 10
+    assert summary["cost_usd"] == pytest.approx(summary["queries_paid"] * 1.2 / 1000)
+    assert 0.0 <= summary["test_accuracy"] <= 1.0 and len(summary["program_sha256"]) == 64
+    shown = last_json(barapi(tmp_path, "runs", "show", "e2e", "--json").stdout)
+    assert shown["program_sha256"] == summary["program_sha256"] and shown["status"] == "completed"
+
+
+def test_same_seed_same_program(server_url: str, tmp_path: Path) -> None:
+    a = last_json(barapi(tmp_path / "a", "train", "--base-url", server_url, *SMALL, "--name", "a", "--json").stdout)
+    b = last_json(barapi(tmp_path / "b", "train", "--base-url", server_url, *SMALL, "--name", "b", "--json").stdout)
+    assert a["program_sha256"] == b["program_sha256"]
+
+
+def test_human_output_has_progress_and_summary(server_url: str, tmp_path: Path) -> None:
+    result = barapi(tmp_path, "train", "--base-url", server_url, *SMALL, "--name", "h")
+    assert "iter 8/8" in result.stderr and "ETA" in result.stderr
+    assert "run h: completed after 8 iterations" in result.stdout
+
+
+def test_budget_stops_the_run_without_overspending(server_url: str, tmp_path: Path) -> None:
+    # $0.10 at $1/1k buys 100 images: the mapping (≤ 30) and as many 12-image iterations as fit.
+    result = barapi(tmp_path, "train", "--base-url", server_url, *SMALL, "--name", "b", "--price-per-1k", "1.0", "--budget", "0.10", "--yes", "--json")
+    summary = last_json(result.stdout)
+    assert summary["status"] == "budget_exhausted"
+    assert summary["cost_usd"] <= 0.10 < summary["cost_usd"] + 12 * 0.001  # stopped at the first that did not fit
+    assert summary["iterations"] < 8
+    assert Store(tmp_path).spent("b") == (summary["queries_paid"], pytest.approx(summary["cost_usd"]))
+    # More budget: resume finishes the run, paying only for what it had not bought yet.
+    resumed = last_json(barapi(tmp_path, "resume", "b", "--budget", "1.0", "--json").stdout)
+    assert resumed["status"] == "completed"
+    assert resumed["queries"] == 136 and resumed["iterations"] == 8
+
+
+def test_over_budget_estimate_is_refused_without_a_terminal(server_url: str, tmp_path: Path) -> None:
+    result = barapi(tmp_path, "train", "--base-url", server_url, *SMALL, "--price-per-1k", "1.0", "--budget", "0.01", check=False, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
+    assert "--yes" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_killed_runs_resume_to_the_same_program_paying_only_for_requests_in_flight(server_url: str, tmp_path: Path) -> None:
+    reference = last_json(barapi(tmp_path / "ref", "train", "--base-url", server_url, *SMALL, "--name", "k", "--json").stdout)
+    home = tmp_path / "killed"
+    env = os.environ | {"BARAPI_HOME": str(home)}
+    rng = random.Random(1234)
+    kills = 0
+    command = [sys.executable, "-m", "barapi.cli", "train", "--base-url", server_url, *SMALL, "--name", "k", "--json"]
+    while True:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            process.wait(timeout=rng.uniform(1.5, 4.0))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+            assert Store(home).integrity_ok()
+            command = [sys.executable, "-m", "barapi.cli", "resume", "k", "--json"]
+            continue
+        out, err = process.communicate()
+        assert process.returncode == 0, err
+        final = last_json(out)
+        break
+    assert kills >= 1, "the run finished before any kill: lengthen SMALL"
+    assert final["program_sha256"] == reference["program_sha256"]
+    # Each kill loses at most the requests in flight (--concurrency 4, one image each).
+    assert reference["queries_paid"] <= final["queries_paid"] <= reference["queries_paid"] + 4 * kills
+    assert final["test_accuracy"] == reference["test_accuracy"]
+
+
+def test_ctrl_c_checkpoints_and_says_how_to_resume(server_url: str, tmp_path: Path) -> None:
+    env = os.environ | {"BARAPI_HOME": str(tmp_path)}
+    process = subprocess.Popen([sys.executable, "-m", "barapi.cli", "train", "--base-url", server_url, *SMALL, "--iterations", "400", "--name", "c"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (Store(tmp_path).has_run("c") and Store(tmp_path).load_checkpoint("c")):
+        time.sleep(0.2)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "barapi resume c" in err and "Traceback" not in err
+    assert Store(tmp_path).get_run("c").status == "interrupted"
