@@ -61,3 +61,17 @@ class RunConfig(BaseModel):
         if "/" in self.name or not self.name.strip():
             raise ValueError(f"run name {self.name!r} must be non-empty and contain no '/'")
         return self
+
+
+# Named method settings. "paper" is Algorithm 1 as published (full-resolution W, one-sided
+# estimator with q = 25 unit-sphere directions, b = d, SGD with exponential decay, minibatch 20,
+# focal loss, frequency mapping) with the one change an 8-bit API forces: β = 0.01 moves no
+# pixel by a grey level (design.md § 5), so β and the step are the best found for that
+# algorithm. "default" is what the benchmark (bench/engine.py) shows works best.
+PRESETS: dict[str, MethodConfig] = {
+    "default": MethodConfig(),
+    "paper": MethodConfig(
+        q=25, beta=5.0, lr=20.0, lr_decay=0.99, estimator="one-sided", optimizer="sgd",
+        geometry=Geometry(program_resolution=None, embed_size=MethodConfig().geometry.embed_size),
+    ),
+}

@@ -194,6 +194,7 @@ def resume(
     run: Annotated[str, typer.Argument(help="Run name (see `barapi runs list`).")],
     budget: Annotated[Optional[float], typer.Option(help="Raise the run's dollar budget.")] = None,
     max_queries: Annotated[Optional[int], typer.Option(help="Raise the run's query cap.")] = None,
+    iterations: Annotated[Optional[int], typer.Option(min=1, help="Train to this many iterations in all (extends a finished run).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Carry on an interrupted run exactly where it stopped; paid responses come from the cache."""
@@ -201,6 +202,8 @@ def resume(
     record = store.get_run(run)
     config = RunConfig.model_validate_json(record.config)
     updates = {k: v for k, v in {"budget_usd": budget, "max_queries": max_queries}.items() if v is not None}
+    if iterations is not None:
+        updates["method"] = config.method.model_copy(update={"iterations": iterations})
     config = config.model_copy(update=updates)
     _execute(config, _classifier(config), store, as_json)
 

