@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import os
+
 import httpx
 
 from barapi.classifier import Classifier
 from barapi.config import ProviderConfig
-from barapi.errors import ConfigError
+from barapi.errors import AuthenticationError, ConfigError
 
 
 def _torchserve(config: ProviderConfig, client: httpx.Client) -> Classifier:
@@ -21,8 +23,58 @@ def _torchserve(config: ProviderConfig, client: httpx.Client) -> Classifier:
         model=str(o.get("model") or DEFAULT_MODEL),
         version=o.get("model_version") or None,  # type: ignore[arg-type]
         concurrency=int(o.get("concurrency") or 8),
-        rate_per_second=o.get("rate_limit") or None,  # type: ignore[arg-type]
+        rate_per_second=_rate(o, 0.0),
     )
+
+
+def _key(variable: str) -> str:
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        raise AuthenticationError(f"no API key: set the environment variable {variable} (e.g. export {variable}=...)", maybe_billed=False)
+    return value
+
+
+def _clarifai(config: ProviderConfig, client: httpx.Client) -> Classifier:
+    from barapi.adapters import clarifai
+
+    o = config.options
+    return clarifai.ClarifaiClassifier(
+        client,
+        pat=_key(clarifai.KEY_VARIABLE),
+        model=str(o.get("model") or clarifai.DEFAULT_MODEL),
+        version=o.get("model_version") or None,  # type: ignore[arg-type]
+        user_id=str(o.get("user_id") or "clarifai"),
+        app_id=str(o.get("app_id") or "main"),
+        base_url=str(o.get("base_url") or os.environ.get("CLARIFAI_API_BASE") or clarifai.DEFAULT_BASE_URL),
+        max_concepts=int(o.get("max_concepts") or clarifai.MAX_CONCEPTS),
+        concurrency=int(o.get("concurrency") or clarifai.DEFAULT_CONCURRENCY),
+        rate_per_second=_rate(o, clarifai.DEFAULT_RATE_PER_SECOND),
+    )
+
+
+def _azure(config: ProviderConfig, client: httpx.Client) -> Classifier:
+    from barapi.adapters import azure
+
+    o = config.options
+    return azure.AzureCustomVisionClassifier(
+        client,
+        key=_key(azure.KEY_VARIABLE),
+        endpoint=str(o.get("endpoint") or o.get("base_url") or ""),
+        project_id=str(o.get("project_id") or ""),
+        iteration=str(o.get("iteration") or ""),
+        api_version=str(o.get("api_version") or "3.1"),
+        store_images=bool(o.get("store_images")),
+        concurrency=int(o.get("concurrency") or azure.DEFAULT_CONCURRENCY),
+        rate_per_second=_rate(o, azure.DEFAULT_RATE_PER_SECOND),
+    )
+
+
+def _rate(options: dict, default: float) -> float | None:
+    """--rate-limit N caps requests/s; 0 turns the limiter off."""
+    value = options.get("rate_limit")
+    if value is None:
+        return default
+    return float(value) or None
 
 
 def _local(config: ProviderConfig, client: httpx.Client) -> Classifier:
@@ -33,8 +85,25 @@ def _local(config: ProviderConfig, client: httpx.Client) -> Classifier:
 
 BUILDERS: dict[str, Callable[[ProviderConfig, httpx.Client], Classifier]] = {
     "torchserve": _torchserve,
+    "clarifai": _clarifai,
+    "azure": _azure,
     "local": _local,
 }
+
+
+def default_model(provider: str, options: dict) -> str:
+    """The model name the price table sees before a classifier exists."""
+    if options.get("model"):
+        return str(options["model"])
+    if provider == "clarifai":
+        from barapi.adapters.clarifai import DEFAULT_MODEL as clarifai_model
+
+        return clarifai_model
+    if provider == "azure":
+        return f"{options.get('project_id', '')}/{options.get('iteration', '')}"
+    from barapi.adapters.torchserve import DEFAULT_MODEL as torchserve_model
+
+    return torchserve_model
 
 
 def build_classifier(config: ProviderConfig, client: httpx.Client) -> Classifier:

@@ -8,7 +8,7 @@ requests in flight.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 Scores = dict[str, float]
 
@@ -54,3 +54,10 @@ class Classifier(Protocol):
 
     def predict(self, images: Sequence[bytes], *, meter: Meter = NULL_METER) -> list[Scores]:
         """Encoded images → per image, label → probability as the provider gave it."""
+
+
+@runtime_checkable
+class SelectableLabels(Protocol):
+    """A provider that can be asked for exactly some labels (Clarifai's select_concepts)."""
+
+    def restrict_to(self, labels: Sequence[str]) -> None: ...

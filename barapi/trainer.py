@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from barapi import labels as labelling
-from barapi.classifier import Classifier, Scores
+from barapi.classifier import Classifier, Scores, SelectableLabels
 from barapi.config import RunConfig
 from barapi.data import Split, load_split
 from barapi.errors import ConfigError
@@ -165,8 +165,15 @@ class Trainer:
             rng = np.random.default_rng([self.config.seed, MAPPING_STREAM])
             label_map = labelling.random_mapping(len(vocabulary), n_classes, method.labels_per_class, rng)
         state = State(0, vocabulary, label_map.assignment, np.zeros(0), None)
+        self._focus(state)
         self._checkpoint(state, test_accuracy=None)
         return state
+
+    def _focus(self, state: State) -> None:
+        """Providers that can be asked for exactly the mapped labels are, from here on: top-k
+        truncation then never hides one."""
+        if isinstance(self.classifier, SelectableLabels):
+            self.classifier.restrict_to(sorted({state.vocabulary[i] for i in state.assignment.ravel()}))
 
     def _step(self, state: State) -> bool:
         """One iteration of Algorithm 1; False when its queries no longer fit the budget."""
@@ -261,6 +268,7 @@ class Trainer:
             last_loss=None if np.isnan(last_loss) else last_loss,
         )
         self._current = state
+        self._focus(state)
         return state
 
     def _result(self, state: State, status: str, test_accuracy: float | None) -> RunResult:

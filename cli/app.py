@@ -22,6 +22,7 @@ from barapi.money import Estimate
 from barapi.money import price_per_1k as lookup_price
 from barapi.program import Geometry
 from barapi.store import Store
+from barapi.adapters import default_model
 from barapi.cli.render import ProgressPrinter
 
 app = typer.Typer(
@@ -83,12 +84,20 @@ def main_options(
 
 # -- the options `train` and `estimate` share ----------------------------------------------
 def run_config(
-    provider: Annotated[str, typer.Option(help="torchserve (also the local mock server) or local (in-process model).", rich_help_panel="Provider")] = "torchserve",
-    base_url: Annotated[Optional[str], typer.Option(help="Provider endpoint.", envvar="BARAPI_BASE_URL", rich_help_panel="Provider")] = None,
+    provider: Annotated[str, typer.Option(help="torchserve (also `barapi mock serve`), clarifai, azure, or local (the model in-process).", rich_help_panel="Provider")] = "torchserve",
+    base_url: Annotated[Optional[str], typer.Option(help="Provider endpoint (torchserve, clarifai).", rich_help_panel="Provider")] = None,
     model: Annotated[Optional[str], typer.Option(help="Model name at the provider.", rich_help_panel="Provider")] = None,
     model_version: Annotated[Optional[str], typer.Option(help="Model version, if the provider has versions.", rich_help_panel="Provider")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Parallel requests.", rich_help_panel="Provider")] = 8,
-    rate_limit: Annotated[Optional[float], typer.Option(help="Client-side cap on requests per second.", rich_help_panel="Provider")] = None,
+    user_id: Annotated[Optional[str], typer.Option(help="Clarifai user owning the model.", rich_help_panel="Provider")] = None,
+    app_id: Annotated[Optional[str], typer.Option(help="Clarifai app holding the model.", rich_help_panel="Provider")] = None,
+    max_concepts: Annotated[Optional[int], typer.Option(min=1, max=200, help="Clarifai concepts per answer before the mapping is fixed.", rich_help_panel="Provider")] = None,
+    endpoint: Annotated[Optional[str], typer.Option(help="Azure Custom Vision prediction endpoint.", rich_help_panel="Provider")] = None,
+    project_id: Annotated[Optional[str], typer.Option(help="Azure Custom Vision project id.", rich_help_panel="Provider")] = None,
+    iteration: Annotated[Optional[str], typer.Option(help="Azure Custom Vision published iteration name.", rich_help_panel="Provider")] = None,
+    api_version: Annotated[Optional[str], typer.Option(help="Azure Custom Vision API version: 3.0 or 3.1.", rich_help_panel="Provider")] = None,
+    store_images: Annotated[bool, typer.Option(help="Let Azure keep the images (default: /nostore).", rich_help_panel="Provider")] = False,
+    concurrency: Annotated[Optional[int], typer.Option(min=1, help="Parallel requests (default per provider).", rich_help_panel="Provider")] = None,
+    rate_limit: Annotated[Optional[float], typer.Option(min=0, help="Client-side cap on requests/s (default per provider: Clarifai 15, Azure 10); 0 = off.", rich_help_panel="Provider")] = None,
     dataset: Annotated[str, typer.Option(help="'digits' (bundled), a folder with one sub-folder per class, or an .npz (x, y).", rich_help_panel="Data")] = _DEFAULT_DATA.dataset,
     train_per_class: Annotated[int, typer.Option(min=1, help="Training images per class.", rich_help_panel="Data")] = _DEFAULT_DATA.train_per_class,
     test_size: Annotated[int, typer.Option(min=1, help="Test images.", rich_help_panel="Data")] = _DEFAULT_DATA.test_size,
@@ -112,26 +121,24 @@ def run_config(
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     name: Annotated[Optional[str], typer.Option(help="Run name (default: generated).")] = None,
 ) -> RunConfig:
-    options = {"base_url": base_url, "model": model, "model_version": model_version, "concurrency": concurrency, "rate_limit": rate_limit}
+    options = {
+        "base_url": base_url, "model": model, "model_version": model_version, "user_id": user_id, "app_id": app_id,
+        "max_concepts": max_concepts, "endpoint": endpoint, "project_id": project_id, "iteration": iteration,
+        "api_version": api_version, "store_images": store_images or None, "concurrency": concurrency, "rate_limit": rate_limit,
+    }
     provider_config = ProviderConfig(name=provider, options={k: v for k, v in options.items() if v is not None})
     method = MethodConfig(
         iterations=iterations, batch_size=batch_size, q=q, beta=beta, lr=lr, lr_decay=lr_decay, estimator=estimator,
         optimizer=optimizer, loss=loss, mapping=mapping, labels_per_class=labels_per_class, eval_every=eval_every,  # type: ignore[arg-type]
         geometry=Geometry(embed_size=embed_size, program_resolution=program_resolution or None),
     )
-    model_name = model or _default_model(provider)
+    model_name = default_model(provider, provider_config.options)
     price = lookup_price(provider, model_name, override=price_per_1k, price_file=Store.price_file())
     return RunConfig(
         name=name or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}", seed=seed, provider=provider_config,
         data=DataConfig(dataset=dataset, train_per_class=train_per_class, test_size=test_size), method=method,
         budget_usd=budget, max_queries=max_queries, price_per_1k=price,
     )
-
-
-def _default_model(provider: str) -> str:
-    from barapi.adapters.torchserve import DEFAULT_MODEL
-
-    return DEFAULT_MODEL
 
 
 def with_run_options(extra: Callable[..., Any]) -> Callable[..., Any]:
@@ -317,8 +324,9 @@ def mock_serve(
     throttle_rate: Annotated[float, typer.Option(min=0, max=1, help="Fraction answered 429 with Retry-After.")] = 0.0,
     latency_ms: Annotated[float, typer.Option(min=0, help="Added latency per request.")] = 0.0,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the fault injection.")] = None,
+    api_key: Annotated[str, typer.Option(envvar="BARAPI_MOCK_KEY", help="Key the Clarifai and Azure routes accept.")] = "mock-key",
 ) -> None:
-    """Serve a real ImageNet model over the TorchServe inference API."""
+    """Serve a real ImageNet model over the TorchServe, Clarifai and Azure Custom Vision APIs."""
     try:
         from barapi.mock.model import ImageNetModel
         from barapi.mock.server import Faults, MockServer
@@ -326,10 +334,10 @@ def mock_serve(
         raise ConfigError(f"the mock server needs its extra: pip install 'barapi[mock]' ({error})") from error
     typer.echo(f"loading {model} (exported to ONNX under BARAPI_HOME on first use)…", err=True)
     try:
-        server = MockServer(host, port, ImageNetModel(model), topk=topk or None, faults=Faults(fail_rate, throttle_rate, latency_ms, seed))
+        server = MockServer(host, port, ImageNetModel(model), topk=topk or None, faults=Faults(fail_rate, throttle_rate, latency_ms, seed), api_key=api_key)
     except OSError as error:
         raise ConfigError(f"cannot listen on {host}:{port}: {error}; pick another --port") from error
-    typer.echo(f"serving {model} on http://{host}:{server.server_address[1]} (TorchServe API; Ctrl-C stops)", err=True)
+    typer.echo(f"serving {model} on http://{host}:{server.server_address[1]} (TorchServe, Clarifai v2 and Azure Custom Vision APIs; Ctrl-C stops)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
-"""`barapi mock serve`: the TorchServe inference API over a real ImageNet model, on loopback.
+"""`barapi mock serve`: a real ImageNet model behind the TorchServe, Clarifai v2 and Azure Custom
+Vision prediction APIs, on loopback.
 
 Concurrent requests are decoded in their own threads and scored together: a batcher collects
 what arrives within a couple of milliseconds into one model call. Faults can be injected
@@ -7,6 +8,8 @@ what arrives within a couple of milliseconds into one model call. Faults can be 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.parser
 import email.policy
 import json
@@ -15,6 +18,8 @@ import random
 import re
 import threading
 import time
+import uuid
+import zlib
 from concurrent.futures import Future
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +35,11 @@ BATCH_WAIT_S = 0.002
 MAX_SERVER_BATCH = 16
 MODEL_VERSION = "1.0"
 RETRY_AFTER_S = 1
+# The key the Clarifai and Azure routes expect unless `--api-key` says otherwise.
+DEFAULT_API_KEY = "mock-key"
+CLARIFAI_MODELS = ("general-image-recognition",)
+CLARIFAI_DEFAULT_CONCEPTS = 20
+CLARIFAI_MAX_INPUTS = 128
 
 
 class Batcher:
@@ -88,20 +98,25 @@ class MockServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int, model: ImageNetModel, *, topk: int | None = None, faults: Faults | None = None) -> None:
+    def __init__(self, host: str, port: int, model: ImageNetModel, *, topk: int | None = None, faults: Faults | None = None, api_key: str = DEFAULT_API_KEY) -> None:
         super().__init__((host, port), Handler)
         self.model = model
         self.batcher = Batcher(model)
         self.topk = topk
         self.faults = faults or Faults()
+        self.api_key = api_key
         self.requests_served = 0
 
+    def probabilities(self, data: bytes) -> np.ndarray:
+        return self.batcher.submit(preprocess(data, self.model.size))
+
     def classify(self, data: bytes) -> dict[str, float]:
-        probabilities = self.batcher.submit(preprocess(data, self.model.size))
-        return top_k(probabilities, self.model.classes, self.topk)
+        return top_k(self.probabilities(data), self.model.classes, self.topk)
 
 
 PREDICTION_PATH = re.compile(r"^/predictions/(?P<model>[^/]+)(?:/(?P<version>[^/]+))?/?$")
+CLARIFAI_PATH = re.compile(r"^/v2/(?:users/(?P<user>[^/]+)/apps/(?P<app>[^/]+)/)?models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?/outputs/?$")
+AZURE_PATH = re.compile(r"^/customvision/v3\.[01]/prediction/(?P<project>[^/]+)/classify/iterations/(?P<iteration>[^/]+)/image(?:/nostore)?/?$", re.IGNORECASE)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -125,11 +140,22 @@ class Handler(BaseHTTPRequestHandler):
         body = self._body()
         if body is None:
             return
-        match = PREDICTION_PATH.match(self.path.split("?")[0])
-        if not match:
-            self._not_found()
+        path = self.path.split("?")[0]
+        for pattern, route in ((PREDICTION_PATH, self._torchserve), (CLARIFAI_PATH, self._clarifai), (AZURE_PATH, self._azure)):
+            match = pattern.match(path)
+            if match:
+                route(match, body)
+                return
+        self._not_found()
+
+    # -- TorchServe --------------------------------------------------------------------------
+    def _torchserve(self, match: re.Match, body: bytes) -> None:
+        fault = self._inject_fault()
+        if fault == "fail":
+            self._json(500, {"code": 500, "type": "InternalServerException", "message": "injected failure"})
             return
-        if self._inject_fault():
+        if fault == "throttle":
+            self._json(429, {"code": 429, "type": "ServiceUnavailableException", "message": "injected throttling"}, {"Retry-After": str(RETRY_AFTER_S)})
             return
         name, version = match["model"], match["version"]
         if name != self.server.model.name:
@@ -143,6 +169,97 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, self.server.classify(image))
         except BadInputError:
             self._json(503, {"code": 503, "type": "InternalServerException", "message": "Prediction failed"})
+
+    # -- Clarifai v2 -------------------------------------------------------------------------
+    def _clarifai_status(self, http: int, code: int, description: str, details: str = "", headers: dict[str, str] | None = None) -> None:
+        self._json(http, {"status": {"code": code, "description": description, "details": details, "req_id": uuid.uuid4().hex}, "outputs": []}, headers)
+
+    def _clarifai(self, match: re.Match, body: bytes) -> None:
+        authorization = self.headers.get("Authorization", "")
+        if not authorization:
+            self._clarifai_status(401, 11009, "API key not found", "Missing Authorization header: use 'Authorization: Key <PAT>'")
+            return
+        if authorization != f"Key {self.server.api_key}":
+            self._clarifai_status(401, 11008, "Invalid API key or Invalid API key/application pair")
+            return
+        fault = self._inject_fault()
+        if fault == "fail":
+            self._clarifai_status(500, 21313, "Model prediction failed", "injected failure")
+            return
+        if fault == "throttle":
+            self._clarifai_status(429, 11005, "Making too many requests", "injected throttling", {"Retry-After": str(RETRY_AFTER_S)})
+            return
+        model = match["model"]
+        if model not in (*CLARIFAI_MODELS, self.server.model.name):
+            self._clarifai_status(404, 21200, "Model does not exist", f"Model '{model}' not found")
+            return
+        try:
+            request = json.loads(body)
+            inputs = request["inputs"]
+            if not isinstance(inputs, list) or not inputs:
+                raise ValueError("inputs must be a non-empty list")
+            output_config = ((request.get("model") or {}).get("output_info") or {}).get("output_config") or {}
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            self._clarifai_status(400, 11102, "Invalid request", str(error))
+            return
+        if len(inputs) > CLARIFAI_MAX_INPUTS:
+            self._clarifai_status(400, 11102, "Invalid request", f"at most {CLARIFAI_MAX_INPUTS} inputs per request")
+            return
+        outputs = [self._clarifai_output(item, output_config) for item in inputs]
+        failed = sum(o["status"]["code"] != 10000 for o in outputs)
+        if failed == len(outputs):
+            status = {"code": 10020, "description": "Failure"}
+            http = 400
+        elif failed:
+            status, http = {"code": 10010, "description": "Mixed Success"}, 200
+        else:
+            status, http = {"code": 10000, "description": "Ok"}, 200
+        self._json(http, {"status": status | {"req_id": uuid.uuid4().hex}, "outputs": outputs})
+
+    def _clarifai_output(self, item: object, config: dict) -> dict:
+        output = {"id": uuid.uuid4().hex, "created_at": _now(), "model": {"id": CLARIFAI_MODELS[0], "app_id": "main", "user_id": "clarifai"}}
+        try:
+            image = base64.b64decode(item["data"]["image"]["base64"], validate=True)  # type: ignore[index]
+            probabilities = self.server.probabilities(image)
+        except (KeyError, TypeError, ValueError, binascii.Error, BadInputError):
+            return output | {"status": {"code": 30002, "description": "Download failed or invalid image"}, "data": {}}
+        classes = self.server.model.classes
+        selected = config.get("select_concepts") or []
+        if selected:
+            index = {name: i for i, name in enumerate(classes)}
+            names = [c.get("name") for c in selected if isinstance(c, dict)]
+            chosen = [(n, float(probabilities[index[n]])) for n in names if n in index]
+        else:
+            limit = int(config.get("max_concepts") or CLARIFAI_DEFAULT_CONCEPTS)
+            minimum = float(config.get("min_value") or 0.0)
+            chosen = [(n, v) for n, v in top_k(probabilities, classes, min(max(limit, 1), 200)).items() if v >= minimum]
+        concepts = [{"id": f"ai_{zlib.crc32(n.encode()):08x}", "name": n, "value": v, "app_id": "main"} for n, v in chosen]
+        return output | {"status": {"code": 10000, "description": "Ok"}, "input": {"id": uuid.uuid4().hex}, "data": {"concepts": concepts}}
+
+    # -- Azure Custom Vision -----------------------------------------------------------------
+    def _azure(self, match: re.Match, body: bytes) -> None:
+        if self.headers.get("Prediction-Key") != self.server.api_key:
+            self._json(401, {"code": "Unauthorized", "message": "Access denied due to invalid subscription key or wrong API endpoint."})
+            return
+        fault = self._inject_fault()
+        if fault == "fail":
+            self._json(500, {"code": "InternalServerError", "message": "injected failure"})
+            return
+        if fault == "throttle":
+            self._json(429, {"code": "429", "message": "Rate limit is exceeded. Try again later."}, {"Retry-After": str(RETRY_AFTER_S)})
+            return
+        image = self._image_from(body, "imageData")
+        try:
+            probabilities = self.server.probabilities(image)
+        except BadInputError:
+            self._json(400, {"code": "BadRequestImageFormat", "message": "Bad Request Image Format, Uri: " + uuid.uuid4().hex})
+            return
+        classes = self.server.model.classes
+        order = np.argsort(-probabilities, kind="stable")
+        self._json(200, {
+            "id": str(uuid.uuid4()), "project": match["project"], "iteration": match["iteration"], "created": _now(),
+            "predictions": [{"probability": float(probabilities[i]), "tagId": str(uuid.UUID(int=int(i) + 1)), "tagName": classes[i]} for i in order],
+        })
 
     # -- helpers -----------------------------------------------------------------------------
     def _body(self) -> bytes | None:
@@ -165,16 +282,11 @@ class Handler(BaseHTTPRequestHandler):
                 return part.get_payload(decode=True) or b""
         return b""
 
-    def _inject_fault(self) -> bool:
+    def _inject_fault(self) -> str | None:
         faults = self.server.faults
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000.0)
-        fault = faults.draw()
-        if fault == "fail":
-            self._json(500, {"code": 500, "type": "InternalServerException", "message": "injected failure"})
-        elif fault == "throttle":
-            self._json(429, {"code": 429, "type": "ServiceUnavailableException", "message": "injected throttling"}, {"Retry-After": str(RETRY_AFTER_S)})
-        return fault is not None
+        return faults.draw()
 
     def _not_found(self) -> None:
         self._json(404, {"code": 404, "type": "ResourceNotFoundException", "message": "Requested resource is not found, please refer to API document."})
@@ -189,3 +301,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
         self.server.requests_served += 1
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,158 @@
+"""Clarifai v2 predict (design.md § Clarifai), over its JSON REST API.
+
+Up to 128 images per request; once the label mapping is fixed, the request asks for exactly the
+mapped concepts (``select_concepts``) so top-k truncation never hides one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+
+import httpx
+
+from barapi.adapters.http import HttpSender, check_key_transport, retry_after_seconds, run_concurrently
+from barapi.adapters.parsing import parse_json, probability
+from barapi.classifier import NULL_METER, Meter, Scores
+from barapi.errors import AuthenticationError, BadInputError, ProviderError, ProviderResponseError, RateLimited
+
+KEY_VARIABLE = "CLARIFAI_PAT"
+DEFAULT_BASE_URL = "https://api.clarifai.com"
+DEFAULT_MODEL = "general-image-recognition"
+MAX_INPUTS_PER_REQUEST = 128
+MAX_CONCEPTS = 200
+DEFAULT_RATE_PER_SECOND = 15.0  # Clarifai's default account limit
+DEFAULT_CONCURRENCY = 4
+
+STATUS_OK = 10000
+STATUS_MIXED = 10010
+STATUS_THROTTLED = 11005
+STATUS_KEY_INVALID = 11008
+STATUS_KEY_MISSING = 11009
+STATUS_MODEL_MISSING = 21200
+BAD_INPUT_STATUSES = range(30000, 40000)
+
+
+class ClarifaiClassifier:
+    name = "clarifai"
+    max_batch = MAX_INPUTS_PER_REQUEST
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        *,
+        pat: str,
+        model: str = DEFAULT_MODEL,
+        version: str | None = None,
+        user_id: str = "clarifai",
+        app_id: str = "main",
+        base_url: str = DEFAULT_BASE_URL,
+        max_concepts: int = MAX_CONCEPTS,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        rate_per_second: float | None = DEFAULT_RATE_PER_SECOND,
+    ) -> None:
+        check_key_transport(base_url, variable=KEY_VARIABLE)
+        self.base_url = base_url.rstrip("/")
+        self._pat = pat
+        self.model_id, self.version, self.user_id, self.app_id = model, version, user_id, app_id
+        self.max_concepts = max(1, min(max_concepts, MAX_CONCEPTS))
+        self.concurrency = concurrency
+        self.selected: list[str] = []
+        self.sender = HttpSender(client, rate_per_second=rate_per_second)
+
+    def __repr__(self) -> str:  # never the key
+        return f"ClarifaiClassifier(model={self.model_id!r}, base_url={self.base_url!r})"
+
+    @property
+    def cache_scope(self) -> str:
+        selected = hashlib.sha256(json.dumps(self.selected).encode()).hexdigest()[:16] if self.selected else "-"
+        return f"{self.base_url}|{self.user_id}/{self.app_id}|{self.model_id}|{self.version or ''}|{self.max_concepts}|{selected}"
+
+    def labels(self) -> None:
+        return None
+
+    def restrict_to(self, labels: Sequence[str]) -> None:
+        """Ask for exactly these concepts from now on (the mapped ones)."""
+        self.selected = sorted(labels)
+
+    @property
+    def url(self) -> str:
+        version = f"/versions/{self.version}" if self.version else ""
+        return f"{self.base_url}/v2/models/{self.model_id}{version}/outputs"
+
+    def request_body(self, images: Sequence[bytes]) -> dict:
+        output_config: dict = {"max_concepts": self.max_concepts, "min_value": 0.0}
+        if self.selected:
+            output_config = {"select_concepts": [{"name": n, "value": 0.0} for n in self.selected]}
+        return {
+            "user_app_id": {"user_id": self.user_id, "app_id": self.app_id},
+            "inputs": [{"data": {"image": {"base64": base64.b64encode(image).decode("ascii")}}} for image in images],
+            "model": {"output_info": {"output_config": output_config}},
+        }
+
+    def predict(self, images: Sequence[bytes], *, meter: Meter = NULL_METER) -> list[Scores]:
+        chunks = [images[i : i + self.max_batch] for i in range(0, len(images), self.max_batch)]
+
+        def one(chunk: Sequence[bytes]) -> list[Scores]:
+            return self.sender.send(
+                lambda: self.sender.client.build_request(
+                    "POST", self.url, json=self.request_body(chunk), headers={"Authorization": f"Key {self._pat}"}
+                ),
+                chunk, meter, self._read, self._error, f"Check --base-url (now {self.base_url}).",
+            )
+
+        return [scores for chunk_scores in run_concurrently([lambda c=c: one(c) for c in chunks], self.concurrency) for scores in chunk_scores]
+
+    def _read(self, response: httpx.Response) -> list[Scores]:
+        payload = parse_json(response)
+        if not isinstance(payload, dict) or not isinstance(payload.get("outputs"), list):
+            raise ProviderResponseError(f"Clarifai answer without outputs: {str(payload)[:200]}")
+        code = _status_code(payload)
+        results = []
+        for index, output in enumerate(payload["outputs"]):
+            if not isinstance(output, dict):
+                raise ProviderResponseError(f"output {index} is not an object")
+            output_code = _status_code(output) if code == STATUS_MIXED else STATUS_OK
+            if output_code != STATUS_OK:
+                raise BadInputError(f"Clarifai refused image {index} of the request: {_description(output)}", maybe_billed=True)
+            concepts = (output.get("data") or {}).get("concepts")
+            if not isinstance(concepts, list):
+                raise ProviderResponseError(f"output {index} has no concepts")
+            results.append({str(c["name"]): probability(c.get("value"), c.get("name")) for c in concepts})
+        if code not in (STATUS_OK, STATUS_MIXED):
+            raise ProviderResponseError(f"Clarifai answered status {code} with HTTP {response.status_code}")
+        return results
+
+    def _error(self, response: httpx.Response) -> ProviderError:
+        try:
+            payload = json.loads(response.content)
+        except ValueError:
+            payload = {}
+        code = _status_code(payload) if isinstance(payload, dict) else None
+        text = _description(payload) if isinstance(payload, dict) else response.text[:200]
+        request_id = (payload.get("status") or {}).get("req_id") if isinstance(payload, dict) else None
+        common = {"status": response.status_code, "request_id": request_id, "body": response.text[:500]}
+        if code == STATUS_THROTTLED or response.status_code == 429:
+            return RateLimited(f"Clarifai throttled the request: {text}", retry_after=retry_after_seconds(response), maybe_billed=False, **common)
+        if code in (STATUS_KEY_INVALID, STATUS_KEY_MISSING) or response.status_code in (401, 403):
+            return AuthenticationError(f"Clarifai refused the key ({text}): check {KEY_VARIABLE}", maybe_billed=False, **common)
+        if code == STATUS_MODEL_MISSING or response.status_code == 404:
+            return ProviderError(f"Clarifai has no model {self.model_id!r} for {self.user_id}/{self.app_id} ({text}): check --model/--user-id/--app-id", maybe_billed=False, **common)
+        if code is not None and code in BAD_INPUT_STATUSES:
+            return BadInputError(f"Clarifai refused an image: {text}", maybe_billed=False, **common)
+        return ProviderError(f"Clarifai answered HTTP {response.status_code}: {text}", maybe_billed=response.status_code >= 500, **common)
+
+
+def _status_code(payload: dict) -> int | None:
+    status = payload.get("status")
+    code = status.get("code") if isinstance(status, dict) else None
+    return code if isinstance(code, int) else None
+
+
+def _description(payload: dict) -> str:
+    status = payload.get("status") if isinstance(payload, dict) else None
+    if not isinstance(status, dict):
+        return "no status"
+    return f"{status.get('description', '')} {status.get('details', '')} ({status.get('code')})".strip()
