@@ -22,7 +22,10 @@ class MethodConfig(BaseModel):
     optimizer: str = "adam"
     loss: Literal["focal", "ce"] = "focal"
     focal_gamma: float = Field(2.0, ge=0)
-    mapping: Literal["frequency", "random"] = "frequency"
+    relative_scores: bool = Field(False, description="loss on h_j / Σ_k h_k (the target classes' share) instead of h_j")
+    mapping: Literal["frequency", "random", "iterative"] = "frequency"
+    remap_every: int = Field(5, ge=1, description="iterative mapping: re-fit every N iterations")
+    remap_memory: float = Field(0.9, ge=0, lt=1, description="iterative mapping: weight kept by older answers per iteration")
     labels_per_class: int = Field(1, ge=1)
     init_scale: float = Field(0.5, gt=0, description="std of the random starting W (never 0)")
     geometry: Geometry = Geometry(program_resolution=16)

@@ -6,7 +6,8 @@
 2. ``LabelMap``: m source labels per target class; a target class scores the mean of its source
    labels (the paper's h_j). Random or frequency-based assignment; the frequency mapping is built
    from the starting program's predicted probabilities (a flat canvas saturates the model, so
-   P = 0 would give a degenerate mapping).
+   P = 0 would give a degenerate mapping). The iterative mapping (ILM-VP, made black-box) re-runs
+   the same greedy assignment during training on the answers training already paid for.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def fill_missing(scores: Mapping[str, float], vocabulary: Sequence[str], index: 
 
     Returned labels keep their scores (clipped to [0, 1]); the mass they leave, 1 − Σ returned,
     is spread evenly over the vocabulary labels that were not returned. Labels outside the
-    vocabulary are dropped. If the returned scores sum past 1 (multi-label providers), the
-    vector is renormalised and nothing is left to spread.
+    vocabulary are dropped and the vector renormalised (a distribution over the labels we
+    track). If the returned scores sum past 1 (multi-label providers), nothing is left to
+    spread and the vector is renormalised.
     """
     check_scores(scores)
     index = index or {label: i for i, label in enumerate(vocabulary)}
@@ -57,11 +59,10 @@ def fill_missing(scores: Mapping[str, float], vocabulary: Sequence[str], index: 
             dense[position] = clipped
             returned[position] = True
     missing = len(vocabulary) - int(returned.sum())
-    if total >= 1.0 or missing == 0:
-        s = dense.sum()
-        return dense / s if s > 0 else np.full(len(vocabulary), 1.0 / len(vocabulary))
-    dense[~returned] = (1.0 - total) / missing
-    return dense
+    if total < 1.0 and missing:
+        dense[~returned] = (1.0 - total) / missing
+    mass = dense.sum()
+    return dense / mass if mass > 0 else np.full(len(vocabulary), 1.0 / len(vocabulary))
 
 
 class LabelMap:
@@ -107,11 +108,21 @@ def frequency_mapping(dense: np.ndarray, labels: np.ndarray, n_classes: int, lab
     one source label dominates every prediction.
     """
     check_mapping_size(dense.shape[1], n_classes, labels_per_class)
-    affinity = np.zeros((n_classes, dense.shape[1]))
-    for c in range(n_classes):
-        members = dense[labels == c]
-        if len(members):
-            affinity[c] = members.mean(axis=0)
+    sums, counts = class_sums(dense, labels, n_classes)
+    return greedy_mapping(sums / np.maximum(counts, 1.0)[:, None], labels_per_class)
+
+
+def class_sums(dense: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per target class: the sum of its images' source probabilities, and how many images."""
+    sums = np.zeros((n_classes, dense.shape[1]))
+    np.add.at(sums, labels, dense)
+    return sums, np.bincount(labels, minlength=n_classes).astype(float)
+
+
+def greedy_mapping(affinity: np.ndarray, labels_per_class: int) -> LabelMap:
+    """``affinity[c, s]``: how strongly class c's images score source label s."""
+    affinity = affinity.copy()
+    n_classes = affinity.shape[0]
     assignment: list[list[int]] = [[] for _ in range(n_classes)]
     for _ in range(n_classes * labels_per_class):
         c, s = np.unravel_index(int(np.argmax(affinity)), affinity.shape)

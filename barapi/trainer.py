@@ -73,6 +73,8 @@ class State:
     assignment: np.ndarray
     recent_correct: np.ndarray  # correctness at W of the latest training samples (≤ one epoch)
     last_loss: float | None
+    affinity_sums: np.ndarray  # per class, decayed sums of source probabilities at W (iterative mapping)
+    affinity_counts: np.ndarray
 
 
 class Trainer:
@@ -152,27 +154,30 @@ class Trainer:
         n_classes = self.split.n_classes
         vocabulary = list(self.classifier.labels() or [])
         responses: list[Scores] = []
-        if method.mapping == "frequency" or not vocabulary:
+        if method.mapping != "random" or not vocabulary:
             self._emit("mapping", None, None)
             responses = self.engine.score(self.program.encode_batch(w0, self.split.x_train))
         if not vocabulary:
             # The API does not publish its labels: use every label it has shown us.
             vocabulary = sorted({label for r in responses for label in r})
-        if method.mapping == "frequency":
-            dense = self._dense(responses, vocabulary)
-            label_map = labelling.frequency_mapping(dense, self.split.y_train, n_classes, method.labels_per_class)
-        else:
+        sums, counts = np.zeros((n_classes, len(vocabulary))), np.zeros(n_classes)
+        if method.mapping == "random":
             rng = np.random.default_rng([self.config.seed, MAPPING_STREAM])
             label_map = labelling.random_mapping(len(vocabulary), n_classes, method.labels_per_class, rng)
-        state = State(0, vocabulary, label_map.assignment, np.zeros(0), None)
+        else:
+            dense = self._dense(responses, vocabulary)
+            label_map = labelling.frequency_mapping(dense, self.split.y_train, n_classes, method.labels_per_class)
+            sums, counts = labelling.class_sums(dense, self.split.y_train, n_classes)
+        state = State(0, vocabulary, label_map.assignment, np.zeros(0), None, sums, counts)
         self._focus(state)
         self._checkpoint(state, test_accuracy=None)
         return state
 
     def _focus(self, state: State) -> None:
         """Providers that can be asked for exactly the mapped labels are, from here on: top-k
-        truncation then never hides one."""
-        if isinstance(self.classifier, SelectableLabels):
+        truncation then never hides one. (Not with an iterative mapping, which must keep seeing
+        every label to re-fit.)"""
+        if isinstance(self.classifier, SelectableLabels) and self.config.method.mapping != "iterative":
             self.classifier.restrict_to(sorted({state.vocabulary[i] for i in state.assignment.ravel()}))
 
     def _step(self, state: State) -> bool:
@@ -190,20 +195,35 @@ class Trainer:
         labels = self.split.y_train[batch]
         losses = []
         for c in range(len(candidates)):
-            scores = self._target_scores(responses[c * len(batch) : (c + 1) * len(batch)], state.vocabulary, label_map)
+            dense = self._dense(responses[c * len(batch) : (c + 1) * len(batch)], state.vocabulary)
+            scores = label_map.target_scores(dense)
             losses.append(self._loss(scores, labels))
             if c == 0:
                 correct = (np.argmax(scores, axis=1) == labels).astype(float)
+                at_w = dense
         self.optimizer.tell(losses)
         state.iteration += 1
         state.last_loss = losses[0]
         state.recent_correct = np.concatenate([state.recent_correct, correct])[-len(self.split.y_train) :]
+        if method.mapping == "iterative":
+            self._refit_mapping(state, at_w, labels)
         test_accuracy = None
         if method.eval_every and state.iteration % method.eval_every == 0 and state.iteration < method.iterations:
             test_accuracy = self._evaluate(state)
         self._checkpoint(state, test_accuracy)
         self._emit("training", state, test_accuracy)
         return True
+
+    def _refit_mapping(self, state: State, dense: np.ndarray, labels: np.ndarray) -> None:
+        """ILM-VP made black-box: the answers at W that this step already paid for update each
+        class's affinity to the source labels; every few steps the mapping is re-fitted."""
+        method = self.config.method
+        sums, counts = labelling.class_sums(dense, labels, self.split.n_classes)
+        state.affinity_sums = method.remap_memory * state.affinity_sums + sums
+        state.affinity_counts = method.remap_memory * state.affinity_counts + counts
+        if state.iteration % method.remap_every == 0:
+            affinity = state.affinity_sums / np.maximum(state.affinity_counts, 1e-12)[:, None]
+            state.assignment = labelling.greedy_mapping(affinity, method.labels_per_class).assignment
 
     def _final_evaluation(self) -> float | None:
         state = self._current
@@ -227,6 +247,10 @@ class Trainer:
 
     def _loss(self, scores: np.ndarray, labels: np.ndarray) -> float:
         method = self.config.method
+        if method.relative_scores:
+            # Accuracy depends only on how the target classes compare, not on their absolute
+            # share of the source distribution.
+            scores = scores / scores.sum(axis=1, keepdims=True)
         if method.loss == "ce":
             return cross_entropy(scores, labels)
         return focal_loss(scores, labels, self.weights, method.focal_gamma)
@@ -243,6 +267,8 @@ class Trainer:
             "assignment": state.assignment,
             "recent_correct": state.recent_correct,
             "last_loss": np.asarray(np.nan if state.last_loss is None else state.last_loss),
+            "affinity_sums": state.affinity_sums,
+            "affinity_counts": state.affinity_counts,
         }
         np.savez(buffer, **arrays)
         paid, spent = self.budget.spent_queries, self.budget.spent_usd
@@ -266,6 +292,8 @@ class Trainer:
             assignment=arrays["assignment"],
             recent_correct=arrays["recent_correct"],
             last_loss=None if np.isnan(last_loss) else last_loss,
+            affinity_sums=arrays["affinity_sums"],
+            affinity_counts=arrays["affinity_counts"],
         )
         self._current = state
         self._focus(state)

@@ -1,0 +1,108 @@
+"""The trainer against a fast, deterministic stand-in model (a fixed random projection of the
+decoded PNG): resume is bit-identical whatever the method, budgets stop cleanly."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from barapi.classifier import NULL_METER, Meter, Scores
+from barapi.config import DataConfig, MethodConfig, ProviderConfig, RunConfig
+from barapi.errors import ProviderError
+from barapi.optim import ESTIMATORS, STEP_RULES
+from barapi.program import Geometry, decode_png
+from barapi.store import Store
+from barapi.trainer import Trainer
+
+LABELS = [f"label{i:02d}" for i in range(60)]
+
+
+class ProjectionModel:
+    """Softmax of a fixed random projection of the pixels: deterministic, cheap, black-box."""
+
+    name, model_id, max_batch = "fake", "projection", 4
+
+    def __init__(self, top_k: int | None = None, fail_after: int | None = None) -> None:
+        rng = np.random.default_rng(42)
+        self.projection = rng.normal(0, 1, size=(32 * 32 * 3, len(LABELS))) / 60
+        self.top_k, self.fail_after, self.calls = top_k, fail_after, 0
+
+    cache_scope = "projection"
+
+    def labels(self) -> list[str]:
+        return LABELS
+
+    def predict(self, images: Sequence[bytes], *, meter: Meter = NULL_METER) -> list[Scores]:
+        results = []
+        for start in range(0, len(images), self.max_batch):
+            chunk = images[start : start + self.max_batch]
+            if self.fail_after is not None and self.calls >= self.fail_after:
+                raise ProviderError("injected crash", maybe_billed=False)
+            self.calls += 1
+            ticket = meter.before_send(chunk)
+            answers = []
+            for image in chunk:
+                logits = decode_png(image).reshape(-1) @ self.projection * 8
+                p = np.exp(logits - logits.max())
+                p /= p.sum()
+                order = np.argsort(-p)[: self.top_k or len(LABELS)]
+                answers.append({LABELS[i]: float(p[i]) for i in order})
+            meter.on_success(ticket, answers)
+            results += answers
+        return results
+
+
+def config(name: str = "run", **method: object) -> RunConfig:
+    base = dict(iterations=6, batch_size=4, q=2, beta=1.0, lr=0.05, labels_per_class=2, remap_every=2,
+                geometry=Geometry(canvas_size=32, embed_size=12, program_resolution=4))
+    return RunConfig(name=name, seed=3, provider=ProviderConfig(name="fake"),
+                     data=DataConfig(train_per_class=3, test_size=12), method=MethodConfig(**(base | method)), price_per_1k=1.0)
+
+
+@pytest.mark.parametrize("mapping", ["frequency", "random", "iterative"])
+@pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
+@pytest.mark.parametrize("optimizer", sorted(STEP_RULES))
+def test_a_crashed_run_resumes_bit_identically(tmp_path: Path, mapping: str, estimator: str, optimizer: str) -> None:
+    settings = dict(mapping=mapping, estimator=estimator, optimizer=optimizer)
+    reference = Trainer(config(**settings), ProjectionModel(), Store(tmp_path / "ref")).run()
+    store = Store(tmp_path / "crashed")
+    with pytest.raises(ProviderError):
+        Trainer(config(**settings), ProjectionModel(fail_after=15), store).run()
+    assert store.load_checkpoint("run").iteration < 6  # it really stopped midway
+    resumed = Trainer(config(**settings), ProjectionModel(), store).run()
+    assert resumed.program_sha256 == reference.program_sha256
+    assert resumed.test_accuracy == reference.test_accuracy
+    assert resumed.queries_paid == reference.queries_paid  # nothing paid twice: answers were cached
+
+
+def test_top_k_answers_train_too(tmp_path: Path) -> None:
+    result = Trainer(config(), ProjectionModel(top_k=5), Store(tmp_path)).run()
+    assert result.status == "completed" and result.iterations == 6
+
+
+def test_budget_exhaustion_checkpoints_and_can_be_raised(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    # mapping (30 images) + 3 iterations × 12 = 66 images at $1/1k
+    stopped = Trainer(config().model_copy(update={"budget_usd": 0.066}), ProjectionModel(), store).run()
+    assert stopped.status == "budget_exhausted" and stopped.iterations == 3
+    assert stopped.test_accuracy is None  # the test set no longer fits
+    assert stopped.cost_usd <= 0.066
+    finished = Trainer(config().model_copy(update={"budget_usd": 1.0}), ProjectionModel(), store).run()
+    reference = Trainer(config(), ProjectionModel(), Store(tmp_path / "ref")).run()
+    assert finished.status == "completed" and finished.program_sha256 == reference.program_sha256
+
+
+def test_iterative_mapping_changes_the_mapping_from_paid_answers_only(tmp_path: Path) -> None:
+    fixed = Trainer(config(mapping="frequency", iterations=8), ProjectionModel(), Store(tmp_path / "a")).run()
+    moving = Trainer(config(mapping="iterative", iterations=8), ProjectionModel(), Store(tmp_path / "b")).run()
+    assert moving.queries_paid == fixed.queries_paid  # re-fitting costs no query
+
+
+def test_labels_per_class_must_fit_the_vocabulary(tmp_path: Path) -> None:
+    from barapi.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="labels-per-class"):
+        Trainer(config(labels_per_class=7), ProjectionModel(), Store(tmp_path)).run()
