@@ -80,8 +80,21 @@ class TwoSidedEstimator:
         return b / self.q * np.tensordot(differences, np.stack(self._directions), axes=1)
 
 
+class SPSAEstimator(TwoSidedEstimator):
+    """Simultaneous perturbation (Spall): Rademacher directions ±1/√d, antithetic pairs. Every
+    coordinate moves by exactly β/√d, so no coordinate hides under the 8-bit rounding."""
+
+    name = "spsa"
+
+    def offsets(self, rng: np.random.Generator, shape: tuple[int, ...]) -> list[np.ndarray]:
+        size = int(np.prod(shape))
+        self._directions = [rng.choice((-1.0, 1.0), size=shape) / np.sqrt(size) for _ in range(self.q)]
+        return [np.zeros(shape)] + [self.beta * u for u in self._directions] + [-self.beta * u for u in self._directions]
+
+
 class StepRule(Protocol):
     def step(self, w: np.ndarray, gradient: np.ndarray) -> np.ndarray: ...
+    def evaluation_point(self, w: np.ndarray) -> np.ndarray: ...
     def state(self) -> dict[str, np.ndarray]: ...
     def load(self, state: dict[str, np.ndarray]) -> None: ...
 
@@ -91,6 +104,9 @@ class SGD:
 
     def __init__(self, lr: float, decay: float = 1.0) -> None:
         self.lr, self.decay, self.t = lr, decay, 0
+
+    def evaluation_point(self, w: np.ndarray) -> np.ndarray:
+        return w
 
     def step(self, w: np.ndarray, gradient: np.ndarray) -> np.ndarray:
         rate = self.lr * self.decay**self.t
@@ -104,6 +120,38 @@ class SGD:
         self.t = int(state["t"])
 
 
+class SignSGD(SGD):
+    """W ← W − η·decay^t·sign(g): only the sign of each estimated coordinate (ZO-signSGD)."""
+
+    def step(self, w: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+        return super().step(w, np.sign(gradient))
+
+
+class NesterovGC:
+    """SPSA-GC's update (BlackVIP, CVPR 2023): the gradient is estimated at the look-ahead
+    point W + μ·v, then v ← μ·v − η_t·g and W ← W + v (gradient correction by momentum)."""
+
+    def __init__(self, lr: float, decay: float = 1.0, momentum: float = 0.9) -> None:
+        self.lr, self.decay, self.momentum, self.t = lr, decay, momentum, 0
+        self.velocity: np.ndarray | None = None
+
+    def evaluation_point(self, w: np.ndarray) -> np.ndarray:
+        return w if self.velocity is None else w + self.momentum * self.velocity
+
+    def step(self, w: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+        velocity = np.zeros_like(w) if self.velocity is None else self.velocity
+        self.velocity = self.momentum * velocity - self.lr * self.decay**self.t * gradient
+        self.t += 1
+        return w + self.velocity
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"t": np.asarray(self.t)} | ({"velocity": self.velocity} if self.velocity is not None else {})
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.t = int(state["t"])
+        self.velocity = np.array(state["velocity"]) if "velocity" in state else None
+
+
 class Adam:
     """ZO-AdaMM: Adam's moments on the estimated gradient, with the same exponential decay."""
 
@@ -112,6 +160,9 @@ class Adam:
         self.t = 0
         self.m: np.ndarray | None = None
         self.v: np.ndarray | None = None
+
+    def evaluation_point(self, w: np.ndarray) -> np.ndarray:
+        return w
 
     def step(self, w: np.ndarray, gradient: np.ndarray) -> np.ndarray:
         if self.m is None or self.v is None:
@@ -139,8 +190,10 @@ class Adam:
 ESTIMATORS: dict[str, Callable[..., Estimator]] = {
     OneSidedEstimator.name: OneSidedEstimator,
     TwoSidedEstimator.name: TwoSidedEstimator,
+    SPSAEstimator.name: SPSAEstimator,
 }
-STEP_RULES: dict[str, Callable[..., StepRule]] = {"sgd": SGD, "adam": Adam}
+# "spsa-gc" is the SPSA estimator driven by the Nesterov gradient-correction rule.
+STEP_RULES: dict[str, Callable[..., StepRule]] = {"sgd": SGD, "adam": Adam, "sign-sgd": SignSGD, "nesterov-gc": NesterovGC}
 
 
 class ZerothOrderOptimizer:
@@ -153,8 +206,10 @@ class ZerothOrderOptimizer:
         self._pending = False
 
     def ask(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """The first candidate is where the loss is read (W, or a rule's look-ahead point)."""
         self._pending = True
-        return [self.w + offset for offset in self.estimator.offsets(rng, self.w.shape)]
+        centre = self.rule.evaluation_point(self.w)
+        return [centre + offset for offset in self.estimator.offsets(rng, self.w.shape)]
 
     def tell(self, losses: list[float] | np.ndarray) -> np.ndarray:
         if not self._pending:

@@ -120,3 +120,27 @@ def test_ctrl_c_checkpoints_and_says_how_to_resume(server_url: str, tmp_path: Pa
     assert process.returncode == 130
     assert "barapi resume c" in err and "Traceback" not in err
     assert Store(tmp_path).get_run("c").status == "interrupted"
+
+
+@pytest.mark.parametrize("provider,flags,variable,price", [
+    ("clarifai", ["--base-url"], "CLARIFAI_PAT", 1.20),
+    ("azure", ["--project-id", "p1", "--iteration", "published", "--endpoint"], "AZURE_CV_PREDICTION_KEY", 2.00),
+])
+def test_train_through_each_paid_protocol_at_its_price(server_url: str, tmp_path: Path, provider: str, flags: list[str], variable: str, price: float) -> None:
+    env = os.environ | {"BARAPI_HOME": str(tmp_path), variable: "mock-key"}
+    command = [sys.executable, "-m", "barapi.cli", "train", "--provider", provider, *flags, server_url, *SMALL,
+               "--rate-limit", "0", "--name", provider, "--json", "--yes"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = last_json(result.stdout)
+    assert summary["status"] == "completed"
+    assert summary["cost_usd"] == pytest.approx(summary["queries_paid"] * price / 1000)
+    assert "mock-key" not in result.stdout + result.stderr
+
+
+def test_missing_key_names_the_variable(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CLARIFAI_PAT"} | {"BARAPI_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "barapi.cli", "train", "--provider", "clarifai", *SMALL],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "CLARIFAI_PAT" in result.stderr and "Traceback" not in result.stderr

@@ -59,7 +59,7 @@ def test_one_sided_uses_q_plus_one_queries_and_puts_w_first() -> None:
 
 @pytest.mark.parametrize("estimator,rule", list(itertools.product(sorted(ESTIMATORS), sorted(STEP_RULES))))
 def test_every_estimator_and_step_rule_minimises_a_convex_toy(estimator: str, rule: str) -> None:
-    lr = {"sgd": 0.05, "adam": 0.05}[rule]
+    lr = {"sgd": 0.05, "adam": 0.05, "sign-sgd": 0.01, "nesterov-gc": 0.01}[rule]
     optimizer = make_optimizer(np.zeros(12), estimator=estimator, q=6, beta=0.01, optimizer=rule, lr=lr, lr_decay=0.999)
     start = quadratic(optimizer.w)
     for t in range(600):
