@@ -4,9 +4,10 @@ runs, checkpoints and metric history.
 Contracts:
 - responses: keyed by a hash of (provider, cache scope, sha256 of the exact image bytes); the API
   key is never part of anything stored. No eviction.
-- ledger: one row per image per attempt, append-only except that a 'reserved' row becomes
-  'paid', 'failed' or is deleted (released, never billed) when its attempt ends; rows still
-  'reserved' after a crash become 'lost' (they may have been billed, so they stay counted).
+- ledger: one row per image per attempt (and one per cache hit, at $0), append-only except
+  that a 'reserved' row becomes 'paid', 'failed' (may have been billed: counted) or 'released'
+  (refused before any work, e.g. throttled: $0) when its attempt ends; rows still 'reserved'
+  after a crash become 'lost' (they may have been billed, so they stay counted).
 - a paid response and its ledger rows are written in one transaction.
 - checkpoints: the latest state of each run, replaced atomically with its metrics row.
 - schema changes are ordered migrations (PRAGMA user_version), so an older database still opens.
@@ -252,7 +253,7 @@ class Store:
             if maybe_billed:
                 self._set_kind(session, ids, "failed")
             else:
-                session.execute(text(f"DELETE FROM ledger WHERE id IN ({_placeholders(ids)})"), _params(ids))
+                session.execute(text(f"UPDATE ledger SET kind = 'released', cost_usd = 0 WHERE id IN ({_placeholders(ids)})"), _params(ids))
             session.commit()
 
     def mark_lost(self, run: str) -> int:

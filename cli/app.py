@@ -16,11 +16,10 @@ import typer
 from pydantic import ValidationError
 
 from barapi import __version__
-from barapi.config import DataConfig, MethodConfig, ProviderConfig, RunConfig
+from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.errors import BarapiError, BudgetExceeded, ConfigError
 from barapi.money import Estimate
 from barapi.money import price_per_1k as lookup_price
-from barapi.program import Geometry
 from barapi.store import Store
 from barapi.adapters import default_model
 from barapi.cli.render import ProgressPrinter
@@ -101,20 +100,21 @@ def run_config(
     dataset: Annotated[str, typer.Option(help="'digits' (bundled), a folder with one sub-folder per class, or an .npz (x, y).", rich_help_panel="Data")] = _DEFAULT_DATA.dataset,
     train_per_class: Annotated[int, typer.Option(min=1, help="Training images per class.", rich_help_panel="Data")] = _DEFAULT_DATA.train_per_class,
     test_size: Annotated[int, typer.Option(min=1, help="Test images.", rich_help_panel="Data")] = _DEFAULT_DATA.test_size,
-    embed_size: Annotated[int, typer.Option(help="Side of the target image in the canvas, px.", rich_help_panel="Method")] = _DEFAULT_METHOD.geometry.embed_size,
-    program_resolution: Annotated[int, typer.Option(help="Side of W per channel (upsampled to the canvas); 0 = full resolution.", rich_help_panel="Method")] = _DEFAULT_METHOD.geometry.program_resolution or 0,
-    iterations: Annotated[int, typer.Option(min=1, help="Optimiser steps.", rich_help_panel="Method")] = _DEFAULT_METHOD.iterations,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per step.", rich_help_panel="Method")] = _DEFAULT_METHOD.batch_size,
-    q: Annotated[int, typer.Option(min=1, help="Random directions per gradient estimate.", rich_help_panel="Method")] = _DEFAULT_METHOD.q,
-    beta: Annotated[float, typer.Option(help="Smoothing (perturbation size) of the estimator.", rich_help_panel="Method")] = _DEFAULT_METHOD.beta,
-    lr: Annotated[float, typer.Option(help="Initial step size.", rich_help_panel="Method")] = _DEFAULT_METHOD.lr,
-    lr_decay: Annotated[float, typer.Option(help="Step size multiplier per iteration.", rich_help_panel="Method")] = _DEFAULT_METHOD.lr_decay,
-    estimator: Annotated[str, typer.Option(help="one-sided (the paper), two-sided or spsa.", rich_help_panel="Method")] = _DEFAULT_METHOD.estimator,
-    optimizer: Annotated[str, typer.Option(help="adam, sgd (the paper), sign-sgd or nesterov-gc (with spsa: SPSA-GC).", rich_help_panel="Method")] = _DEFAULT_METHOD.optimizer,
-    labels_per_class: Annotated[int, typer.Option(min=1, help="Source labels averaged per target class (m).", rich_help_panel="Method")] = _DEFAULT_METHOD.labels_per_class,
-    mapping: Annotated[str, typer.Option(help="frequency or random.", rich_help_panel="Method")] = _DEFAULT_METHOD.mapping,
-    loss: Annotated[str, typer.Option(help="focal or ce.", rich_help_panel="Method")] = _DEFAULT_METHOD.loss,
-    eval_every: Annotated[int, typer.Option(min=0, help="Evaluate every N iterations (0: at the end only).", rich_help_panel="Method")] = _DEFAULT_METHOD.eval_every,
+    preset: Annotated[str, typer.Option(help="Method settings to start from: default (what bench/ found best) or paper (Algorithm 1); the flags below override.", rich_help_panel="Method")] = "default",
+    embed_size: Annotated[Optional[int], typer.Option(help=f"Side of the target image in the canvas, px. [preset: {_DEFAULT_METHOD.geometry.embed_size}]", rich_help_panel="Method")] = None,
+    program_resolution: Annotated[Optional[int], typer.Option(help=f"Side of W per channel (upsampled to the canvas); 0 = full resolution. [preset: {_DEFAULT_METHOD.geometry.program_resolution or 0}]", rich_help_panel="Method")] = None,
+    iterations: Annotated[Optional[int], typer.Option(min=1, help=f"Optimiser steps. [preset: {_DEFAULT_METHOD.iterations}]", rich_help_panel="Method")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help=f"Images per step. [preset: {_DEFAULT_METHOD.batch_size}]", rich_help_panel="Method")] = None,
+    q: Annotated[Optional[int], typer.Option(min=1, help=f"Random directions per gradient estimate. [preset: {_DEFAULT_METHOD.q}]", rich_help_panel="Method")] = None,
+    beta: Annotated[Optional[float], typer.Option(help=f"Smoothing (perturbation size) of the estimator. [preset: {_DEFAULT_METHOD.beta}]", rich_help_panel="Method")] = None,
+    lr: Annotated[Optional[float], typer.Option(help=f"Initial step size. [preset: {_DEFAULT_METHOD.lr}]", rich_help_panel="Method")] = None,
+    lr_decay: Annotated[Optional[float], typer.Option(help=f"Step size multiplier per iteration. [preset: {_DEFAULT_METHOD.lr_decay}]", rich_help_panel="Method")] = None,
+    estimator: Annotated[Optional[str], typer.Option(help=f"one-sided (the paper), two-sided or spsa. [preset: {_DEFAULT_METHOD.estimator}]", rich_help_panel="Method")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help=f"adam, sgd (the paper), sign-sgd or nesterov-gc (with spsa: SPSA-GC). [preset: {_DEFAULT_METHOD.optimizer}]", rich_help_panel="Method")] = None,
+    labels_per_class: Annotated[Optional[int], typer.Option(min=1, help=f"Source labels averaged per target class (m). [preset: {_DEFAULT_METHOD.labels_per_class}]", rich_help_panel="Method")] = None,
+    mapping: Annotated[Optional[str], typer.Option(help=f"frequency, random or iterative (re-fitted from paid answers). [preset: {_DEFAULT_METHOD.mapping}]", rich_help_panel="Method")] = None,
+    loss: Annotated[Optional[str], typer.Option(help=f"focal or ce. [preset: {_DEFAULT_METHOD.loss}]", rich_help_panel="Method")] = None,
+    eval_every: Annotated[Optional[int], typer.Option(min=0, help="Evaluate every N iterations (0: at the end only).", rich_help_panel="Method")] = None,
     budget: Annotated[Optional[float], typer.Option(help="Most dollars this run may spend.", rich_help_panel="Budget")] = None,
     max_queries: Annotated[Optional[int], typer.Option(help="Most images this run may send (paid).", rich_help_panel="Budget")] = None,
     price_per_1k: Annotated[Optional[float], typer.Option(help="Dollars per 1,000 images (overrides the price table).", rich_help_panel="Budget")] = None,
@@ -127,11 +127,19 @@ def run_config(
         "api_version": api_version, "store_images": store_images or None, "concurrency": concurrency, "rate_limit": rate_limit,
     }
     provider_config = ProviderConfig(name=provider, options={k: v for k, v in options.items() if v is not None})
-    method = MethodConfig(
-        iterations=iterations, batch_size=batch_size, q=q, beta=beta, lr=lr, lr_decay=lr_decay, estimator=estimator,
-        optimizer=optimizer, loss=loss, mapping=mapping, labels_per_class=labels_per_class, eval_every=eval_every,  # type: ignore[arg-type]
-        geometry=Geometry(embed_size=embed_size, program_resolution=program_resolution or None),
-    )
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    base = PRESETS[preset]
+    chosen = {
+        "iterations": iterations, "batch_size": batch_size, "q": q, "beta": beta, "lr": lr, "lr_decay": lr_decay,
+        "estimator": estimator, "optimizer": optimizer, "loss": loss, "mapping": mapping,
+        "labels_per_class": labels_per_class, "eval_every": eval_every,
+    }
+    geometry = base.geometry.model_dump() | {k: v for k, v in {"embed_size": embed_size}.items() if v is not None}
+    if program_resolution is not None:
+        geometry["program_resolution"] = program_resolution or None
+    # Validate the merged settings as a whole, so a bad flag gets pydantic's message.
+    method = MethodConfig.model_validate(base.model_dump() | {k: v for k, v in chosen.items() if v is not None} | {"geometry": geometry})
     model_name = default_model(provider, provider_config.options)
     price = lookup_price(provider, model_name, override=price_per_1k, price_file=Store.price_file())
     return RunConfig(

@@ -65,7 +65,7 @@ def test_ledger_counts_reserved_failed_and_lost_as_spent(store: Store) -> None:
     store.reserve("r", "p", "m", ["d"], 0.5)  # in flight when the process died
     assert store.mark_lost("r") == 1
     assert store.spent("r") == (3, 1.5)
-    assert store.ledger_counts("r") == {"paid": 1, "failed": 1, "lost": 1}
+    assert store.ledger_counts("r") == {"paid": 1, "failed": 1, "released": 1, "lost": 1}
     assert store.integrity_ok()
 
 
