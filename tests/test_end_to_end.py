@@ -136,6 +136,9 @@ def test_train_through_each_paid_protocol_at_its_price(server_url: str, tmp_path
     assert summary["status"] == "completed"
     assert summary["cost_usd"] == pytest.approx(summary["queries_paid"] * price / 1000)
     assert "mock-key" not in result.stdout + result.stderr
+    for file in tmp_path.rglob("*"):  # the database, its WAL, everything under BARAPI_HOME
+        if file.is_file():
+            assert b"mock-key" not in file.read_bytes(), file
 
 
 def test_missing_key_names_the_variable(tmp_path: Path) -> None:
@@ -144,3 +147,24 @@ def test_missing_key_names_the_variable(tmp_path: Path) -> None:
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "CLARIFAI_PAT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_two_runs_share_one_home_at_once(server_url: str, tmp_path: Path) -> None:
+    env = os.environ | {"BARAPI_HOME": str(tmp_path)}
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "barapi.cli", "train", "--base-url", server_url, *SMALL, "--name", name,
+                          "--seed", str(seed), "--price-per-1k", "1", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for seed, name in enumerate(["left", "right"])
+    ]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err
+        assert "locked" not in err
+    store = Store(tmp_path)
+    assert store.integrity_ok()
+    for out in (o for o, _ in outputs):
+        summary = last_json(out)
+        paid, cost = store.spent(summary["run"])
+        assert paid == summary["queries_paid"] and cost == pytest.approx(summary["cost_usd"])
+        counts = store.ledger_counts(summary["run"])
+        assert counts.get("paid", 0) + counts.get("hit", 0) == summary["queries"]  # no lost ledger row
