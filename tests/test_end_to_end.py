@@ -2,7 +2,6 @@
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from barapi.store import Store
+from killsoak import kill_and_resume
 
 pytestmark = pytest.mark.slow
 
@@ -80,31 +80,13 @@ def test_over_budget_estimate_is_refused_without_a_terminal(server_url: str, tmp
 
 def test_killed_runs_resume_to_the_same_program_paying_only_for_requests_in_flight(server_url: str, tmp_path: Path) -> None:
     reference = last_json(barapi(tmp_path / "ref", "train", "--base-url", server_url, *SMALL, "--name", "k", "--json").stdout)
-    home = tmp_path / "killed"
-    env = os.environ | {"BARAPI_HOME": str(home)}
-    rng = random.Random(1234)
-    kills = 0
-    command = [sys.executable, "-m", "barapi.cli", "train", "--base-url", server_url, *SMALL, "--name", "k", "--json"]
-    while True:
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            process.wait(timeout=rng.uniform(1.5, 4.0))
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills += 1
-            assert Store(home).integrity_ok()
-            command = [sys.executable, "-m", "barapi.cli", "resume", "k", "--json"]
-            continue
-        out, err = process.communicate()
-        assert process.returncode == 0, err
-        final = last_json(out)
-        break
-    assert kills >= 1, "the run finished before any kill: lengthen SMALL"
-    assert final["program_sha256"] == reference["program_sha256"]
+    soak = kill_and_resume(tmp_path / "killed", ["--base-url", server_url, *SMALL], "k", seed=1234, min_s=1.5, max_s=4.0)
+    assert soak.kills >= 1, "the run finished before any kill: lengthen SMALL"
+    assert soak.integrity_failures == 0
+    assert soak.final["program_sha256"] == reference["program_sha256"]
     # Each kill loses at most the requests in flight (--concurrency 4, one image each).
-    assert reference["queries_paid"] <= final["queries_paid"] <= reference["queries_paid"] + 4 * kills
-    assert final["test_accuracy"] == reference["test_accuracy"]
+    assert reference["queries_paid"] <= soak.final["queries_paid"] <= reference["queries_paid"] + 4 * soak.kills
+    assert soak.final["test_accuracy"] == reference["test_accuracy"]
 
 
 def test_ctrl_c_checkpoints_and_says_how_to_resume(server_url: str, tmp_path: Path) -> None:
