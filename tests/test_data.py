@@ -1,0 +1,62 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from barapi.data import load_split
+from barapi.errors import DatasetError
+
+
+def save_modes(folder: Path) -> None:
+    """One image per pillow mode a user's folder may hold."""
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8))
+    folder.mkdir(parents=True)
+    rgb.convert("L").save(folder / "grey.png")
+    rgb.convert("RGBA").save(folder / "rgba.png")
+    rgb.convert("P").save(folder / "palette.png")
+    rgb.convert("CMYK").save(folder / "cmyk.jpg")
+    Image.fromarray((np.arange(600).reshape(20, 30) * 100).astype(np.uint16)).save(folder / "sixteen.png")
+    rgb.save(folder / "plain.jpg")
+
+
+def test_every_common_image_mode_simply_works(tmp_path: Path) -> None:
+    save_modes(tmp_path / "data" / "a")
+    save_modes(tmp_path / "data" / "b")
+    split = load_split(str(tmp_path / "data"), embed_size=16, train_per_class=3, test_size=6, seed=0)
+    assert split.classes == ["a", "b"]
+    assert split.x_train.shape == (6, 16, 16, 3) and split.x_test.shape == (6, 16, 16, 3)
+    assert split.x_train.min() >= -1 and split.x_train.max() <= 1
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n truncated", b"plain text, not an image"])
+def test_unreadable_files_are_named_in_the_error(tmp_path: Path, content: bytes) -> None:
+    save_modes(tmp_path / "data" / "a")
+    save_modes(tmp_path / "data" / "b")
+    (tmp_path / "data" / "b" / "bad.png").write_bytes(content)
+    with pytest.raises(DatasetError, match="bad.png"):
+        load_split(str(tmp_path / "data"), embed_size=16, train_per_class=3, test_size=20, seed=0)
+
+
+def test_npz_with_float_images_and_named_classes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "d.npz", x=rng.random((40, 10, 10)), y=np.repeat([3, 7], 20), classes=np.array(["three", "seven"]))
+    split = load_split(str(tmp_path / "d.npz"), embed_size=8, train_per_class=5, test_size=10, seed=0)
+    assert split.classes == ["three", "seven"] and set(split.y_train) == {0, 1}
+    assert len(split.y_train) == 10 and len(split.y_test) == 10
+
+
+def test_digits_split_is_stratified_seeded_and_disjoint() -> None:
+    a = load_split("digits", embed_size=8, train_per_class=5, test_size=50, seed=4)
+    b = load_split("digits", embed_size=8, train_per_class=5, test_size=50, seed=4)
+    assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_test, b.y_test)
+    assert np.bincount(a.y_train).tolist() == [5] * 10
+
+
+def test_train_and_test_indices_never_overlap() -> None:
+    from barapi.data import stratified_indices
+
+    labels = np.repeat(np.arange(4), 10)
+    train, test = stratified_indices(labels, 4, 6, 100, np.random.default_rng(0))
+    assert not set(train) & set(test)
+    assert len(train) == 24 and len(test) == 16
