@@ -14,11 +14,11 @@ class MethodConfig(BaseModel):
 
     iterations: int = Field(80, ge=1)
     batch_size: int = Field(20, ge=1)
-    q: int = Field(10, ge=1)
+    q: int = Field(5, ge=1)
     beta: float = Field(2.0, gt=0)
-    lr: float = Field(0.1, gt=0)
+    lr: float = Field(0.01, gt=0)
     lr_decay: float = Field(0.995, gt=0, le=1)
-    estimator: str = "one-sided"
+    estimator: str = "two-sided"
     optimizer: str = "adam"
     loss: Literal["focal", "ce"] = "focal"
     focal_gamma: float = Field(2.0, ge=0)
@@ -27,7 +27,7 @@ class MethodConfig(BaseModel):
     remap_every: int = Field(5, ge=1, description="iterative mapping: re-fit every N iterations")
     remap_memory: float = Field(0.9, ge=0, lt=1, description="iterative mapping: weight kept by older answers per iteration")
     labels_per_class: int = Field(5, ge=1)
-    init_scale: float = Field(0.5, gt=0, description="std of the random starting W (never 0)")
+    init_scale: float = Field(0.005, gt=0, description="std of the random starting W (never exactly 0)")
     geometry: Geometry = Geometry(embed_size=112, program_resolution=16)
     eval_every: int = Field(0, ge=0, description="evaluate on the test set every N iterations; 0 = only at the end")
 
@@ -76,6 +76,6 @@ PRESETS: dict[str, MethodConfig] = {
     # Same data geometry and m as the default, so the two differ only in the method.
     "paper": MethodConfig(
         q=25, beta=5.0, lr=2.0, lr_decay=0.99, estimator="one-sided", optimizer="sgd", mapping="frequency",
-        relative_scores=False, loss="focal", geometry=Geometry(program_resolution=None, embed_size=112),
+        relative_scores=False, loss="focal", init_scale=0.5, geometry=Geometry(program_resolution=None, embed_size=112),
     ),
 }

@@ -28,6 +28,7 @@ import numpy as np
 from barapi.adapters.torchserve import TorchServeClassifier
 from barapi.config import PRESETS, DataConfig, ProviderConfig, RunConfig
 from barapi.mock.model import ImageNetModel, InProcessClassifier
+from barapi.labels import frequency_mapping
 from barapi.mock.server import MockServer
 from barapi.optim import ESTIMATORS
 from barapi.program import Geometry, Program, initial_parameters
@@ -35,25 +36,48 @@ from barapi.store import Store
 from barapi.trainer import Trainer
 
 WORK = Path(__file__).resolve().parent / ".work"
+# Ablations measured beside the presets (name → settings over the default preset).
+VARIANTS: dict[str, dict] = {
+    "default, random start (W0 ~ N(0, 0.5²), one-sided q=10, lr 0.1)": {"init_scale": 0.5, "estimator": "one-sided", "q": 10, "lr": 0.1},
+}
 
 
 def mapping_queries(config: RunConfig) -> int:
     return config.data.train_per_class * 10  # digits: 10 classes
 
 
-def accuracy_curve(preset: str, budgets: list[int], classifier: InProcessClassifier, test_size: int, seed: int) -> tuple[float, list[float | None]]:
+def flat_canvas_accuracy(preset: str, classifier: InProcessClassifier, test_size: int, seed: int) -> float:
+    """P = 0 exactly (a flat grey canvas), with the frequency mapping built from it."""
+    method = PRESETS[preset].model_copy(update={"mapping": "frequency"})
+    store = Store(Path(tempfile.mkdtemp(prefix="bench-flat-", dir=WORK)))
+    trainer = Trainer(RunConfig(name="flat", seed=seed, provider=ProviderConfig(name="local"), data=DataConfig(test_size=test_size), method=method), classifier, store)
+    w0 = np.zeros(method.geometry.parameter_shape)
+    dense = trainer._dense(trainer.engine.score(trainer.program.encode_batch(w0, trainer.split.x_train)), classifier.labels())  # noqa: SLF001
+    mapping = frequency_mapping(dense, trainer.split.y_train, trainer.split.n_classes, method.labels_per_class)
+    scores = trainer.predict_scores(w0, trainer.split.x_test, classifier.labels(), mapping.assignment)
+    return float(np.mean(np.argmax(scores, axis=1) == trainer.split.y_test))
+
+
+def method_for(name: str):
+    return PRESETS[name] if name in PRESETS else PRESETS["default"].model_copy(update=VARIANTS[name])
+
+
+def accuracy_curve(preset: str, budgets: list[int | None], classifier: InProcessClassifier, test_size: int, seed: int) -> tuple[float, list[float | None]]:
     """Train once, evaluating when the training queries reach each budget (the run is extended
     between budgets exactly as `barapi resume` would extend it)."""
-    method = PRESETS[preset]
+    method = method_for(preset)
     data = DataConfig(test_size=test_size)
     per_iteration = method.batch_size * ESTIMATORS[method.estimator](q=method.q, beta=method.beta).queries_per_sample
-    store = Store(Path(tempfile.mkdtemp(prefix=f"bench-{preset}-", dir=WORK)))
-    base = RunConfig(name=preset, seed=seed, provider=ProviderConfig(name="local"), data=data, method=method)
+    store = Store(Path(tempfile.mkdtemp(prefix="bench-curve-", dir=WORK)))
+    base = RunConfig(name="bench", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method)
     trainer = Trainer(base, classifier, store)
     state = trainer._start()  # noqa: SLF001 - the baseline needs the mapping without a step
     zero = trainer._evaluate(state)  # noqa: SLF001
     accuracies: list[float | None] = []
     for budget in budgets:
+        if budget is None:
+            accuracies.append(None)
+            continue
         iterations = (budget - mapping_queries(base)) // per_iteration
         if iterations < 1:
             accuracies.append(None)
@@ -90,7 +114,8 @@ def throughput(model: ImageNetModel, images: list[bytes]) -> tuple[float, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budgets", default="2000,5000,10000,20000,50000")
-    parser.add_argument("--presets", default="default,paper")
+    parser.add_argument("--presets", default="default,paper", help="comma-separated; 'name:N' stops that row at N queries")
+    parser.add_argument("--variants", action="store_true", help="also run the ablations in VARIANTS (up to 20,000 queries)")
     parser.add_argument("--test-size", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--throughput-images", type=int, default=400)
@@ -100,10 +125,14 @@ def main() -> None:
     classifier = InProcessClassifier(model)
     budgets = [int(b) for b in args.budgets.split(",")]
 
+    flat = flat_canvas_accuracy("default", classifier, args.test_size, args.seed)
     rows = []
-    for preset in args.presets.split(","):
-        print(f"training preset {preset}…", file=sys.stderr, flush=True)
-        zero, curve = accuracy_curve(preset, budgets, classifier, args.test_size, args.seed)
+    plan = [tuple(p.split(":")) if ":" in p else (p, None) for p in args.presets.split(",")]
+    plan += [(name, "20000") for name in VARIANTS] if args.variants else []
+    for preset, limit in plan:
+        print(f"training {preset}…", file=sys.stderr, flush=True)
+        capped = [b if limit is None or b <= int(limit) else None for b in budgets]
+        zero, curve = accuracy_curve(preset, capped, classifier, args.test_size, args.seed)
         rows.append((preset, zero, curve))
 
     geometry = Geometry(program_resolution=16)
@@ -115,6 +144,9 @@ def main() -> None:
         return "—" if value is None else f"{value:.1%}"
 
     print(f"\nDigits, 50 training images per class, {args.test_size} test images, seed {args.seed}; chance = 10.0 %")
+    print(f"Flat canvas (P = 0, frequency mapping from it): {cell(flat)}")
+    print("Zero-program: the random starting W0 and the label mapping, no training step.")
+    print("Columns: test accuracy after that many training queries (label mapping + training).")
     print("| preset | zero-program | " + " | ".join(f"{b:,} q" for b in budgets) + " |")
     print("|---|---|" + "---|" * len(budgets))
     for preset, zero, curve in rows:

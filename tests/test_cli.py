@@ -33,12 +33,19 @@ def test_version(home: Path) -> None:
 
 
 def test_estimate_json_counts_queries_and_dollars_before_spending(home: Path) -> None:
-    result = invoke("estimate", "--dataset", "digits", "--iterations", "10", "--q", "4", "--batch-size", "20", "--json", "--price-per-1k", "1.2")
+    result = invoke("estimate", "--dataset", "digits", "--iterations", "10", "--q", "4", "--batch-size", "20", "--estimator", "one-sided", "--json", "--price-per-1k", "1.2")
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output.strip().splitlines()[-1])
     assert figures["queries"] == {"label_mapping": 500, "training": 10 * 20 * 5, "evaluation": 200, "cached": 0, "total": 1700}
     assert figures["cost_usd"] == pytest.approx(1700 * 1.2 / 1000)
     assert figures["price_per_1k"] == 1.2
+    two_sided = json.loads(invoke("estimate", "--iterations", "10", "--q", "4", "--estimator", "two-sided", "--json").output.strip().splitlines()[-1])
+    assert two_sided["queries"]["training"] == 10 * 20 * 9  # 2q + 1 per sample
+
+
+def test_paper_preset_is_algorithm_1_and_flags_override_it(home: Path) -> None:
+    figures = json.loads(invoke("estimate", "--preset", "paper", "--iterations", "3", "--json").output.strip().splitlines()[-1])
+    assert figures["queries"]["training"] == 3 * 20 * 26  # q = 25, one-sided, minibatch 20
 
 
 def test_unknown_run(home: Path) -> None:

@@ -56,7 +56,7 @@ class ProjectionModel:
 
 
 def config(name: str = "run", **method: object) -> RunConfig:
-    base = dict(iterations=6, batch_size=4, q=2, beta=1.0, lr=0.05, labels_per_class=2, remap_every=2,
+    base = dict(iterations=6, batch_size=4, q=2, beta=1.0, lr=0.05, labels_per_class=2, remap_every=2, estimator="one-sided",
                 geometry=Geometry(canvas_size=32, embed_size=12, program_resolution=4))
     return RunConfig(name=name, seed=3, provider=ProviderConfig(name="fake"),
                      data=DataConfig(train_per_class=3, test_size=12), method=MethodConfig(**(base | method)), price_per_1k=1.0)
