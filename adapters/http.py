@@ -66,9 +66,11 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 
 def is_retryable(error: BaseException) -> bool:
+    """Throttling, server errors and transport failures (no status: timeouts, resets) are
+    worth another attempt; an unreadable answer is not (it would be paid for again)."""
     if isinstance(error, RateLimited):
         return True
-    if isinstance(error, ProviderUnavailable) or not isinstance(error, ProviderError):
+    if isinstance(error, (ProviderUnavailable, ProviderResponseError)) or not isinstance(error, ProviderError):
         return False
     return error.status is None or error.status in RETRYABLE_STATUSES
 

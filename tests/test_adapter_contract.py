@@ -139,9 +139,12 @@ def test_a_bad_key_is_not_retried_and_the_error_hides_it(spec: Spec) -> None:
 
 
 @pytest.mark.parametrize("body", [b"<html>", b"null", b'{"unexpected": true}', b"[]"])
-def test_malformed_answers_raise_provider_response_error(spec: Spec, body: bytes) -> None:
+def test_malformed_answers_raise_provider_response_error_without_paying_twice(spec: Spec, body: bytes) -> None:
+    calls = []
+    meter = RecordingMeter()
     with pytest.raises(ProviderResponseError):
-        make(spec, lambda r: httpx.Response(200, content=body)).predict([b"a"])
+        make(spec, lambda r: calls.append(1) or httpx.Response(200, content=body)).predict([b"a"], meter=meter)
+    assert len(calls) == 1 and meter.failed_billed == 1  # billed once, counted, not retried
 
 
 def test_the_key_is_sent_only_where_it_belongs_and_never_shown(spec: Spec) -> None:
