@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from barapi.classifier import Classifier, Scores
+from barapi.errors import BudgetExceeded
 from barapi.money import Budget
 from barapi.store import Store, response_key
 
@@ -48,12 +49,10 @@ class QueryEngine:
         counts = store.ledger_counts(run)
         self.queries_cached = counts.get("hit", 0)
 
-    def uncached(self, images: Sequence[bytes]) -> int:
-        """How many of these images would be paid for (duplicates count once)."""
-        keys = {self.meter.key(image) for image in images}
-        return len(keys) - len(self.store.cached(list(keys)))
-
-    def score(self, images: Sequence[bytes]) -> list[Scores]:
+    def score(self, images: Sequence[bytes], *, all_or_nothing: bool = False) -> list[Scores]:
+        """Answers for the images, from the cache where possible. With ``all_or_nothing``,
+        nothing is sent unless every image still to pay for fits the budget (a training step
+        or an evaluation is worth nothing half done)."""
         keys = [self.meter.key(image) for image in images]
         answers = self.store.cached(list(dict.fromkeys(keys)))
         hit_keys = [k for k in keys if k in answers]
@@ -64,6 +63,8 @@ class QueryEngine:
         for key, image in zip(keys, images):
             if key not in answers:
                 pending.setdefault(key, image)
+        if pending and all_or_nothing and not self.budget.fits(len(pending)):
+            raise BudgetExceeded(f"{len(pending)} more image(s) do not fit the budget ({self.budget.describe()})")
         if pending:
             results = self.classifier.predict(list(pending.values()), meter=self.meter)
             answers |= {key: canonical(r) for key, r in zip(pending.keys(), results)}

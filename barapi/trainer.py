@@ -20,7 +20,7 @@ from barapi import labels as labelling
 from barapi.classifier import Classifier, Scores, SelectableLabels
 from barapi.config import RunConfig
 from barapi.data import Split, load_split
-from barapi.errors import ConfigError
+from barapi.errors import BudgetExceeded, ConfigError
 from barapi.losses import accuracy, class_weights, cross_entropy, focal_loss
 from barapi.money import Budget
 from barapi.optim import ZerothOrderOptimizer, make_optimizer
@@ -130,7 +130,7 @@ class Trainer:
         self.store.save_run(self.record)
 
     def predict_scores(self, w: np.ndarray, images: np.ndarray, vocabulary: list[str], assignment: np.ndarray) -> np.ndarray:
-        responses = self.engine.score(self.program.encode_batch(w, images))
+        responses = self.engine.score(self.program.encode_batch(w, images), all_or_nothing=True)
         return self._target_scores(responses, vocabulary, labelling.LabelMap(assignment))
 
     # -- phases ------------------------------------------------------------------------------
@@ -188,9 +188,10 @@ class Trainer:
         candidates = self.optimizer.ask(rng)
         targets = self.split.x_train[batch]
         images = [image for w in candidates for image in self.program.encode_batch(w, targets)]
-        if not self.budget.fits(self.engine.uncached(images)):
+        try:
+            responses = self.engine.score(images, all_or_nothing=True)
+        except BudgetExceeded:
             return False
-        responses = self.engine.score(images)
         label_map = labelling.LabelMap(state.assignment)
         labels = self.split.y_train[batch]
         losses = []
@@ -209,7 +210,7 @@ class Trainer:
             self._refit_mapping(state, at_w, labels)
         test_accuracy = None
         if method.eval_every and state.iteration % method.eval_every == 0 and state.iteration < method.iterations:
-            test_accuracy = self._evaluate(state)
+            test_accuracy = self._evaluate_if_affordable(state)
         self._checkpoint(state, test_accuracy)
         self._emit("training", state, test_accuracy)
         return True
@@ -226,12 +227,15 @@ class Trainer:
             state.assignment = labelling.greedy_mapping(affinity, method.labels_per_class).assignment
 
     def _final_evaluation(self) -> float | None:
-        state = self._current
-        images = self.program.encode_batch(self.optimizer.w, self.split.x_test)
-        if not self.budget.fits(self.engine.uncached(images)):
+        self._emit("evaluating", self._current, None)
+        return self._evaluate_if_affordable(self._current)
+
+    def _evaluate_if_affordable(self, state: State) -> float | None:
+        """Test accuracy if the whole test set still fits the budget, else None."""
+        try:
+            return self._evaluate(state)
+        except BudgetExceeded:
             return None
-        self._emit("evaluating", state, None)
-        return self._evaluate(state)
 
     def _evaluate(self, state: State) -> float:
         scores = self.predict_scores(self.optimizer.w, self.split.x_test, state.vocabulary, state.assignment)
