@@ -125,14 +125,10 @@ def stratified_indices(
     return rng.permutation(np.asarray(train)), np.sort(rest_array[:test_size])
 
 
-def load_split(spec: str, *, embed_size: int, train_per_class: int, test_size: int, seed: int) -> Split:
-    """``spec`` is 'digits', a folder path or an .npz path."""
-    if train_per_class < 1 or test_size < 1:
-        raise DatasetError("--train-per-class and --test-size must be at least 1")
-    rng = np.random.default_rng([seed, 0xDA7A])
+def _source(spec: str) -> tuple[np.ndarray | list[Path], np.ndarray, list[str]]:
+    """``spec`` is 'digits', a folder path or an .npz path: raw images (or their files)."""
     if spec == "digits":
-        images, labels, classes = load_digits_images()
-        source: np.ndarray | list[Path] = images
+        source, labels, classes = load_digits_images()
     else:
         path = Path(spec).expanduser()
         if path.suffix == ".npz" and path.is_file():
@@ -141,11 +137,25 @@ def load_split(spec: str, *, embed_size: int, train_per_class: int, test_size: i
             source, labels, classes = load_folder(path)
     if len(classes) < 2:
         raise DatasetError(f"dataset {spec!r} has {len(classes)} class(es): reprogramming needs at least 2")
+    return source, labels, classes
+
+
+def _materialise(source: np.ndarray | list[Path], indices: np.ndarray, embed_size: int) -> np.ndarray:
+    if isinstance(source, np.ndarray):
+        return to_unit_range(source[indices], embed_size)
+    return np.stack([read_image(source[i], embed_size) for i in indices])
+
+
+def load_dataset(spec: str, *, embed_size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Every image of a dataset, for evaluating a trained program on new data."""
+    source, labels, classes = _source(spec)
+    return _materialise(source, np.arange(len(labels)), embed_size), labels, classes
+
+
+def load_split(spec: str, *, embed_size: int, train_per_class: int, test_size: int, seed: int) -> Split:
+    if train_per_class < 1 or test_size < 1:
+        raise DatasetError("--train-per-class and --test-size must be at least 1")
+    source, labels, classes = _source(spec)
+    rng = np.random.default_rng([seed, 0xDA7A])
     train_idx, test_idx = stratified_indices(labels, len(classes), train_per_class, test_size, rng)
-
-    def materialise(indices: np.ndarray) -> np.ndarray:
-        if isinstance(source, np.ndarray):
-            return to_unit_range(source[indices], embed_size)
-        return np.stack([read_image(source[i], embed_size) for i in indices])
-
-    return Split(classes, materialise(train_idx), labels[train_idx], materialise(test_idx), labels[test_idx])
+    return Split(classes, _materialise(source, train_idx, embed_size), labels[train_idx], _materialise(source, test_idx, embed_size), labels[test_idx])

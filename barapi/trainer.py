@@ -78,7 +78,11 @@ class State:
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, classifier: Classifier, store: Store, on_progress: Callable[[Progress], None] | None = None) -> None:
+    def __init__(
+        self, config: RunConfig, classifier: Classifier, store: Store,
+        on_progress: Callable[[Progress], None] | None = None, *, record_status: bool = True,
+    ) -> None:
+        """``record_status=False`` opens an existing run without marking it running (eval)."""
         self.config = config
         self.classifier = classifier
         self.store = store
@@ -95,7 +99,7 @@ class Trainer:
         if method.batch_size > len(self.split.y_train):
             raise ConfigError(f"--batch-size {method.batch_size} exceeds the {len(self.split.y_train)} training images")
         self.weights = class_weights(self.split.y_train, self.split.n_classes)
-        self.record = self._open_record()
+        self.record = self._open_record() if record_status else store.get_run(config.name)
         store.mark_lost(config.name)
         paid, spent = store.spent(config.name)
         self.budget = Budget(max_usd=config.budget_usd, max_queries=config.max_queries, per_1k=config.price_per_1k, spent_usd=spent, spent_queries=paid)
@@ -128,6 +132,17 @@ class Trainer:
         """Record why the run stopped early (interrupted, failed, budget_exhausted)."""
         self.record.status = status
         self.store.save_run(self.record)
+
+    def evaluate(self, images: np.ndarray | None = None, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(true labels, predicted labels) of the run's current program on its test split, or on
+        the images given; every query goes through the budget, cache and ledger."""
+        state = self._restore()
+        if state is None:
+            raise ConfigError(f"run {self.config.name!r} has no checkpoint yet: train it first")
+        images = self.split.x_test if images is None else images
+        truth = self.split.y_test if labels is None else labels
+        scores = self.predict_scores(self.optimizer.w, images, state.vocabulary, state.assignment)
+        return truth, np.argmax(scores, axis=1)
 
     def predict_scores(self, w: np.ndarray, images: np.ndarray, vocabulary: list[str], assignment: np.ndarray) -> np.ndarray:
         responses = self.engine.score(self.program.encode_batch(w, images), all_or_nothing=True)

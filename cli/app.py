@@ -289,6 +289,50 @@ def _confirm_spend(config: RunConfig, figures: Estimate, yes: bool) -> None:
         raise typer.Exit(1)
 
 
+@app.command("eval")
+@friendly
+def evaluate(
+    run: Annotated[str, typer.Argument(help="Run name (see `barapi runs list`).")],
+    dataset: Annotated[Optional[str], typer.Option(help="Evaluate on this dataset (same class names) instead of the run's test split.")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="Raise the run's dollar budget for this evaluation.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Accuracy, per-class accuracy and confusion matrix of a run's program; queries go through
+    the budget, cache and ledger like any other."""
+    from barapi.data import load_dataset
+    from barapi.evaluation import report
+    from barapi.trainer import Trainer
+
+    store = Store()
+    config = RunConfig.model_validate_json(store.get_run(run).config)
+    if budget is not None:
+        config = config.model_copy(update={"budget_usd": budget})
+    trainer = Trainer(config, _classifier(config), store, record_status=False)
+    paid_before, cost_before = trainer.budget.spent_queries, trainer.budget.spent_usd
+    if dataset is None:
+        truth, predicted = trainer.evaluate()
+    else:
+        images, labels, classes = load_dataset(dataset, embed_size=config.method.geometry.embed_size)
+        if classes != trainer.split.classes:
+            raise ConfigError(f"{dataset} has classes {classes}, but run {run!r} was trained on {trainer.split.classes}")
+        truth, predicted = trainer.evaluate(images, labels)
+    figures = report(truth, predicted, trainer.split.classes) | {
+        "queries_paid": trainer.budget.spent_queries - paid_before,
+        "cost_usd": round(trainer.budget.spent_usd - cost_before, 6),
+    }
+    if as_json:
+        typer.echo(json.dumps(figures))
+        return
+    typer.echo(f"accuracy {figures['accuracy']:.1%} on {len(truth)} images ({figures['queries_paid']:,} queries paid, ${figures['cost_usd']:.4f})")
+    for name, row in figures["per_class"].items():
+        typer.echo(f"  {name:>12}: {_pct(row['accuracy'])} of {row['support']}")
+    if "sensitivity" in figures:
+        typer.echo(f"  sensitivity {_pct(figures['sensitivity'])}, specificity {_pct(figures['specificity'])}")
+    typer.echo("confusion (rows: truth, columns: predicted):")
+    for name, row in zip(trainer.split.classes, figures["confusion"]):
+        typer.echo(f"  {name:>12}: " + " ".join(f"{n:4d}" for n in row))
+
+
 @runs_app.command("list")
 @friendly
 def runs_list(as_json: JsonOption = False) -> None:

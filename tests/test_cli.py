@@ -51,6 +51,7 @@ def test_paper_preset_is_algorithm_1_and_flags_override_it(home: Path) -> None:
 def test_unknown_run(home: Path) -> None:
     assert_one_line_error(invoke("resume", "ghost"), "no run named 'ghost'", "barapi runs list")
     assert_one_line_error(invoke("runs", "show", "ghost"), "ghost")
+    assert_one_line_error(invoke("eval", "ghost"), "ghost")
 
 
 def test_missing_dataset_folder(home: Path) -> None:

@@ -44,6 +44,11 @@ def test_train_reprograms_the_real_model_and_reports_json(server_url: str, tmp_p
     assert 0.0 <= summary["test_accuracy"] <= 1.0 and len(summary["program_sha256"]) == 64
     shown = last_json(barapi(tmp_path, "runs", "show", "e2e", "--json").stdout)
     assert shown["program_sha256"] == summary["program_sha256"] and shown["status"] == "completed"
+    # Evaluating the same program on the same test split is free: every answer is cached.
+    report = last_json(barapi(tmp_path, "eval", "e2e", "--json").stdout)
+    assert report["accuracy"] == summary["test_accuracy"] and report["queries_paid"] == 0
+    assert sum(map(sum, report["confusion"])) == 10 and set(report["per_class"]) == {str(d) for d in range(10)}
+    assert last_json(barapi(tmp_path, "runs", "show", "e2e", "--json").stdout)["status"] == "completed"  # eval left the run alone
 
 
 def test_same_seed_same_program(server_url: str, tmp_path: Path) -> None:

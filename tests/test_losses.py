@@ -28,3 +28,13 @@ def test_class_weights_are_inverse_frequency_with_mean_one() -> None:
 
 def test_accuracy_counts_argmax_hits() -> None:
     assert accuracy(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), np.array([0, 1, 1])) == pytest.approx(2 / 3)
+
+
+def test_evaluation_report_counts_and_two_class_rates() -> None:
+    from barapi.evaluation import report
+
+    figures = report(np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 0]), ["healthy", "sick"])
+    assert figures["confusion"] == [[1, 1], [1, 2]]
+    assert figures["accuracy"] == pytest.approx(3 / 5)
+    assert figures["per_class"]["sick"] == {"accuracy": pytest.approx(2 / 3), "support": 3}
+    assert figures["sensitivity"] == pytest.approx(2 / 3) and figures["specificity"] == pytest.approx(1 / 2)
