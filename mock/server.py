@@ -29,8 +29,9 @@ import numpy as np
 from barapi.errors import BadInputError
 from barapi.mock.model import ImageNetModel, preprocess, top_k
 
-# Largest body accepted; TorchServe's default max_request_size is 6.5 MB.
-MAX_BODY_BYTES = 6_553_500
+# Largest body accepted: TorchServe's default max_request_size is 6.5 MB; a Clarifai request
+# carries up to 128 base64 images; Azure takes one image of at most 4 MB (plus multipart framing).
+MAX_BODY_BYTES = {"torchserve": 6_553_500, "clarifai": 128 * 1024 * 1024, "azure": 4 * 1024 * 1024 + 64 * 1024}
 BATCH_WAIT_S = 0.002
 MAX_SERVER_BATCH = 16
 MODEL_VERSION = "1.0"
@@ -137,15 +138,16 @@ class Handler(BaseHTTPRequestHandler):
             self._not_found()
 
     def do_POST(self) -> None:  # noqa: N802
-        body = self._body()
-        if body is None:
-            return
         path = self.path.split("?")[0]
-        for pattern, route in ((PREDICTION_PATH, self._torchserve), (CLARIFAI_PATH, self._clarifai), (AZURE_PATH, self._azure)):
+        routes = (("torchserve", PREDICTION_PATH, self._torchserve), ("clarifai", CLARIFAI_PATH, self._clarifai), ("azure", AZURE_PATH, self._azure))
+        for protocol, pattern, route in routes:
             match = pattern.match(path)
             if match:
-                route(match, body)
+                body = self._body(MAX_BODY_BYTES[protocol])
+                if body is not None:
+                    route(match, body)
                 return
+        self._body(MAX_BODY_BYTES["torchserve"])  # drain, so the connection stays usable
         self._not_found()
 
     # -- TorchServe --------------------------------------------------------------------------
@@ -262,10 +264,10 @@ class Handler(BaseHTTPRequestHandler):
         })
 
     # -- helpers -----------------------------------------------------------------------------
-    def _body(self) -> bytes | None:
+    def _body(self, limit: int) -> bytes | None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._json(413, {"code": 413, "type": "RequestTooLargeException", "message": f"request larger than {MAX_BODY_BYTES} bytes"})
+        if length > limit:
+            self._json(413, {"code": 413, "type": "RequestTooLargeException", "message": f"request larger than {limit} bytes"})
             self.close_connection = True
             return None
         return self.rfile.read(length) if length else b""

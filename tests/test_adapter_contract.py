@@ -223,3 +223,15 @@ def test_live_server_checks_the_key(name: str, server_url: str, png: bytes) -> N
              "azure": lambda: AzureCustomVisionClassifier(httpx.Client(), key="wrong", endpoint=server_url, project_id="p", iteration="i")}[name]
     with pytest.raises(AuthenticationError):
         build().predict([png])
+
+
+@pytest.mark.slow
+def test_live_server_takes_a_full_clarifai_request_of_real_sized_images(server_url: str) -> None:
+    from barapi.program import Geometry, Program, initial_parameters
+
+    g = Geometry(program_resolution=16)
+    rng = np.random.default_rng(1)
+    noisy = Program(g).encode_batch(initial_parameters(g, 0.5, rng), rng.uniform(-1, 1, (130, 64, 64, 3)))
+    assert sum(map(len, noisy[:128])) * 4 / 3 > 6_553_500  # larger than TorchServe's body limit
+    results = LIVE["clarifai"](server_url).predict(noisy)
+    assert len(results) == 130
