@@ -175,8 +175,8 @@ class HttpSender:
                 results = read(response)
                 if len(results) != len(images):
                     raise ProviderResponseError(f"sent {len(images)} image(s) but the provider answered {len(results)}")
-            except (ProviderResponseError, ValueError, KeyError, TypeError, AttributeError) as error:
-                meter.on_failure(ticket, maybe_billed=True)
+            except (ProviderError, ValueError, KeyError, TypeError, AttributeError) as error:
+                meter.on_failure(ticket, maybe_billed=True)  # answered, so billed, but unusable
                 if isinstance(error, ProviderError):
                     raise
                 raise ProviderResponseError(f"unreadable response: {error!r}", status=response.status_code, body=response.text[:500]) from error
@@ -187,19 +187,21 @@ class HttpSender:
         raise error
 
     def _exchange(self, request: httpx.Request) -> httpx.Response:
-        response = self.client.send(request, stream=True)
+        """Send, reading at most MAX_RESPONSE_BYTES of the answer."""
+        streamed = self.client.send(request, stream=True)
         try:
             chunks = []
             size = 0
-            for chunk in response.iter_bytes():
+            for chunk in streamed.iter_bytes():
                 size += len(chunk)
                 if size > MAX_RESPONSE_BYTES:
                     raise ProviderResponseError(f"response larger than {MAX_RESPONSE_BYTES} bytes: refused")
                 chunks.append(chunk)
-            response._content = b"".join(chunks)  # noqa: SLF001 - httpx's documented way to buffer a stream we read ourselves
         finally:
-            response.close()
-        return response
+            streamed.close()
+        # iter_bytes() already decoded any content encoding, so drop the header that named it.
+        headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() != "content-encoding"]
+        return httpx.Response(streamed.status_code, headers=headers, content=b"".join(chunks), request=request)
 
 
 def run_concurrently(tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:

@@ -172,8 +172,10 @@ def test_clarifai_mixed_status_names_the_refused_image() -> None:
             {"status": {"code": 30002, "description": "Download failed"}, "data": {}},
         ]})
 
+    meter = RecordingMeter()
     with pytest.raises(BadInputError, match="image 1"):
-        make(SPECS[1], handler).predict([b"ok", b"bad"])
+        make(SPECS[1], handler).predict([b"ok", b"bad"], meter=meter)
+    assert meter.failed_billed == 2 and meter.paid == 0  # settled, never left reserved
 
 
 def test_clarifai_asks_for_exactly_the_mapped_concepts_once_restricted() -> None:
