@@ -19,6 +19,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from barapi.classifier import Meter, Scores
 from barapi.errors import (
+    BadInputError,
     BudgetExceeded,
     ConfigError,
     ProviderError,
@@ -67,10 +68,11 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 def is_retryable(error: BaseException) -> bool:
     """Throttling, server errors and transport failures (no status: timeouts, resets) are
-    worth another attempt; an unreadable answer is not (it would be paid for again)."""
+    worth another attempt; an unreadable answer or a refused image is not (it would be paid
+    for again, with the same outcome)."""
     if isinstance(error, RateLimited):
         return True
-    if isinstance(error, (ProviderUnavailable, ProviderResponseError)) or not isinstance(error, ProviderError):
+    if isinstance(error, (ProviderUnavailable, ProviderResponseError, BadInputError)) or not isinstance(error, ProviderError):
         return False
     return error.status is None or error.status in RETRYABLE_STATUSES
 
