@@ -237,3 +237,21 @@ def test_live_server_takes_a_full_clarifai_request_of_real_sized_images(server_u
     assert sum(map(len, noisy[:128])) * 4 / 3 > 6_553_500  # larger than TorchServe's body limit
     results = LIVE["clarifai"](server_url).predict(noisy)
     assert len(results) == 130
+
+
+RATE_LIMITED = {
+    "torchserve": lambda c, url: TorchServeClassifier(c, base_url=url, rate_per_second=20.0, concurrency=4),
+    "clarifai": lambda c, url: ClarifaiClassifier(c, pat=SECRET, base_url=url, rate_per_second=20.0, concurrency=4),
+    "azure": lambda c, url: AzureCustomVisionClassifier(c, key=SECRET, endpoint=url, project_id="p", iteration="it", rate_per_second=20.0),
+}
+
+
+def test_the_client_side_rate_limit_spaces_every_adapters_requests(spec: Spec) -> None:
+    import time
+
+    stamps = []
+    classifier = RATE_LIMITED[spec.name](httpx.Client(transport=httpx.MockTransport(lambda r: stamps.append(time.monotonic()) or spec.answer(r))), "http://127.0.0.1:9")
+    images = [b"x"] * (5 * spec.max_batch)  # five requests whatever the batch limit
+    classifier.predict(images)
+    assert len(stamps) == 5
+    assert max(stamps) - min(stamps) >= 4 / 20.0 - 0.01  # 20 requests/s: ≥ 50 ms apart
