@@ -127,8 +127,7 @@ class HttpSender:
         self.limiter = RateLimiter(rate_per_second)
         self.max_attempts = max_attempts
         self.sleep = sleep
-        self.attempts = 0
-        self.retries = 0
+        self.attempts = 0  # every HTTP attempt, retries included (benchmarks read it)
         self._count_lock = threading.Lock()
 
     def send(
@@ -145,14 +144,9 @@ class HttpSender:
             retry=retry_if_exception(is_retryable),
             wait=backoff_seconds,
             sleep=self.sleep,
-            before_sleep=self._count_retry,
             reraise=True,
         )
         return retrying(self._attempt, build, images, meter, read, fail, unreachable_hint)
-
-    def _count_retry(self, _state: RetryCallState) -> None:
-        with self._count_lock:
-            self.retries += 1
 
     def _attempt(self, build, images, meter, read, fail, unreachable_hint) -> list[Scores]:  # noqa: ANN001
         with self._count_lock:

@@ -106,7 +106,6 @@ class MockServer(ThreadingHTTPServer):
         self.topk = topk
         self.faults = faults or Faults()
         self.api_key = api_key
-        self.requests_served = 0
 
     def probabilities(self, data: bytes) -> np.ndarray:
         return self.batcher.submit(preprocess(data, self.model.size))
@@ -302,7 +301,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
-        self.server.requests_served += 1
 
 
 def _now() -> str:
