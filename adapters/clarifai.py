@@ -132,7 +132,8 @@ class ClarifaiClassifier:
             payload = {}
         code = _status_code(payload) if isinstance(payload, dict) else None
         text = _description(payload) if isinstance(payload, dict) else response.text[:200]
-        request_id = (payload.get("status") or {}).get("req_id") if isinstance(payload, dict) else None
+        status = payload.get("status") if isinstance(payload, dict) else None
+        request_id = status.get("req_id") if isinstance(status, dict) else None
         common = {"status": response.status_code, "request_id": request_id, "body": response.text[:500]}
         if code == STATUS_THROTTLED or response.status_code == 429:
             return RateLimited(f"Clarifai throttled the request: {text}", retry_after=retry_after_seconds(response), maybe_billed=False, **common)
