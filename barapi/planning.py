@@ -10,21 +10,21 @@ import numpy as np
 
 from barapi.classifier import Classifier
 from barapi.config import RunConfig
-from barapi.data import load_split
+from barapi.data import Split
 from barapi.money import Budget, Estimate
 from barapi.optim import ESTIMATORS
 from barapi.program import Program, initial_parameters, program_sha256
 from barapi.queries import LedgerMeter
 from barapi.store import RunRecord, Store
-from barapi.trainer import INIT_STREAM
+from barapi.trainer import INIT_STREAM, run_split
 
 
-def estimate_run(config: RunConfig, classifier: Classifier, store: Store) -> Estimate:
+def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split: Split | None = None) -> Estimate:
     """Queries for label mapping, training (iterations × batch × queries per sample) and
     evaluation. ``cached`` counts the images whose bytes are known before training (the label
     mapping's and the first step's unperturbed ones) and are already in the cache."""
     method = config.method
-    split = load_split(config.data.dataset, embed_size=method.geometry.embed_size, train_per_class=config.data.train_per_class, test_size=config.data.test_size, seed=config.seed)
+    split = split or run_split(config)
     n_train, n_test = len(split.y_train), len(split.y_test)
     needs_mapping_queries = method.mapping == "frequency" or not classifier.labels()
     per_sample = ESTIMATORS[method.estimator](q=method.q, beta=method.beta).queries_per_sample

@@ -77,30 +77,40 @@ class State:
     affinity_counts: np.ndarray
 
 
+def run_split(config: RunConfig) -> Split:
+    """The run's training and test images, exactly as every resume reloads them."""
+    return load_split(
+        config.data.dataset,
+        embed_size=config.method.geometry.embed_size,
+        train_per_class=config.data.train_per_class,
+        test_size=config.data.test_size,
+        seed=config.seed,
+    )
+
+
 class Trainer:
     def __init__(
         self, config: RunConfig, classifier: Classifier, store: Store,
-        on_progress: Callable[[Progress], None] | None = None, *, record_status: bool = True,
+        on_progress: Callable[[Progress], None] | None = None, *, record_status: bool = True, split: Split | None = None,
     ) -> None:
-        """``record_status=False`` opens an existing run without marking it running (eval)."""
+        """``record_status=False`` opens an existing run read-only (eval): it is not marked
+        running and its in-flight reservations are left alone. ``split``: the run's data, if the
+        caller already loaded it (see ``run_split``)."""
         self.config = config
         self.classifier = classifier
         self.store = store
         self.on_progress = on_progress or (lambda _: None)
         method = config.method
         self.program = Program(method.geometry)
-        self.split: Split = load_split(
-            config.data.dataset,
-            embed_size=method.geometry.embed_size,
-            train_per_class=config.data.train_per_class,
-            test_size=config.data.test_size,
-            seed=config.seed,
-        )
+        self.split = split or run_split(config)
         if method.batch_size > len(self.split.y_train):
             raise ConfigError(f"--batch-size {method.batch_size} exceeds the {len(self.split.y_train)} training images")
         self.weights = class_weights(self.split.y_train, self.split.n_classes)
-        self.record = self._open_record() if record_status else store.get_run(config.name)
-        store.mark_lost(config.name)
+        if record_status:
+            self.record = self._open_record()
+            store.mark_lost(config.name)  # this process owns the run: what was in flight died
+        else:
+            self.record = store.get_run(config.name)
         paid, spent = store.spent(config.name)
         self.budget = Budget(max_usd=config.budget_usd, max_queries=config.max_queries, per_1k=config.price_per_1k, spent_usd=spent, spent_queries=paid)
         self.engine = QueryEngine(classifier, store, self.budget, config.name)

@@ -195,12 +195,15 @@ def train(
     store = Store()
     if store.has_run(config.name):
         raise ConfigError(f"a run named {config.name!r} exists: continue it with `barapi resume {config.name}` or pick another --name")
+    from barapi.trainer import run_split
+
     classifier = _classifier(config)
-    figures = estimate_run(config, classifier, store)
+    split = run_split(config)  # decoded once, for the estimate and the training
+    figures = estimate_run(config, classifier, store, split)
     if not as_json:
         _print_estimate(figures, as_json=False)
     _confirm_spend(config, figures, yes)
-    _execute(config, classifier, store, as_json)
+    _execute(config, classifier, store, as_json, split)
 
 
 @app.command()
@@ -230,11 +233,11 @@ def _classifier(config: RunConfig):  # noqa: ANN202 - the Classifier protocol
     return build_classifier(config.provider, make_client())
 
 
-def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool) -> None:
+def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, split: Any = None) -> None:
     from barapi.trainer import Trainer
 
     printer = ProgressPrinter(quiet=as_json)
-    trainer = Trainer(config, classifier, store, on_progress=printer)
+    trainer = Trainer(config, classifier, store, on_progress=printer, split=split)
     try:
         result = trainer.run()
     except KeyboardInterrupt:

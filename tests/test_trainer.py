@@ -106,3 +106,15 @@ def test_labels_per_class_must_fit_the_vocabulary(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="labels-per-class"):
         Trainer(config(labels_per_class=7), ProjectionModel(), Store(tmp_path)).run()
+
+
+def test_opening_a_run_read_only_leaves_its_requests_in_flight_alone(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    Trainer(config(), ProjectionModel(), store).run()
+    store.reserve("run", "fake", "projection", ["in-flight"], 0.001)  # another process is sending
+    evaluator = Trainer(config(), ProjectionModel(), store, record_status=False)
+    evaluator.evaluate()
+    assert store.ledger_counts("run").get("reserved") == 1
+    assert store.get_run("run").status == "completed"
+    Trainer(config(), ProjectionModel(), store)  # the owner reopening it: that request died
+    assert store.ledger_counts("run").get("lost") == 1
