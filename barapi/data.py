@@ -1,5 +1,6 @@
-"""Target-task datasets: scikit-learn's digits, an image folder (one sub-folder per class), or
-an .npz with arrays ``x`` (images) and ``y`` (labels) and optionally ``classes``.
+"""Target-task datasets: scikit-learn's digits, Fashion-MNIST (Debian's dataset-fashion-mnist),
+an image folder (one sub-folder per class), or an .npz with arrays ``x`` (images) and ``y``
+(labels) and optionally ``classes``.
 
 Images come out resized to the embedding size, RGB, in [-1, 1]; the split is stratified and
 seeded so that a resumed run reloads exactly the same samples.
@@ -7,6 +8,8 @@ seeded so that a resumed run reloads exactly the same samples.
 
 from __future__ import annotations
 
+import gzip
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +21,10 @@ from barapi.errors import DatasetError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 # Decompression bombs are refused by pillow above this many pixels; a real dataset never needs more.
 MAX_IMAGE_PIXELS = 64_000_000
+# Debian's package installs the original idx files here; BARAPI_FASHION_MNIST relocates them.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+BUNDLED = ("digits", "fashion-mnist")
 
 
 @dataclass(frozen=True)
@@ -71,9 +78,33 @@ def load_digits_images() -> tuple[np.ndarray, np.ndarray, list[str]]:
     return images, digits.target.astype(int), [str(c) for c in digits.target_names]
 
 
+def read_idx(path: Path) -> np.ndarray:
+    """An idx file (MNIST's format, gzipped): big-endian dims after a 4-byte magic."""
+    with gzip.open(path, "rb") as handle:
+        raw = handle.read()
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load_fashion_mnist() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The 60,000 training images: a run samples its own train and test split from them."""
+    root = Path(os.environ.get("BARAPI_FASHION_MNIST", FASHION_MNIST_DIR))
+    images, labels = root / "train-images-idx3-ubyte.gz", root / "train-labels-idx1-ubyte.gz"
+    if not (images.is_file() and labels.is_file()):
+        raise DatasetError(
+            f"Fashion-MNIST is not in {root}: install it with `apt-get install dataset-fashion-mnist` "
+            "or point BARAPI_FASHION_MNIST at a folder with its idx files"
+        )
+    try:
+        return read_idx(images), read_idx(labels).astype(int), list(FASHION_MNIST_CLASSES)
+    except (OSError, ValueError, EOFError) as error:
+        raise DatasetError(f"cannot read Fashion-MNIST from {root}: {error}") from error
+
+
 def load_folder(root: Path) -> tuple[list[Path], np.ndarray, list[str]]:
     if not root.is_dir():
-        raise DatasetError(f"dataset folder {root} does not exist: pass 'digits' or a folder with one sub-folder per class")
+        raise DatasetError(f"dataset folder {root} does not exist: pass 'digits', 'fashion-mnist' or a folder with one sub-folder per class")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     files: list[Path] = []
     labels: list[int] = []
@@ -126,9 +157,12 @@ def stratified_indices(
 
 
 def _source(spec: str) -> tuple[np.ndarray | list[Path], np.ndarray, list[str]]:
-    """``spec`` is 'digits', a folder path or an .npz path: raw images (or their files)."""
+    """``spec`` is 'digits', 'fashion-mnist', a folder path or an .npz path: raw images (or
+    their files)."""
     if spec == "digits":
         source, labels, classes = load_digits_images()
+    elif spec == "fashion-mnist":
+        source, labels, classes = load_fashion_mnist()
     else:
         path = Path(spec).expanduser()
         if path.suffix == ".npz" and path.is_file():

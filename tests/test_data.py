@@ -60,3 +60,39 @@ def test_train_and_test_indices_never_overlap() -> None:
     train, test = stratified_indices(labels, 4, 6, 100, np.random.default_rng(0))
     assert not set(train) & set(test)
     assert len(train) == 24 and len(test) == 16
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    import gzip
+
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_reads_the_idx_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (40, 28, 28)), np.repeat(np.arange(10), 4)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels)
+    monkeypatch.setenv("BARAPI_FASHION_MNIST", str(tmp_path))
+    split = load_split("fashion-mnist", embed_size=28, train_per_class=2, test_size=10, seed=0)
+    assert split.classes[0] == "T-shirt/top" and split.n_classes == 10
+    assert split.x_train.shape == (20, 28, 28, 3) and len(split.y_test) == 10
+    decoded = np.rint((split.x_train[:, :, :, 0] + 1) * 127.5)
+    for image, label in zip(decoded, split.y_train):
+        matches = [i for i in range(len(images)) if np.array_equal(images[i], image)]
+        assert matches and labels[matches[0]] == label  # each image decoded intact, with its own label
+
+
+def test_fashion_mnist_missing_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BARAPI_FASHION_MNIST", str(tmp_path / "nowhere"))
+    with pytest.raises(DatasetError, match="apt-get install dataset-fashion-mnist"):
+        load_split("fashion-mnist", embed_size=28, train_per_class=2, test_size=10, seed=0)
+
+
+def test_the_real_fashion_mnist_from_debian() -> None:
+    # .ci/run installs Debian's dataset-fashion-mnist; this reads the real files.
+    split = load_split("fashion-mnist", embed_size=32, train_per_class=5, test_size=20, seed=1)
+    assert split.n_classes == 10 and np.bincount(split.y_train).tolist() == [5] * 10
+    assert -1.0 <= split.x_train.min() < split.x_train.max() <= 1.0
