@@ -4,20 +4,29 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export BARAPI_HOME ?= $(CURDIR)/.barapi-demo
 
-.PHONY: install demo test bench clean
+.PHONY: install datasets demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch==2.13.0 is pinned in the mock extra: the CPU wheel, never a CUDA build.
-	$(PY) -m pip install --quiet -e '.[mock,test]'
+	$(PY) -m pip install --quiet -e '.[mock,plot,test]'
 	touch $@
 
 install: $(VENV)/.installed
 
+# Fashion-MNIST (a bundled dataset, used by tests and bench/) is Debian's dataset-fashion-mnist.
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(FASHION_MNIST):
+	$(SUDO) apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q dataset-fashion-mnist >/dev/null; }
+
+datasets: $(FASHION_MNIST)
+
 demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh $(ARGS)
 
-test: install
+test: install datasets
 	$(PY) -m pytest -q
 
 bench: install
