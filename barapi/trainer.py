@@ -131,6 +131,7 @@ class Trainer:
                 status = "budget_exhausted"
                 break
         test_accuracy = self._final_evaluation()
+        self._checkpoint(state, test_accuracy)  # the same state; its metrics row gains the test accuracy
         result = self._result(state, status, test_accuracy)
         self.record.status = status
         self.record.result = json.dumps(result.as_json())

@@ -7,22 +7,26 @@ import os
 import secrets
 import sys
 import time
+import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import numpy as np
 import typer
+from barapi.adapters import default_model
+from barapi.cli.render import ProgressPrinter
 from pydantic import ValidationError
 
 from barapi import __version__
+from barapi.classifier import SelectableLabels
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.errors import BarapiError, BudgetExceeded, ConfigError
 from barapi.money import Estimate
 from barapi.money import price_per_1k as lookup_price
 from barapi.store import Store
-from barapi.adapters import default_model
-from barapi.cli.render import ProgressPrinter
 
 app = typer.Typer(
     help="Reprogram a black-box image classifier behind a prediction API to solve a new task.",
@@ -81,9 +85,29 @@ def main_options(
     pass
 
 
-# -- the options `train` and `estimate` share ----------------------------------------------
-def run_config(
-    provider: Annotated[str, typer.Option(help="torchserve (also `barapi mock serve`), clarifai, azure, or local (the model in-process).", rich_help_panel="Provider")] = "torchserve",
+# -- options shared by several commands ---------------------------------------------------------
+DEFAULT_PROVIDER = "torchserve"
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    """--provider and its options as typed; ``name`` is None when --provider was not given."""
+
+    name: str | None
+    options: dict[str, Any]
+
+    def for_new_run(self) -> ProviderConfig:
+        return ProviderConfig(name=self.name or DEFAULT_PROVIDER, options=self.options)
+
+    def over(self, stored: ProviderConfig) -> ProviderConfig:
+        """A stored run's provider with the flags given now on top (another provider: only them)."""
+        if self.name and self.name != stored.name:
+            return ProviderConfig(name=self.name, options=self.options)
+        return ProviderConfig(name=stored.name, options=stored.options | self.options)
+
+
+def provider_options(
+    provider: Annotated[Optional[str], typer.Option(help=f"torchserve (also `barapi mock serve`), clarifai, azure, or local (the model in-process). (default: {DEFAULT_PROVIDER}; predict: the run's own)", rich_help_panel="Provider")] = None,
     base_url: Annotated[Optional[str], typer.Option(help="Provider endpoint (torchserve, clarifai).", rich_help_panel="Provider")] = None,
     model: Annotated[Optional[str], typer.Option(help="Model name at the provider.", rich_help_panel="Provider")] = None,
     model_version: Annotated[Optional[str], typer.Option(help="Model version, if the provider has versions.", rich_help_panel="Provider")] = None,
@@ -97,36 +121,67 @@ def run_config(
     store_images: Annotated[bool, typer.Option(help="Let Azure keep the images (default: /nostore).", rich_help_panel="Provider")] = False,
     concurrency: Annotated[Optional[int], typer.Option(min=1, help="Parallel requests (default per provider).", rich_help_panel="Provider")] = None,
     rate_limit: Annotated[Optional[float], typer.Option(min=0, help="Client-side cap on requests/s (default per provider: Clarifai 15, Azure 10); 0 = off.", rich_help_panel="Provider")] = None,
-    dataset: Annotated[str, typer.Option(help="'digits' (bundled), a folder with one sub-folder per class, or an .npz (x, y).", rich_help_panel="Data")] = _DEFAULT_DATA.dataset,
-    train_per_class: Annotated[int, typer.Option(min=1, help="Training images per class.", rich_help_panel="Data")] = _DEFAULT_DATA.train_per_class,
-    test_size: Annotated[int, typer.Option(min=1, help="Test images.", rich_help_panel="Data")] = _DEFAULT_DATA.test_size,
-    preset: Annotated[str, typer.Option(help="Method settings to start from: default (what bench/ found best) or paper (Algorithm 1); the flags below override.", rich_help_panel="Method")] = "default",
-    embed_size: Annotated[Optional[int], typer.Option(help=f"Side of the target image in the canvas, px. [preset: {_DEFAULT_METHOD.geometry.embed_size}]", rich_help_panel="Method")] = None,
-    program_resolution: Annotated[Optional[int], typer.Option(help=f"Side of W per channel (upsampled to the canvas); 0 = full resolution. [preset: {_DEFAULT_METHOD.geometry.program_resolution or 0}]", rich_help_panel="Method")] = None,
-    iterations: Annotated[Optional[int], typer.Option(min=1, help=f"Optimiser steps. [preset: {_DEFAULT_METHOD.iterations}]", rich_help_panel="Method")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help=f"Images per step. [preset: {_DEFAULT_METHOD.batch_size}]", rich_help_panel="Method")] = None,
-    q: Annotated[Optional[int], typer.Option(min=1, help=f"Random directions per gradient estimate. [preset: {_DEFAULT_METHOD.q}]", rich_help_panel="Method")] = None,
-    beta: Annotated[Optional[float], typer.Option(help=f"Smoothing (perturbation size) of the estimator. [preset: {_DEFAULT_METHOD.beta}]", rich_help_panel="Method")] = None,
-    lr: Annotated[Optional[float], typer.Option(help=f"Initial step size. [preset: {_DEFAULT_METHOD.lr}]", rich_help_panel="Method")] = None,
-    lr_decay: Annotated[Optional[float], typer.Option(help=f"Step size multiplier per iteration. [preset: {_DEFAULT_METHOD.lr_decay}]", rich_help_panel="Method")] = None,
-    estimator: Annotated[Optional[str], typer.Option(help=f"one-sided (the paper), two-sided or spsa. [preset: {_DEFAULT_METHOD.estimator}]", rich_help_panel="Method")] = None,
-    optimizer: Annotated[Optional[str], typer.Option(help=f"adam, sgd (the paper), sign-sgd or nesterov-gc (with spsa: SPSA-GC). [preset: {_DEFAULT_METHOD.optimizer}]", rich_help_panel="Method")] = None,
-    labels_per_class: Annotated[Optional[int], typer.Option(min=1, help=f"Source labels averaged per target class (m). [preset: {_DEFAULT_METHOD.labels_per_class}]", rich_help_panel="Method")] = None,
-    mapping: Annotated[Optional[str], typer.Option(help=f"frequency, random or iterative (re-fitted from paid answers). [preset: {_DEFAULT_METHOD.mapping}]", rich_help_panel="Method")] = None,
-    loss: Annotated[Optional[str], typer.Option(help=f"focal or ce. [preset: {_DEFAULT_METHOD.loss}]", rich_help_panel="Method")] = None,
-    eval_every: Annotated[Optional[int], typer.Option(min=0, help="Evaluate every N iterations (0: at the end only).", rich_help_panel="Method")] = None,
-    budget: Annotated[Optional[float], typer.Option(help="Most dollars this run may spend.", rich_help_panel="Budget")] = None,
-    max_queries: Annotated[Optional[int], typer.Option(help="Most images this run may send (paid).", rich_help_panel="Budget")] = None,
-    price_per_1k: Annotated[Optional[float], typer.Option(help="Dollars per 1,000 images (overrides the price table).", rich_help_panel="Budget")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
-    name: Annotated[Optional[str], typer.Option(help="Run name (default: generated).")] = None,
-) -> RunConfig:
+) -> ProviderChoice:
     options = {
         "base_url": base_url, "model": model, "model_version": model_version, "user_id": user_id, "app_id": app_id,
         "max_concepts": max_concepts, "endpoint": endpoint, "project_id": project_id, "iteration": iteration,
         "api_version": api_version, "store_images": store_images or None, "concurrency": concurrency, "rate_limit": rate_limit,
     }
-    provider_config = ProviderConfig(name=provider, options={k: v for k, v in options.items() if v is not None})
+    return ProviderChoice(provider, {k: v for k, v in options.items() if v is not None})
+
+
+def read_config_file(ctx: typer.Context, value: Optional[Path]) -> Optional[Path]:
+    """--config run.toml: its keys become the command's defaults (click's default_map), so a flag
+    typed on the command line still wins. Keys are flag names (`train-per-class` or
+    `train_per_class`), at the top level or in tables named after the help panels."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    try:
+        document = tomllib.loads(value.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise typer.BadParameter(f"cannot read {value}: {error}") from None
+    settings: dict[str, Any] = {}
+    for key, item in document.items():
+        settings |= item if isinstance(item, dict) else {key: item}
+    known = {p.name: p for p in ctx.command.params}
+    defaults = {}
+    for key, item in settings.items():
+        name = key.replace("-", "_")
+        if name not in known or name == "config_file":
+            raise typer.BadParameter(f"{value}: unknown setting {key!r} (see `barapi {ctx.info_name} --help`)")
+        defaults[name] = item
+    ctx.default_map = (ctx.default_map or {}) | defaults
+    return value
+
+
+def run_options(
+    dataset: Annotated[str, typer.Option(help="'digits' (bundled), 'fashion-mnist' (Debian's dataset-fashion-mnist), a folder with one sub-folder per class, or an .npz (x, y).", rich_help_panel="Data")] = _DEFAULT_DATA.dataset,
+    train_per_class: Annotated[int, typer.Option(min=1, help="Training images per class.", rich_help_panel="Data")] = _DEFAULT_DATA.train_per_class,
+    test_size: Annotated[int, typer.Option(min=1, help="Test images.", rich_help_panel="Data")] = _DEFAULT_DATA.test_size,
+    preset: Annotated[str, typer.Option(help="Method settings to start from: default (what bench/ found best) or paper (Algorithm 1); the flags below override.", rich_help_panel="Method")] = "default",
+    embed_size: Annotated[Optional[int], typer.Option(help=f"Side of the target image in the canvas, px. (preset: {_DEFAULT_METHOD.geometry.embed_size})", rich_help_panel="Method")] = None,
+    program_resolution: Annotated[Optional[int], typer.Option(help=f"Side of W per channel (upsampled to the canvas); 0 = full resolution. (preset: {_DEFAULT_METHOD.geometry.program_resolution or 0})", rich_help_panel="Method")] = None,
+    iterations: Annotated[Optional[int], typer.Option(min=1, help=f"Optimiser steps. (preset: {_DEFAULT_METHOD.iterations})", rich_help_panel="Method")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help=f"Images per step. (preset: {_DEFAULT_METHOD.batch_size})", rich_help_panel="Method")] = None,
+    q: Annotated[Optional[int], typer.Option(min=1, help=f"Random directions per gradient estimate. (preset: {_DEFAULT_METHOD.q})", rich_help_panel="Method")] = None,
+    beta: Annotated[Optional[float], typer.Option(help=f"Smoothing (perturbation size) of the estimator. (preset: {_DEFAULT_METHOD.beta})", rich_help_panel="Method")] = None,
+    lr: Annotated[Optional[float], typer.Option(help=f"Initial step size. (preset: {_DEFAULT_METHOD.lr})", rich_help_panel="Method")] = None,
+    lr_decay: Annotated[Optional[float], typer.Option(help=f"Step size multiplier per iteration. (preset: {_DEFAULT_METHOD.lr_decay})", rich_help_panel="Method")] = None,
+    estimator: Annotated[Optional[str], typer.Option(help=f"one-sided (the paper), two-sided or spsa. (preset: {_DEFAULT_METHOD.estimator})", rich_help_panel="Method")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help=f"adam, sgd (the paper), sign-sgd or nesterov-gc (with spsa: SPSA-GC). (preset: {_DEFAULT_METHOD.optimizer})", rich_help_panel="Method")] = None,
+    labels_per_class: Annotated[Optional[int], typer.Option(min=1, help=f"Source labels averaged per target class (m). (preset: {_DEFAULT_METHOD.labels_per_class})", rich_help_panel="Method")] = None,
+    mapping: Annotated[Optional[str], typer.Option(help=f"frequency, random or iterative (re-fitted from paid answers). (preset: {_DEFAULT_METHOD.mapping})", rich_help_panel="Method")] = None,
+    loss: Annotated[Optional[str], typer.Option(help=f"focal or ce. (preset: {_DEFAULT_METHOD.loss})", rich_help_panel="Method")] = None,
+    eval_every: Annotated[Optional[int], typer.Option(min=0, help="Evaluate every N iterations (0: at the end only).", rich_help_panel="Method")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="Most dollars this run may spend.", rich_help_panel="Budget")] = None,
+    max_queries: Annotated[Optional[int], typer.Option(help="Most images this run may send (paid).", rich_help_panel="Budget")] = None,
+    price_per_1k: Annotated[Optional[float], typer.Option(help="Dollars per 1,000 images (overrides the price table).", rich_help_panel="Budget")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.", rich_help_panel="Run")] = 0,
+    name: Annotated[Optional[str], typer.Option(help="Run name (default: generated).", rich_help_panel="Run")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file of these options (flags given on the command line win).", is_eager=True, callback=read_config_file, rich_help_panel="Run")] = None,
+) -> Callable[[ProviderChoice], RunConfig]:
+    """Everything but the provider; the run's configuration once the provider is known (the
+    price depends on it)."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     base = PRESETS[preset]
@@ -140,29 +195,54 @@ def run_config(
         geometry["program_resolution"] = program_resolution or None
     # Validate the merged settings as a whole, so a bad flag gets pydantic's message.
     method = MethodConfig.model_validate(base.model_dump() | {k: v for k, v in chosen.items() if v is not None} | {"geometry": geometry})
-    model_name = default_model(provider, provider_config.options)
-    price = lookup_price(provider, model_name, override=price_per_1k, price_file=Store.price_file())
-    return RunConfig(
-        name=name or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}", seed=seed, provider=provider_config,
-        data=DataConfig(dataset=dataset, train_per_class=train_per_class, test_size=test_size), method=method,
-        budget_usd=budget, max_queries=max_queries, price_per_1k=price,
+    data = DataConfig(dataset=dataset, train_per_class=train_per_class, test_size=test_size)
+
+    def config(choice: ProviderChoice) -> RunConfig:
+        provider = choice.for_new_run()
+        price = lookup_price(provider.name, default_model(provider.name, provider.options), override=price_per_1k, price_file=Store.price_file())
+        return RunConfig(
+            name=name or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}", seed=seed, provider=provider,
+            data=data, method=method, budget_usd=budget, max_queries=max_queries, price_per_1k=price,
+        )
+
+    return config
+
+
+def keyword_only(parameters: Any) -> list[inspect.Parameter]:
+    return [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in parameters]
+
+
+def with_options(builder: Callable[..., Any], into: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command every option of ``builder`` besides its own, declared once (Typer reads
+    the signature); the command receives what the builder made as ``into``."""
+    shared = keyword_only(inspect.signature(builder).parameters.values())
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = keyword_only(p for p in inspect.signature(command).parameters.values() if p.name != into)
+
+        @wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            built = builder(**{p.name: kwargs.pop(p.name) for p in shared})
+            return command(**{into: built}, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(shared + own)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """train and estimate: the provider and run options, joined into one RunConfig as ``config``."""
+
+    @wraps(command)
+    def joined(provider: ProviderChoice, settings: Callable[[ProviderChoice], RunConfig], **kwargs: Any) -> Any:
+        return command(config=settings(provider), **kwargs)
+
+    own = [p for p in inspect.signature(command).parameters.values() if p.name != "config"]
+    joined.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        keyword_only([inspect.Parameter("provider", inspect.Parameter.KEYWORD_ONLY), inspect.Parameter("settings", inspect.Parameter.KEYWORD_ONLY), *own])
     )
-
-
-def with_run_options(extra: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command every `run_config` option plus its own, declared once (Typer reads the
-    signature)."""
-    shared = list(inspect.signature(run_config).parameters.values())
-    own = list(inspect.signature(extra).parameters.values())
-    own_names = {p.name for p in own}
-
-    @wraps(extra)
-    def command(**kwargs: Any) -> Any:
-        config = run_config(**{p.name: kwargs.pop(p.name) for p in shared})
-        return extra(config=config, **{k: v for k, v in kwargs.items() if k in own_names})
-
-    command.__signature__ = inspect.Signature([p for p in own if p.name != "config"] + shared)  # type: ignore[attr-defined]
-    return command
+    return with_options(provider_options, "provider")(with_options(run_options, "settings")(joined))
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -265,8 +345,8 @@ def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, sp
     )
 
 
-def _pct(value: float | None) -> str:
-    return "not evaluated (budget)" if value is None else f"{value:.1%}"
+def _pct(value: float | None, missing: str = "not evaluated (budget)") -> str:
+    return missing if value is None else f"{value:.1%}"
 
 
 def _print_estimate(figures: Estimate, as_json: bool) -> None:
@@ -336,6 +416,81 @@ def evaluate(
         typer.echo(f"  {name:>12}: " + " ".join(f"{n:4d}" for n in row))
 
 
+@app.command()
+@friendly
+@with_options(provider_options, "provider")
+def predict(
+    provider: ProviderChoice,
+    images: Annotated[list[Path], typer.Argument(help="Image files to classify.", show_default=False)],
+    run: Annotated[Optional[str], typer.Option(help="Run whose program to apply (see `barapi runs list`).")] = None,
+    program: Annotated[Optional[Path], typer.Option(help="Folder written by `barapi export`: works without the database that trained it.")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="Most dollars these predictions may spend.", rich_help_panel="Budget")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout.")] = False,
+) -> None:
+    """Apply a learned program and label mapping to new images through the same provider."""
+    from barapi.artifact import LearnedProgram
+    from barapi.data import read_image
+    from barapi.money import Budget
+    from barapi.queries import QueryEngine
+
+    if (run is None) == (program is None):
+        raise ConfigError("name the program to apply: a run (--run NAME) or an export (--program DIR), not both")
+    store = Store()
+    if program is not None:
+        learned, ledger_name = LearnedProgram.load(program), None
+    else:
+        learned, ledger_name = LearnedProgram.from_run(store, run, _run_classes(store, run)), run
+    provider_config = provider.over(learned.config.provider)
+    price = learned.config.price_per_1k
+    if provider_config != learned.config.provider:
+        price = lookup_price(provider_config.name, default_model(provider_config.name, provider_config.options), override=None, price_file=Store.price_file())
+    targets = np.stack([read_image(path, learned.geometry.embed_size) for path in images])
+    classifier = _classifier(learned.config.model_copy(update={"provider": provider_config}))
+    if isinstance(classifier, SelectableLabels):
+        classifier.restrict_to(learned.mapped_labels)  # top-k truncation never hides a mapped label
+    # The ledger books these queries to the run (or to the exported program), like any other.
+    spending = Budget(max_usd=budget, max_queries=None, per_1k=price)
+    engine = QueryEngine(classifier, store, spending, ledger_name or f"predict-{learned.sha256[:12]}")
+    cached_before = engine.queries_cached
+    shares = learned.predict(engine, targets)
+    for path, row in zip(images, shares):
+        best = int(np.argmax(row))
+        if as_json:
+            scores = {c: round(float(v), 6) for c, v in zip(learned.classes, row)}
+            typer.echo(json.dumps({"image": str(path), "class": learned.classes[best], "score": scores[learned.classes[best]], "scores": scores}))
+        else:
+            typer.echo(f"{path}: {learned.classes[best]} ({row[best]:.1%})")
+    if not as_json:
+        typer.echo(f"{spending.spent_queries:,} queries paid, {engine.queries_cached - cached_before:,} from cache, ${spending.spent_usd:.4f}", err=True)
+
+
+@app.command()
+@friendly
+def export(
+    run: Annotated[str, typer.Argument(help="Run name (see `barapi runs list`).")],
+    out: Annotated[Path, typer.Option(help="Folder to write the artifact into.")],
+) -> None:
+    """Write a run's program as a portable artifact: program.npz, mapping.json, config.json,
+    program.png and example-*.png (what the API sees). `barapi predict --program DIR` uses it."""
+    from barapi.artifact import LearnedProgram
+    from barapi.trainer import run_split
+
+    store = Store()
+    config = RunConfig.model_validate_json(store.get_run(run).config)
+    split = run_split(config)
+    learned = LearnedProgram.from_run(store, run, split.classes)
+    # One example per class while there are classes, so the pictures show different targets.
+    firsts = [int(np.flatnonzero(split.y_test == c)[0]) for c in range(split.n_classes) if np.any(split.y_test == c)]
+    written = learned.save(out, split.x_test[firsts])
+    typer.echo(f"exported run {run} (program {learned.sha256[:12]}) to {out}: " + ", ".join(p.name for p in written))
+
+
+def _run_classes(store: Store, run: str) -> list[str]:
+    from barapi.trainer import run_split
+
+    return run_split(RunConfig.model_validate_json(store.get_run(run).config)).classes
+
+
 @runs_app.command("list")
 @friendly
 def runs_list(as_json: JsonOption = False) -> None:
@@ -352,20 +507,55 @@ def runs_list(as_json: JsonOption = False) -> None:
         typer.echo(f"{s['name']:<32} {s['status']:<17} iter {s['iterations']:>5}  test {_pct(s['test_accuracy']):>8}  ${s['cost_usd']:.4f}")
 
 
+PlotOption = Annotated[Optional[Path], typer.Option(help="Also draw loss and test accuracy against queries and dollars into this .png/.svg/.pdf (needs barapi[plot]).")]
+
+
 @runs_app.command("show")
 @friendly
-def runs_show(run: Annotated[str, typer.Argument(help="Run name.")], as_json: JsonOption = False) -> None:
+def runs_show(run: Annotated[str, typer.Argument(help="Run name.")], plot: PlotOption = None, as_json: JsonOption = False) -> None:
     """A run's status, figures and configuration."""
     from barapi.planning import run_summary
 
     store = Store()
     summary = run_summary(store, store.get_run(run))
+    if plot is not None:
+        _plot(store, [run], plot)
     if as_json:
         typer.echo(json.dumps(summary))
         return
     for key, value in summary.items():
         if key != "config":
             typer.echo(f"{key:>16}: {value}")
+
+
+@runs_app.command("compare")
+@friendly
+def runs_compare(
+    runs: Annotated[list[str], typer.Argument(help="Run names.", show_default=False)],
+    plot: PlotOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Several runs side by side: queries, dollars, accuracy; --plot overlays their curves."""
+    from barapi.planning import run_summary
+
+    store = Store()
+    summaries = [run_summary(store, store.get_run(run)) for run in runs]
+    if plot is not None:
+        _plot(store, runs, plot)
+    if as_json:
+        typer.echo(json.dumps([{k: v for k, v in s.items() if k != "config"} for s in summaries]))
+        return
+    typer.echo(f"{'run':<32} {'status':<17} {'iter':>5} {'queries':>9} {'dollars':>9} {'train':>8} {'test':>8}")
+    for s in summaries:
+        typer.echo(f"{s['name']:<32} {s['status']:<17} {s['iterations']:>5} {s['queries_paid']:>9,} {s['cost_usd']:>9.4f} "
+                   f"{_pct(s['train_accuracy'], '—'):>8} {_pct(s['test_accuracy'], '—'):>8}")
+
+
+def _plot(store: Store, runs: list[str], path: Path) -> None:
+    from barapi.cli.plots import plot_runs
+
+    plot_runs({run: store.metrics(run) for run in runs}, path)
+    typer.echo(f"wrote {path}", err=True)
 
 
 @mock_app.command("serve")

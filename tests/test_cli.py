@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from barapi.cli.app import _classifier as REAL_CLASSIFIER
 from barapi.cli.app import app
 
 runner = CliRunner()
@@ -91,3 +92,129 @@ def test_unreachable_server_says_how_to_start_one(home: Path) -> None:
 def test_runs_list_empty_and_json(home: Path) -> None:
     assert "no runs yet" in invoke("runs", "list").output
     assert json.loads(invoke("runs", "list", "--json").output) == []
+
+
+# -- a trained run through the CLI, on a cheap stand-in provider -----------------------------------
+@pytest.fixture
+def fake_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fakes import ProjectionModel
+
+    monkeypatch.setattr("barapi.cli.app._classifier", lambda config: ProjectionModel())
+
+
+TINY = ("--dataset", "digits", "--train-per-class", "3", "--test-size", "10", "--iterations", "2", "--batch-size", "3",
+        "--q", "1", "--labels-per-class", "2", "--price-per-1k", "1.5")
+
+
+@pytest.fixture
+def trained(home: Path, fake_provider: None) -> str:
+    result = invoke("train", *TINY, "--name", "tiny", "--json")
+    assert result.exit_code == 0, result.output
+    return "tiny"
+
+
+def digit_files(folder: Path, count: int = 3) -> list[Path]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"digit{i}-{digits.target[i]}.png"
+        Image.fromarray((digits.images[i] / 16 * 255).astype(np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_export_writes_a_portable_artifact_and_predict_uses_it_without_the_database(trained: str, home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    result = invoke("export", trained, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {"program.npz", "mapping.json", "config.json", "program.png", *(f"example-{i}.png" for i in range(1, 5))}
+    mapping = json.loads((out / "mapping.json").read_text())
+    assert mapping["classes"] == [str(d) for d in range(10)]
+    assert all(len(labels) == 2 for labels in mapping["labels_per_class"].values())
+    summary = json.loads(invoke("runs", "show", trained, "--json").output)
+    assert mapping["program_sha256"] == summary["program_sha256"]
+    with np.load(out / "program.npz") as program:
+        assert program["w"].shape == (16, 16, 3) and program["mask"].shape == (224, 224)
+        assert int(program["embed_size"]) == 112 and program["mask"][112, 112] == 0 and program["mask"][0, 0] == 1
+    example = np.asarray(Image.open(out / "example-1.png"))
+    assert example.shape == (224, 224, 3)
+
+    images = digit_files(tmp_path / "new")
+    by_run = [json.loads(line) for line in invoke("predict", "--run", trained, *map(str, images), "--json").output.strip().splitlines()]
+    # The export works after the database that trained it is gone.
+    for leftover in home.iterdir():
+        if leftover.name.startswith("barapi.sqlite"):
+            leftover.unlink()
+    assert not (home / "barapi.sqlite").exists()
+    by_export = [json.loads(line) for line in invoke("predict", "--program", str(out), *map(str, images), "--json").output.strip().splitlines()]
+    assert [p["class"] for p in by_export] == [p["class"] for p in by_run]
+    for prediction in by_export:
+        assert prediction["class"] in mapping["classes"]
+        assert sum(prediction["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert prediction["score"] == max(prediction["scores"].values())
+
+
+def test_predict_error_paths(trained: str, tmp_path: Path) -> None:
+    image = digit_files(tmp_path)[0]
+    assert_one_line_error(invoke("predict", str(image)), "--run NAME", "--program DIR")
+    assert_one_line_error(invoke("predict", "--run", "ghost", str(image)), "ghost")
+    assert_one_line_error(invoke("predict", "--program", str(tmp_path), str(image)), "not a barapi export")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a jpeg")
+    assert_one_line_error(invoke("predict", "--run", trained, str(broken)), "broken.jpg")
+    assert_one_line_error(invoke("predict", "--run", trained, str(tmp_path / "missing.png")), "missing.png")
+    assert_one_line_error(invoke("predict", "--run", trained, "--budget", "0", str(image)), "budget")
+
+
+def test_predict_with_a_provider_whose_key_is_missing(trained: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("barapi.cli.app._classifier", REAL_CLASSIFIER)  # the real adapters, not the stand-in
+    monkeypatch.delenv("CLARIFAI_PAT", raising=False)
+    image = digit_files(tmp_path)[0]
+    assert_one_line_error(invoke("predict", "--run", trained, "--provider", "clarifai", str(image)), "CLARIFAI_PAT")
+
+
+def test_runs_show_and_compare_plot_loss_and_accuracy(trained: str, tmp_path: Path) -> None:
+    assert invoke("train", *TINY, "--name", "other", "--lr", "0.5", "--json").exit_code == 0
+    single, overlay = tmp_path / "one.png", tmp_path / "plots" / "two.png"
+    assert invoke("runs", "show", trained, "--plot", str(single)).exit_code == 0
+    result = invoke("runs", "compare", trained, "other", "--plot", str(overlay))
+    assert result.exit_code == 0, result.output
+    assert "tiny" in result.output and "other" in result.output
+    for path in (single, overlay):
+        with Image.open(path) as picture:
+            assert picture.format == "PNG" and picture.size[0] > 800
+    rows = json.loads(invoke("runs", "compare", trained, "other", "--json").output)
+    assert [r["name"] for r in rows] == ["tiny", "other"] and all(r["test_accuracy"] is not None for r in rows)
+    assert_one_line_error(invoke("runs", "show", trained, "--plot", str(tmp_path / "plot.txt")), ".png")
+    assert_one_line_error(invoke("runs", "compare", trained, "ghost"), "ghost")
+
+
+def test_the_final_test_accuracy_is_a_point_on_the_curve(trained: str, home: Path) -> None:
+    from barapi.store import Store
+
+    metrics = Store().metrics(trained)
+    final = json.loads(invoke("runs", "show", trained, "--json").output)["test_accuracy"]
+    assert metrics[-1].test_accuracy == final and metrics[-1].iteration == 2
+
+
+def test_train_options_from_a_toml_file_with_command_line_flags_winning(home: Path, tmp_path: Path) -> None:
+    settings = tmp_path / "run.toml"
+    settings.write_text('[data]\ntrain-per-class = 7\ntest_size = 30\n\n[method]\nq = 3\nestimator = "one-sided"\niterations = 4\n\n[budget]\nprice-per-1k = 2.0\n')
+    figures = json.loads(invoke("estimate", "--config", str(settings), "--iterations", "5", "--json").output.strip().splitlines()[-1])
+    assert figures["queries"] == {"label_mapping": 70, "training": 5 * 20 * 4, "evaluation": 30, "cached": 0, "total": 70 + 400 + 30}
+    assert figures["price_per_1k"] == 2.0
+    settings.write_text("colour = 'blue'\n")
+    result = invoke("estimate", "--config", str(settings))
+    assert result.exit_code != 0 and "unknown setting 'colour'" in result.output and "Traceback" not in result.output
+    settings.write_text("q = [unclosed\n")
+    assert "cannot read" in invoke("estimate", "--config", str(settings)).output
+
+
+def test_train_help_groups_the_flags() -> None:
+    text = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "300"}).output
+    positions = [text.index(f"─ {panel} ") for panel in ("Provider", "Data", "Method", "Budget", "Run")]
+    assert positions == sorted(positions)
+    assert "(preset: 80)" in text and "[default: 50]" in text

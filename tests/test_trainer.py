@@ -3,56 +3,17 @@ decoded PNG): resume is bit-identical whatever the method, budgets stop cleanly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
+from fakes import ProjectionModel
 
-from barapi.classifier import NULL_METER, Meter, Scores
 from barapi.config import DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.errors import ProviderError
 from barapi.optim import ESTIMATORS, STEP_RULES
-from barapi.program import Geometry, decode_png
+from barapi.program import Geometry
 from barapi.store import Store
 from barapi.trainer import Trainer
-
-LABELS = [f"label{i:02d}" for i in range(60)]
-
-
-class ProjectionModel:
-    """Softmax of a fixed random projection of the pixels: deterministic, cheap, black-box."""
-
-    name, model_id, max_batch = "fake", "projection", 4
-
-    def __init__(self, top_k: int | None = None, fail_after: int | None = None) -> None:
-        rng = np.random.default_rng(42)
-        self.projection = rng.normal(0, 1, size=(32 * 32 * 3, len(LABELS))) / 60
-        self.top_k, self.fail_after, self.calls = top_k, fail_after, 0
-
-    cache_scope = "projection"
-
-    def labels(self) -> list[str]:
-        return LABELS
-
-    def predict(self, images: Sequence[bytes], *, meter: Meter = NULL_METER) -> list[Scores]:
-        results = []
-        for start in range(0, len(images), self.max_batch):
-            chunk = images[start : start + self.max_batch]
-            if self.fail_after is not None and self.calls >= self.fail_after:
-                raise ProviderError("injected crash", maybe_billed=False)
-            self.calls += 1
-            ticket = meter.before_send(chunk)
-            answers = []
-            for image in chunk:
-                logits = decode_png(image).reshape(-1) @ self.projection * 8
-                p = np.exp(logits - logits.max())
-                p /= p.sum()
-                order = np.argsort(-p)[: self.top_k or len(LABELS)]
-                answers.append({LABELS[i]: float(p[i]) for i in order})
-            meter.on_success(ticket, answers)
-            results += answers
-        return results
 
 
 def config(name: str = "run", **method: object) -> RunConfig:

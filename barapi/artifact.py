@@ -1,0 +1,127 @@
+"""A learned program as a portable artifact: what `export` writes and `predict --program` reads.
+
+The folder holds everything needed to apply the program without the database that trained it:
+
+- ``program.npz``: W, the mask, and the canvas/embedding geometry;
+- ``mapping.json``: the target classes, the provider's label vocabulary and, per class, the m
+  source labels whose mean scores it;
+- ``config.json``: the run's configuration (provider, data, method; never a key);
+- ``program.png``: the universal program P = tanh(upsample(W) ⊙ M) as an image (the embedding
+  area is mid-grey: P is 0 there);
+- ``example-*.png``: target images with the program applied, byte for byte what the API gets.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from barapi.classifier import Scores
+from barapi.config import RunConfig
+from barapi.errors import ConfigError
+from barapi.labels import LabelMap, fill_missing
+from barapi.program import Geometry, Program, encode_png, program_sha256
+from barapi.queries import QueryEngine
+from barapi.store import Store
+
+PROGRAM_FILE, MAPPING_FILE, CONFIG_FILE, PICTURE_FILE = "program.npz", "mapping.json", "config.json", "program.png"
+# How many example images an export shows: enough to see the program around different classes.
+EXAMPLES = 4
+
+
+@dataclass(frozen=True)
+class LearnedProgram:
+    config: RunConfig
+    w: np.ndarray
+    classes: list[str]
+    vocabulary: list[str]
+    assignment: np.ndarray  # (classes, m) indices into vocabulary
+
+    @property
+    def geometry(self) -> Geometry:
+        return self.config.method.geometry
+
+    @property
+    def sha256(self) -> str:
+        return program_sha256(self.w)
+
+    @property
+    def mapped_labels(self) -> list[str]:
+        return sorted({self.vocabulary[i] for i in self.assignment.ravel()})
+
+    @classmethod
+    def from_run(cls, store: Store, run: str, classes: list[str]) -> LearnedProgram:
+        """The run's latest checkpoint: its W and its (possibly re-fitted) label mapping."""
+        config = RunConfig.model_validate_json(store.get_run(run).config)
+        checkpoint = store.load_checkpoint(run)
+        if checkpoint is None:
+            raise ConfigError(f"run {run!r} has no checkpoint yet: train it first (`barapi resume {run}`)")
+        with np.load(io.BytesIO(checkpoint.state), allow_pickle=False) as archive:
+            w, vocabulary, assignment = archive["w"], [str(v) for v in archive["vocabulary"]], archive["assignment"]
+        return cls(config, w, list(classes), vocabulary, assignment)
+
+    def target_shares(self, responses: Sequence[Scores]) -> np.ndarray:
+        """Provider answers → (n, classes): each class's share of the mapped scores (rows sum to
+        1), so the top class and its score read the same for every provider."""
+        index = {label: i for i, label in enumerate(self.vocabulary)}
+        dense = np.stack([fill_missing(r, self.vocabulary, index) for r in responses])
+        scores = LabelMap(self.assignment).target_scores(dense)
+        return scores / np.maximum(scores.sum(axis=1, keepdims=True), 1e-300)
+
+    def predict(self, engine: QueryEngine, images: np.ndarray) -> np.ndarray:
+        """Target images → their class shares, each query through the engine's budget, cache
+        and ledger; nothing is sent unless every image fits the budget."""
+        responses = engine.score(Program(self.geometry).encode_batch(self.w, images), all_or_nothing=True)
+        return self.target_shares(responses)
+
+    # -- the folder ------------------------------------------------------------------------------
+    def save(self, directory: Path, examples: np.ndarray) -> list[Path]:
+        """Write the artifact; ``examples``: a few target images (embed × embed × 3, [-1, 1])."""
+        directory.mkdir(parents=True, exist_ok=True)
+        program = Program(self.geometry)
+        g = self.geometry
+        with (directory / PROGRAM_FILE).open("wb") as handle:
+            np.savez(
+                handle, w=self.w, mask=program.mask[:, :, 0], canvas_size=g.canvas_size, embed_size=g.embed_size,
+                offset=g.offset, program_resolution=g.program_resolution or 0,
+            )
+        mapping = {
+            "classes": self.classes,
+            "labels_per_class": {c: [self.vocabulary[i] for i in row] for c, row in zip(self.classes, self.assignment)},
+            "vocabulary": self.vocabulary,
+            "program_sha256": self.sha256,
+        }
+        (directory / MAPPING_FILE).write_text(json.dumps(mapping, indent=1, ensure_ascii=False))
+        (directory / CONFIG_FILE).write_text(self.config.model_dump_json(indent=1))
+        (directory / PICTURE_FILE).write_bytes(encode_png(program.perturbation(self.w)))
+        written = [directory / name for name in (PROGRAM_FILE, MAPPING_FILE, CONFIG_FILE, PICTURE_FILE)]
+        for i, image in enumerate(program.encode_batch(self.w, examples[:EXAMPLES])):
+            path = directory / f"example-{i + 1}.png"
+            path.write_bytes(image)
+            written.append(path)
+        return written
+
+    @classmethod
+    def load(cls, directory: Path) -> LearnedProgram:
+        missing = [name for name in (PROGRAM_FILE, MAPPING_FILE, CONFIG_FILE) if not (directory / name).is_file()]
+        if missing:
+            raise ConfigError(f"{directory} is not a barapi export (missing {', '.join(missing)}): make one with `barapi export RUN --out DIR`")
+        try:
+            config = RunConfig.model_validate_json((directory / CONFIG_FILE).read_text("utf-8"))
+            mapping = json.loads((directory / MAPPING_FILE).read_text("utf-8"))
+            with np.load(directory / PROGRAM_FILE, allow_pickle=False) as archive:
+                w = np.array(archive["w"], dtype=np.float64)
+            vocabulary = [str(label) for label in mapping["vocabulary"]]
+            index = {label: i for i, label in enumerate(vocabulary)}
+            classes = [str(c) for c in mapping["classes"]]
+            assignment = np.asarray([[index[label] for label in mapping["labels_per_class"][c]] for c in classes])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ConfigError(f"cannot read the export in {directory}: {error}; export the run again") from error
+        if w.shape != config.method.geometry.parameter_shape:
+            raise ConfigError(f"{directory}: W has shape {w.shape} but the config says {config.method.geometry.parameter_shape}")
+        return cls(config, w, classes, vocabulary, assignment)

@@ -1,0 +1,58 @@
+"""Stand-ins shared by several test modules."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from barapi.classifier import NULL_METER, Meter, Scores
+from barapi.errors import ProviderError
+
+LABELS = [f"label{i:02d}" for i in range(60)]
+
+
+class ProjectionModel:
+    """Softmax of a fixed random projection of the pixels: deterministic, cheap, black-box."""
+
+    name, model_id, max_batch = "fake", "projection", 4
+
+    def __init__(self, top_k: int | None = None, fail_after: int | None = None) -> None:
+        rng = np.random.default_rng(42)
+        self.projection = rng.normal(0, 1, size=(32 * 32 * 3, len(LABELS))) / 60
+        self.top_k, self.fail_after, self.calls = top_k, fail_after, 0
+
+    cache_scope = "projection"
+
+    def labels(self) -> list[str]:
+        return LABELS
+
+    def predict(self, images: Sequence[bytes], *, meter: Meter = NULL_METER) -> list[Scores]:
+        results = []
+        for start in range(0, len(images), self.max_batch):
+            chunk = images[start : start + self.max_batch]
+            if self.fail_after is not None and self.calls >= self.fail_after:
+                raise ProviderError("injected crash", maybe_billed=False)
+            self.calls += 1
+            ticket = meter.before_send(chunk)
+            answers = []
+            for image in chunk:
+                logits = pixels(image).reshape(-1) @ self.projection * 8
+                p = np.exp(logits - logits.max())
+                p /= p.sum()
+                order = np.argsort(-p)[: self.top_k or len(LABELS)]
+                answers.append({LABELS[i]: float(p[i]) for i in order})
+            meter.on_success(ticket, answers)
+            results += answers
+        return results
+
+
+def pixels(image: bytes) -> np.ndarray:
+    """The PNG as 32×32 RGB in [-1, 1], whatever its size (the CLI renders 224px canvases)."""
+    with Image.open(io.BytesIO(image)) as decoded:
+        rgb = decoded.convert("RGB")
+        if rgb.size != (32, 32):
+            rgb = rgb.resize((32, 32), Image.Resampling.BILINEAR)
+        return np.asarray(rgb, dtype=np.float64) / 127.5 - 1.0
