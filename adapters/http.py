@@ -19,13 +19,12 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from barapi.classifier import Meter, Scores
 from barapi.errors import (
-    BadInputError,
+    TRANSIENT_STATUSES,
     BudgetExceeded,
     ConfigError,
     ProviderError,
     ProviderResponseError,
     ProviderUnavailable,
-    RateLimited,
 )
 
 CONNECT_TIMEOUT_S = 5.0
@@ -34,7 +33,7 @@ MAX_ATTEMPTS = 6
 BACKOFF_INITIAL_S = 0.25
 BACKOFF_MAX_S = 30.0
 RETRY_AFTER_MAX_S = 120.0
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+RETRYABLE_STATUSES = TRANSIENT_STATUSES
 # Refuse bodies past this size: a misbehaving endpoint must not exhaust memory.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
@@ -70,11 +69,7 @@ def is_retryable(error: BaseException) -> bool:
     """Throttling, server errors and transport failures (no status: timeouts, resets) are
     worth another attempt; an unreadable answer or a refused image is not (it would be paid
     for again, with the same outcome)."""
-    if isinstance(error, RateLimited):
-        return True
-    if isinstance(error, (ProviderUnavailable, ProviderResponseError, BadInputError)) or not isinstance(error, ProviderError):
-        return False
-    return error.status is None or error.status in RETRYABLE_STATUSES
+    return isinstance(error, ProviderError) and error.transient
 
 
 def backoff_seconds(state: RetryCallState) -> float:

@@ -16,6 +16,9 @@ BarapiError
 
 from __future__ import annotations
 
+# Statuses that say "try again later" rather than "this request is wrong".
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
 
 class BarapiError(Exception):
     """Base class: anything barapi raises on purpose."""
@@ -65,22 +68,27 @@ class ProviderError(BarapiError):
         self.maybe_billed = maybe_billed
         self.retry_after = retry_after
 
+    @property
+    def transient(self) -> bool:
+        """Worth another attempt: throttling, a server error, a timeout or a dropped connection."""
+        return self.status is None or self.status in TRANSIENT_STATUSES
+
 
 class ProviderUnavailable(ProviderError):
-    pass
+    transient = False  # nothing listens: retrying will not start the server
 
 
 class AuthenticationError(ProviderError):
-    pass
+    transient = False
 
 
 class RateLimited(ProviderError):
-    pass
+    transient = True
 
 
 class BadInputError(ProviderError):
-    pass
+    transient = False
 
 
 class ProviderResponseError(ProviderError):
-    pass
+    transient = False  # an unreadable answer was paid for; asking again would pay again

@@ -16,17 +16,20 @@ import json
 import queue
 import random
 import re
+import socket
+import struct
 import threading
 import time
 import uuid
 import zlib
+from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from barapi.errors import BadInputError
+from barapi.errors import BadInputError, ConfigError
 from barapi.mock.model import ImageNetModel, preprocess, top_k
 
 # Largest body accepted: TorchServe's default max_request_size is 6.5 MB; a Clarifai request
@@ -76,22 +79,36 @@ class Batcher:
 
 @dataclass
 class Faults:
+    """What the server does wrong, and how often (each a fraction of requests, drawn once per
+    request): HTTP errors (500; 429 with Retry-After) and transport failures — a response that
+    never comes (``timeout``: held for ``hang_s`` then dropped), a connection reset, a body cut
+    short of its Content-Length."""
+
     fail_rate: float = 0.0
     throttle_rate: float = 0.0
     latency_ms: float = 0.0
     seed: int | None = None
+    timeout_rate: float = 0.0
+    reset_rate: float = 0.0
+    truncate_rate: float = 0.0
+    hang_s: float = 2.0
 
     def __post_init__(self) -> None:
+        if self.fail_rate + self.throttle_rate + self.timeout_rate + self.reset_rate + self.truncate_rate > 1:
+            raise ConfigError("the fault rates add up to more than 1: lower them")
         self._random = random.Random(self.seed)
         self._lock = threading.Lock()
+        self.injected: Counter[str] = Counter()
 
     def draw(self) -> str | None:
         with self._lock:
             roll = self._random.random()
-        if roll < self.fail_rate:
-            return "fail"
-        if roll < self.fail_rate + self.throttle_rate:
-            return "throttle"
+            for kind, rate in (("fail", self.fail_rate), ("throttle", self.throttle_rate), ("timeout", self.timeout_rate),
+                               ("reset", self.reset_rate), ("truncate", self.truncate_rate)):
+                if roll < rate:
+                    self.injected[kind] += 1
+                    return kind
+                roll -= rate
         return None
 
 
@@ -152,6 +169,8 @@ class Handler(BaseHTTPRequestHandler):
     # -- TorchServe --------------------------------------------------------------------------
     def _torchserve(self, match: re.Match, body: bytes) -> None:
         fault = self._inject_fault()
+        if fault == "dropped":
+            return
         if fault == "fail":
             self._json(500, {"code": 500, "type": "InternalServerException", "message": "injected failure"})
             return
@@ -184,6 +203,8 @@ class Handler(BaseHTTPRequestHandler):
             self._clarifai_status(401, 11008, "Invalid API key or Invalid API key/application pair")
             return
         fault = self._inject_fault()
+        if fault == "dropped":
+            return
         if fault == "fail":
             self._clarifai_status(500, 21313, "Model prediction failed", "injected failure")
             return
@@ -243,6 +264,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json(401, {"code": "Unauthorized", "message": "Access denied due to invalid subscription key or wrong API endpoint."})
             return
         fault = self._inject_fault()
+        if fault == "dropped":
+            return
         if fault == "fail":
             self._json(500, {"code": "InternalServerError", "message": "injected failure"})
             return
@@ -284,10 +307,30 @@ class Handler(BaseHTTPRequestHandler):
         return b""
 
     def _inject_fault(self) -> str | None:
+        """An HTTP fault for the route to answer ("fail", "throttle"), or None. Transport faults
+        are carried out here and returned as "dropped": the route then sends nothing."""
         faults = self.server.faults
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000.0)
-        return faults.draw()
+        fault = faults.draw()
+        if fault == "timeout":
+            time.sleep(faults.hang_s)
+        elif fault == "reset":
+            # SO_LINGER 0: close() sends RST instead of FIN, as a crashed proxy does.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif fault == "truncate":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "4096")
+            self.end_headers()
+            self.wfile.write(b'{"tabby": 0.4, "tiger c')
+        else:
+            return fault
+        self.wfile.flush()
+        self.close_connection = True
+        if fault != "reset":
+            self.connection.shutdown(socket.SHUT_RDWR)
+        return "dropped"
 
     def _not_found(self) -> None:
         self._json(404, {"code": 404, "type": "ResourceNotFoundException", "message": "Requested resource is not found, please refer to API document."})
