@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -27,11 +28,36 @@ def _torchserve(config: ProviderConfig, client: httpx.Client) -> Classifier:
     )
 
 
-def _key(variable: str) -> str:
+def _key(variable: str, options: dict) -> str:
+    """The API key: from the file the user named (--key-file, readable by its owner only), else
+    from the environment. Never from the command line, the run's config or the database."""
+    if options.get("key_file"):
+        return read_key_file(Path(str(options["key_file"])).expanduser())
     value = os.environ.get(variable, "").strip()
     if not value:
-        raise AuthenticationError(f"no API key: set the environment variable {variable} (e.g. export {variable}=...)", maybe_billed=False)
+        raise AuthenticationError(f"no API key: set the environment variable {variable} (e.g. export {variable}=...) or pass --key-file", maybe_billed=False)
     return value
+
+
+def read_key_file(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(f"key file {path} is open to other users (mode {stat.S_IMODE(mode):04o}): run `chmod 600 {path}`")
+        value = path.read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read key file {path}: {error.__class__.__name__}") from None
+    if not value:
+        raise AuthenticationError(f"key file {path} is empty: put the API key in it", maybe_billed=False)
+    return value
+
+
+def client_for(config: ProviderConfig) -> httpx.Client:
+    """The HTTP client: timeouts always on; --timeout S sets how long to wait for an answer."""
+    from barapi.adapters.http import CONNECT_TIMEOUT_S, make_client
+
+    timeout = config.options.get("timeout")
+    return make_client(timeout=httpx.Timeout(float(timeout), connect=CONNECT_TIMEOUT_S)) if timeout else make_client()
 
 
 def _clarifai(config: ProviderConfig, client: httpx.Client) -> Classifier:
@@ -40,7 +66,7 @@ def _clarifai(config: ProviderConfig, client: httpx.Client) -> Classifier:
     o = config.options
     return clarifai.ClarifaiClassifier(
         client,
-        pat=_key(clarifai.KEY_VARIABLE),
+        pat=_key(clarifai.KEY_VARIABLE, o),
         model=str(o.get("model") or clarifai.DEFAULT_MODEL),
         version=o.get("model_version") or None,  # type: ignore[arg-type]
         user_id=str(o.get("user_id") or "clarifai"),
@@ -58,7 +84,7 @@ def _azure(config: ProviderConfig, client: httpx.Client) -> Classifier:
     o = config.options
     return azure.AzureCustomVisionClassifier(
         client,
-        key=_key(azure.KEY_VARIABLE),
+        key=_key(azure.KEY_VARIABLE, o),
         endpoint=str(o.get("endpoint") or o.get("base_url") or ""),
         project_id=str(o.get("project_id") or ""),
         iteration=str(o.get("iteration") or ""),

@@ -121,11 +121,14 @@ def provider_options(
     store_images: Annotated[bool, typer.Option(help="Let Azure keep the images (default: /nostore).", rich_help_panel="Provider")] = False,
     concurrency: Annotated[Optional[int], typer.Option(min=1, help="Parallel requests (default per provider).", rich_help_panel="Provider")] = None,
     rate_limit: Annotated[Optional[float], typer.Option(min=0, help="Client-side cap on requests/s (default per provider: Clarifai 15, Azure 10); 0 = off.", rich_help_panel="Provider")] = None,
+    timeout: Annotated[Optional[float], typer.Option(min=0.1, help="Seconds to wait for an answer before retrying (default 60).", rich_help_panel="Provider")] = None,
+    key_file: Annotated[Optional[Path], typer.Option(help="Read the API key from this file (mode 600) instead of CLARIFAI_PAT / AZURE_CV_PREDICTION_KEY.", rich_help_panel="Provider")] = None,
 ) -> ProviderChoice:
     options = {
         "base_url": base_url, "model": model, "model_version": model_version, "user_id": user_id, "app_id": app_id,
         "max_concepts": max_concepts, "endpoint": endpoint, "project_id": project_id, "iteration": iteration,
         "api_version": api_version, "store_images": store_images or None, "concurrency": concurrency, "rate_limit": rate_limit,
+        "timeout": timeout, "key_file": str(key_file.expanduser().resolve()) if key_file else None,
     }
     return ProviderChoice(provider, {k: v for k, v in options.items() if v is not None})
 
@@ -170,7 +173,7 @@ def run_options(
     estimator: Annotated[Optional[str], typer.Option(help=f"one-sided (the paper), two-sided or spsa. (preset: {_DEFAULT_METHOD.estimator})", rich_help_panel="Method")] = None,
     optimizer: Annotated[Optional[str], typer.Option(help=f"adam, sgd (the paper), sign-sgd or nesterov-gc (with spsa: SPSA-GC). (preset: {_DEFAULT_METHOD.optimizer})", rich_help_panel="Method")] = None,
     labels_per_class: Annotated[Optional[int], typer.Option(min=1, help=f"Source labels averaged per target class (m). (preset: {_DEFAULT_METHOD.labels_per_class})", rich_help_panel="Method")] = None,
-    mapping: Annotated[Optional[str], typer.Option(help=f"frequency, random or iterative (re-fitted from paid answers). (preset: {_DEFAULT_METHOD.mapping})", rich_help_panel="Method")] = None,
+    mapping: Annotated[Optional[str], typer.Option(help=f"frequency, random, iterative (re-fitted from paid answers) or linear (a readout over every label's score). (preset: {_DEFAULT_METHOD.mapping})", rich_help_panel="Method")] = None,
     loss: Annotated[Optional[str], typer.Option(help=f"focal or ce. (preset: {_DEFAULT_METHOD.loss})", rich_help_panel="Method")] = None,
     eval_every: Annotated[Optional[int], typer.Option(min=0, help="Evaluate every N iterations (0: at the end only).", rich_help_panel="Method")] = None,
     budget: Annotated[Optional[float], typer.Option(help="Most dollars this run may spend.", rich_help_panel="Budget")] = None,
@@ -307,10 +310,9 @@ def resume(
 
 
 def _classifier(config: RunConfig):  # noqa: ANN202 - the Classifier protocol
-    from barapi.adapters import build_classifier
-    from barapi.adapters.http import make_client
+    from barapi.adapters import build_classifier, client_for
 
-    return build_classifier(config.provider, make_client())
+    return build_classifier(config.provider, client_for(config.provider))
 
 
 def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, split: Any = None) -> None:
@@ -446,7 +448,7 @@ def predict(
         price = lookup_price(provider_config.name, default_model(provider_config.name, provider_config.options), override=None, price_file=Store.price_file())
     targets = np.stack([read_image(path, learned.geometry.embed_size) for path in images])
     classifier = _classifier(learned.config.model_copy(update={"provider": provider_config}))
-    if isinstance(classifier, SelectableLabels):
+    if isinstance(classifier, SelectableLabels) and learned.mapped_labels:
         classifier.restrict_to(learned.mapped_labels)  # top-k truncation never hides a mapped label
     # The ledger books these queries to the run (or to the exported program), like any other.
     spending = Budget(max_usd=budget, max_queries=None, per_1k=price)
@@ -568,6 +570,10 @@ def mock_serve(
     fail_rate: Annotated[float, typer.Option(min=0, max=1, help="Fraction of requests answered 500.")] = 0.0,
     throttle_rate: Annotated[float, typer.Option(min=0, max=1, help="Fraction answered 429 with Retry-After.")] = 0.0,
     latency_ms: Annotated[float, typer.Option(min=0, help="Added latency per request.")] = 0.0,
+    timeout_rate: Annotated[float, typer.Option(min=0, max=1, help="Fraction held for --hang-s, then dropped unanswered.")] = 0.0,
+    reset_rate: Annotated[float, typer.Option(min=0, max=1, help="Fraction whose connection is reset (RST).")] = 0.0,
+    truncate_rate: Annotated[float, typer.Option(min=0, max=1, help="Fraction answered with a body cut short of its Content-Length.")] = 0.0,
+    hang_s: Annotated[float, typer.Option(min=0, help="How long a 'timeout' fault holds the request.")] = 2.0,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the fault injection.")] = None,
     api_key: Annotated[str, typer.Option(envvar="BARAPI_MOCK_KEY", help="Key the Clarifai and Azure routes accept.")] = "mock-key",
 ) -> None:
@@ -579,7 +585,7 @@ def mock_serve(
         raise ConfigError(f"the mock server needs its extra: pip install 'barapi[mock]' ({error})") from error
     typer.echo(f"loading {model} (exported to ONNX under BARAPI_HOME on first use)…", err=True)
     try:
-        server = MockServer(host, port, ImageNetModel(model), topk=topk or None, faults=Faults(fail_rate, throttle_rate, latency_ms, seed), api_key=api_key)
+        server = MockServer(host, port, ImageNetModel(model), topk=topk or None, faults=Faults(fail_rate, throttle_rate, latency_ms, seed, timeout_rate, reset_rate, truncate_rate, hang_s), api_key=api_key)
     except OSError as error:
         raise ConfigError(f"cannot listen on {host}:{port}: {error}; pick another --port") from error
     typer.echo(f"serving {model} on http://{host}:{server.server_address[1]} (TorchServe, Clarifai v2 and Azure Custom Vision APIs; Ctrl-C stops)", err=True)

@@ -16,7 +16,7 @@ from barapi.adapters.azure import AzureCustomVisionClassifier
 from barapi.adapters.clarifai import ClarifaiClassifier
 from barapi.adapters.http import MAX_ATTEMPTS
 from barapi.adapters.torchserve import TorchServeClassifier
-from barapi.errors import AuthenticationError, BadInputError, ProviderError, ProviderResponseError, RateLimited
+from barapi.errors import AuthenticationError, BadInputError, ProviderError, ProviderResponseError
 from barapi.labels import fill_missing
 from test_torchserve_adapter import RecordingMeter
 
