@@ -118,7 +118,7 @@ class ClarifaiClassifier:
             if output_code != STATUS_OK:
                 raise BadInputError(f"Clarifai refused image {index} of the request: {_description(output)}", maybe_billed=True)
             concepts = (output.get("data") or {}).get("concepts")
-            if not isinstance(concepts, list):
+            if not isinstance(concepts, list) or not concepts:
                 raise ProviderResponseError(f"output {index} has no concepts")
             results.append({str(c["name"]): probability(c.get("value"), c.get("name")) for c in concepts})
         if code not in (STATUS_OK, STATUS_MIXED):
