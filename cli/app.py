@@ -423,9 +423,8 @@ def evaluate(
 @with_options(provider_options, "provider")
 def predict(
     provider: ProviderChoice,
-    images: Annotated[list[Path], typer.Argument(help="Image files to classify.", show_default=False)],
-    run: Annotated[Optional[str], typer.Option(help="Run whose program to apply (see `barapi runs list`).")] = None,
-    program: Annotated[Optional[Path], typer.Option(help="Folder written by `barapi export`: works without the database that trained it.")] = None,
+    targets: Annotated[list[str], typer.Argument(metavar="[RUN] IMAGE...", help="The run whose program to apply (omit it with --program), then the image files.", show_default=False)],
+    program: Annotated[Optional[Path], typer.Option(help="Folder written by `barapi export` instead of a run: works without the database that trained it.")] = None,
     budget: Annotated[Optional[float], typer.Option(help="Most dollars these predictions may spend.", rich_help_panel="Budget")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout.")] = False,
 ) -> None:
@@ -435,8 +434,10 @@ def predict(
     from barapi.money import Budget
     from barapi.queries import QueryEngine
 
-    if (run is None) == (program is None):
-        raise ConfigError("name the program to apply: a run (--run NAME) or an export (--program DIR), not both")
+    run, names = (None, targets) if program is not None else (targets[0], targets[1:])
+    if not names:
+        raise ConfigError("no image to classify: barapi predict RUN IMAGE... (or --program DIR IMAGE...)")
+    images = [Path(name) for name in names]
     store = Store()
     if program is not None:
         learned, ledger_name = LearnedProgram.load(program), None

@@ -143,7 +143,7 @@ def test_export_writes_a_portable_artifact_and_predict_uses_it_without_the_datab
     assert example.shape == (224, 224, 3)
 
     images = digit_files(tmp_path / "new")
-    by_run = [json.loads(line) for line in invoke("predict", "--run", trained, *map(str, images), "--json").output.strip().splitlines()]
+    by_run = [json.loads(line) for line in invoke("predict", trained, *map(str, images), "--json").output.strip().splitlines()]
     # The export works after the database that trained it is gone.
     for leftover in home.iterdir():
         if leftover.name.startswith("barapi.sqlite"):
@@ -159,21 +159,21 @@ def test_export_writes_a_portable_artifact_and_predict_uses_it_without_the_datab
 
 def test_predict_error_paths(trained: str, tmp_path: Path) -> None:
     image = digit_files(tmp_path)[0]
-    assert_one_line_error(invoke("predict", str(image)), "--run NAME", "--program DIR")
-    assert_one_line_error(invoke("predict", "--run", "ghost", str(image)), "ghost")
+    assert_one_line_error(invoke("predict", trained), "no image to classify")
+    assert_one_line_error(invoke("predict", "ghost", str(image)), "ghost")
     assert_one_line_error(invoke("predict", "--program", str(tmp_path), str(image)), "not a barapi export")
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not a jpeg")
-    assert_one_line_error(invoke("predict", "--run", trained, str(broken)), "broken.jpg")
-    assert_one_line_error(invoke("predict", "--run", trained, str(tmp_path / "missing.png")), "missing.png")
-    assert_one_line_error(invoke("predict", "--run", trained, "--budget", "0", str(image)), "budget")
+    assert_one_line_error(invoke("predict", trained, str(broken)), "broken.jpg")
+    assert_one_line_error(invoke("predict", trained, str(tmp_path / "missing.png")), "missing.png")
+    assert_one_line_error(invoke("predict", trained, "--budget", "0", str(image)), "budget")
 
 
 def test_predict_with_a_provider_whose_key_is_missing(trained: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("barapi.cli.app._classifier", REAL_CLASSIFIER)  # the real adapters, not the stand-in
     monkeypatch.delenv("CLARIFAI_PAT", raising=False)
     image = digit_files(tmp_path)[0]
-    assert_one_line_error(invoke("predict", "--run", trained, "--provider", "clarifai", str(image)), "CLARIFAI_PAT")
+    assert_one_line_error(invoke("predict", trained, "--provider", "clarifai", str(image)), "CLARIFAI_PAT")
 
 
 def test_runs_show_and_compare_plot_loss_and_accuracy(trained: str, tmp_path: Path) -> None:

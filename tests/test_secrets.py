@@ -47,7 +47,7 @@ def test_no_command_writes_the_key_anywhere(model_home: Path, imagenet_model, tm
         ["resume", "s", "--iterations", "3"],
         ["eval", "s", "--json"],
         ["export", "s", "--out", str(export)],
-        ["predict", "--run", "s", *key_flags, str(image)],
+        ["predict", "s", *key_flags, str(image)],
         ["runs", "show", "s", "--json"],
     ]
     outputs: dict[str, bytes] = {}
