@@ -2,9 +2,11 @@
 
 The folder holds everything needed to apply the program without the database that trained it:
 
-- ``program.npz``: W, the mask, and the canvas/embedding geometry;
+- ``program.npz``: W, the mask, the canvas/embedding geometry and, for the linear mapping, the
+  readout's arrays (``readout_mean``, ``readout_scale``, ``readout_weights``);
 - ``mapping.json``: the target classes, the provider's label vocabulary and, per class, the m
-  source labels whose mean scores it;
+  source labels whose mean scores it (with the linear mapping: the labels the frequency
+  mapping would use, for reading; the readout uses every label);
 - ``config.json``: the run's configuration (provider, data, method; never a key);
 - ``program.png``: the universal program P = tanh(upsample(W) ⊙ M) as an image (the embedding
   area is mid-grey: P is 0 there);
@@ -25,6 +27,7 @@ from barapi.classifier import Scores
 from barapi.config import RunConfig
 from barapi.errors import ConfigError
 from barapi.labels import LabelMap, fill_missing
+from barapi.readout import LinearReadout
 from barapi.program import Geometry, Program, encode_png, program_sha256
 from barapi.queries import QueryEngine
 from barapi.store import Store
@@ -41,6 +44,11 @@ class LearnedProgram:
     classes: list[str]
     vocabulary: list[str]
     assignment: np.ndarray  # (classes, m) indices into vocabulary
+    readout: dict[str, np.ndarray]  # LinearReadout arrays when the mapping is "linear", else empty
+
+    @property
+    def mapper(self) -> LabelMap | LinearReadout:
+        return LinearReadout.from_state(self.readout) if self.readout else LabelMap(self.assignment)
 
     @property
     def geometry(self) -> Geometry:
@@ -51,8 +59,9 @@ class LearnedProgram:
         return program_sha256(self.w)
 
     @property
-    def mapped_labels(self) -> list[str]:
-        return sorted({self.vocabulary[i] for i in self.assignment.ravel()})
+    def mapped_labels(self) -> list[str] | None:
+        """The labels the scores depend on; None when it is every label (the linear readout)."""
+        return None if self.readout else sorted({self.vocabulary[i] for i in self.assignment.ravel()})
 
     @classmethod
     def from_run(cls, store: Store, run: str, classes: list[str]) -> LearnedProgram:
@@ -63,14 +72,15 @@ class LearnedProgram:
             raise ConfigError(f"run {run!r} has no checkpoint yet: train it first (`barapi resume {run}`)")
         with np.load(io.BytesIO(checkpoint.state), allow_pickle=False) as archive:
             w, vocabulary, assignment = archive["w"], [str(v) for v in archive["vocabulary"]], archive["assignment"]
-        return cls(config, w, list(classes), vocabulary, assignment)
+            readout = {name.removeprefix("readout."): archive[name] for name in archive.files if name.startswith("readout.")}
+        return cls(config, w, list(classes), vocabulary, assignment, readout)
 
     def target_shares(self, responses: Sequence[Scores]) -> np.ndarray:
         """Provider answers → (n, classes): each class's share of the mapped scores (rows sum to
         1), so the top class and its score read the same for every provider."""
         index = {label: i for i, label in enumerate(self.vocabulary)}
         dense = np.stack([fill_missing(r, self.vocabulary, index) for r in responses])
-        scores = LabelMap(self.assignment).target_scores(dense)
+        scores = self.mapper.target_scores(dense)
         return scores / np.maximum(scores.sum(axis=1, keepdims=True), 1e-300)
 
     def predict(self, engine: QueryEngine, images: np.ndarray) -> np.ndarray:
@@ -89,8 +99,10 @@ class LearnedProgram:
             np.savez(
                 handle, w=self.w, mask=program.mask[:, :, 0], canvas_size=g.canvas_size, embed_size=g.embed_size,
                 offset=g.offset, program_resolution=g.program_resolution or 0,
+                **{f"readout_{name}": array for name, array in self.readout.items()},
             )
         mapping = {
+            "mapping": self.config.method.mapping,
             "classes": self.classes,
             "labels_per_class": {c: [self.vocabulary[i] for i in row] for c, row in zip(self.classes, self.assignment)},
             "vocabulary": self.vocabulary,
@@ -116,6 +128,7 @@ class LearnedProgram:
             mapping = json.loads((directory / MAPPING_FILE).read_text("utf-8"))
             with np.load(directory / PROGRAM_FILE, allow_pickle=False) as archive:
                 w = np.array(archive["w"], dtype=np.float64)
+                readout = {name.removeprefix("readout_"): np.array(archive[name]) for name in archive.files if name.startswith("readout_")}
             vocabulary = [str(label) for label in mapping["vocabulary"]]
             index = {label: i for i, label in enumerate(vocabulary)}
             classes = [str(c) for c in mapping["classes"]]
@@ -124,4 +137,6 @@ class LearnedProgram:
             raise ConfigError(f"cannot read the export in {directory}: {error}; export the run again") from error
         if w.shape != config.method.geometry.parameter_shape:
             raise ConfigError(f"{directory}: W has shape {w.shape} but the config says {config.method.geometry.parameter_shape}")
-        return cls(config, w, classes, vocabulary, assignment)
+        if readout and readout["weights"].shape != (len(vocabulary) + 1, len(classes)):
+            raise ConfigError(f"{directory}: the readout does not match {len(vocabulary)} labels and {len(classes)} classes")
+        return cls(config, w, classes, vocabulary, assignment, readout)

@@ -26,7 +26,8 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
     method = config.method
     split = split or run_split(config)
     n_train, n_test = len(split.y_train), len(split.y_test)
-    needs_mapping_queries = method.mapping == "frequency" or not classifier.labels()
+    # Every mapping but the random one is built from the starting program's answers.
+    needs_mapping_queries = method.mapping != "random" or not classifier.labels()
     per_sample = ESTIMATORS[method.estimator](q=method.q, beta=method.beta).queries_per_sample
     interim = (method.iterations - 1) // method.eval_every if method.eval_every else 0
     w0 = initial_parameters(method.geometry, method.init_scale, np.random.default_rng([config.seed, INIT_STREAM]))

@@ -25,6 +25,7 @@ from barapi.losses import accuracy, class_weights, cross_entropy, focal_loss
 from barapi.money import Budget
 from barapi.optim import ZerothOrderOptimizer, make_optimizer
 from barapi.program import Program, initial_parameters, program_sha256
+from barapi.readout import LinearReadout
 from barapi.queries import QueryEngine
 from barapi.store import MetricRow, RunRecord, Store
 
@@ -75,6 +76,13 @@ class State:
     last_loss: float | None
     affinity_sums: np.ndarray  # per class, decayed sums of source probabilities at W (iterative mapping)
     affinity_counts: np.ndarray
+    readout: dict[str, np.ndarray]  # the linear readout's arrays (mapping "linear"), else empty
+    answers: np.ndarray  # linear mapping: the latest answers at W (≤ one per training image), float32
+    answer_labels: np.ndarray
+
+    def mapper(self) -> labelling.LabelMap | LinearReadout:
+        """Source scores → target scores: the m-to-1 label map, or the learned linear readout."""
+        return LinearReadout.from_state(self.readout) if self.readout else labelling.LabelMap(self.assignment)
 
 
 def run_split(config: RunConfig) -> Split:
@@ -152,12 +160,12 @@ class Trainer:
             raise ConfigError(f"run {self.config.name!r} has no checkpoint yet: train it first")
         images = self.split.x_test if images is None else images
         truth = self.split.y_test if labels is None else labels
-        scores = self.predict_scores(self.optimizer.w, images, state.vocabulary, state.assignment)
+        scores = self.predict_scores(self.optimizer.w, images, state.vocabulary, state.mapper())
         return truth, np.argmax(scores, axis=1)
 
-    def predict_scores(self, w: np.ndarray, images: np.ndarray, vocabulary: list[str], assignment: np.ndarray) -> np.ndarray:
+    def predict_scores(self, w: np.ndarray, images: np.ndarray, vocabulary: list[str], mapper: labelling.LabelMap | LinearReadout) -> np.ndarray:
         responses = self.engine.score(self.program.encode_batch(w, images), all_or_nothing=True)
-        return self._target_scores(responses, vocabulary, labelling.LabelMap(assignment))
+        return mapper.target_scores(self._dense(responses, vocabulary))
 
     # -- phases ------------------------------------------------------------------------------
     def _open_record(self) -> RunRecord:
@@ -187,6 +195,8 @@ class Trainer:
             # The API does not publish its labels: use every label it has shown us.
             vocabulary = sorted({label for r in responses for label in r})
         sums, counts = np.zeros((n_classes, len(vocabulary))), np.zeros(n_classes)
+        readout: dict[str, np.ndarray] = {}
+        answers, answer_labels = np.zeros((0, len(vocabulary)), np.float32), np.zeros(0, int)
         if method.mapping == "random":
             rng = np.random.default_rng([self.config.seed, MAPPING_STREAM])
             label_map = labelling.random_mapping(len(vocabulary), n_classes, method.labels_per_class, rng)
@@ -194,7 +204,10 @@ class Trainer:
             dense = self._dense(responses, vocabulary)
             label_map = labelling.frequency_mapping(dense, self.split.y_train, n_classes, method.labels_per_class)
             sums, counts = labelling.class_sums(dense, self.split.y_train, n_classes)
-        state = State(0, vocabulary, label_map.assignment, np.zeros(0), None, sums, counts)
+            if method.mapping == "linear":
+                answers, answer_labels = dense.astype(np.float32), self.split.y_train.copy()
+                readout = self._fit_readout(answers, answer_labels)
+        state = State(0, vocabulary, label_map.assignment, np.zeros(0), None, sums, counts, readout, answers, answer_labels)
         self._focus(state)
         self._checkpoint(state, test_accuracy=None)
         return state
@@ -202,8 +215,8 @@ class Trainer:
     def _focus(self, state: State) -> None:
         """Providers that can be asked for exactly the mapped labels are, from here on: top-k
         truncation then never hides one. (Not with an iterative mapping, which must keep seeing
-        every label to re-fit.)"""
-        if isinstance(self.classifier, SelectableLabels) and self.config.method.mapping != "iterative":
+        every label to re-fit, nor with the linear readout, which reads every label.)"""
+        if isinstance(self.classifier, SelectableLabels) and self.config.method.mapping in ("frequency", "random"):
             self.classifier.restrict_to(sorted({state.vocabulary[i] for i in state.assignment.ravel()}))
 
     def _step(self, state: State) -> bool:
@@ -218,12 +231,12 @@ class Trainer:
             responses = self.engine.score(images, all_or_nothing=True)
         except BudgetExceeded:
             return False
-        label_map = labelling.LabelMap(state.assignment)
+        mapper = state.mapper()
         labels = self.split.y_train[batch]
         losses = []
         for c in range(len(candidates)):
             dense = self._dense(responses[c * len(batch) : (c + 1) * len(batch)], state.vocabulary)
-            scores = label_map.target_scores(dense)
+            scores = mapper.target_scores(dense)
             losses.append(self._loss(scores, labels))
             if c == 0:
                 correct = (np.argmax(scores, axis=1) == labels).astype(float)
@@ -234,12 +247,26 @@ class Trainer:
         state.recent_correct = np.concatenate([state.recent_correct, correct])[-len(self.split.y_train) :]
         if method.mapping == "iterative":
             self._refit_mapping(state, at_w, labels)
+        elif method.mapping == "linear":
+            self._refit_readout(state, at_w, labels)
         test_accuracy = None
         if method.eval_every and state.iteration % method.eval_every == 0 and state.iteration < method.iterations:
             test_accuracy = self._evaluate_if_affordable(state)
         self._checkpoint(state, test_accuracy)
         self._emit("training", state, test_accuracy)
         return True
+
+    def _fit_readout(self, answers: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+        return LinearReadout.fit(answers.astype(np.float64), labels, self.split.n_classes, self.config.method.readout_l2).state()
+
+    def _refit_readout(self, state: State, dense: np.ndarray, labels: np.ndarray) -> None:
+        """The readout follows the program: the answers at W this step paid for replace the
+        oldest ones, and every few steps the readout is fitted again on them."""
+        keep = len(self.split.y_train)
+        state.answers = np.concatenate([state.answers, dense.astype(np.float32)])[-keep:]
+        state.answer_labels = np.concatenate([state.answer_labels, labels])[-keep:]
+        if state.iteration % self.config.method.remap_every == 0:
+            state.readout = self._fit_readout(state.answers, state.answer_labels)
 
     def _refit_mapping(self, state: State, dense: np.ndarray, labels: np.ndarray) -> None:
         """ILM-VP made black-box: the answers at W that this step already paid for update each
@@ -264,16 +291,13 @@ class Trainer:
             return None
 
     def _evaluate(self, state: State) -> float:
-        scores = self.predict_scores(self.optimizer.w, self.split.x_test, state.vocabulary, state.assignment)
+        scores = self.predict_scores(self.optimizer.w, self.split.x_test, state.vocabulary, state.mapper())
         return accuracy(scores, self.split.y_test)
 
     # -- pieces ------------------------------------------------------------------------------
     def _dense(self, responses: list[Scores], vocabulary: list[str]) -> np.ndarray:
         index = {label: i for i, label in enumerate(vocabulary)}
         return np.stack([labelling.fill_missing(r, vocabulary, index) for r in responses])
-
-    def _target_scores(self, responses: list[Scores], vocabulary: list[str], label_map: labelling.LabelMap) -> np.ndarray:
-        return label_map.target_scores(self._dense(responses, vocabulary))
 
     def _loss(self, scores: np.ndarray, labels: np.ndarray) -> float:
         method = self.config.method
@@ -299,7 +323,9 @@ class Trainer:
             "last_loss": np.asarray(np.nan if state.last_loss is None else state.last_loss),
             "affinity_sums": state.affinity_sums,
             "affinity_counts": state.affinity_counts,
-        }
+            "answers": state.answers,
+            "answer_labels": state.answer_labels,
+        } | {f"readout.{k}": v for k, v in state.readout.items()}
         np.savez(buffer, **arrays)
         paid, spent = self.budget.spent_queries, self.budget.spent_usd
         metrics = MetricRow(
@@ -324,6 +350,9 @@ class Trainer:
             last_loss=None if np.isnan(last_loss) else last_loss,
             affinity_sums=arrays["affinity_sums"],
             affinity_counts=arrays["affinity_counts"],
+            readout={k.removeprefix("readout."): v for k, v in arrays.items() if k.startswith("readout.")},
+            answers=arrays["answers"],
+            answer_labels=arrays["answer_labels"],
         )
         self._current = state
         self._focus(state)

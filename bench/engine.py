@@ -54,7 +54,7 @@ def flat_canvas_accuracy(preset: str, classifier: InProcessClassifier, test_size
     w0 = np.zeros(method.geometry.parameter_shape)
     dense = trainer._dense(trainer.engine.score(trainer.program.encode_batch(w0, trainer.split.x_train)), classifier.labels())  # noqa: SLF001
     mapping = frequency_mapping(dense, trainer.split.y_train, trainer.split.n_classes, method.labels_per_class)
-    scores = trainer.predict_scores(w0, trainer.split.x_test, classifier.labels(), mapping.assignment)
+    scores = trainer.predict_scores(w0, trainer.split.x_test, classifier.labels(), mapping)
     return float(np.mean(np.argmax(scores, axis=1) == trainer.split.y_test))
 
 

@@ -23,7 +23,7 @@ def config(name: str = "run", **method: object) -> RunConfig:
                      data=DataConfig(train_per_class=3, test_size=12), method=MethodConfig(**(base | method)), price_per_1k=1.0)
 
 
-@pytest.mark.parametrize("mapping", ["frequency", "random", "iterative"])
+@pytest.mark.parametrize("mapping", ["frequency", "random", "iterative", "linear"])
 @pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
 @pytest.mark.parametrize("optimizer", sorted(STEP_RULES))
 def test_a_crashed_run_resumes_bit_identically(tmp_path: Path, mapping: str, estimator: str, optimizer: str) -> None:
