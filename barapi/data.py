@@ -180,6 +180,11 @@ def _materialise(source: np.ndarray | list[Path], indices: np.ndarray, embed_siz
     return np.stack([read_image(source[i], embed_size) for i in indices])
 
 
+def dataset_classes(spec: str) -> list[str]:
+    """The class names, without decoding a single image."""
+    return _source(spec)[2]
+
+
 def load_dataset(spec: str, *, embed_size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Every image of a dataset, for evaluating a trained program on new data."""
     source, labels, classes = _source(spec)

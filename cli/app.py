@@ -133,6 +133,10 @@ def provider_options(
     return ProviderChoice(provider, {k: v for k, v in options.items() if v is not None})
 
 
+def price_of(provider: ProviderConfig, override: float | None = None) -> float:
+    return lookup_price(provider.name, default_model(provider.name, provider.options), override=override, price_file=Store.price_file())
+
+
 def read_config_file(ctx: typer.Context, value: Optional[Path]) -> Optional[Path]:
     """--config run.toml: its keys become the command's defaults (click's default_map), so a flag
     typed on the command line still wins. Keys are flag names (`train-per-class` or
@@ -202,10 +206,9 @@ def run_options(
 
     def config(choice: ProviderChoice) -> RunConfig:
         provider = choice.for_new_run()
-        price = lookup_price(provider.name, default_model(provider.name, provider.options), override=price_per_1k, price_file=Store.price_file())
         return RunConfig(
             name=name or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}", seed=seed, provider=provider,
-            data=data, method=method, budget_usd=budget, max_queries=max_queries, price_per_1k=price,
+            data=data, method=method, budget_usd=budget, max_queries=max_queries, price_per_1k=price_of(provider, price_per_1k),
         )
 
     return config
@@ -444,9 +447,7 @@ def predict(
     else:
         learned, ledger_name = LearnedProgram.from_run(store, run, _run_classes(store, run)), run
     provider_config = provider.over(learned.config.provider)
-    price = learned.config.price_per_1k
-    if provider_config != learned.config.provider:
-        price = lookup_price(provider_config.name, default_model(provider_config.name, provider_config.options), override=None, price_file=Store.price_file())
+    price = learned.config.price_per_1k if provider_config == learned.config.provider else price_of(provider_config)
     targets = np.stack([read_image(path, learned.geometry.embed_size) for path in images])
     classifier = _classifier(learned.config.model_copy(update={"provider": provider_config}))
     if isinstance(classifier, SelectableLabels) and learned.mapped_labels:
@@ -489,9 +490,9 @@ def export(
 
 
 def _run_classes(store: Store, run: str) -> list[str]:
-    from barapi.trainer import run_split
+    from barapi.data import dataset_classes
 
-    return run_split(RunConfig.model_validate_json(store.get_run(run).config)).classes
+    return dataset_classes(RunConfig.model_validate_json(store.get_run(run).config).data.dataset)
 
 
 @runs_app.command("list")

@@ -25,8 +25,8 @@ from barapi.trainer import Trainer
 
 # 30 % of requests fail, spread over every kind of failure the server can inject.
 FAULT_MIX = {"fail_rate": 0.08, "throttle_rate": 0.08, "timeout_rate": 0.04, "reset_rate": 0.05, "truncate_rate": 0.05}
-READ_TIMEOUT_S = 0.3  # the client gives up on a held request after this long…
-HANG_S = 0.6  # …and the server holds a "timeout" request this long
+READ_TIMEOUT_S = 1.0  # the client gives up on a held request after this long…
+HANG_S = 1.5  # …and the server holds a "timeout" request this long
 
 
 @dataclass
