@@ -9,7 +9,8 @@ The folder holds everything needed to apply the program without the database tha
   mapping would use, for reading; the readout uses every label);
 - ``config.json``: the run's configuration (provider, data, method; never a key);
 - ``program.png``: the universal program P = tanh(upsample(W) ⊙ M) as an image (the embedding
-  area is mid-grey: P is 0 there);
+  area is mid-grey: P is 0 there); ``program-stretched.png``: the same with its contrast
+  stretched to the full range, because a learned P is often a few grey levels away from flat;
 - ``example-*.png``: target images with the program applied, byte for byte what the API gets.
 """
 
@@ -32,7 +33,8 @@ from barapi.program import Geometry, Program, encode_png, program_sha256
 from barapi.queries import QueryEngine
 from barapi.store import Store
 
-PROGRAM_FILE, MAPPING_FILE, CONFIG_FILE, PICTURE_FILE = "program.npz", "mapping.json", "config.json", "program.png"
+PROGRAM_FILE, MAPPING_FILE, CONFIG_FILE = "program.npz", "mapping.json", "config.json"
+PICTURE_FILE, STRETCHED_FILE = "program.png", "program-stretched.png"
 # How many example images an export shows: enough to see the program around different classes.
 EXAMPLES = 4
 
@@ -110,8 +112,10 @@ class LearnedProgram:
         }
         (directory / MAPPING_FILE).write_text(json.dumps(mapping, indent=1, ensure_ascii=False))
         (directory / CONFIG_FILE).write_text(self.config.model_dump_json(indent=1))
-        (directory / PICTURE_FILE).write_bytes(encode_png(program.perturbation(self.w)))
-        written = [directory / name for name in (PROGRAM_FILE, MAPPING_FILE, CONFIG_FILE, PICTURE_FILE)]
+        perturbation = program.perturbation(self.w)
+        (directory / PICTURE_FILE).write_bytes(encode_png(perturbation))
+        (directory / STRETCHED_FILE).write_bytes(encode_png(perturbation / max(float(np.abs(perturbation).max()), 1e-12)))
+        written = [directory / name for name in (PROGRAM_FILE, MAPPING_FILE, CONFIG_FILE, PICTURE_FILE, STRETCHED_FILE)]
         for i, image in enumerate(program.encode_batch(self.w, examples[:EXAMPLES])):
             path = directory / f"example-{i + 1}.png"
             path.write_bytes(image)

@@ -130,7 +130,7 @@ def test_export_writes_a_portable_artifact_and_predict_uses_it_without_the_datab
     out = tmp_path / "export"
     result = invoke("export", trained, "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {"program.npz", "mapping.json", "config.json", "program.png", *(f"example-{i}.png" for i in range(1, 5))}
+    assert {p.name for p in out.iterdir()} == {"program.npz", "mapping.json", "config.json", "program.png", "program-stretched.png", *(f"example-{i}.png" for i in range(1, 5))}
     mapping = json.loads((out / "mapping.json").read_text())
     assert mapping["classes"] == [str(d) for d in range(10)]
     assert all(len(labels) == 2 for labels in mapping["labels_per_class"].values())
@@ -139,8 +139,12 @@ def test_export_writes_a_portable_artifact_and_predict_uses_it_without_the_datab
     with np.load(out / "program.npz") as program:
         assert program["w"].shape == (16, 16, 3) and program["mask"].shape == (224, 224)
         assert int(program["embed_size"]) == 112 and program["mask"][112, 112] == 0 and program["mask"][0, 0] == 1
-    example = np.asarray(Image.open(out / "example-1.png"))
+    example = np.asarray(Image.open(out / "example-1.png"), dtype=float)
     assert example.shape == (224, 224, 3)
+    stretched = np.asarray(Image.open(out / "program-stretched.png"), dtype=float)
+    assert stretched.min() <= 1 or stretched.max() >= 254  # the largest |P| reaches black or white; grey stays 0
+    raw = np.asarray(Image.open(out / "program.png"), dtype=float)
+    assert np.array_equal(raw[:112 // 2], example[:112 // 2])  # the frame above the image is the program, as sent
 
     images = digit_files(tmp_path / "new")
     by_run = [json.loads(line) for line in invoke("predict", trained, *map(str, images), "--json").output.strip().splitlines()]
