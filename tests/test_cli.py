@@ -53,6 +53,13 @@ def test_unknown_run(home: Path) -> None:
     assert_one_line_error(invoke("resume", "ghost"), "no run named 'ghost'", "barapi runs list")
     assert_one_line_error(invoke("runs", "show", "ghost"), "ghost")
     assert_one_line_error(invoke("eval", "ghost"), "ghost")
+    assert_one_line_error(invoke("export", "ghost", "--out", str(home / "out")), "ghost")
+
+
+def test_missing_key_names_the_variable_and_the_key_file_option(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AZURE_CV_PREDICTION_KEY", raising=False)
+    result = invoke("estimate", "--provider", "azure", "--endpoint", "https://x.cognitiveservices.azure.com", "--project-id", "p", "--iteration", "i")
+    assert_one_line_error(result, "AZURE_CV_PREDICTION_KEY", "--key-file")
 
 
 def test_missing_dataset_folder(home: Path) -> None:
