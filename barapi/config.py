@@ -24,10 +24,10 @@ class MethodConfig(BaseModel):
     focal_gamma: float = Field(2.0, ge=0)
     relative_scores: bool = Field(True, description="loss on h_j / Σ_k h_k (the target classes' share) instead of h_j")
     mapping: Literal["frequency", "random", "iterative", "linear"] = "linear"
-    remap_every: int = Field(5, ge=1, description="iterative mapping: re-fit every N iterations")
+    remap_every: int = Field(5, ge=1, description="iterative and linear mappings: re-fit every N iterations")
     remap_memory: float = Field(0.9, ge=0, lt=1, description="iterative mapping: weight kept by older answers per iteration")
     labels_per_class: int = Field(5, ge=1)
-    readout_l2: float = Field(0.01, gt=0, description="linear mapping: L2 penalty of the readout fitted on the mapping answers")
+    readout_l2: float = Field(0.01, gt=0, description="linear mapping: L2 penalty of the readout (fitted on paid answers)")
     init_scale: float = Field(0.005, gt=0, description="std of the random starting W (never exactly 0)")
     geometry: Geometry = Geometry(embed_size=112, program_resolution=16)
     eval_every: int = Field(0, ge=0, description="evaluate on the test set every N iterations; 0 = only at the end")

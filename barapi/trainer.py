@@ -351,8 +351,9 @@ class Trainer:
             affinity_sums=arrays["affinity_sums"],
             affinity_counts=arrays["affinity_counts"],
             readout={k.removeprefix("readout."): v for k, v in arrays.items() if k.startswith("readout.")},
-            answers=arrays["answers"],
-            answer_labels=arrays["answer_labels"],
+            # Checkpoints written before the linear readout existed hold no answers.
+            answers=arrays.get("answers", np.zeros((0, len(arrays["vocabulary"])), np.float32)),
+            answer_labels=arrays.get("answer_labels", np.zeros(0, int)),
         )
         self._current = state
         self._focus(state)

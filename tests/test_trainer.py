@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fakes import ProjectionModel
 
@@ -79,3 +80,35 @@ def test_opening_a_run_read_only_leaves_its_requests_in_flight_alone(tmp_path: P
     assert store.get_run("run").status == "completed"
     Trainer(config(), ProjectionModel(), store)  # the owner reopening it: that request died
     assert store.ledger_counts("run").get("lost") == 1
+
+
+def test_the_linear_readout_is_refitted_from_paid_answers_only(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    trainer = Trainer(config(mapping="linear"), ProjectionModel(), store)
+    state = trainer._start()  # noqa: SLF001
+    first = state.readout["weights"].copy()
+    paid_after_mapping = store.spent("run")[0]
+    result = Trainer(config(mapping="linear"), ProjectionModel(), store).run()
+    restored = Trainer(config(mapping="linear"), ProjectionModel(), store)._restore()  # noqa: SLF001
+    assert not np.array_equal(restored.readout["weights"], first)  # refitted during training…
+    assert len(restored.answers) == len(restored.answer_labels) == 30  # …on one answer per training image
+    training = 6 * 4 * 3 + 12  # iterations × batch × (q + 1) + test: nothing more was bought for it
+    assert result.queries == paid_after_mapping + training  # paid or from the cache
+
+
+def test_a_checkpoint_from_before_the_readout_still_resumes(tmp_path: Path) -> None:
+    import io
+
+    store = Store(tmp_path)
+    with pytest.raises(ProviderError):
+        Trainer(config(mapping="frequency"), ProjectionModel(fail_after=15), store).run()
+    checkpoint = store.load_checkpoint("run")
+    with np.load(io.BytesIO(checkpoint.state)) as archive:
+        arrays = {k: archive[k] for k in archive.files if k not in ("answers", "answer_labels")}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with store.session() as session:
+        checkpoint.state = buffer.getvalue()
+        session.merge(checkpoint)
+        session.commit()
+    assert Trainer(config(mapping="frequency"), ProjectionModel(), store).run().status == "completed"
