@@ -26,7 +26,8 @@ class Soak:
 def kill_and_resume(home: Path, train_args: list[str], name: str, *, seed: int, min_s: float, max_s: float, max_kills: int = 50) -> Soak:
     env = os.environ | {"BARAPI_HOME": str(home)}
     rng = random.Random(seed)
-    command = [sys.executable, "-m", "barapi.cli", "train", *train_args, "--name", name, "--json"]
+    train = [sys.executable, "-m", "barapi.cli", "train", *train_args, "--name", name, "--json"]
+    command = train
     kills = resumes = integrity_failures = 0
     while True:
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -37,8 +38,13 @@ def kill_and_resume(home: Path, train_args: list[str], name: str, *, seed: int, 
             process.wait()
             kills += 1
             integrity_failures += not Store(home).integrity_ok()
-            command = [sys.executable, "-m", "barapi.cli", "resume", name, "--json"]
-            resumes += 1
+            # Killed before it recorded the run (a slow start on a busy machine): nothing to
+            # resume yet, so start it again.
+            if Store(home).has_run(name):
+                command = [sys.executable, "-m", "barapi.cli", "resume", name, "--json"]
+                resumes += 1
+            else:
+                command = train
             continue
         out, err = process.communicate()
         if process.returncode != 0:
