@@ -12,7 +12,7 @@ from barapi.program import Geometry
 class MethodConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    iterations: int = Field(80, ge=1)
+    iterations: int = Field(20, ge=1)
     batch_size: int = Field(20, ge=1)
     q: int = Field(5, ge=1)
     beta: float = Field(2.0, gt=0)

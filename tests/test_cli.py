@@ -228,4 +228,4 @@ def test_train_help_groups_the_flags() -> None:
     text = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "300"}).output
     positions = [text.index(f"─ {panel} ") for panel in ("Provider", "Data", "Method", "Budget", "Run")]
     assert positions == sorted(positions)
-    assert "(preset: 80)" in text and "[default: 50]" in text
+    assert "(preset: 20)" in text and "[default: 50]" in text
