@@ -14,7 +14,7 @@ import pytest
 
 from barapi.adapters.azure import AzureCustomVisionClassifier
 from barapi.adapters.clarifai import ClarifaiClassifier
-from barapi.adapters.http import MAX_ATTEMPTS
+from barapi.adapters.http import MAX_ATTEMPTS, make_client
 from barapi.adapters.torchserve import TorchServeClassifier
 from barapi.errors import AuthenticationError, BadInputError, ProviderError, ProviderResponseError
 from barapi.labels import fill_missing
@@ -191,10 +191,12 @@ def test_clarifai_asks_for_exactly_the_mapped_concepts_once_restricted() -> None
 
 
 # -- the same contract against the live local server ----------------------------------------
+# The product's own client (its timeouts), not httpx's 5 s default: a 128-image Clarifai request
+# on a busy 2-core machine takes longer than that.
 LIVE = {
-    "torchserve": lambda url: TorchServeClassifier(httpx.Client(), base_url=url),
-    "clarifai": lambda url: ClarifaiClassifier(httpx.Client(), pat="mock-key", base_url=url, rate_per_second=None),
-    "azure": lambda url: AzureCustomVisionClassifier(httpx.Client(), key="mock-key", endpoint=url, project_id="p", iteration="i", rate_per_second=None),
+    "torchserve": lambda url: TorchServeClassifier(make_client(), base_url=url),
+    "clarifai": lambda url: ClarifaiClassifier(make_client(), pat="mock-key", base_url=url, rate_per_second=None),
+    "azure": lambda url: AzureCustomVisionClassifier(make_client(), key="mock-key", endpoint=url, project_id="p", iteration="i", rate_per_second=None),
 }
 
 
