@@ -192,11 +192,11 @@ def plot(dataset: str, curves: list[Curve], budgets: list[int], path: Path) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(8, 5))
+    figure, axes = plt.subplots(figsize=(12, 5))
     for curve in curves:
         if curve.row.startswith("white-box"):
             best = max(a for a in curve.accuracy.values() if a is not None)
-            axes.axhline(best, linestyle="--", color="black", label=f"{curve.row}: {best:.1%}")
+            axes.axhline(best, linestyle="--", color="black", label=f"{curve.row}, best: {best:.1%}")
             continue
         points = [(0, curve.zero)] + [(b, a) for b, a in curve.accuracy.items() if a is not None]
         style = {"linewidth": 2.5} if curve.row in PRESETS else {"linewidth": 1, "alpha": 0.7}
@@ -206,11 +206,11 @@ def plot(dataset: str, curves: list[Curve], budgets: list[int], path: Path) -> N
     axes.set_xticks([0] + budgets, ["0"] + [f"{b // 1000}k" for b in budgets])
     axes.set_xlabel("training queries (images sent to the API)")
     axes.set_ylabel("test accuracy")
-    axes.set_title(f"BAR on {dataset}: test accuracy vs queries (EfficientNet-Lite0, 50 images/class)")
-    axes.legend(fontsize=7, loc="lower right")
+    axes.set_title(f"{dataset}: test accuracy vs queries (EfficientNet-Lite0, 50 images/class)")
+    axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the curves, never over them
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
 
 
