@@ -64,6 +64,10 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
             raise fail(f"invalid {where or 'option'}: {first['msg']}") from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:
+            # The reader went away (`barapi runs list | head`): nothing left to say, to anyone.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except Exception as error:  # noqa: BLE001 - the edge: a bug still gets one line, not locals
             if os.environ.get("BARAPI_DEBUG"):
                 raise

@@ -229,3 +229,15 @@ def test_train_help_groups_the_flags() -> None:
     positions = [text.index(f"─ {panel} ") for panel in ("Provider", "Data", "Method", "Budget", "Run")]
     assert positions == sorted(positions)
     assert "(preset: 20)" in text and "[default: 50]" in text
+
+
+def test_a_reader_that_goes_away_is_not_an_error(home: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # `barapi runs list | head -0`: stdout closes before barapi writes.
+    process = subprocess.Popen([sys.executable, "-m", "barapi.cli", "runs", "list"], env=os.environ | {"BARAPI_HOME": str(home)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    assert process.wait(timeout=60) == 0 and process.stderr.read() == b""
