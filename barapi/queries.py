@@ -3,7 +3,7 @@ and the ledger written around every attempt."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from barapi.classifier import Classifier, Scores
@@ -29,6 +29,7 @@ class LedgerMeter:
 
     def __init__(self, store: Store, budget: Budget, run: str, classifier: Classifier) -> None:
         self.store, self.budget, self.run, self.classifier = store, budget, run, classifier
+        self.on_answered: Callable[[int], None] | None = None  # progress: called with each paid batch's size
 
     def key(self, image: bytes) -> str:
         return response_key(self.classifier.name, self.classifier.cache_scope, image)
@@ -41,6 +42,8 @@ class LedgerMeter:
 
     def on_success(self, ticket: Ticket, results: Sequence[Scores]) -> None:
         self.store.settle_paid(ticket.ids, self.classifier.name, self.classifier.model_id, dict(zip(ticket.keys, results)))
+        if self.on_answered is not None:
+            self.on_answered(len(results))
 
     def on_failure(self, ticket: Ticket, maybe_billed: bool) -> None:
         self.store.settle_failed(ticket.ids, maybe_billed)

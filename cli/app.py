@@ -7,6 +7,7 @@ import os
 import secrets
 import sys
 import time
+import threading
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import numpy as np
 import typer
 from barapi.adapters import default_model
 from barapi.cli.render import ProgressPrinter
+from barapi.trainer import Progress
 from pydantic import ValidationError
 
 from barapi import __version__
@@ -401,13 +403,25 @@ def evaluate(
         config = config.model_copy(update={"budget_usd": budget})
     trainer = Trainer(config, _classifier(config), store, record_status=False)
     paid_before, cost_before = trainer.budget.spent_queries, trainer.budget.spent_usd
-    if dataset is None:
-        truth, predicted = trainer.evaluate()
-    else:
+    images, labels = trainer.split.x_test, trainer.split.y_test
+    if dataset is not None:
         images, labels, classes = load_dataset(dataset, embed_size=config.method.geometry.embed_size)
         if classes != trainer.split.classes:
             raise ConfigError(f"{dataset} has classes {classes}, but run {run!r} was trained on {trainer.split.classes}")
+    printer = ProgressPrinter(quiet=as_json)
+    answered, lock = [0], threading.Lock()
+
+    def tick(count: int) -> None:
+        with lock:
+            answered[0] += count
+            printer(Progress("evaluating", min(answered[0], len(labels)), len(labels), None, None, None,
+                             trainer.budget.spent_queries, trainer.engine.queries_cached, trainer.budget.spent_usd, 0.0))
+
+    trainer.engine.meter.on_answered = tick
+    try:
         truth, predicted = trainer.evaluate(images, labels)
+    finally:
+        printer.finish()
     figures = report(truth, predicted, trainer.split.classes) | {
         "queries_paid": trainer.budget.spent_queries - paid_before,
         "cost_usd": round(trainer.budget.spent_usd - cost_before, 6),

@@ -241,3 +241,13 @@ def test_a_reader_that_goes_away_is_not_an_error(home: Path) -> None:
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     process.stdout.close()
     assert process.wait(timeout=60) == 0 and process.stderr.read() == b""
+
+
+def test_eval_shows_progress_to_a_human_and_only_json_to_a_script(trained: str, home: Path) -> None:
+    # The whole digits set: mostly images never scored, so the provider is really asked.
+    human = invoke("eval", trained, "--dataset", "digits")
+    assert human.exit_code == 0, human.output
+    assert "evaluating on the test set" in human.output and "accuracy" in human.output
+    script = invoke("eval", trained, "--json")
+    figures = json.loads(script.output)  # the whole output is one JSON object: no progress mixed in
+    assert {"accuracy", "per_class", "confusion", "queries_paid", "cost_usd"} <= set(figures)
