@@ -28,7 +28,7 @@ from barapi.classifier import Scores
 from barapi.config import RunConfig
 from barapi.errors import ConfigError
 from barapi.labels import LabelMap, fill_missing
-from barapi.readout import LinearReadout
+from barapi.readout import LinearReadout, target_mapper
 from barapi.program import Geometry, Program, encode_png, program_sha256
 from barapi.queries import QueryEngine
 from barapi.store import Store
@@ -50,7 +50,7 @@ class LearnedProgram:
 
     @property
     def mapper(self) -> LabelMap | LinearReadout:
-        return LinearReadout.from_state(self.readout) if self.readout else LabelMap(self.assignment)
+        return target_mapper(self.assignment, self.readout)
 
     @property
     def geometry(self) -> Geometry:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from barapi.labels import LabelMap
+
 # Scores are floored before the log: providers round small scores to 0 (and top-k fill-in
 # spreads tiny masses), and log(0) would make one rounding step an infinite feature.
 SCORE_FLOOR = 1e-7
@@ -71,3 +73,9 @@ class LinearReadout:
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> LinearReadout:
         return cls(np.asarray(state["mean"]), np.asarray(state["scale"]), np.asarray(state["weights"]))
+
+
+def target_mapper(assignment: np.ndarray, readout: dict[str, np.ndarray]) -> LabelMap | LinearReadout:
+    """Source scores → target scores: the learned readout when there is one (mapping "linear"),
+    else the m-to-1 label map."""
+    return LinearReadout.from_state(readout) if readout else LabelMap(assignment)

@@ -25,7 +25,7 @@ from barapi.losses import accuracy, class_weights, cross_entropy, focal_loss
 from barapi.money import Budget
 from barapi.optim import ZerothOrderOptimizer, make_optimizer
 from barapi.program import Program, initial_parameters, program_sha256
-from barapi.readout import LinearReadout
+from barapi.readout import LinearReadout, target_mapper
 from barapi.queries import QueryEngine
 from barapi.store import MetricRow, RunRecord, Store
 
@@ -81,8 +81,7 @@ class State:
     answer_labels: np.ndarray
 
     def mapper(self) -> labelling.LabelMap | LinearReadout:
-        """Source scores → target scores: the m-to-1 label map, or the learned linear readout."""
-        return LinearReadout.from_state(self.readout) if self.readout else labelling.LabelMap(self.assignment)
+        return target_mapper(self.assignment, self.readout)
 
 
 def run_split(config: RunConfig) -> Split:
