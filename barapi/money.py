@@ -51,13 +51,14 @@ def cost_usd(queries: int, per_1k: float) -> float:
 class Estimate(BaseModel):
     label_mapping: int
     training: int
+    readout: int = 0  # linear readout: the training set answered at the final W (and per interim evaluation)
     evaluation: int
     cached: int
     price_per_1k: float
 
     @property
     def total(self) -> int:
-        return self.label_mapping + self.training + self.evaluation
+        return self.label_mapping + self.training + self.readout + self.evaluation
 
     @property
     def cost_usd(self) -> float:
@@ -68,6 +69,7 @@ class Estimate(BaseModel):
             "queries": {
                 "label_mapping": self.label_mapping,
                 "training": self.training,
+                "readout": self.readout,
                 "evaluation": self.evaluation,
                 "cached": self.cached,
                 "total": self.total,

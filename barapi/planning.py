@@ -20,8 +20,9 @@ from barapi.trainer import INIT_STREAM, run_split
 
 
 def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split: Split | None = None) -> Estimate:
-    """Queries for label mapping, training (iterations × batch × queries per sample) and
-    evaluation. ``cached`` counts the images whose bytes are known before training (the label
+    """Queries for label mapping, training (iterations × batch × queries per sample), the
+    linear readout's passes over the training set at the final (and any interim-evaluated) W,
+    and evaluation. ``cached`` counts the images whose bytes are known before training (the label
     mapping's and the first step's unperturbed ones) and are already in the cache."""
     method = config.method
     split = split or run_split(config)
@@ -37,6 +38,7 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
     return Estimate(
         label_mapping=n_train if needs_mapping_queries else 0,
         training=method.iterations * method.batch_size * per_sample,
+        readout=n_train * (1 + interim) if method.mapping == "linear" else 0,
         evaluation=n_test * (1 + interim),
         cached=len(store.cached(keys)),
         price_per_1k=config.price_per_1k,

@@ -58,10 +58,11 @@ class QueryEngine:
         counts = store.ledger_counts(run)
         self.queries_cached = counts.get("hit", 0)
 
-    def score(self, images: Sequence[bytes], *, all_or_nothing: bool = False) -> list[Scores]:
+    def score(self, images: Sequence[bytes], *, all_or_nothing: bool = False, keep: int = 0) -> list[Scores]:
         """Answers for the images, from the cache where possible. With ``all_or_nothing``,
         nothing is sent unless every image still to pay for fits the budget (a training step
-        or an evaluation is worth nothing half done)."""
+        or an evaluation is worth nothing half done), with ``keep`` queries to spare for what
+        must follow it."""
         keys = [self.meter.key(image) for image in images]
         answers = self.store.cached(list(dict.fromkeys(keys)))
         hit_keys = [k for k in keys if k in answers]
@@ -72,7 +73,7 @@ class QueryEngine:
         for key, image in zip(keys, images):
             if key not in answers:
                 pending.setdefault(key, image)
-        if pending and all_or_nothing and not self.budget.fits(len(pending)):
+        if pending and all_or_nothing and not self.budget.fits(len(pending) + keep):
             raise BudgetExceeded(f"{len(pending)} more image(s) do not fit the budget ({self.budget.describe()})")
         for round_ in range(1, SEND_ROUNDS + 1):
             if not pending:

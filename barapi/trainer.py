@@ -12,7 +12,7 @@ import io
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -35,7 +35,7 @@ INIT_STREAM, MAPPING_STREAM = 1, 2
 
 @dataclass
 class Progress:
-    phase: str  # "mapping", "training", "evaluating", "done"
+    phase: str  # "mapping", "training", "reading" (the readout's closing pass), "evaluating", "done"
     iteration: int
     iterations: int
     loss: float | None
@@ -76,12 +76,26 @@ class State:
     last_loss: float | None
     affinity_sums: np.ndarray  # per class, decayed sums of source probabilities at W (iterative mapping)
     affinity_counts: np.ndarray
-    readout: dict[str, np.ndarray]  # the linear readout's arrays (mapping "linear"), else empty
+    readout: dict[str, np.ndarray]  # the linear readout training steers by (mapping "linear"), else empty
     answers: np.ndarray  # linear mapping: the latest answers at W (≤ one per training image), float32
     answer_labels: np.ndarray
+    # Linear mapping: the readout fitted on every training image answered at the W of
+    # iteration ``read_at`` (the closing pass). The training readout is fitted on answers from
+    # the last epoch's programs and lags behind W; this one is what predictions use, but never
+    # steers training, so a run extended after its closing pass goes on as if never stopped.
+    closing_readout: dict[str, np.ndarray] = field(default_factory=dict)
+    read_at: int = -1
 
     def mapper(self) -> labelling.LabelMap | LinearReadout:
+        """What turns answers at the current W into target scores for a prediction."""
+        return target_mapper(self.assignment, self.closing_readout if self.read_at == self.iteration else self.readout)
+
+    def training_mapper(self) -> labelling.LabelMap | LinearReadout:
         return target_mapper(self.assignment, self.readout)
+
+
+def prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def run_split(config: RunConfig) -> Split:
@@ -137,6 +151,7 @@ class Trainer:
             if not self._step(state):
                 status = "budget_exhausted"
                 break
+        self._read_training_set(state)
         test_accuracy = self._final_evaluation()
         self._checkpoint(state, test_accuracy)  # the same state; its metrics row gains the test accuracy
         result = self._result(state, status, test_accuracy)
@@ -206,7 +221,8 @@ class Trainer:
             if method.mapping == "linear":
                 answers, answer_labels = dense.astype(np.float32), self.split.y_train.copy()
                 readout = self._fit_readout(answers, answer_labels)
-        state = State(0, vocabulary, label_map.assignment, np.zeros(0), None, sums, counts, readout, answers, answer_labels)
+        # The mapping's answers are every training image at W0: the readout is already a closing one.
+        state = State(0, vocabulary, label_map.assignment, np.zeros(0), None, sums, counts, readout, answers, answer_labels, readout, 0 if readout else -1)
         self._focus(state)
         self._checkpoint(state, test_accuracy=None)
         return state
@@ -227,10 +243,10 @@ class Trainer:
         targets = self.split.x_train[batch]
         images = [image for w in candidates for image in self.program.encode_batch(w, targets)]
         try:
-            responses = self.engine.score(images, all_or_nothing=True)
+            responses = self.engine.score(images, all_or_nothing=True, keep=self._closing_queries())
         except BudgetExceeded:
             return False
-        mapper = state.mapper()
+        mapper = state.training_mapper()
         labels = self.split.y_train[batch]
         losses = []
         for c in range(len(candidates)):
@@ -254,6 +270,31 @@ class Trainer:
         self._checkpoint(state, test_accuracy)
         self._emit("training", state, test_accuracy)
         return True
+
+    def _closing_queries(self) -> int:
+        """What training must leave in the budget: the linear readout's closing pass."""
+        return len(self.split.y_train) if self.config.method.mapping == "linear" else 0
+
+    def _read_training_set(self, state: State) -> None:
+        """The linear readout's closing pass: every training image answered at the final W and
+        the readout fitted on those answers alone. Fitted on the rolling buffer instead, whose
+        answers come from the last epoch's programs, it lags behind W, and test accuracy
+        drops by several points (bench/results/efficiency.md). Skipped if the budget no longer
+        allows it (training leaves room for it, so only a lowered budget does that)."""
+        if self.config.method.mapping != "linear" or state.read_at == state.iteration:
+            return
+        self._emit("reading", state, None)
+        try:
+            state.closing_readout = self._readout_at_w(state)
+        except BudgetExceeded:
+            return
+        state.read_at = state.iteration
+        self._checkpoint(state, test_accuracy=None)
+
+    def _readout_at_w(self, state: State, keep: int = 0) -> dict[str, np.ndarray]:
+        """The readout fitted on every training image answered at the current W."""
+        responses = self.engine.score(self.program.encode_batch(self.optimizer.w, self.split.x_train), all_or_nothing=True, keep=keep)
+        return self._fit_readout(self._dense(responses, state.vocabulary), self.split.y_train)
 
     def _fit_readout(self, answers: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
         return LinearReadout.fit(answers.astype(np.float64), labels, self.split.n_classes, self.config.method.readout_l2).state()
@@ -290,7 +331,12 @@ class Trainer:
             return None
 
     def _evaluate(self, state: State) -> float:
-        scores = self.predict_scores(self.optimizer.w, self.split.x_test, state.vocabulary, state.mapper())
+        mapper = state.mapper()
+        if self.config.method.mapping == "linear" and state.read_at != state.iteration:
+            # Mid-run (--eval-every): the readout the closing pass would fit at this W, used for
+            # this measurement only, so that the run's course never depends on --eval-every.
+            mapper = LinearReadout.from_state(self._readout_at_w(state, keep=len(self.split.y_test)))
+        scores = self.predict_scores(self.optimizer.w, self.split.x_test, state.vocabulary, mapper)
         return accuracy(scores, self.split.y_test)
 
     # -- pieces ------------------------------------------------------------------------------
@@ -324,7 +370,11 @@ class Trainer:
             "affinity_counts": state.affinity_counts,
             "answers": state.answers,
             "answer_labels": state.answer_labels,
-        } | {f"readout.{k}": v for k, v in state.readout.items()}
+            "read_at": np.asarray(state.read_at),
+        } | {f"training_readout.{k}": v for k, v in state.readout.items()}
+        # "readout.*" is what predictions use (LearnedProgram.from_run reads it).
+        serving = state.closing_readout if state.read_at == state.iteration else state.readout
+        arrays |= {f"readout.{k}": v for k, v in serving.items()}
         np.savez(buffer, **arrays)
         paid, spent = self.budget.spent_queries, self.budget.spent_usd
         metrics = MetricRow(
@@ -349,11 +399,15 @@ class Trainer:
             last_loss=None if np.isnan(last_loss) else last_loss,
             affinity_sums=arrays["affinity_sums"],
             affinity_counts=arrays["affinity_counts"],
-            readout={k.removeprefix("readout."): v for k, v in arrays.items() if k.startswith("readout.")},
+            # Checkpoints written before the closing pass existed hold one readout, for both uses.
+            readout=prefixed(arrays, "training_readout.") or prefixed(arrays, "readout."),
             # Checkpoints written before the linear readout existed hold no answers.
             answers=arrays.get("answers", np.zeros((0, len(arrays["vocabulary"])), np.float32)),
             answer_labels=arrays.get("answer_labels", np.zeros(0, int)),
+            read_at=int(arrays.get("read_at", -1)),
         )
+        if state.read_at == state.iteration:
+            state.closing_readout = prefixed(arrays, "readout.")
         self._current = state
         self._focus(state)
         return state

@@ -1,6 +1,6 @@
 """Query efficiency of the BAR engine (issue: query efficiency), in one run per dataset:
 
-  - test accuracy after 2k … 50k training queries (label mapping + training; evaluation is
+  - test accuracy after 2k … 50k training queries (label mapping, training and the readout's closing pass; evaluation is
     measurement and is not counted) for the paper preset, the default preset and ablations that
     change one thing of the default each;
   - the zero-program baseline (the starting program and its label mapping, no training step);
@@ -93,6 +93,7 @@ def accuracy_curve(dataset: str, row: str, budgets: list[int], classifier: InPro
     state = trainer._start()  # noqa: SLF001 - the baseline is the mapping without a step
     curve = Curve(label(row), trainer._evaluate(state))  # noqa: SLF001
     mapping_queries = len(trainer.split.y_train) if method.mapping != "random" else 0
+    mapping_queries += len(trainer.split.y_train) if method.mapping == "linear" else 0  # the readout's closing pass
     per_iteration = method.batch_size * ESTIMATORS[method.estimator](q=method.q, beta=method.beta).queries_per_sample
     for budget in budgets:
         iterations = (budget - mapping_queries) // per_iteration
@@ -181,6 +182,7 @@ def whitebox_curve(dataset: str, row: str, classifier: InProcessClassifier, test
             optimiser.step()
             seen += len(batch)
         trainer.optimizer.w = w.detach().numpy()[0].transpose(1, 2, 0).astype(np.float64)
+        state.read_at = -1  # measured like a black-box run: with the readout refitted at this W
         curve.accuracy[goal] = trainer._evaluate(state)  # noqa: SLF001
         print(f"  {dataset} / white-box: {seen} images ({time.monotonic() - started:.0f} s) → {curve.accuracy[goal]:.3f}", file=sys.stderr, flush=True)
     return curve

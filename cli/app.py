@@ -365,8 +365,9 @@ def _print_estimate(figures: Estimate, as_json: bool) -> None:
         typer.echo(json.dumps(figures.as_json()))
         return
     q = figures.as_json()["queries"]
+    readout = f" + {q['readout']:,} readout" if q["readout"] else ""
     typer.echo(
-        f"estimate: {q['label_mapping']:,} label mapping + {q['training']:,} training + {q['evaluation']:,} evaluation "
+        f"estimate: {q['label_mapping']:,} label mapping + {q['training']:,} training{readout} + {q['evaluation']:,} evaluation "
         f"= {q['total']:,} queries ({q['cached']:,} already cached) → ${figures.cost_usd:.2f} at ${figures.price_per_1k:.2f}/1k",
         err=True,
     )

@@ -21,7 +21,7 @@ from barapi.trainer import Progress
 
 # Off a terminal, one line per this many seconds keeps logs readable.
 PLAIN_INTERVAL_S = 10.0
-PHASES = {"mapping": "label mapping", "training": "training", "evaluating": "evaluating"}
+PHASES = {"mapping": "label mapping", "training": "training", "reading": "readout at final W", "evaluating": "evaluating"}
 
 
 def fmt(value: float | None, pattern: str = "{:.3f}") -> str:
@@ -50,6 +50,8 @@ def compact(p: Progress) -> str:
 def progress_line(p: Progress, first_iteration: int, started: float) -> str:
     if p.phase == "mapping":
         return "building the label mapping from the starting program's predictions…"
+    if p.phase == "reading":
+        return f"answering the training set at the final program, for the readout…  queries {p.queries_paid:,} paid + {p.queries_cached:,} cached  ${p.cost_usd:.4f}"
     if p.phase == "evaluating":
         return f"evaluating on the test set…  queries {p.queries_paid:,} paid + {p.queries_cached:,} cached  ${p.cost_usd:.4f}"
     elapsed = time.monotonic() - started

@@ -3,6 +3,7 @@ decoded PNG): resume is bit-identical whatever the method, budgets stop cleanly.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from barapi.config import DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.errors import ProviderError
 from barapi.optim import ESTIMATORS, STEP_RULES
 from barapi.program import Geometry
+from barapi.readout import LinearReadout
 from barapi.store import Store
 from barapi.trainer import Trainer
 
@@ -47,14 +49,44 @@ def test_top_k_answers_train_too(tmp_path: Path) -> None:
 
 def test_budget_exhaustion_checkpoints_and_can_be_raised(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    # mapping (30 images) + 3 iterations × 12 = 66 images at $1/1k
-    stopped = Trainer(config().model_copy(update={"budget_usd": 0.066}), ProjectionModel(), store).run()
+    # mapping (30 images) + 3 iterations × 12 + the readout's closing pass (30) = 96 images at $1/1k
+    stopped = Trainer(config().model_copy(update={"budget_usd": 0.096}), ProjectionModel(), store).run()
     assert stopped.status == "budget_exhausted" and stopped.iterations == 3
+    assert read_at(store) == 3  # training left room for the closing pass
     assert stopped.test_accuracy is None  # the test set no longer fits
-    assert stopped.cost_usd <= 0.066
+    assert stopped.cost_usd <= 0.096
     finished = Trainer(config().model_copy(update={"budget_usd": 1.0}), ProjectionModel(), store).run()
     reference = Trainer(config(), ProjectionModel(), Store(tmp_path / "ref")).run()
     assert finished.status == "completed" and finished.program_sha256 == reference.program_sha256
+
+
+def read_at(store: Store, run: str = "run") -> int:
+    with np.load(io.BytesIO(store.load_checkpoint(run).state)) as archive:
+        return int(archive["read_at"])
+
+
+def test_the_linear_readout_is_fitted_at_the_final_program(tmp_path: Path) -> None:
+    """Not on the rolling buffer of answers from the last epoch's programs, which lags behind W."""
+    store = Store(tmp_path)
+    model = ProjectionModel()
+    trainer = Trainer(config(), model, store)
+    result = trainer.run()
+    state = trainer._restore()
+    assert state.read_at == state.iteration == 6
+    answers = trainer._dense(model.predict(trainer.program.encode_batch(trainer.optimizer.w, trainer.split.x_train)), state.vocabulary)
+    refitted = LinearReadout.fit(answers, trainer.split.y_train, trainer.split.n_classes, trainer.config.method.readout_l2)
+    np.testing.assert_allclose(state.closing_readout["weights"], refitted.weights, rtol=1e-5, atol=1e-8)
+    mapping, training, closing, test = 30, 6 * 12, 30, 12
+    assert result.queries == mapping + training + closing + test
+
+
+def test_interim_evaluations_never_change_the_course_of_a_run(tmp_path: Path) -> None:
+    plain = Trainer(config(), ProjectionModel(), Store(tmp_path / "a")).run()
+    measured_store = Store(tmp_path / "b")
+    measured = Trainer(config(eval_every=2), ProjectionModel(), measured_store).run()
+    assert measured.program_sha256 == plain.program_sha256 and measured.test_accuracy == plain.test_accuracy
+    interim = [m.test_accuracy for m in measured_store.metrics("run") if m.test_accuracy is not None]
+    assert len(interim) == 3  # iterations 2 and 4, and the final one
 
 
 def test_iterative_mapping_changes_the_mapping_from_paid_answers_only(tmp_path: Path) -> None:
@@ -92,8 +124,8 @@ def test_the_linear_readout_is_refitted_from_paid_answers_only(tmp_path: Path) -
     restored = Trainer(config(mapping="linear"), ProjectionModel(), store)._restore()  # noqa: SLF001
     assert not np.array_equal(restored.readout["weights"], first)  # refitted during training…
     assert len(restored.answers) == len(restored.answer_labels) == 30  # …on one answer per training image
-    training = 6 * 4 * 3 + 12  # iterations × batch × (q + 1) + test: nothing more was bought for it
-    assert result.queries == paid_after_mapping + training  # paid or from the cache
+    training, closing, test = 6 * 4 * 3, 30, 12  # iterations × batch × (q + 1), the closing pass, the test set
+    assert result.queries == paid_after_mapping + training + closing + test  # nothing more was bought for the refits
 
 
 def test_a_checkpoint_from_before_the_readout_still_resumes(tmp_path: Path) -> None:
