@@ -279,8 +279,9 @@ class Trainer:
         """The linear readout's closing pass: every training image answered at the final W and
         the readout fitted on those answers alone. Fitted on the rolling buffer instead, whose
         answers come from the last epoch's programs, it lags behind W, and test accuracy
-        drops by several points (bench/results/efficiency.md). Skipped if the budget no longer
-        allows it (training leaves room for it, so only a lowered budget does that)."""
+        drops by several points (bench/results/efficiency-without-closing-pass.md against
+        efficiency.md). Skipped if the budget no longer allows it (training leaves room for
+        it, so only a lowered budget does that)."""
         if self.config.method.mapping != "linear" or state.read_at == state.iteration:
             return
         self._emit("reading", state, None)

@@ -48,6 +48,7 @@ ABLATIONS: dict[str, tuple[str, dict]] = {
     "sign-sgd": ("default, sign-SGD", {"optimizer": "sign-sgd"}),
     "fullres": ("default, full-resolution W", {"geometry": {"program_resolution": None}}),
     "slow": ("default, step 0.002", {"lr": 0.002}),
+    "textured-start": ("default, starting W of std 0.5 instead of 0.005", {"init_scale": 0.5}),
 }
 # The white-box bound refits the readout on exact answers every this many steps (25 × 20 = one
 # pass over 500 training images): as often as its forward passes allow on a CPU.
