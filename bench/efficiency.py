@@ -54,7 +54,7 @@ ABLATIONS: dict[str, tuple[str, dict]] = {
 # pass over 500 training images): as often as its forward passes allow on a CPU.
 WHITEBOX_REFIT_STEPS = 25
 # What a plain run measures: the presets to 50k queries, each ablation to 5k (CPU time).
-DEFAULT_ROWS = ["paper", "default", *(f"{key}:5000" for key in ("bar", "one-sided", "spsa", "spsa-gc", "fullres"))]
+DEFAULT_ROWS = ["paper", "default", *(f"{key}:5000" for key in ("bar", "one-sided", "spsa", "spsa-gc", "fullres", "textured-start"))]
 
 
 def label(row: str) -> str:
