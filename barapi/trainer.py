@@ -174,7 +174,7 @@ class Trainer:
             raise ConfigError(f"run {self.config.name!r} has no checkpoint yet: train it first")
         images = self.split.x_test if images is None else images
         truth = self.split.y_test if labels is None else labels
-        scores = self.predict_scores(self.optimizer.w, images, state.vocabulary, state.mapper())
+        scores = self.predict_scores(self.optimizer.w, images, state.vocabulary, self._mapper_at_w(state, keep=len(images)))
         return truth, np.argmax(scores, axis=1)
 
     def predict_scores(self, w: np.ndarray, images: np.ndarray, vocabulary: list[str], mapper: labelling.LabelMap | LinearReadout) -> np.ndarray:
@@ -332,13 +332,16 @@ class Trainer:
             return None
 
     def _evaluate(self, state: State) -> float:
-        mapper = state.mapper()
-        if self.config.method.mapping == "linear" and state.read_at != state.iteration:
-            # Mid-run (--eval-every): the readout the closing pass would fit at this W, used for
-            # this measurement only, so that the run's course never depends on --eval-every.
-            mapper = LinearReadout.from_state(self._readout_at_w(state, keep=len(self.split.y_test)))
-        scores = self.predict_scores(self.optimizer.w, self.split.x_test, state.vocabulary, mapper)
+        scores = self.predict_scores(self.optimizer.w, self.split.x_test, state.vocabulary, self._mapper_at_w(state, keep=len(self.split.y_test)))
         return accuracy(scores, self.split.y_test)
+
+    def _mapper_at_w(self, state: State, keep: int) -> labelling.LabelMap | LinearReadout:
+        """The state's mapper, except before a closing pass (mid-run with --eval-every, or
+        evaluating an interrupted run): then the readout the pass would fit at this W, used
+        for this measurement only, so that the run's course never depends on it."""
+        if self.config.method.mapping == "linear" and state.read_at != state.iteration:
+            return LinearReadout.from_state(self._readout_at_w(state, keep=keep))
+        return state.mapper()
 
     # -- pieces ------------------------------------------------------------------------------
     def _dense(self, responses: list[Scores], vocabulary: list[str]) -> np.ndarray:

@@ -80,6 +80,22 @@ def test_the_linear_readout_is_fitted_at_the_final_program(tmp_path: Path) -> No
     assert result.queries == mapping + training + closing + test
 
 
+def test_evaluating_an_interrupted_run_reads_the_training_set_at_its_program(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    with pytest.raises(ProviderError):
+        Trainer(config(), ProjectionModel(fail_after=15), store).run()
+    evaluator = Trainer(config(), ProjectionModel(), store, record_status=False)
+    state = evaluator._restore()
+    assert 0 < state.iteration < 6 and state.read_at != state.iteration  # stopped before its closing pass
+    truth, predicted = evaluator.evaluate()
+    model = ProjectionModel()
+    def dense(images: np.ndarray) -> np.ndarray:
+        return evaluator._dense(model.predict(evaluator.program.encode_batch(evaluator.optimizer.w, images)), state.vocabulary)
+    readout = LinearReadout.fit(dense(evaluator.split.x_train), evaluator.split.y_train, evaluator.split.n_classes, evaluator.config.method.readout_l2)
+    np.testing.assert_array_equal(predicted, np.argmax(readout.target_scores(dense(evaluator.split.x_test)), axis=1))
+    assert evaluator._restore().read_at == state.read_at  # a measurement: the run itself is untouched
+
+
 def test_interim_evaluations_never_change_the_course_of_a_run(tmp_path: Path) -> None:
     plain = Trainer(config(), ProjectionModel(), Store(tmp_path / "a")).run()
     measured_store = Store(tmp_path / "b")
