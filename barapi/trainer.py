@@ -86,9 +86,13 @@ class State:
     closing_readout: dict[str, np.ndarray] = field(default_factory=dict)
     read_at: int = -1
 
+    def serving_readout(self) -> dict[str, np.ndarray]:
+        """The readout predictions use: the closing one if it was fitted at the current W."""
+        return self.closing_readout if self.read_at == self.iteration else self.readout
+
     def mapper(self) -> labelling.LabelMap | LinearReadout:
         """What turns answers at the current W into target scores for a prediction."""
-        return target_mapper(self.assignment, self.closing_readout if self.read_at == self.iteration else self.readout)
+        return target_mapper(self.assignment, self.serving_readout())
 
     def training_mapper(self) -> labelling.LabelMap | LinearReadout:
         return target_mapper(self.assignment, self.readout)
@@ -377,8 +381,7 @@ class Trainer:
             "read_at": np.asarray(state.read_at),
         } | {f"training_readout.{k}": v for k, v in state.readout.items()}
         # "readout.*" is what predictions use (LearnedProgram.from_run reads it).
-        serving = state.closing_readout if state.read_at == state.iteration else state.readout
-        arrays |= {f"readout.{k}": v for k, v in serving.items()}
+        arrays |= {f"readout.{k}": v for k, v in state.serving_readout().items()}
         np.savez(buffer, **arrays)
         paid, spent = self.budget.spent_queries, self.budget.spent_usd
         metrics = MetricRow(

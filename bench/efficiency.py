@@ -1,8 +1,8 @@
 """Query efficiency of the BAR engine (issue: query efficiency), in one run per dataset:
 
-  - test accuracy after 2k … 50k training queries (label mapping, training and the readout's closing pass; evaluation is
-    measurement and is not counted) for the paper preset, the default preset and ablations that
-    change one thing of the default each;
+  - test accuracy after 2k … 50k training queries (label mapping, training and the readout's
+    closing pass; evaluation is measurement and is not counted) for the paper preset, the
+    default preset and ablations that change one thing of the default each;
   - the zero-program baseline (the starting program and its label mapping, no training step);
   - a white-box upper bound: the same program (same W0, resolution, mapping and loss) trained by
     autograd through the same network in torch on the same training images — the only place
