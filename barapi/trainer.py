@@ -286,7 +286,7 @@ class Trainer:
         drops by several points (bench/results/efficiency-without-closing-pass.md against
         efficiency.md). Skipped if the budget no longer allows it (training leaves room for
         it, so only a lowered budget does that)."""
-        if self.config.method.mapping != "linear" or state.read_at == state.iteration:
+        if not self._readout_lags(state):
             return
         self._emit("reading", state, None)
         try:
@@ -295,6 +295,10 @@ class Trainer:
             return
         state.read_at = state.iteration
         self._checkpoint(state, test_accuracy=None)
+
+    def _readout_lags(self, state: State) -> bool:
+        """Linear mapping only: no closing pass has been made at the current W."""
+        return self.config.method.mapping == "linear" and state.read_at != state.iteration
 
     def _readout_at_w(self, state: State, keep: int = 0) -> dict[str, np.ndarray]:
         """The readout fitted on every training image answered at the current W."""
@@ -343,7 +347,7 @@ class Trainer:
         """The state's mapper, except before a closing pass (mid-run with --eval-every, or
         evaluating an interrupted run): then the readout the pass would fit at this W, used
         for this measurement only, so that the run's course never depends on it."""
-        if self.config.method.mapping == "linear" and state.read_at != state.iteration:
+        if self._readout_lags(state):
             return LinearReadout.from_state(self._readout_at_w(state, keep=keep))
         return state.mapper()
 

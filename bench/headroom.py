@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from barapi.mock.model import ImageNetModel, InProcessClassifier
+from barapi.mock.model import ImageNetModel
 
 from barapi.config import PRESETS
 from barapi.data import Split, load_split
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="random programs per scale")
     parser.add_argument("--test-size", type=int, default=500)
     args = parser.parse_args()
-    model = InProcessClassifier(ImageNetModel(home=WORK / "home")).model
+    model = ImageNetModel(home=WORK / "home")
     method = PRESETS["default"]
     program = Program(method.geometry)
     lines = [f"`python bench/headroom.py {' '.join(sys.argv[1:])}` (2-core CPU, {time.strftime('%Y-%m-%d')}); "
