@@ -16,7 +16,6 @@ The folder holds everything needed to apply the program without the database tha
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from barapi.checkpoint import load_config, require_state
 from barapi.classifier import Scores
 from barapi.config import RunConfig
 from barapi.errors import ConfigError
 from barapi.labels import LabelMap, fill_missing
+from barapi.mapping import prefixed, restored_mapping
 from barapi.readout import LinearReadout, target_mapper
 from barapi.program import Geometry, Program, encode_png, program_sha256
 from barapi.queries import QueryEngine
@@ -67,15 +68,11 @@ class LearnedProgram:
 
     @classmethod
     def from_run(cls, store: Store, run: str, classes: list[str]) -> LearnedProgram:
-        """The run's latest checkpoint: its W and its (possibly re-fitted) label mapping."""
-        config = RunConfig.model_validate_json(store.get_run(run).config)
-        checkpoint = store.load_checkpoint(run)
-        if checkpoint is None:
-            raise ConfigError(f"run {run!r} has no checkpoint yet: train it first (`barapi resume {run}`)")
-        with np.load(io.BytesIO(checkpoint.state), allow_pickle=False) as archive:
-            w, vocabulary, assignment = archive["w"], [str(v) for v in archive["vocabulary"]], archive["assignment"]
-            readout = {name.removeprefix("readout."): archive[name] for name in archive.files if name.startswith("readout.")}
-        return cls(config, w, list(classes), vocabulary, assignment, readout)
+        """The run's latest checkpoint: its W and the mapping predictions use at that W."""
+        config, state = load_config(store, run), require_state(store, run)
+        mapping = restored_mapping(config.method, len(classes), state.arrays, state.iteration)
+        serving = prefixed(mapping.state(state.iteration), "readout.")
+        return cls(config, state.w, list(classes), state.vocabulary, mapping.described(), serving)
 
     def target_shares(self, responses: Sequence[Scores]) -> np.ndarray:
         """Provider answers → (n, classes): each class's share of the mapped scores (rows sum to

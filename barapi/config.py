@@ -26,7 +26,7 @@ class MethodConfig(BaseModel):
     mapping: Literal["frequency", "random", "iterative", "linear"] = "linear"
     remap_every: int = Field(5, ge=1, description="iterative and linear mappings: re-fit every N iterations")
     remap_memory: float = Field(0.9, ge=0, lt=1, description="iterative mapping: weight kept by older answers per iteration")
-    labels_per_class: int = Field(5, ge=1)
+    labels_per_class: int | None = Field(None, ge=1, description="m of the m-to-1 mappings; None: 5, or the most the vocabulary allows")
     readout_l2: float = Field(0.01, gt=0, description="linear mapping: L2 penalty of the readout (fitted on paid answers)")
     init_scale: float = Field(0.005, gt=0, description="std of the random starting W (never exactly 0)")
     geometry: Geometry = Geometry(embed_size=112, program_resolution=16)
@@ -39,6 +39,7 @@ class DataConfig(BaseModel):
     dataset: str = "digits"
     train_per_class: int = Field(50, ge=1)
     test_size: int = Field(200, ge=1)
+    split_seed: int | None = Field(None, description="seed of the train/test split; None: the run's seed (benchmarks share one split across seeds)")
 
 
 class ProviderConfig(BaseModel):

@@ -12,11 +12,15 @@ import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from barapi.errors import DatasetError
+
+if TYPE_CHECKING:
+    from barapi.config import RunConfig
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 # Decompression bombs are refused by pillow above this many pixels; a real dataset never needs more.
@@ -157,21 +161,51 @@ def stratified_indices(
 
 
 def _source(spec: str) -> tuple[np.ndarray | list[Path], np.ndarray, list[str]]:
-    """``spec`` is 'digits', 'fashion-mnist', a folder path or an .npz path: raw images (or
-    their files)."""
-    if spec == "digits":
+    """``spec`` is 'digits', 'fashion-mnist', a folder path or an .npz path, optionally followed
+    by ':' and the classes to keep, by name or index ('fashion-mnist:T-shirt/top,Shirt',
+    'digits:3,8'): raw images (or their files), labels, class names."""
+    base, selection = _split_selection(spec)
+    if base == "digits":
         source, labels, classes = load_digits_images()
-    elif spec == "fashion-mnist":
+    elif base == "fashion-mnist":
         source, labels, classes = load_fashion_mnist()
     else:
-        path = Path(spec).expanduser()
+        path = Path(base).expanduser()
         if path.suffix == ".npz" and path.is_file():
             source, labels, classes = load_npz(path)
         else:
             source, labels, classes = load_folder(path)
+    if selection is not None:
+        source, labels, classes = _select(source, labels, classes, selection, spec)
     if len(classes) < 2:
         raise DatasetError(f"dataset {spec!r} has {len(classes)} class(es): reprogramming needs at least 2")
     return source, labels, classes
+
+
+def _split_selection(spec: str) -> tuple[str, list[str] | None]:
+    base, colon, selection = spec.rpartition(":")
+    named = base in ("digits", "fashion-mnist") or (bool(base) and Path(base).expanduser().exists())
+    if not colon or not selection or not named or Path(spec).expanduser().exists():
+        return spec, None
+    return base, [name.strip() for name in selection.split(",")]
+
+
+def _select(source: np.ndarray | list[Path], labels: np.ndarray, classes: list[str], wanted: list[str], spec: str) -> tuple[np.ndarray | list[Path], np.ndarray, list[str]]:
+    """Keep the named classes, relabelled 0… in the order given."""
+    chosen = []
+    for name in wanted:
+        if name in classes:
+            chosen.append(classes.index(name))
+        elif name.isdigit() and int(name) < len(classes):
+            chosen.append(int(name))
+        else:
+            raise DatasetError(f"dataset {spec!r}: no class {name!r}; it has {', '.join(classes)}")
+    if len(set(chosen)) != len(chosen):
+        raise DatasetError(f"dataset {spec!r} names a class twice")
+    keep = np.flatnonzero(np.isin(labels, chosen))
+    relabel = {old: new for new, old in enumerate(chosen)}
+    kept = source[keep] if isinstance(source, np.ndarray) else [source[i] for i in keep]
+    return kept, np.asarray([relabel[int(v)] for v in labels[keep]]), [classes[c] for c in chosen]
 
 
 def _materialise(source: np.ndarray | list[Path], indices: np.ndarray, embed_size: int) -> np.ndarray:
@@ -198,3 +232,14 @@ def load_split(spec: str, *, embed_size: int, train_per_class: int, test_size: i
     rng = np.random.default_rng([seed, 0xDA7A])
     train_idx, test_idx = stratified_indices(labels, len(classes), train_per_class, test_size, rng)
     return Split(classes, _materialise(source, train_idx, embed_size), labels[train_idx], _materialise(source, test_idx, embed_size), labels[test_idx])
+
+
+def run_split(config: RunConfig) -> Split:
+    """A run's training and test images, exactly as every resume reloads them."""
+    return load_split(
+        config.data.dataset,
+        embed_size=config.method.geometry.embed_size,
+        train_per_class=config.data.train_per_class,
+        test_size=config.data.test_size,
+        seed=config.seed if config.data.split_seed is None else config.data.split_seed,
+    )

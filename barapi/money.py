@@ -55,6 +55,8 @@ class Estimate(BaseModel):
     evaluation: int
     cached: int
     price_per_1k: float
+    vocabulary: int | None = None  # labels the provider publishes; None: learnt from its first answer
+    notice: str | None = None  # e.g. the m-to-1 mapping shrank to fit the vocabulary
 
     @property
     def total(self) -> int:
@@ -76,6 +78,8 @@ class Estimate(BaseModel):
             },
             "cost_usd": round(self.cost_usd, 6),
             "price_per_1k": self.price_per_1k,
+            "vocabulary": self.vocabulary,
+            "notice": self.notice,
         }
 
 

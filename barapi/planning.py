@@ -3,20 +3,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 
-import numpy as np
-
+from barapi.checkpoint import load_state
 from barapi.classifier import Classifier
 from barapi.config import RunConfig
-from barapi.data import Split
-from barapi.money import Budget, Estimate
+from barapi.data import Split, run_split
+from barapi.mapping import MAPPINGS, new_mapping
+from barapi.money import Estimate
 from barapi.optim import ESTIMATORS
-from barapi.program import Program, initial_parameters, program_sha256
-from barapi.queries import LedgerMeter
-from barapi.store import RunRecord, Store
-from barapi.trainer import INIT_STREAM, run_split
+from barapi.program import Program, program_sha256, starting_parameters
+from barapi.store import RunRecord, Store, response_key
 
 
 def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split: Split | None = None) -> Estimate:
@@ -27,21 +24,24 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
     method = config.method
     split = split or run_split(config)
     n_train, n_test = len(split.y_train), len(split.y_test)
-    # Every mapping but the random one is built from the starting program's answers.
-    needs_mapping_queries = method.mapping != "random" or not classifier.labels()
+    mapping = MAPPINGS[method.mapping]
+    vocabulary = classifier.labels()
+    # Refused here, before any query, when the mapping cannot fit a published vocabulary.
+    notice = new_mapping(method, split.n_classes, len(vocabulary))[1] if vocabulary else None
+    needs_mapping_queries = mapping.needs_start_answers or not vocabulary
     per_sample = ESTIMATORS[method.estimator](q=method.q, beta=method.beta).queries_per_sample
     interim = (method.iterations - 1) // method.eval_every if method.eval_every else 0
-    w0 = initial_parameters(method.geometry, method.init_scale, np.random.default_rng([config.seed, INIT_STREAM]))
-    known = Program(method.geometry).encode_batch(w0, split.x_train) if needs_mapping_queries else []
-    meter = LedgerMeter(store, Budget(max_usd=None, max_queries=None, per_1k=config.price_per_1k), config.name, classifier)
-    keys = list({meter.key(image) for image in known})
+    known = Program(method.geometry).encode_batch(starting_parameters(method, config.seed), split.x_train) if needs_mapping_queries else []
+    keys = list({response_key(classifier.name, classifier.cache_scope, image) for image in known})
     return Estimate(
         label_mapping=n_train if needs_mapping_queries else 0,
         training=method.iterations * method.batch_size * per_sample,
-        readout=n_train * (1 + interim) if method.mapping == "linear" else 0,
+        readout=mapping(method, split.n_classes, 0).closing_queries(n_train) * (1 + interim),
         evaluation=n_test * (1 + interim),
         cached=len(store.cached(keys)),
         price_per_1k=config.price_per_1k,
+        vocabulary=len(vocabulary) if vocabulary else None,
+        notice=notice,
     )
 
 
@@ -53,23 +53,19 @@ def run_summary(store: Store, record: RunRecord) -> dict:
     result = json.loads(record.result or "{}")
     metrics = store.metrics(record.name)
     latest = metrics[-1] if metrics else None
-    checkpoint = store.load_checkpoint(record.name)
-    sha = None
-    if checkpoint is not None:
-        with np.load(io.BytesIO(checkpoint.state), allow_pickle=False) as archive:
-            sha = program_sha256(archive["w"])
+    state = load_state(store, record.name)
     return {
         "name": record.name,
         "status": record.status,
         "provider": config.provider.name,
         "dataset": config.data.dataset,
-        "iterations": checkpoint.iteration if checkpoint else 0,
+        "iterations": state.iteration if state else 0,
         "queries_paid": paid,
         "queries_cached": cached,
         "cost_usd": round(cost, 6),
         "budget_usd": config.budget_usd,
         "train_accuracy": result.get("train_accuracy", latest.train_accuracy if latest else None),
         "test_accuracy": result.get("test_accuracy", next((m.test_accuracy for m in reversed(metrics) if m.test_accuracy is not None), None)),
-        "program_sha256": sha,
+        "program_sha256": program_sha256(state.w) if state else None,
         "config": json.loads(record.config),
     }

@@ -11,10 +11,14 @@ import hashlib
 import io
 import struct
 import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field, model_validator
+
+if TYPE_CHECKING:
+    from barapi.config import MethodConfig
 
 # Encoding is on the hot path ((q+1) images per sample per step) and the bytes only need to be
 # lossless and deterministic: zlib level 1 with PNG's "Sub" filter is ~4x faster than pillow's
@@ -22,6 +26,8 @@ from pydantic import BaseModel, Field, model_validator
 PNG_COMPRESS_LEVEL = 1
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_FILTER_SUB = 1
+# Seed of the starting W's random stream (a run's other streams are seeded apart from it).
+INIT_STREAM = 1
 
 
 class Geometry(BaseModel):
@@ -149,6 +155,11 @@ def initial_parameters(geometry: Geometry, scale: float, rng: np.random.Generato
     """A random start. Never W = 0: a canvas value of 0 sits exactly on the 8-bit rounding
     boundary (127.5), so every perturbation would flip whole grey levels by its sign alone."""
     return rng.normal(0.0, scale, size=geometry.parameter_shape)
+
+
+def starting_parameters(method: MethodConfig, seed: int) -> np.ndarray:
+    """A run's W0, drawn from its own stream: the trainer and the estimate derive it alike."""
+    return initial_parameters(method.geometry, method.init_scale, np.random.default_rng([seed, INIT_STREAM]))
 
 
 def program_sha256(w: np.ndarray) -> str:

@@ -8,7 +8,6 @@ are then free from the cache.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Callable
@@ -17,20 +16,21 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from barapi import labels as labelling
+from barapi.checkpoint import RunState, load_state
 from barapi.classifier import Classifier, Scores, SelectableLabels
 from barapi.config import RunConfig
-from barapi.data import Split, load_split
+from barapi.data import Split, run_split
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.losses import accuracy, class_weights, cross_entropy, focal_loss
+from barapi.mapping import Mapper, Mapping, new_mapping, restored_mapping
 from barapi.money import Budget
 from barapi.optim import ZerothOrderOptimizer, make_optimizer
-from barapi.program import Program, initial_parameters, program_sha256
-from barapi.readout import LinearReadout, target_mapper
+from barapi.program import Program, program_sha256, starting_parameters
 from barapi.queries import QueryEngine
 from barapi.store import MetricRow, RunRecord, Store
 
-# Seeds for the independent random streams of a run.
-INIT_STREAM, MAPPING_STREAM = 1, 2
+# Seed of the random mapping's stream (the starting W's is program.INIT_STREAM).
+MAPPING_STREAM = 2
 
 
 @dataclass
@@ -45,6 +45,7 @@ class Progress:
     queries_cached: int
     cost_usd: float
     elapsed_s: float
+    notice: str | None = None  # something the user should know about the run's set-up
 
 
 @dataclass
@@ -67,50 +68,11 @@ class RunResult:
 
 @dataclass
 class State:
-    """What a checkpoint holds, besides the optimiser."""
-
     iteration: int
     vocabulary: list[str]
-    assignment: np.ndarray
+    mapping: Mapping
     recent_correct: np.ndarray  # correctness at W of the latest training samples (≤ one epoch)
     last_loss: float | None
-    affinity_sums: np.ndarray  # per class, decayed sums of source probabilities at W (iterative mapping)
-    affinity_counts: np.ndarray
-    readout: dict[str, np.ndarray]  # the linear readout training steers by (mapping "linear"), else empty
-    answers: np.ndarray  # linear mapping: the latest answers at W (≤ one per training image), float32
-    answer_labels: np.ndarray
-    # Linear mapping: the readout fitted on every training image answered at the W of
-    # iteration ``read_at`` (the closing pass). The training readout is fitted on answers from
-    # the last epoch's programs and lags behind W; this one is what predictions use, but never
-    # steers training, so a run extended after its closing pass goes on as if never stopped.
-    closing_readout: dict[str, np.ndarray] = field(default_factory=dict)
-    read_at: int = -1
-
-    def serving_readout(self) -> dict[str, np.ndarray]:
-        """The readout predictions use: the closing one if it was fitted at the current W."""
-        return self.closing_readout if self.read_at == self.iteration else self.readout
-
-    def mapper(self) -> labelling.LabelMap | LinearReadout:
-        """What turns answers at the current W into target scores for a prediction."""
-        return target_mapper(self.assignment, self.serving_readout())
-
-    def training_mapper(self) -> labelling.LabelMap | LinearReadout:
-        return target_mapper(self.assignment, self.readout)
-
-
-def prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
-    return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
-
-
-def run_split(config: RunConfig) -> Split:
-    """The run's training and test images, exactly as every resume reloads them."""
-    return load_split(
-        config.data.dataset,
-        embed_size=config.method.geometry.embed_size,
-        train_per_class=config.data.train_per_class,
-        test_size=config.data.test_size,
-        seed=config.seed,
-    )
 
 
 class Trainer:
@@ -181,7 +143,7 @@ class Trainer:
         scores = self.predict_scores(self.optimizer.w, images, state.vocabulary, self._mapper_at_w(state, keep=len(images)))
         return truth, np.argmax(scores, axis=1)
 
-    def predict_scores(self, w: np.ndarray, images: np.ndarray, vocabulary: list[str], mapper: labelling.LabelMap | LinearReadout) -> np.ndarray:
+    def predict_scores(self, w: np.ndarray, images: np.ndarray, vocabulary: list[str], mapper: Mapper) -> np.ndarray:
         responses = self.engine.score(self.program.encode_batch(w, images), all_or_nothing=True)
         return mapper.target_scores(self._dense(responses, vocabulary))
 
@@ -199,44 +161,55 @@ class Trainer:
         return record
 
     def _start(self) -> State:
-        """Random W0, then the label mapping from W0's predictions on the training set."""
+        """Random W0, the provider's vocabulary, then the label mapping from W0's answers on
+        the training set. A mapping that cannot fit the vocabulary is refused before any paid
+        query where the provider publishes its labels, else after the first answer (which the
+        mapping needs anyway)."""
         method = self.config.method
-        w0 = initial_parameters(method.geometry, method.init_scale, np.random.default_rng([self.config.seed, INIT_STREAM]))
+        w0 = starting_parameters(method, self.config.seed)
         self.optimizer.w = w0
-        n_classes = self.split.n_classes
-        vocabulary = list(self.classifier.labels() or [])
+        images = self.program.encode_batch(w0, self.split.x_train)
+        vocabulary, published, complete = self._vocabulary(images[0])
+        mapping = self._new_mapping(vocabulary) if complete else None
         responses: list[Scores] = []
-        if method.mapping != "random" or not vocabulary:
+        if mapping is None or mapping.needs_start_answers or not published:
             self._emit("mapping", None, None)
-            responses = self.engine.score(self.program.encode_batch(w0, self.split.x_train))
-        if not vocabulary:
-            # The API does not publish its labels: use every label it has shown us.
+            responses = self.engine.score(images)
+        if mapping is None:
+            # Truncated answers (top-k) of an unpublished vocabulary: every label shown so far.
             vocabulary = sorted({label for r in responses for label in r})
-        sums, counts = np.zeros((n_classes, len(vocabulary))), np.zeros(n_classes)
-        readout: dict[str, np.ndarray] = {}
-        answers, answer_labels = np.zeros((0, len(vocabulary)), np.float32), np.zeros(0, int)
-        if method.mapping == "random":
-            rng = np.random.default_rng([self.config.seed, MAPPING_STREAM])
-            label_map = labelling.random_mapping(len(vocabulary), n_classes, method.labels_per_class, rng)
-        else:
-            dense = self._dense(responses, vocabulary)
-            label_map = labelling.frequency_mapping(dense, self.split.y_train, n_classes, method.labels_per_class)
-            sums, counts = labelling.class_sums(dense, self.split.y_train, n_classes)
-            if method.mapping == "linear":
-                answers, answer_labels = dense.astype(np.float32), self.split.y_train.copy()
-                readout = self._fit_readout(answers, answer_labels)
-        # The mapping's answers are every training image at W0: the readout is already a closing one.
-        state = State(0, vocabulary, label_map.assignment, np.zeros(0), None, sums, counts, readout, answers, answer_labels, readout, 0 if readout else -1)
+            mapping = self._new_mapping(vocabulary)
+        dense = self._dense(responses, vocabulary) if mapping.needs_start_answers else None
+        mapping.start(dense, self.split.y_train, len(vocabulary), np.random.default_rng([self.config.seed, MAPPING_STREAM]))
+        state = State(0, vocabulary, mapping, np.zeros(0), None)
         self._focus(state)
         self._checkpoint(state, test_accuracy=None)
         return state
 
+    def _vocabulary(self, first_image: bytes) -> tuple[list[str], bool, bool]:
+        """The provider's labels, whether it published them, and whether they are all of them:
+        published, or read from the answer to the first image when it holds the whole
+        distribution (every tag, as Azure answers). That image is the label mapping's first
+        (a provider that does not publish its labels is always asked the whole training set):
+        it is paid once, then cached."""
+        published = self.classifier.labels()
+        if published:
+            return list(published), True, True
+        answer = self.engine.score([first_image])[0]
+        return sorted(answer), False, abs(sum(answer.values()) - 1.0) <= labelling.SCORE_TOLERANCE * len(answer)
+
+    def _new_mapping(self, vocabulary: list[str]) -> Mapping:
+        mapping, notice = new_mapping(self.config.method, self.split.n_classes, len(vocabulary))
+        if notice:
+            self._emit("mapping", None, None, notice=notice)
+        return mapping
+
     def _focus(self, state: State) -> None:
-        """Providers that can be asked for exactly the mapped labels are, from here on: top-k
-        truncation then never hides one. (Not with an iterative mapping, which must keep seeing
-        every label to re-fit, nor with the linear readout, which reads every label.)"""
-        if isinstance(self.classifier, SelectableLabels) and self.config.method.mapping in ("frequency", "random"):
-            self.classifier.restrict_to(sorted({state.vocabulary[i] for i in state.assignment.ravel()}))
+        """Providers that can be asked for exactly the labels the scores depend on are, from
+        here on: top-k truncation then never hides one."""
+        focus = state.mapping.focus()
+        if isinstance(self.classifier, SelectableLabels) and focus is not None:
+            self.classifier.restrict_to(sorted({state.vocabulary[i] for i in focus}))
 
     def _step(self, state: State) -> bool:
         """One iteration of Algorithm 1; False when its queries no longer fit the budget."""
@@ -247,10 +220,10 @@ class Trainer:
         targets = self.split.x_train[batch]
         images = [image for w in candidates for image in self.program.encode_batch(w, targets)]
         try:
-            responses = self.engine.score(images, all_or_nothing=True, keep=self._closing_queries())
+            responses = self.engine.score(images, all_or_nothing=True, keep=self._closing_queries(state))
         except BudgetExceeded:
             return False
-        mapper = state.training_mapper()
+        mapper = state.mapping.training_mapper()
         labels = self.split.y_train[batch]
         losses = []
         for c in range(len(candidates)):
@@ -264,10 +237,7 @@ class Trainer:
         state.iteration += 1
         state.last_loss = losses[0]
         state.recent_correct = np.concatenate([state.recent_correct, correct])[-len(self.split.y_train) :]
-        if method.mapping == "iterative":
-            self._refit_mapping(state, at_w, labels)
-        elif method.mapping == "linear":
-            self._refit_readout(state, at_w, labels)
+        state.mapping.observe(state.iteration, at_w, labels)
         test_accuracy = None
         if method.eval_every and state.iteration % method.eval_every == 0 and state.iteration < method.iterations:
             test_accuracy = self._evaluate_if_affordable(state)
@@ -275,58 +245,30 @@ class Trainer:
         self._emit("training", state, test_accuracy)
         return True
 
-    def _closing_queries(self) -> int:
-        """What training must leave in the budget: the linear readout's closing pass."""
-        return len(self.split.y_train) if self.config.method.mapping == "linear" else 0
+    def _closing_queries(self, state: State) -> int:
+        """What training must leave in the budget: the mapping's closing pass."""
+        return state.mapping.closing_queries(len(self.split.y_train))
 
     def _read_training_set(self, state: State) -> None:
-        """The linear readout's closing pass: every training image answered at the final W and
-        the readout fitted on those answers alone. Fitted on the rolling buffer instead, whose
-        answers come from the last epoch's programs, it lags behind W, and test accuracy
+        """The closing pass: every training image answered at the final W, and the mapping
+        predictions use fitted on those answers alone. For the linear readout, fitted on the
+        rolling buffer instead, whose answers come from the last epoch's programs, test accuracy
         drops by several points (bench/results/efficiency-without-closing-pass.md against
-        efficiency.md). Skipped if the budget no longer allows it (training leaves room for
-        it, so only a lowered budget does that)."""
-        if not self._readout_lags(state):
+        efficiency.md). Skipped if the budget no longer allows it (training leaves room for it,
+        so only a lowered budget does that)."""
+        if not state.mapping.lags(state.iteration):
             return
         self._emit("reading", state, None)
         try:
-            state.closing_readout = self._readout_at_w(state)
+            dense = self._training_set_at_w(state)
         except BudgetExceeded:
             return
-        state.read_at = state.iteration
+        state.mapping.close(state.iteration, dense, self.split.y_train)
         self._checkpoint(state, test_accuracy=None)
 
-    def _readout_lags(self, state: State) -> bool:
-        """Linear mapping only: no closing pass has been made at the current W."""
-        return self.config.method.mapping == "linear" and state.read_at != state.iteration
-
-    def _readout_at_w(self, state: State, keep: int = 0) -> dict[str, np.ndarray]:
-        """The readout fitted on every training image answered at the current W."""
+    def _training_set_at_w(self, state: State, keep: int = 0) -> np.ndarray:
         responses = self.engine.score(self.program.encode_batch(self.optimizer.w, self.split.x_train), all_or_nothing=True, keep=keep)
-        return self._fit_readout(self._dense(responses, state.vocabulary), self.split.y_train)
-
-    def _fit_readout(self, answers: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-        return LinearReadout.fit(answers.astype(np.float64), labels, self.split.n_classes, self.config.method.readout_l2).state()
-
-    def _refit_readout(self, state: State, dense: np.ndarray, labels: np.ndarray) -> None:
-        """The readout follows the program: the answers at W this step paid for replace the
-        oldest ones, and every few steps the readout is fitted again on them."""
-        keep = len(self.split.y_train)
-        state.answers = np.concatenate([state.answers, dense.astype(np.float32)])[-keep:]
-        state.answer_labels = np.concatenate([state.answer_labels, labels])[-keep:]
-        if state.iteration % self.config.method.remap_every == 0:
-            state.readout = self._fit_readout(state.answers, state.answer_labels)
-
-    def _refit_mapping(self, state: State, dense: np.ndarray, labels: np.ndarray) -> None:
-        """ILM-VP made black-box: the answers at W that this step already paid for update each
-        class's affinity to the source labels; every few steps the mapping is re-fitted."""
-        method = self.config.method
-        sums, counts = labelling.class_sums(dense, labels, self.split.n_classes)
-        state.affinity_sums = method.remap_memory * state.affinity_sums + sums
-        state.affinity_counts = method.remap_memory * state.affinity_counts + counts
-        if state.iteration % method.remap_every == 0:
-            affinity = state.affinity_sums / np.maximum(state.affinity_counts, 1e-12)[:, None]
-            state.assignment = labelling.greedy_mapping(affinity, method.labels_per_class).assignment
+        return self._dense(responses, state.vocabulary)
 
     def _final_evaluation(self) -> float | None:
         self._emit("evaluating", self._current, None)
@@ -343,13 +285,13 @@ class Trainer:
         scores = self.predict_scores(self.optimizer.w, self.split.x_test, state.vocabulary, self._mapper_at_w(state, keep=len(self.split.y_test)))
         return accuracy(scores, self.split.y_test)
 
-    def _mapper_at_w(self, state: State, keep: int) -> labelling.LabelMap | LinearReadout:
-        """The state's mapper, except before a closing pass (mid-run with --eval-every, or
-        evaluating an interrupted run): then the readout the pass would fit at this W, used
-        for this measurement only, so that the run's course never depends on it."""
-        if self._readout_lags(state):
-            return LinearReadout.from_state(self._readout_at_w(state, keep=keep))
-        return state.mapper()
+    def _mapper_at_w(self, state: State, keep: int) -> Mapper:
+        """The mapper predictions use, except before a closing pass (mid-run with --eval-every,
+        or evaluating an interrupted run): then the one the pass would fit at this W, used for
+        this measurement only, so that the run's course never depends on it."""
+        if state.mapping.lags(state.iteration):
+            return state.mapping.fitted(self._training_set_at_w(state, keep=keep), self.split.y_train)
+        return state.mapping.serving_mapper(state.iteration)
 
     # -- pieces ------------------------------------------------------------------------------
     def _dense(self, responses: list[Scores], vocabulary: list[str]) -> np.ndarray:
@@ -371,54 +313,22 @@ class Trainer:
 
     def _checkpoint(self, state: State, test_accuracy: float | None) -> None:
         self._current = state
-        buffer = io.BytesIO()
-        arrays = self.optimizer.state() | {
-            "iteration": np.asarray(state.iteration),
-            "vocabulary": np.asarray(state.vocabulary, dtype=str),
-            "assignment": state.assignment,
-            "recent_correct": state.recent_correct,
-            "last_loss": np.asarray(np.nan if state.last_loss is None else state.last_loss),
-            "affinity_sums": state.affinity_sums,
-            "affinity_counts": state.affinity_counts,
-            "answers": state.answers,
-            "answer_labels": state.answer_labels,
-            "read_at": np.asarray(state.read_at),
-        } | {f"training_readout.{k}": v for k, v in state.readout.items()}
-        # "readout.*" is what predictions use (LearnedProgram.from_run reads it).
-        arrays |= {f"readout.{k}": v for k, v in state.serving_readout().items()}
-        np.savez(buffer, **arrays)
+        arrays = self.optimizer.state() | state.mapping.state(state.iteration)
+        blob = RunState(state.iteration, state.vocabulary, state.recent_correct, state.last_loss, arrays).encode()
         paid, spent = self.budget.spent_queries, self.budget.spent_usd
         metrics = MetricRow(
             run=self.config.name, iteration=state.iteration, queries_paid=paid, queries_cached=self.engine.queries_cached,
             cost_usd=spent, loss=state.last_loss, train_accuracy=self._train_accuracy(state), test_accuracy=test_accuracy, ts=time.time(),
         )
-        self.store.save_checkpoint(self.record, state.iteration, buffer.getvalue(), metrics)
+        self.store.save_checkpoint(self.record, state.iteration, blob, metrics)
 
     def _restore(self) -> State | None:
-        checkpoint = self.store.load_checkpoint(self.config.name)
-        if checkpoint is None:
+        saved = load_state(self.store, self.config.name)
+        if saved is None:
             return None
-        with np.load(io.BytesIO(checkpoint.state), allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-        self.optimizer.load(arrays)
-        last_loss = float(arrays["last_loss"])
-        state = State(
-            iteration=int(arrays["iteration"]),
-            vocabulary=[str(v) for v in arrays["vocabulary"]],
-            assignment=arrays["assignment"],
-            recent_correct=arrays["recent_correct"],
-            last_loss=None if np.isnan(last_loss) else last_loss,
-            affinity_sums=arrays["affinity_sums"],
-            affinity_counts=arrays["affinity_counts"],
-            # Checkpoints written before the closing pass existed hold one readout, for both uses.
-            readout=prefixed(arrays, "training_readout.") or prefixed(arrays, "readout."),
-            # Checkpoints written before the linear readout existed hold no answers.
-            answers=arrays.get("answers", np.zeros((0, len(arrays["vocabulary"])), np.float32)),
-            answer_labels=arrays.get("answer_labels", np.zeros(0, int)),
-            read_at=int(arrays.get("read_at", -1)),
-        )
-        if state.read_at == state.iteration:
-            state.closing_readout = prefixed(arrays, "readout.")
+        self.optimizer.load(saved.arrays)
+        mapping = restored_mapping(self.config.method, self.split.n_classes, saved.arrays, saved.iteration)
+        state = State(saved.iteration, saved.vocabulary, mapping, saved.recent_correct, saved.last_loss)
         self._current = state
         self._focus(state)
         return state
@@ -433,10 +343,10 @@ class Trainer:
             program_sha256=program_sha256(self.optimizer.w),
         )
 
-    def _emit(self, phase: str, state: State | None, test_accuracy: float | None) -> None:
+    def _emit(self, phase: str, state: State | None, test_accuracy: float | None, notice: str | None = None) -> None:
         self.on_progress(Progress(
             phase=phase, iteration=state.iteration if state else 0, iterations=self.config.method.iterations,
             loss=state.last_loss if state else None, train_accuracy=self._train_accuracy(state) if state else None,
             test_accuracy=test_accuracy, queries_paid=self.budget.spent_queries, queries_cached=self.engine.queries_cached,
-            cost_usd=self.budget.spent_usd, elapsed_s=time.monotonic() - self.started,
+            cost_usd=self.budget.spent_usd, elapsed_s=time.monotonic() - self.started, notice=notice,
         ))

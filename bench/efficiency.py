@@ -93,8 +93,9 @@ def accuracy_curve(dataset: str, row: str, budgets: list[int], classifier: InPro
     trainer = Trainer(base, classifier, store)
     state = trainer._start()  # noqa: SLF001 - the baseline is the mapping without a step
     curve = Curve(label(row), trainer._evaluate(state))  # noqa: SLF001
-    mapping_queries = len(trainer.split.y_train) if method.mapping != "random" else 0
-    mapping_queries += len(trainer.split.y_train) if method.mapping == "linear" else 0  # the readout's closing pass
+    n_train = len(trainer.split.y_train)
+    mapping_queries = n_train if state.mapping.needs_start_answers else 0
+    mapping_queries += state.mapping.closing_queries(n_train)
     per_iteration = method.batch_size * ESTIMATORS[method.estimator](q=method.q, beta=method.beta).queries_per_sample
     for budget in budgets:
         iterations = (budget - mapping_queries) // per_iteration
@@ -136,8 +137,8 @@ def whitebox_curve(dataset: str, row: str, classifier: InProcessClassifier, test
     mask = torch.tensor(trainer.program.mask.transpose(2, 0, 1)[None], dtype=torch.float32)
     targets = torch.tensor(trainer.split.x_train.transpose(0, 3, 1, 2), dtype=torch.float32)
     labels = torch.tensor(trainer.split.y_train)
-    assignment = torch.tensor(state.assignment)  # (classes, m) source label indices
-    readout = {name: torch.tensor(array) for name, array in state.readout.items()}
+    assignment = torch.tensor(state.mapping.described())  # (classes, m) source label indices
+    readout = {name: torch.tensor(array) for name, array in getattr(state.mapping, "readout", {}).items()}
     weights = torch.tensor(class_weights(trainer.split.y_train, trainer.split.n_classes), dtype=torch.float32)
     optimiser = torch.optim.Adam([w], lr=lr)
     resized = int(round(classifier.model.size / CROP_FRACTION))
@@ -183,7 +184,7 @@ def whitebox_curve(dataset: str, row: str, classifier: InProcessClassifier, test
             optimiser.step()
             seen += len(batch)
         trainer.optimizer.w = w.detach().numpy()[0].transpose(1, 2, 0).astype(np.float64)
-        state.read_at = -1  # measured like a black-box run: with the readout refitted at this W
+        state.mapping.read_at = -1  # measured like a black-box run: with the readout refitted at this W
         curve.accuracy[goal] = trainer._evaluate(state)  # noqa: SLF001
         print(f"  {dataset} / white-box: {seen} images ({time.monotonic() - started:.0f} s) → {curve.accuracy[goal]:.3f}", file=sys.stderr, flush=True)
     return curve

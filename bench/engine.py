@@ -31,6 +31,7 @@ from barapi.mock.model import ImageNetModel, InProcessClassifier
 from barapi.labels import frequency_mapping
 from barapi.mock.server import MockServer
 from barapi.optim import ESTIMATORS
+from barapi.mapping import DEFAULT_LABELS_PER_CLASS
 from barapi.program import Geometry, Program, initial_parameters
 from barapi.store import Store
 from barapi.trainer import Trainer
@@ -53,7 +54,7 @@ def flat_canvas_accuracy(preset: str, classifier: InProcessClassifier, test_size
     trainer = Trainer(RunConfig(name="flat", seed=seed, provider=ProviderConfig(name="local"), data=DataConfig(test_size=test_size), method=method), classifier, store)
     w0 = np.zeros(method.geometry.parameter_shape)
     dense = trainer._dense(trainer.engine.score(trainer.program.encode_batch(w0, trainer.split.x_train)), classifier.labels())  # noqa: SLF001
-    mapping = frequency_mapping(dense, trainer.split.y_train, trainer.split.n_classes, method.labels_per_class)
+    mapping = frequency_mapping(dense, trainer.split.y_train, trainer.split.n_classes, method.labels_per_class or DEFAULT_LABELS_PER_CLASS)
     scores = trainer.predict_scores(w0, trainer.split.x_test, classifier.labels(), mapping)
     return float(np.mean(np.argmax(scores, axis=1) == trainer.split.y_test))
 

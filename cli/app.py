@@ -23,12 +23,13 @@ from barapi.trainer import Progress
 from pydantic import ValidationError
 
 from barapi import __version__
+from barapi.checkpoint import load_config
 from barapi.classifier import SelectableLabels
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.errors import BarapiError, BudgetExceeded, ConfigError
 from barapi.money import Estimate
 from barapi.money import price_per_1k as lookup_price
-from barapi.store import Store
+from barapi.store import Store, home_dir
 
 app = typer.Typer(
     help="Reprogram a black-box image classifier behind a prediction API to solve a new task.",
@@ -117,6 +118,7 @@ def provider_options(
     base_url: Annotated[Optional[str], typer.Option(help="Provider endpoint (torchserve, clarifai).", rich_help_panel="Provider")] = None,
     model: Annotated[Optional[str], typer.Option(help="Model name at the provider.", rich_help_panel="Provider")] = None,
     model_version: Annotated[Optional[str], typer.Option(help="Model version, if the provider has versions.", rich_help_panel="Provider")] = None,
+    management_url: Annotated[Optional[str], typer.Option(help="TorchServe management API, where a model's labels are published (default: --base-url; TorchServe's own is port 8081).", rich_help_panel="Provider")] = None,
     user_id: Annotated[Optional[str], typer.Option(help="Clarifai user owning the model.", rich_help_panel="Provider")] = None,
     app_id: Annotated[Optional[str], typer.Option(help="Clarifai app holding the model.", rich_help_panel="Provider")] = None,
     max_concepts: Annotated[Optional[int], typer.Option(min=1, max=200, help="Clarifai concepts per answer before the mapping is fixed.", rich_help_panel="Provider")] = None,
@@ -131,7 +133,7 @@ def provider_options(
     key_file: Annotated[Optional[Path], typer.Option(help="Read the API key from this file (mode 600) instead of CLARIFAI_PAT / AZURE_CV_PREDICTION_KEY.", rich_help_panel="Provider")] = None,
 ) -> ProviderChoice:
     options = {
-        "base_url": base_url, "model": model, "model_version": model_version, "user_id": user_id, "app_id": app_id,
+        "base_url": base_url, "model": model, "model_version": model_version, "management_url": management_url, "user_id": user_id, "app_id": app_id,
         "max_concepts": max_concepts, "endpoint": endpoint, "project_id": project_id, "iteration": iteration,
         "api_version": api_version, "store_images": store_images or None, "concurrency": concurrency, "rate_limit": rate_limit,
         "timeout": timeout, "key_file": str(key_file.expanduser().resolve()) if key_file else None,
@@ -182,7 +184,7 @@ def run_options(
     lr_decay: Annotated[Optional[float], typer.Option(help=f"Step size multiplier per iteration. (preset: {_DEFAULT_METHOD.lr_decay})", rich_help_panel="Method")] = None,
     estimator: Annotated[Optional[str], typer.Option(help=f"one-sided (the paper), two-sided or spsa. (preset: {_DEFAULT_METHOD.estimator})", rich_help_panel="Method")] = None,
     optimizer: Annotated[Optional[str], typer.Option(help=f"adam, sgd (the paper), sign-sgd or nesterov-gc (with spsa: SPSA-GC). (preset: {_DEFAULT_METHOD.optimizer})", rich_help_panel="Method")] = None,
-    labels_per_class: Annotated[Optional[int], typer.Option(min=1, help=f"Source labels averaged per target class (m). (preset: {_DEFAULT_METHOD.labels_per_class})", rich_help_panel="Method")] = None,
+    labels_per_class: Annotated[Optional[int], typer.Option(min=1, help="Source labels averaged per target class (m) by the m-to-1 mappings. (default: 5, or the most the model's labels allow)", rich_help_panel="Method")] = None,
     mapping: Annotated[Optional[str], typer.Option(help=f"frequency, random, iterative (re-fitted from paid answers) or linear (a readout over every label's score). (preset: {_DEFAULT_METHOD.mapping})", rich_help_panel="Method")] = None,
     loss: Annotated[Optional[str], typer.Option(help=f"focal or ce. (preset: {_DEFAULT_METHOD.loss})", rich_help_panel="Method")] = None,
     eval_every: Annotated[Optional[int], typer.Option(min=0, help="Evaluate every N iterations (0: at the end only).", rich_help_panel="Method")] = None,
@@ -287,7 +289,7 @@ def train(
     store = Store()
     if store.has_run(config.name):
         raise ConfigError(f"a run named {config.name!r} exists: continue it with `barapi resume {config.name}` or pick another --name")
-    from barapi.trainer import run_split
+    from barapi.data import run_split
 
     classifier = _classifier(config)
     split = run_split(config)  # decoded once, for the estimate and the training
@@ -309,8 +311,7 @@ def resume(
 ) -> None:
     """Carry on an interrupted run exactly where it stopped; paid responses come from the cache."""
     store = Store()
-    record = store.get_run(run)
-    config = RunConfig.model_validate_json(record.config)
+    config = load_config(store, run)
     updates = {k: v for k, v in {"budget_usd": budget, "max_queries": max_queries}.items() if v is not None}
     if iterations is not None:
         updates["method"] = config.method.model_copy(update={"iterations": iterations})
@@ -366,11 +367,15 @@ def _print_estimate(figures: Estimate, as_json: bool) -> None:
         return
     q = figures.as_json()["queries"]
     readout = f" + {q['readout']:,} readout" if q["readout"] else ""
+    labels = f"{figures.vocabulary:,} labels published" if figures.vocabulary else "its labels are learnt from the label mapping's first answer"
     typer.echo(
         f"estimate: {q['label_mapping']:,} label mapping + {q['training']:,} training{readout} + {q['evaluation']:,} evaluation "
-        f"= {q['total']:,} queries ({q['cached']:,} already cached) → ${figures.cost_usd:.2f} at ${figures.price_per_1k:.2f}/1k",
+        f"= {q['total']:,} queries ({q['cached']:,} already cached) → ${figures.cost_usd:.2f} at ${figures.price_per_1k:.2f}/1k; "
+        f"the model: {labels}",
         err=True,
     )
+    if figures.notice:
+        typer.echo(f"note: {figures.notice}", err=True)
 
 
 def _confirm_spend(config: RunConfig, figures: Estimate, yes: bool) -> None:
@@ -399,7 +404,7 @@ def evaluate(
     from barapi.trainer import Trainer
 
     store = Store()
-    config = RunConfig.model_validate_json(store.get_run(run).config)
+    config = load_config(store, run)
     if budget is not None:
         config = config.model_copy(update={"budget_usd": budget})
     trainer = Trainer(config, _classifier(config), store, record_status=False)
@@ -496,10 +501,10 @@ def export(
     """Write a run's program as a portable artifact: program.npz, mapping.json, config.json,
     program.png and example-*.png (what the API sees). `barapi predict --program DIR` uses it."""
     from barapi.artifact import LearnedProgram
-    from barapi.trainer import run_split
+    from barapi.data import run_split
 
     store = Store()
-    config = RunConfig.model_validate_json(store.get_run(run).config)
+    config = load_config(store, run)
     split = run_split(config)
     learned = LearnedProgram.from_run(store, run, split.classes)
     # One example per class while there are classes, so the pictures show different targets.
@@ -511,7 +516,7 @@ def export(
 def _run_classes(store: Store, run: str) -> list[str]:
     from barapi.data import dataset_classes
 
-    return dataset_classes(RunConfig.model_validate_json(store.get_run(run).config).data.dataset)
+    return dataset_classes(load_config(store, run).data.dataset)
 
 
 @runs_app.command("list")
@@ -597,19 +602,24 @@ def mock_serve(
     hang_s: Annotated[float, typer.Option(min=0, help="How long a 'timeout' fault holds the request.")] = 2.0,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the fault injection.")] = None,
     api_key: Annotated[str, typer.Option(envvar="BARAPI_MOCK_KEY", help="Key the Clarifai and Azure routes accept.")] = "mock-key",
+    project: Annotated[Optional[list[str]], typer.Option(help="Also serve a project trained on a dataset, as Custom Vision makes one: NAME=DATASET (any --dataset spec; fitted once, cached under BARAPI_HOME). Repeatable.")] = None,
 ) -> None:
-    """Serve a real ImageNet model over the TorchServe, Clarifai and Azure Custom Vision APIs."""
+    """Serve a real ImageNet model, and few-label models over it (coarse-2, coarse-5, coarse-10,
+    trained projects), over the TorchServe, Clarifai and Azure Custom Vision APIs."""
     try:
+        from barapi.mock.heads import parse_project, trained_project
         from barapi.mock.model import ImageNetModel
         from barapi.mock.server import Faults, MockServer
     except ImportError as error:
         raise ConfigError(f"the mock server needs its extra: pip install 'barapi[mock]' ({error})") from error
     typer.echo(f"loading {model} (exported to ONNX under BARAPI_HOME on first use)…", err=True)
+    network = ImageNetModel(model)
+    projects = tuple(trained_project(*parse_project(spec), network.classify, network.name, network.size, home_dir()) for spec in project or [])
     try:
-        server = MockServer(host, port, ImageNetModel(model), topk=topk or None, faults=Faults(fail_rate, throttle_rate, latency_ms, seed, timeout_rate, reset_rate, truncate_rate, hang_s), api_key=api_key)
+        server = MockServer(host, port, network, topk=topk or None, faults=Faults(fail_rate, throttle_rate, latency_ms, seed, timeout_rate, reset_rate, truncate_rate, hang_s), api_key=api_key, projects=projects)
     except OSError as error:
         raise ConfigError(f"cannot listen on {host}:{port}: {error}; pick another --port") from error
-    typer.echo(f"serving {model} on http://{host}:{server.server_address[1]} (TorchServe, Clarifai v2 and Azure Custom Vision APIs; Ctrl-C stops)", err=True)
+    typer.echo(f"serving {', '.join(server.models)} on http://{host}:{server.server_address[1]} (TorchServe, Clarifai v2 and Azure Custom Vision APIs; Ctrl-C stops)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -75,6 +75,9 @@ class ProgressPrinter:
     def __call__(self, p: Progress) -> None:
         if self.quiet or p.phase == "done":
             return
+        if p.notice:
+            typer.echo(f"note: {p.notice}", err=True)
+            return
         if self.first_iteration is None and p.phase == "training":
             self.first_iteration = p.iteration - 1
         if self.live:

@@ -37,16 +37,18 @@ class ProjectionModel:
                 raise ProviderError("injected crash", maybe_billed=False)
             self.calls += 1
             ticket = meter.before_send(chunk)
-            answers = []
-            for image in chunk:
-                logits = pixels(image).reshape(-1) @ self.projection * 8
-                p = np.exp(logits - logits.max())
-                p /= p.sum()
-                order = np.argsort(-p)[: self.top_k or len(LABELS)]
-                answers.append({LABELS[i]: float(p[i]) for i in order})
+            answers = [self.answer(image) for image in chunk]
             meter.on_success(ticket, answers)
             results += answers
         return results
+
+
+    def answer(self, image: bytes) -> Scores:
+        logits = pixels(image).reshape(-1) @ self.projection * 8
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        order = np.argsort(-p)[: self.top_k or len(LABELS)]
+        return {LABELS[i]: float(p[i]) for i in order}
 
 
 def pixels(image: bytes) -> np.ndarray:

@@ -72,10 +72,10 @@ def test_the_linear_readout_is_fitted_at_the_final_program(tmp_path: Path) -> No
     trainer = Trainer(config(), model, store)
     result = trainer.run()
     state = trainer._restore()
-    assert state.read_at == state.iteration == 6
+    assert state.mapping.read_at == state.iteration == 6
     answers = trainer._dense(model.predict(trainer.program.encode_batch(trainer.optimizer.w, trainer.split.x_train)), state.vocabulary)
     refitted = LinearReadout.fit(answers, trainer.split.y_train, trainer.split.n_classes, trainer.config.method.readout_l2)
-    np.testing.assert_allclose(state.closing_readout["weights"], refitted.weights, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(state.mapping.closing_readout["weights"], refitted.weights, rtol=1e-5, atol=1e-8)
     mapping, training, closing, test = 30, 6 * 12, 30, 12
     assert result.queries == mapping + training + closing + test
 
@@ -86,14 +86,14 @@ def test_evaluating_an_interrupted_run_reads_the_training_set_at_its_program(tmp
         Trainer(config(), ProjectionModel(fail_after=15), store).run()
     evaluator = Trainer(config(), ProjectionModel(), store, record_status=False)
     state = evaluator._restore()
-    assert 0 < state.iteration < 6 and state.read_at != state.iteration  # stopped before its closing pass
+    assert 0 < state.iteration < 6 and state.mapping.read_at != state.iteration  # stopped before its closing pass
     truth, predicted = evaluator.evaluate()
     model = ProjectionModel()
     def dense(images: np.ndarray) -> np.ndarray:
         return evaluator._dense(model.predict(evaluator.program.encode_batch(evaluator.optimizer.w, images)), state.vocabulary)
     readout = LinearReadout.fit(dense(evaluator.split.x_train), evaluator.split.y_train, evaluator.split.n_classes, evaluator.config.method.readout_l2)
     np.testing.assert_array_equal(predicted, np.argmax(readout.target_scores(dense(evaluator.split.x_test)), axis=1))
-    assert evaluator._restore().read_at == state.read_at  # a measurement: the run itself is untouched
+    assert evaluator._restore().mapping.read_at == state.mapping.read_at  # a measurement: the run itself is untouched
 
 
 def test_interim_evaluations_never_change_the_course_of_a_run(tmp_path: Path) -> None:
@@ -111,11 +111,18 @@ def test_iterative_mapping_changes_the_mapping_from_paid_answers_only(tmp_path: 
     assert moving.queries_paid == fixed.queries_paid  # re-fitting costs no query
 
 
-def test_labels_per_class_must_fit_the_vocabulary(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mapping", ["frequency", "random", "iterative"])
+def test_an_explicit_labels_per_class_must_fit_the_vocabulary(tmp_path: Path, mapping: str) -> None:
     from barapi.errors import ConfigError
 
+    store = Store(tmp_path)
     with pytest.raises(ConfigError, match="labels-per-class"):
-        Trainer(config(labels_per_class=7), ProjectionModel(), Store(tmp_path)).run()
+        Trainer(config(labels_per_class=7, mapping=mapping), ProjectionModel(), store).run()  # 10 classes × 7 > 60 labels
+    assert store.spent("run") == (0, 0.0)  # refused before a single paid query
+
+
+def test_the_linear_readout_needs_no_labels_per_class(tmp_path: Path) -> None:
+    assert Trainer(config(labels_per_class=7, mapping="linear"), ProjectionModel(), Store(tmp_path)).run().status == "completed"
 
 
 def test_opening_a_run_read_only_leaves_its_requests_in_flight_alone(tmp_path: Path) -> None:
@@ -134,12 +141,12 @@ def test_the_linear_readout_is_refitted_from_paid_answers_only(tmp_path: Path) -
     store = Store(tmp_path)
     trainer = Trainer(config(mapping="linear"), ProjectionModel(), store)
     state = trainer._start()  # noqa: SLF001
-    first = state.readout["weights"].copy()
+    first = state.mapping.readout["weights"].copy()
     paid_after_mapping = store.spent("run")[0]
     result = Trainer(config(mapping="linear"), ProjectionModel(), store).run()
     restored = Trainer(config(mapping="linear"), ProjectionModel(), store)._restore()  # noqa: SLF001
-    assert not np.array_equal(restored.readout["weights"], first)  # refitted during training…
-    assert len(restored.answers) == len(restored.answer_labels) == 30  # …on one answer per training image
+    assert not np.array_equal(restored.mapping.readout["weights"], first)  # refitted during training…
+    assert len(restored.mapping.answers) == len(restored.mapping.answer_labels) == 30  # …on one answer per training image
     training, closing, test = 6 * 4 * 3, 30, 12  # iterations × batch × (q + 1), the closing pass, the test set
     assert result.queries == paid_after_mapping + training + closing + test  # nothing more was bought for the refits
 
