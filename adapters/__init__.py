@@ -23,6 +23,7 @@ def _torchserve(config: ProviderConfig, client: httpx.Client) -> Classifier:
         base_url=str(o.get("base_url") or DEFAULT_BASE_URL),
         model=str(o.get("model") or DEFAULT_MODEL),
         version=o.get("model_version") or None,  # type: ignore[arg-type]
+        management_url=o.get("management_url") or None,  # type: ignore[arg-type]
         concurrency=int(o.get("concurrency") or 8),
         rate_per_second=_rate(o, 0.0),
     )
@@ -104,9 +105,13 @@ def _rate(options: dict, default: float) -> float | None:
 
 
 def _local(config: ProviderConfig, client: httpx.Client) -> Classifier:
+    from barapi.mock.heads import COARSE_MODELS, coarse_model
     from barapi.mock.model import DEFAULT_MODEL, ImageNetModel, InProcessClassifier
 
-    return InProcessClassifier(ImageNetModel(str(config.options.get("model") or DEFAULT_MODEL)))
+    name = str(config.options.get("model") or DEFAULT_MODEL)
+    if name in COARSE_MODELS:
+        return InProcessClassifier(ImageNetModel(), served=coarse_model(name))
+    return InProcessClassifier(ImageNetModel(name))
 
 
 BUILDERS: dict[str, Callable[[ProviderConfig, httpx.Client], Classifier]] = {

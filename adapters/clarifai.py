@@ -61,6 +61,7 @@ class ClarifaiClassifier:
         self.concurrency = concurrency
         self.selected: list[str] = []
         self.sender = HttpSender(client, rate_per_second=rate_per_second)
+        self._labels: list[str] | None = None
 
     def __repr__(self) -> str:  # never the key
         return f"ClarifaiClassifier(model={self.model_id!r}, base_url={self.base_url!r})"
@@ -70,8 +71,12 @@ class ClarifaiClassifier:
         selected = hashlib.sha256(json.dumps(self.selected).encode()).hexdigest()[:16] if self.selected else "-"
         return f"{self.base_url}|{self.user_id}/{self.app_id}|{self.model_id}|{self.version or ''}|{self.max_concepts}|{selected}"
 
-    def labels(self) -> None:
-        return None
+    def labels(self) -> list[str] | None:
+        """The model's concepts, from GetModelOutputInfo (free, before any prediction)."""
+        if self._labels is None:
+            described = self.sender.metadata(self.info_url, {"Authorization": f"Key {self._pat}"})
+            self._labels = output_info_concepts(described)
+        return self._labels or None
 
     def restrict_to(self, labels: Sequence[str]) -> None:
         """Ask for exactly these concepts from now on (the mapped ones)."""
@@ -79,8 +84,16 @@ class ClarifaiClassifier:
 
     @property
     def url(self) -> str:
-        version = f"/versions/{self.version}" if self.version else ""
-        return f"{self.base_url}/v2/models/{self.model_id}{version}/outputs"
+        return f"{self.base_url}/v2/models/{self.model_id}{self._version_path}/outputs"
+
+    @property
+    def info_url(self) -> str:
+        # A GET has no body to carry user_app_id: the owner goes in the path.
+        return f"{self.base_url}/v2/users/{self.user_id}/apps/{self.app_id}/models/{self.model_id}{self._version_path}/output_info"
+
+    @property
+    def _version_path(self) -> str:
+        return f"/versions/{self.version}" if self.version else ""
 
     def request_body(self, images: Sequence[bytes]) -> dict:
         output_config: dict = {"max_concepts": self.max_concepts, "min_value": 0.0}
@@ -144,6 +157,15 @@ class ClarifaiClassifier:
         if code is not None and code in BAD_INPUT_STATUSES:
             return BadInputError(f"Clarifai refused an image: {text}", maybe_billed=False, **common)
         return ProviderError(f"Clarifai answered HTTP {response.status_code}: {text}", maybe_billed=response.status_code >= 500, **common)
+
+
+def output_info_concepts(payload: object) -> list[str]:
+    """Concept names from a GetModelOutputInfo answer (``model.output_info.data.concepts``)."""
+    try:
+        concepts = payload["model"]["output_info"]["data"]["concepts"]  # type: ignore[index]
+        return [str(c["name"]) for c in concepts]
+    except (TypeError, KeyError):
+        return []
 
 
 def _status_code(payload: dict) -> int | None:

@@ -9,6 +9,7 @@ never retry a bad key or a bad request.
 from __future__ import annotations
 
 import ipaddress
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -124,6 +125,16 @@ class HttpSender:
         self.sleep = sleep
         self.attempts = 0  # every HTTP attempt, retries included (benchmarks read it)
         self._count_lock = threading.Lock()
+
+    def metadata(self, url: str, headers: dict[str, str] | None = None) -> object | None:
+        """A free GET of what a provider publishes about its model (no meter, no retries): the
+        JSON body, or None when it does not answer one. Callers then learn the same from the
+        first paid answer, so a failure here costs one image at most, never the run."""
+        try:
+            response = self.client.get(url, headers=headers or {})
+            return json.loads(response.content) if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, UnicodeDecodeError):
+            return None
 
     def send(
         self,

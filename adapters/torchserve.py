@@ -6,6 +6,7 @@ parallel requests over keep-alive connections.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import httpx
@@ -34,22 +35,32 @@ class TorchServeClassifier:
         version: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         rate_per_second: float | None = None,
+        management_url: str | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"--base-url {base_url!r} must start with http:// or https://")
         self.base_url = base_url.rstrip("/")
+        self.management_url = (management_url or base_url).rstrip("/")
         self.model_id = model
         self.version = version
         self.concurrency = concurrency
         self.sender = HttpSender(client, rate_per_second=rate_per_second)
+        self._labels: list[str] | None = None
 
     @property
     def cache_scope(self) -> str:
         # Self-hosted: the endpoint identifies the deployment as much as the model name does.
         return f"{self.base_url}|{self.model_id}|{self.version or ''}"
 
-    def labels(self) -> None:
-        return None  # the inference API does not publish a vocabulary
+    def labels(self) -> list[str] | None:
+        """The labels a model's handler publishes in its custom metadata (the management API's
+        ``GET /models/{name}?customized=true``, answering ``customizedMetadata`` as a JSON
+        string holding ``labels``); the local server's handlers do. None otherwise."""
+        if self._labels is None:
+            version = f"/{self.version}" if self.version else ""
+            described = self.sender.metadata(f"{self.management_url}/models/{self.model_id}{version}?customized=true")
+            self._labels = published_labels(described)
+        return self._labels or None
 
     def predict(self, images: Sequence[bytes], *, meter: Meter = NULL_METER) -> list[Scores]:
         path = f"/predictions/{self.model_id}" + (f"/{self.version}" if self.version else "")
@@ -79,3 +90,11 @@ class TorchServeClassifier:
             return RateLimited(f"throttled: {message}", status=status, retry_after=retry_after_seconds(response), maybe_billed=False)
         return ProviderError(f"server answered {status}: {message}", status=status, body=response.text[:500], maybe_billed=status >= 500)
 
+
+def published_labels(described: object) -> list[str]:
+    try:
+        metadata = json.loads(described[0]["customizedMetadata"])  # type: ignore[index]
+        labels = metadata["labels"]
+    except (TypeError, KeyError, IndexError, ValueError):
+        return []
+    return [str(label) for label in labels] if isinstance(labels, list) else []

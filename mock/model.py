@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from barapi.classifier import NULL_METER, Meter, Scores
 from barapi.errors import BadInputError, ConfigError
 from barapi.labels import imagenet_classes
+from barapi.mock.heads import ServedModel, imagenet_model
 from barapi.store import home_dir
 
 # name → (weights package, its class, input resolution)
@@ -126,15 +127,17 @@ def top_k(probabilities: np.ndarray, classes: Sequence[str], k: int | None) -> S
 
 
 class InProcessClassifier:
-    """The same model called directly, no HTTP: the benchmarks' reference for server overhead
-    and a provider for quick experiments (``--provider local``)."""
+    """The same models called directly, no HTTP: the benchmarks' reference for server overhead
+    and a provider for quick experiments (``--provider local``). ``served``: a few-label head
+    over the network (``barapi.mock.heads``); None serves the network's ImageNet classes."""
 
     name = "local"
     max_batch = 32
 
-    def __init__(self, model: ImageNetModel | None = None, topk: int | None = None) -> None:
+    def __init__(self, model: ImageNetModel | None = None, topk: int | None = None, served: ServedModel | None = None) -> None:
         self.model = model or ImageNetModel()
-        self.model_id = self.model.name
+        self.served = served or imagenet_model(self.model.name, self.model.classes)
+        self.model_id = self.served.name
         self.topk = topk
 
     @property
@@ -142,7 +145,7 @@ class InProcessClassifier:
         return f"{self.model_id}|top{self.topk or 'all'}"
 
     def labels(self) -> list[str]:
-        return list(self.model.classes)
+        return list(self.served.labels)
 
     def predict(self, images: Sequence[bytes], *, meter: Meter = NULL_METER) -> list[Scores]:
         results: list[Scores] = []
@@ -154,7 +157,7 @@ class InProcessClassifier:
             except BadInputError:
                 meter.on_failure(ticket, maybe_billed=False)
                 raise
-            answers = [top_k(p, self.model.classes, self.topk) for p in probabilities]
+            answers = [top_k(p, self.served.labels, self.topk) for p in self.served.scores(probabilities)]
             meter.on_success(ticket, answers)
             results += answers
         return results

@@ -1,5 +1,10 @@
 """`barapi mock serve`: a real ImageNet model behind the TorchServe, Clarifai v2 and Azure Custom
-Vision prediction APIs, on loopback.
+Vision prediction APIs, on loopback, with few-label models over it (``barapi.mock.heads``).
+
+Every served model answers under every protocol: as a TorchServe model name, a Clarifai model
+id and an Azure project id (any other project id answers with the ImageNet model). Each
+publishes its vocabulary where the real API can: TorchServe's ``GET /models/{name}?customized=true``
+(the handler's custom metadata) and Clarifai's ``GET …/models/{id}/output_info``.
 
 Concurrent requests are decoded in their own threads and scored together: a batcher collects
 what arrives within a couple of milliseconds into one model call. Faults can be injected
@@ -31,6 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 
 from barapi.errors import BadInputError, ConfigError
+from barapi.mock.heads import COARSE_MODELS, ServedModel, coarse_model, imagenet_model
 from barapi.mock.model import ImageNetModel, preprocess, top_k
 
 # Largest body accepted: TorchServe's default max_request_size is 6.5 MB; a Clarifai request
@@ -117,9 +123,14 @@ class MockServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int, model: ImageNetModel, *, topk: int | None = None, faults: Faults | None = None, api_key: str = DEFAULT_API_KEY) -> None:
+    def __init__(
+        self, host: str, port: int, model: ImageNetModel, *, topk: int | None = None, faults: Faults | None = None,
+        api_key: str = DEFAULT_API_KEY, projects: tuple[ServedModel, ...] = (),
+    ) -> None:
         super().__init__((host, port), Handler)
         self.model = model
+        served = [imagenet_model(model.name, model.classes), *(coarse_model(name) for name in COARSE_MODELS), *projects]
+        self.models: dict[str, ServedModel] = {m.name: m for m in served}
         self.batcher = Batcher(model)
         self.topk = topk
         self.faults = faults or Faults()
@@ -134,12 +145,21 @@ class MockServer(ThreadingHTTPServer):
             return
         super().handle_error(request, client_address)
 
-    def classify(self, data: bytes) -> dict[str, float]:
-        return top_k(self.probabilities(data), self.model.classes, self.topk)
+    def served(self, name: str) -> ServedModel | None:
+        return self.models.get(name)
+
+    def scores(self, data: bytes, model: ServedModel) -> np.ndarray:
+        """The served model's probabilities over its labels for one image."""
+        return model.scores(self.probabilities(data))[0]
+
+    def classify(self, data: bytes, model: ServedModel) -> dict[str, float]:
+        return top_k(self.scores(data, model), model.labels, self.topk)
 
 
 PREDICTION_PATH = re.compile(r"^/predictions/(?P<model>[^/]+)(?:/(?P<version>[^/]+))?/?$")
 CLARIFAI_PATH = re.compile(r"^/v2/(?:users/(?P<user>[^/]+)/apps/(?P<app>[^/]+)/)?models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?/outputs/?$")
+CLARIFAI_INFO_PATH = re.compile(r"^/v2/(?:users/(?P<user>[^/]+)/apps/(?P<app>[^/]+)/)?models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?/output_info/?$")
+DESCRIBE_PATH = re.compile(r"^/models/(?P<model>[^/]+)(?:/(?P<version>[^/]+))?/?$")
 AZURE_PATH = re.compile(r"^/customvision/v3\.[01]/prediction/(?P<project>[^/]+)/classify/iterations/(?P<iteration>[^/]+)/image(?:/nostore)?/?$", re.IGNORECASE)
 
 
@@ -151,14 +171,33 @@ class Handler(BaseHTTPRequestHandler):
         return  # quiet: a training run sends tens of thousands of requests
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-        path = self.path.split("?")[0]
+        path, _, query = self.path.partition("?")
         if path == "/ping":
             self._json(200, {"status": "Healthy"})
         elif path == "/models":
-            name = self.server.model.name
-            self._json(200, {"models": [{"modelName": name, "modelUrl": f"{name}.mar"}]})
+            self._json(200, {"models": [{"modelName": name, "modelUrl": f"{name}.mar"} for name in self.server.models]})
+        elif match := DESCRIBE_PATH.match(path):
+            self._describe(match, customized="customized=true" in query)
+        elif match := CLARIFAI_INFO_PATH.match(path):
+            self._clarifai_output_info(match)
         else:
             self._not_found()
+
+    def _describe(self, match: re.Match, customized: bool) -> None:
+        """TorchServe's management API describes a model as a one-element list; with
+        ?customized=true it adds the handler's metadata, here the model's labels."""
+        model = self.server.served(match["model"])
+        if model is None:
+            self._json(404, {"code": 404, "type": "ModelNotFoundException", "message": f"Model not found: {match['model']}"})
+            return
+        description = {
+            "modelName": model.name, "modelVersion": MODEL_VERSION, "modelUrl": f"{model.name}.mar", "runtime": "python",
+            "minWorkers": 1, "maxWorkers": 1, "batchSize": 1, "maxBatchDelay": 100, "loadedAtStartup": True,
+            "workers": [{"id": "9000", "status": "READY", "gpu": False}],
+        }
+        if customized:
+            description["customizedMetadata"] = json.dumps({"labels": model.labels})
+        self._json(200, [description])
 
     def do_POST(self) -> None:  # noqa: N802
         path = self.path.split("?")[0]
@@ -185,7 +224,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json(429, {"code": 429, "type": "ServiceUnavailableException", "message": "injected throttling"}, {"Retry-After": str(RETRY_AFTER_S)})
             return
         name, version = match["model"], match["version"]
-        if name != self.server.model.name:
+        model = self.server.served(name)
+        if model is None:
             self._json(404, {"code": 404, "type": "ModelNotFoundException", "message": f"Model not found: {name}"})
             return
         if version not in (None, MODEL_VERSION):
@@ -193,7 +233,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         image = self._image_from(body, "data")
         try:
-            self._json(200, self.server.classify(image))
+            self._json(200, self.server.classify(image, model))
         except BadInputError:
             self._json(503, {"code": 503, "type": "InternalServerException", "message": "Prediction failed"})
 
@@ -201,13 +241,18 @@ class Handler(BaseHTTPRequestHandler):
     def _clarifai_status(self, http: int, code: int, description: str, details: str = "", headers: dict[str, str] | None = None) -> None:
         self._json(http, {"status": {"code": code, "description": description, "details": details, "req_id": uuid.uuid4().hex}, "outputs": []}, headers)
 
-    def _clarifai(self, match: re.Match, body: bytes) -> None:
+    def _clarifai_authorised(self) -> bool:
         authorization = self.headers.get("Authorization", "")
         if not authorization:
             self._clarifai_status(401, 11009, "API key not found", "Missing Authorization header: use 'Authorization: Key <PAT>'")
-            return
+            return False
         if authorization != f"Key {self.server.api_key}":
             self._clarifai_status(401, 11008, "Invalid API key or Invalid API key/application pair")
+            return False
+        return True
+
+    def _clarifai(self, match: re.Match, body: bytes) -> None:
+        if not self._clarifai_authorised():
             return
         fault = self._inject_fault()
         if fault == "dropped":
@@ -218,9 +263,8 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "throttle":
             self._clarifai_status(429, 11005, "Making too many requests", "injected throttling", {"Retry-After": str(RETRY_AFTER_S)})
             return
-        model = match["model"]
-        if model not in (*CLARIFAI_MODELS, self.server.model.name):
-            self._clarifai_status(404, 21200, "Model does not exist", f"Model '{model}' not found")
+        model = self._clarifai_model(match["model"])
+        if model is None:
             return
         try:
             request = json.loads(body)
@@ -234,7 +278,7 @@ class Handler(BaseHTTPRequestHandler):
         if len(inputs) > CLARIFAI_MAX_INPUTS:
             self._clarifai_status(400, 11102, "Invalid request", f"at most {CLARIFAI_MAX_INPUTS} inputs per request")
             return
-        outputs = [self._clarifai_output(item, output_config) for item in inputs]
+        outputs = [self._clarifai_output(item, output_config, model) for item in inputs]
         failed = sum(o["status"]["code"] != 10000 for o in outputs)
         if failed == len(outputs):
             status = {"code": 10020, "description": "Failure"}
@@ -245,14 +289,35 @@ class Handler(BaseHTTPRequestHandler):
             status, http = {"code": 10000, "description": "Ok"}, 200
         self._json(http, {"status": status | {"req_id": uuid.uuid4().hex}, "outputs": outputs})
 
-    def _clarifai_output(self, item: object, config: dict) -> dict:
-        output = {"id": uuid.uuid4().hex, "created_at": _now(), "model": {"id": CLARIFAI_MODELS[0], "app_id": "main", "user_id": "clarifai"}}
+    def _clarifai_model(self, name: str) -> ServedModel | None:
+        """The served model a Clarifai model id names (answering 404 if none)."""
+        model = self.server.served(self.server.model.name if name in CLARIFAI_MODELS else name)
+        if model is None:
+            self._clarifai_status(404, 21200, "Model does not exist", f"Model '{name}' not found")
+        return model
+
+    def _clarifai_output_info(self, match: re.Match) -> None:
+        """GetModelOutputInfo: the model with every concept it can predict."""
+        if not self._clarifai_authorised():
+            return
+        model = self._clarifai_model(match["model"])
+        if model is None:
+            return
+        concepts = [_concept(name) for name in model.labels]
+        self._json(200, {
+            "status": {"code": 10000, "description": "Ok", "req_id": uuid.uuid4().hex},
+            "model": {"id": match["model"], "app_id": match["app"] or "main", "user_id": match["user"] or "clarifai",
+                      "output_info": {"data": {"concepts": concepts}, "output_config": {}, "message": "Show output_info with: GET /models/{model_id}/output_info"}},
+        })
+
+    def _clarifai_output(self, item: object, config: dict, model: ServedModel) -> dict:
+        output = {"id": uuid.uuid4().hex, "created_at": _now(), "model": {"id": model.name, "app_id": "main", "user_id": "clarifai"}}
         try:
             image = base64.b64decode(item["data"]["image"]["base64"], validate=True)  # type: ignore[index]
-            probabilities = self.server.probabilities(image)
+            probabilities = self.server.scores(image, model)
         except (KeyError, TypeError, ValueError, binascii.Error, BadInputError):
             return output | {"status": {"code": 30002, "description": "Download failed or invalid image"}, "data": {}}
-        classes = self.server.model.classes
+        classes = model.labels
         selected = config.get("select_concepts") or []
         if selected:
             index = {name: i for i, name in enumerate(classes)}
@@ -262,7 +327,7 @@ class Handler(BaseHTTPRequestHandler):
             limit = int(config.get("max_concepts") or CLARIFAI_DEFAULT_CONCEPTS)
             minimum = float(config.get("min_value") or 0.0)
             chosen = [(n, v) for n, v in top_k(probabilities, classes, min(max(limit, 1), 200)).items() if v >= minimum]
-        concepts = [{"id": f"ai_{zlib.crc32(n.encode()):08x}", "name": n, "value": v, "app_id": "main"} for n, v in chosen]
+        concepts = [_concept(n) | {"value": v} for n, v in chosen]
         return output | {"status": {"code": 10000, "description": "Ok"}, "input": {"id": uuid.uuid4().hex}, "data": {"concepts": concepts}}
 
     # -- Azure Custom Vision -----------------------------------------------------------------
@@ -280,12 +345,13 @@ class Handler(BaseHTTPRequestHandler):
             self._json(429, {"code": "429", "message": "Rate limit is exceeded. Try again later."}, {"Retry-After": str(RETRY_AFTER_S)})
             return
         image = self._image_from(body, "imageData")
+        model = self.server.served(match["project"]) or self.server.served(self.server.model.name)
         try:
-            probabilities = self.server.probabilities(image)
+            probabilities = self.server.scores(image, model)
         except BadInputError:
             self._json(400, {"code": "BadRequestImageFormat", "message": "Bad Request Image Format, Uri: " + uuid.uuid4().hex})
             return
-        classes = self.server.model.classes
+        classes = model.labels
         order = np.argsort(-probabilities, kind="stable")
         self._json(200, {
             "id": str(uuid.uuid4()), "project": match["project"], "iteration": match["iteration"], "created": _now(),
@@ -351,6 +417,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+def _concept(name: str) -> dict:
+    return {"id": f"ai_{zlib.crc32(name.encode()):08x}", "name": name, "app_id": "main"}
 
 
 def _now() -> str:
