@@ -147,17 +147,25 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
 def stratified_indices(
     labels: np.ndarray, n_classes: int, train_per_class: int, test_size: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
+    """``train_per_class`` images of each class for training; the test set drawn from the rest
+    with each class in proportion to its share of the rest (largest remainders), so a balanced
+    dataset gives a balanced test set."""
     train: list[int] = []
-    rest: list[int] = []
+    rest: list[np.ndarray] = []
     for c in range(n_classes):
         members = rng.permutation(np.flatnonzero(labels == c))
         if len(members) < 2:
             raise DatasetError(f"class {c} has {len(members)} image(s): each class needs at least 2 (one to train, one to test)")
         keep = min(train_per_class, len(members) - 1)
         train += members[:keep].tolist()
-        rest += members[keep:].tolist()
-    rest_array = rng.permutation(np.asarray(rest))
-    return rng.permutation(np.asarray(train)), np.sort(rest_array[:test_size])
+        rest.append(members[keep:])
+    sizes = np.array([len(r) for r in rest])
+    wanted = min(test_size, int(sizes.sum())) * sizes / sizes.sum()
+    quota = np.floor(wanted).astype(int)
+    for c in np.argsort(-(wanted - quota), kind="stable")[: min(test_size, int(sizes.sum())) - int(quota.sum())]:
+        quota[c] += 1
+    test = np.concatenate([r[:q] for r, q in zip(rest, quota)])
+    return rng.permutation(np.asarray(train)), np.sort(test)
 
 
 def _source(spec: str) -> tuple[np.ndarray | list[Path], np.ndarray, list[str]]:

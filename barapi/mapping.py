@@ -38,7 +38,13 @@ class Mapper(Protocol):
 class Mapping(Protocol):
     needs_start_answers: bool  # start() reads the training set's answers at the starting program
 
-    def closing_queries(self, n_train: int) -> int:
+    @classmethod
+    def start_queries(cls, n_train: int, labels_published: bool) -> int:
+        """Queries the start costs: the training set at W0, unless neither the mapping nor the
+        vocabulary needs it."""
+
+    @classmethod
+    def closing_queries(cls, n_train: int) -> int:
         """Queries the closing pass costs (one per training image, or none)."""
 
     def start(self, dense: np.ndarray | None, labels: np.ndarray, vocabulary_size: int, rng: np.random.Generator) -> None:
@@ -102,7 +108,12 @@ class AssignedMapping:
         self.method, self.n_classes, self.labels_per_class = method, n_classes, labels_per_class
         self.assignment = np.zeros((n_classes, labels_per_class), int)
 
-    def closing_queries(self, n_train: int) -> int:
+    @classmethod
+    def start_queries(cls, n_train: int, labels_published: bool) -> int:
+        return n_train if cls.needs_start_answers or not labels_published else 0
+
+    @classmethod
+    def closing_queries(cls, n_train: int) -> int:
         return 0
 
     def start(self, dense: np.ndarray | None, labels: np.ndarray, vocabulary_size: int, rng: np.random.Generator) -> None:
@@ -197,7 +208,8 @@ class LinearMapping(AssignedMapping):
         self.closing_readout: dict[str, np.ndarray] = {}
         self.read_at = -1
 
-    def closing_queries(self, n_train: int) -> int:
+    @classmethod
+    def closing_queries(cls, n_train: int) -> int:
         return n_train
 
     def start(self, dense: np.ndarray | None, labels: np.ndarray, vocabulary_size: int, rng: np.random.Generator) -> None:

@@ -4,20 +4,23 @@ Three separate things, as in ART/foolbox: an *estimator* says which points to ev
 their losses into a gradient estimate; a *step rule* turns a gradient into an update; the
 ``ZerothOrderOptimizer`` joins them behind ``ask()`` / ``tell(losses)`` so the trainer never
 knows which estimator or rule it drives. ``ask`` always puts the unperturbed W first, so the
-trainer reads f(W) (loss and accuracy at the current program) from the same queries.
+trainer reads f(W) (loss, accuracy and answers at the current program) from the same queries.
 
-Randomness comes in through ``ask(rng)``: the trainer derives one generator per iteration from
-(seed, iteration), which is what makes a resumed run bit-identical.
+Randomness comes in through ``ask(rng)``: the trainer derives one generator per iteration
+(``barapi.streams``), which is what makes a resumed run bit-identical.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from barapi.errors import ConfigError
+
+if TYPE_CHECKING:
+    from barapi.config import MethodConfig
 
 
 def unit_sphere(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -93,6 +96,8 @@ class SPSAEstimator(TwoSidedEstimator):
 
 
 class StepRule(Protocol):
+    looks_ahead: bool  # evaluation_point is not W: the loss at W must be asked for apart
+
     def step(self, w: np.ndarray, gradient: np.ndarray) -> np.ndarray: ...
     def evaluation_point(self, w: np.ndarray) -> np.ndarray: ...
     def state(self) -> dict[str, np.ndarray]: ...
@@ -101,6 +106,8 @@ class StepRule(Protocol):
 
 class SGD:
     """W ← W − η·decay^t·g: the paper's SGD with exponentially decaying step."""
+
+    looks_ahead = False
 
     def __init__(self, lr: float, decay: float = 1.0) -> None:
         self.lr, self.decay, self.t = lr, decay, 0
@@ -131,6 +138,8 @@ class NesterovGC:
     """SPSA-GC's update (BlackVIP, CVPR 2023): the gradient is estimated at the look-ahead
     point W + μ·v, then v ← μ·v − η_t·g and W ← W + v (gradient correction by momentum)."""
 
+    looks_ahead = True
+
     def __init__(self, lr: float, decay: float = 1.0, momentum: float = 0.9) -> None:
         self.lr, self.decay, self.momentum, self.t = lr, decay, momentum, 0
         self.velocity: np.ndarray | None = None
@@ -154,6 +163,8 @@ class NesterovGC:
 
 class Adam:
     """ZO-AdaMM: Adam's moments on the estimated gradient, with the same exponential decay."""
+
+    looks_ahead = False
 
     def __init__(self, lr: float, decay: float = 1.0, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
         self.lr, self.decay, self.beta1, self.beta2, self.eps = lr, decay, beta1, beta2, eps
@@ -205,16 +216,24 @@ class ZerothOrderOptimizer:
         self.rule = rule
         self._pending = False
 
+    @property
+    def queries_per_sample(self) -> int:
+        return self.estimator.queries_per_sample + int(self.rule.looks_ahead)
+
     def ask(self, rng: np.random.Generator) -> list[np.ndarray]:
-        """The first candidate is where the loss is read (W, or a rule's look-ahead point)."""
+        """The first candidate is always W itself, where the trainer reads the loss, accuracy
+        and answers at the current program; a rule that estimates the gradient at a look-ahead
+        point asks for W apart, before the estimator's points around it."""
         self._pending = True
         centre = self.rule.evaluation_point(self.w)
-        return [centre + offset for offset in self.estimator.offsets(rng, self.w.shape)]
+        points = [centre + offset for offset in self.estimator.offsets(rng, self.w.shape)]
+        return [self.w.copy(), *points] if self.rule.looks_ahead else points
 
     def tell(self, losses: list[float] | np.ndarray) -> np.ndarray:
         if not self._pending:
             raise RuntimeError("tell() without a matching ask()")
-        gradient = self.estimator.gradient(np.asarray(losses, dtype=np.float64))
+        losses = np.asarray(losses, dtype=np.float64)
+        gradient = self.estimator.gradient(losses[1:] if self.rule.looks_ahead else losses)
         self.w = self.rule.step(self.w, gradient)
         self._pending = False
         return gradient
@@ -225,6 +244,12 @@ class ZerothOrderOptimizer:
     def load(self, state: dict[str, np.ndarray]) -> None:
         self.w = np.array(state["w"], dtype=np.float64)
         self.rule.load({k.removeprefix("rule."): v for k, v in state.items() if k.startswith("rule.")})
+
+
+def optimizer_for(method: MethodConfig, w: np.ndarray | None = None) -> ZerothOrderOptimizer:
+    """A run's optimiser, at W (zeros until the run's start sets it)."""
+    w = np.zeros(method.geometry.parameter_shape) if w is None else w
+    return make_optimizer(w, estimator=method.estimator, q=method.q, beta=method.beta, optimizer=method.optimizer, lr=method.lr, lr_decay=method.lr_decay)
 
 
 def make_optimizer(w: np.ndarray, *, estimator: str, q: int, beta: float, optimizer: str, lr: float, lr_decay: float) -> ZerothOrderOptimizer:

@@ -11,7 +11,7 @@ from barapi.config import RunConfig
 from barapi.data import Split, run_split
 from barapi.mapping import MAPPINGS, new_mapping
 from barapi.money import Estimate
-from barapi.optim import ESTIMATORS
+from barapi.optim import optimizer_for
 from barapi.program import Program, program_sha256, starting_parameters
 from barapi.store import RunRecord, Store, response_key
 
@@ -28,15 +28,15 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
     vocabulary = classifier.labels()
     # Refused here, before any query, when the mapping cannot fit a published vocabulary.
     notice = new_mapping(method, split.n_classes, len(vocabulary))[1] if vocabulary else None
-    needs_mapping_queries = mapping.needs_start_answers or not vocabulary
-    per_sample = ESTIMATORS[method.estimator](q=method.q, beta=method.beta).queries_per_sample
+    start_queries = mapping.start_queries(n_train, bool(vocabulary))
+    per_sample = optimizer_for(method).queries_per_sample
     interim = (method.iterations - 1) // method.eval_every if method.eval_every else 0
-    known = Program(method.geometry).encode_batch(starting_parameters(method, config.seed), split.x_train) if needs_mapping_queries else []
+    known = Program(method.geometry).encode_batch(starting_parameters(method, config.seed), split.x_train) if start_queries else []
     keys = list({response_key(classifier.name, classifier.cache_scope, image) for image in known})
     return Estimate(
-        label_mapping=n_train if needs_mapping_queries else 0,
+        label_mapping=start_queries,
         training=method.iterations * method.batch_size * per_sample,
-        readout=mapping(method, split.n_classes, 0).closing_queries(n_train) * (1 + interim),
+        readout=mapping.closing_queries(n_train) * (1 + interim),
         evaluation=n_test * (1 + interim),
         cached=len(store.cached(keys)),
         price_per_1k=config.price_per_1k,

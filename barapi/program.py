@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field, model_validator
 
+from barapi.streams import Stream, generator
+
 if TYPE_CHECKING:
     from barapi.config import MethodConfig
 
@@ -26,8 +28,6 @@ if TYPE_CHECKING:
 PNG_COMPRESS_LEVEL = 1
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_FILTER_SUB = 1
-# Seed of the starting W's random stream (a run's other streams are seeded apart from it).
-INIT_STREAM = 1
 
 
 class Geometry(BaseModel):
@@ -159,7 +159,7 @@ def initial_parameters(geometry: Geometry, scale: float, rng: np.random.Generato
 
 def starting_parameters(method: MethodConfig, seed: int) -> np.ndarray:
     """A run's W0, drawn from its own stream: the trainer and the estimate derive it alike."""
-    return initial_parameters(method.geometry, method.init_scale, np.random.default_rng([seed, INIT_STREAM]))
+    return initial_parameters(method.geometry, method.init_scale, generator(seed, Stream.INIT))
 
 
 def program_sha256(w: np.ndarray) -> str:

@@ -1,9 +1,8 @@
 """Algorithm 1 against any Classifier, checkpointed after every iteration.
 
-Reproducibility: every random draw comes from a generator seeded by (seed, purpose[, t]), never
-from state that lives only in memory, so a run resumed from its checkpoint draws exactly what
-the uninterrupted run would have drawn, and renders exactly the same bytes — whose responses
-are then free from the cache.
+Reproducibility: every random draw comes from a generator of its own (``barapi.streams``), so a
+run resumed from its checkpoint draws exactly what the uninterrupted run would have drawn, and
+renders exactly the same bytes — whose responses are then free from the cache.
 """
 
 from __future__ import annotations
@@ -22,15 +21,13 @@ from barapi.config import RunConfig
 from barapi.data import Split, run_split
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.losses import accuracy, class_weights, cross_entropy, focal_loss
-from barapi.mapping import Mapper, Mapping, new_mapping, restored_mapping
+from barapi.mapping import MAPPINGS, Mapper, Mapping, new_mapping, restored_mapping
 from barapi.money import Budget
-from barapi.optim import ZerothOrderOptimizer, make_optimizer
+from barapi.optim import ZerothOrderOptimizer, optimizer_for
 from barapi.program import Program, program_sha256, starting_parameters
 from barapi.queries import QueryEngine
 from barapi.store import MetricRow, RunRecord, Store
-
-# Seed of the random mapping's stream (the starting W's is program.INIT_STREAM).
-MAPPING_STREAM = 2
+from barapi.streams import Stream, generator
 
 
 @dataclass
@@ -102,11 +99,7 @@ class Trainer:
         self.budget = Budget(max_usd=config.budget_usd, max_queries=config.max_queries, per_1k=config.price_per_1k, spent_usd=spent, spent_queries=paid)
         self.engine = QueryEngine(classifier, store, self.budget, config.name)
         self.started = time.monotonic()
-        self.optimizer: ZerothOrderOptimizer = make_optimizer(
-            np.zeros(method.geometry.parameter_shape),
-            estimator=method.estimator, q=method.q, beta=method.beta,
-            optimizer=method.optimizer, lr=method.lr, lr_decay=method.lr_decay,
-        )
+        self.optimizer: ZerothOrderOptimizer = optimizer_for(method)
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -169,6 +162,7 @@ class Trainer:
         w0 = starting_parameters(method, self.config.seed)
         self.optimizer.w = w0
         images = self.program.encode_batch(w0, self.split.x_train)
+        self._check_budget_covers_the_essentials(len(images))
         vocabulary, published, complete = self._vocabulary(images[0])
         mapping = self._new_mapping(vocabulary) if complete else None
         responses: list[Scores] = []
@@ -180,11 +174,24 @@ class Trainer:
             vocabulary = sorted({label for r in responses for label in r})
             mapping = self._new_mapping(vocabulary)
         dense = self._dense(responses, vocabulary) if mapping.needs_start_answers else None
-        mapping.start(dense, self.split.y_train, len(vocabulary), np.random.default_rng([self.config.seed, MAPPING_STREAM]))
+        mapping.start(dense, self.split.y_train, len(vocabulary), generator(self.config.seed, Stream.MAPPING))
         state = State(0, vocabulary, mapping, np.zeros(0), None)
         self._focus(state)
         self._checkpoint(state, test_accuracy=None)
         return state
+
+    def _check_budget_covers_the_essentials(self, n_train: int) -> None:
+        """Refuse, before the first query, a budget that cannot pay for the label mapping, the
+        closing pass and the test set: a run that could not measure its program is money lost."""
+        mapping = MAPPINGS[self.config.method.mapping]
+        start, closing = mapping.start_queries(n_train, bool(self.classifier.labels())), mapping.closing_queries(n_train)
+        needed = start + closing + len(self.split.y_test)
+        if not self.budget.fits(needed):
+            raise ConfigError(
+                f"the budget ({self.budget.describe()}) cannot cover the label mapping ({start}), the closing pass ({closing}) "
+                f"and the test set ({len(self.split.y_test)}): {needed} queries before any training; raise --budget / --max-queries "
+                "or lower --train-per-class / --test-size"
+            )
 
     def _vocabulary(self, first_image: bytes) -> tuple[list[str], bool, bool]:
         """The provider's labels, whether it published them, and whether they are all of them:
@@ -214,13 +221,13 @@ class Trainer:
     def _step(self, state: State) -> bool:
         """One iteration of Algorithm 1; False when its queries no longer fit the budget."""
         method = self.config.method
-        rng = np.random.default_rng([self.config.seed, state.iteration])
+        rng = generator(self.config.seed, Stream.STEP, state.iteration)
         batch = rng.choice(len(self.split.y_train), size=method.batch_size, replace=False)
         candidates = self.optimizer.ask(rng)
         targets = self.split.x_train[batch]
         images = [image for w in candidates for image in self.program.encode_batch(w, targets)]
         try:
-            responses = self.engine.score(images, all_or_nothing=True, keep=self._closing_queries(state))
+            responses = self.engine.score(images, all_or_nothing=True, keep=self._reserve(state))
         except BudgetExceeded:
             return False
         mapper = state.mapping.training_mapper()
@@ -245,9 +252,10 @@ class Trainer:
         self._emit("training", state, test_accuracy)
         return True
 
-    def _closing_queries(self, state: State) -> int:
-        """What training must leave in the budget: the mapping's closing pass."""
-        return state.mapping.closing_queries(len(self.split.y_train))
+    def _reserve(self, state: State) -> int:
+        """What training leaves in the budget: the mapping's closing pass and the test set, so
+        that a run stopped by its budget still ends measured."""
+        return state.mapping.closing_queries(len(self.split.y_train)) + len(self.split.y_test)
 
     def _read_training_set(self, state: State) -> None:
         """The closing pass: every training image answered at the final W, and the mapping
@@ -260,7 +268,7 @@ class Trainer:
             return
         self._emit("reading", state, None)
         try:
-            dense = self._training_set_at_w(state)
+            dense = self._training_set_at_w(state, keep=len(self.split.y_test))
         except BudgetExceeded:
             return
         state.mapping.close(state.iteration, dense, self.split.y_train)

@@ -31,7 +31,7 @@ from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import load_split
-from barapi.optim import ESTIMATORS
+from barapi.optim import optimizer_for
 from barapi.store import Store
 from barapi.trainer import Trainer
 
@@ -94,9 +94,8 @@ def accuracy_curve(dataset: str, row: str, budgets: list[int], classifier: InPro
     state = trainer._start()  # noqa: SLF001 - the baseline is the mapping without a step
     curve = Curve(label(row), trainer._evaluate(state))  # noqa: SLF001
     n_train = len(trainer.split.y_train)
-    mapping_queries = n_train if state.mapping.needs_start_answers else 0
-    mapping_queries += state.mapping.closing_queries(n_train)
-    per_iteration = method.batch_size * ESTIMATORS[method.estimator](q=method.q, beta=method.beta).queries_per_sample
+    mapping_queries = state.mapping.start_queries(n_train, True) + state.mapping.closing_queries(n_train)
+    per_iteration = method.batch_size * optimizer_for(method).queries_per_sample
     for budget in budgets:
         iterations = (budget - mapping_queries) // per_iteration
         if iterations < 1:

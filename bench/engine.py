@@ -30,7 +30,7 @@ from barapi.config import PRESETS, DataConfig, ProviderConfig, RunConfig
 from barapi.mock.model import ImageNetModel, InProcessClassifier
 from barapi.labels import frequency_mapping
 from barapi.mock.server import MockServer
-from barapi.optim import ESTIMATORS
+from barapi.optim import optimizer_for
 from barapi.mapping import DEFAULT_LABELS_PER_CLASS
 from barapi.program import Geometry, Program, initial_parameters
 from barapi.store import Store
@@ -68,7 +68,7 @@ def accuracy_curve(preset: str, budgets: list[int | None], classifier: InProcess
     between budgets exactly as `barapi resume` would extend it)."""
     method = method_for(preset)
     data = DataConfig(test_size=test_size)
-    per_iteration = method.batch_size * ESTIMATORS[method.estimator](q=method.q, beta=method.beta).queries_per_sample
+    per_iteration = method.batch_size * optimizer_for(method).queries_per_sample
     store = Store(Path(tempfile.mkdtemp(prefix="bench-curve-", dir=WORK)))
     base = RunConfig(name="bench", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method)
     trainer = Trainer(base, classifier, store)

@@ -32,6 +32,7 @@ from barapi.mock.model import ImageNetModel
 from barapi.config import PRESETS
 from barapi.data import Split, load_split
 from barapi.program import Program, initial_parameters
+from barapi.streams import Stream, generator
 from barapi.optim import unit_sphere
 from barapi.readout import LinearReadout
 
@@ -71,11 +72,11 @@ def main() -> None:
         lines += [f"### {dataset}: random programs, 50 training images per class", "",
                   "| std of W | " + " | ".join(f"seed {s}" for s in range(args.seeds)) + " |", "|---|" + "---|" * args.seeds]
         for scale in PROGRAM_SCALES:
-            cells = [readout_accuracy(model, program, initial_parameters(method.geometry, scale, np.random.default_rng([seed, 1])), split, method.readout_l2)
+            cells = [readout_accuracy(model, program, initial_parameters(method.geometry, scale, generator(seed, Stream.INIT)), split, method.readout_l2)
                      for seed in range(args.seeds)]
             lines.append(f"| {scale} | " + " | ".join(f"{a:.1%}" for a in cells) + " |")
             print(f"  {dataset} / programs of std {scale}: {cells}", file=sys.stderr, flush=True)
-        w0 = initial_parameters(method.geometry, method.init_scale, np.random.default_rng([0, 1]))
+        w0 = initial_parameters(method.geometry, method.init_scale, generator(0, Stream.INIT))
         lines += ["", f"### {dataset}: the starting program, more or fewer labelled images", "",
                   "| training images per class | " + " | ".join(map(str, TRAIN_PER_CLASS)) + " |", "|---|" + "---|" * len(TRAIN_PER_CLASS)]
         # One test set for every column: nested training subsets of the largest split.

@@ -51,6 +51,15 @@ def test_digits_split_is_stratified_seeded_and_disjoint() -> None:
     b = load_split("digits", embed_size=8, train_per_class=5, test_size=50, seed=4)
     assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_test, b.y_test)
     assert np.bincount(a.y_train).tolist() == [5] * 10
+    assert np.bincount(a.y_test).tolist() == [5] * 10  # the test set is stratified too
+
+
+def test_the_test_set_follows_the_class_shares_of_what_is_left() -> None:
+    from barapi.data import stratified_indices
+
+    labels = np.repeat(np.arange(3), [40, 30, 10])  # after 5 each for training: 35, 25 and 5 left
+    _, test = stratified_indices(labels, 3, 5, 13, np.random.default_rng(1))
+    assert np.bincount(labels[test]).tolist() == [7, 5, 1]
 
 
 def test_train_and_test_indices_never_overlap() -> None:

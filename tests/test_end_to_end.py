@@ -64,20 +64,20 @@ def test_human_output_has_progress_and_summary(server_url: str, tmp_path: Path) 
 
 
 def test_budget_stops_the_run_without_overspending(server_url: str, tmp_path: Path) -> None:
-    # $0.10 at $1/1k buys 100 images: the mapping (≤ 30), as many 12-image iterations as fit
-    # and the readout's closing pass (30).
+    # $0.10 at $1/1k buys 100 images: the mapping (≤ 30), as many 12-image iterations as fit,
+    # the readout's closing pass (30) and the test set (10): a run stopped by its budget ends measured.
     result = barapi(tmp_path, "train", "--base-url", server_url, *SMALL, "--name", "b", "--price-per-1k", "1.0", "--budget", "0.10", "--yes", "--json")
     summary = last_json(result.stdout)
     assert summary["status"] == "budget_exhausted"
     assert summary["cost_usd"] <= 0.10 < summary["cost_usd"] + 12 * 0.001  # stopped at the first that did not fit
-    assert summary["iterations"] < 8
+    assert summary["iterations"] < 8 and summary["test_accuracy"] is not None
     assert Store(tmp_path).spent("b") == (summary["queries_paid"], pytest.approx(summary["cost_usd"]))
     # More budget: resume finishes the run, paying only for what it had not bought yet.
     resumed = last_json(barapi(tmp_path, "resume", "b", "--budget", "1.0", "--json").stdout)
     assert resumed["status"] == "completed"
-    # 30 + 96 + 10 as above, and a closing pass (30) at the iteration where the budget stopped it
-    # besides the final one: a run stopped early still leaves a readout fitted at its W.
-    assert resumed["queries"] == 30 + 96 + 30 + 30 + 10 and resumed["iterations"] == 8
+    # 30 + 96 + 30 + 10 as above, and a closing pass (30) and a test (10) at the iteration where
+    # the budget stopped it besides the final ones: a run stopped early still ends measured.
+    assert resumed["queries"] == 30 + 96 + 30 + 10 + 30 + 10 and resumed["iterations"] == 8
 
 
 def test_over_budget_estimate_is_refused_without_a_terminal(server_url: str, tmp_path: Path) -> None:

@@ -99,3 +99,16 @@ def test_tell_without_ask_is_an_error() -> None:
     optimizer = ZerothOrderOptimizer(np.zeros(2), OneSidedEstimator(1, 0.1), Adam(0.1))
     with pytest.raises(RuntimeError):
         optimizer.tell([0.0, 1.0])
+
+
+@pytest.mark.parametrize("rule", sorted(STEP_RULES))
+def test_the_first_candidate_is_always_w_itself(rule: str) -> None:
+    """The trainer reads the loss, the training accuracy and the readout's answers at the first
+    candidate: with Nesterov's look-ahead it was once W + μ·v, not the program being trained."""
+    optimizer = make_optimizer(np.zeros(12), estimator="spsa", q=2, beta=0.05, optimizer=rule, lr=0.1, lr_decay=1.0)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        candidates = optimizer.ask(rng)
+        assert len(candidates) == optimizer.queries_per_sample
+        assert np.array_equal(candidates[0], optimizer.w)
+        optimizer.tell([quadratic(c) for c in candidates])

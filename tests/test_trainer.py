@@ -49,15 +49,25 @@ def test_top_k_answers_train_too(tmp_path: Path) -> None:
 
 def test_budget_exhaustion_checkpoints_and_can_be_raised(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    # mapping (30 images) + 3 iterations × 12 + the readout's closing pass (30) = 96 images at $1/1k
-    stopped = Trainer(config().model_copy(update={"budget_usd": 0.096}), ProjectionModel(), store).run()
+    # mapping (30 images) + 3 iterations × 12 + the readout's closing pass (30) + the test set (12)
+    # = 108 images at $1/1k: training stops where the closing pass and the test set still fit.
+    stopped = Trainer(config().model_copy(update={"budget_usd": 0.108}), ProjectionModel(), store).run()
     assert stopped.status == "budget_exhausted" and stopped.iterations == 3
-    assert read_at(store) == 3  # training left room for the closing pass
-    assert stopped.test_accuracy is None  # the test set no longer fits
-    assert stopped.cost_usd <= 0.096
+    assert read_at(store) == 3  # training left room for the closing pass…
+    assert stopped.test_accuracy is not None  # …and for the test set: a stopped run ends measured
+    assert stopped.cost_usd <= 0.108
     finished = Trainer(config().model_copy(update={"budget_usd": 1.0}), ProjectionModel(), store).run()
     reference = Trainer(config(), ProjectionModel(), Store(tmp_path / "ref")).run()
     assert finished.status == "completed" and finished.program_sha256 == reference.program_sha256
+
+
+def test_a_budget_that_cannot_measure_the_program_is_refused_before_any_query(tmp_path: Path) -> None:
+    from barapi.errors import ConfigError
+
+    store = Store(tmp_path)
+    with pytest.raises(ConfigError, match=r"cannot cover the label mapping \(30\), the closing pass \(30\) and the test set \(12\)"):
+        Trainer(config().model_copy(update={"max_queries": 71}), ProjectionModel(), store).run()
+    assert store.spent("run") == (0, 0.0)
 
 
 def read_at(store: Store, run: str = "run") -> int:
@@ -167,3 +177,13 @@ def test_a_checkpoint_from_before_the_readout_still_resumes(tmp_path: Path) -> N
         session.merge(checkpoint)
         session.commit()
     assert Trainer(config(mapping="frequency"), ProjectionModel(), store).run().status == "completed"
+
+
+def test_no_two_purposes_of_a_run_share_a_random_stream() -> None:
+    """Step t was once seeded (seed, t): the starting W's generator at t = 1, the random
+    mapping's at t = 2."""
+    from barapi.streams import Stream, generator
+
+    draws = [generator(3, Stream.INIT).random(4), generator(3, Stream.MAPPING).random(4)]
+    draws += [generator(3, Stream.STEP, t).random(4) for t in range(50)]
+    assert len({d.tobytes() for d in draws}) == len(draws)
