@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import httpx
 
-from barapi.adapters.http import HttpSender, check_key_transport, retry_after_seconds, run_concurrently
+from barapi.adapters.http import HttpClassifier, check_key_transport, retry_after_seconds
 from barapi.adapters.parsing import parse_json, probability
-from barapi.classifier import NULL_METER, Meter, Scores
+from barapi.classifier import Scores
 from barapi.errors import AuthenticationError, BadInputError, ConfigError, ProviderError, ProviderResponseError, RateLimited
 
 KEY_VARIABLE = "AZURE_CV_PREDICTION_KEY"
@@ -24,9 +24,9 @@ MAX_IMAGE_BYTES = 4 * 1024 * 1024
 BAD_IMAGE_CODES = {"BadRequestImageFormat", "BadRequestImageSizeBytes", "BadRequestImageDimensions", "BadRequestImageUrl", "BadRequestImageStream"}
 
 
-class AzureCustomVisionClassifier:
+class AzureCustomVisionClassifier(HttpClassifier):
     name = "azure"
-    max_batch = 1
+    max_batch = 1  # one image per prediction request
 
     def __init__(
         self,
@@ -46,13 +46,12 @@ class AzureCustomVisionClassifier:
         if not endpoint or not project_id or not iteration:
             raise ConfigError("Azure Custom Vision needs --endpoint, --project-id and --iteration (the published iteration name)")
         check_key_transport(endpoint, variable=KEY_VARIABLE)
+        super().__init__(client, concurrency=concurrency, rate_per_second=rate_per_second)
         self.endpoint = endpoint.rstrip("/")
         self._key = key
         self.project_id, self.iteration, self.api_version = project_id, iteration, api_version
         self.store_images = store_images
         self.model_id = f"{project_id}/{iteration}"
-        self.concurrency = concurrency
-        self.sender = HttpSender(client, rate_per_second=rate_per_second)
 
     def __repr__(self) -> str:  # never the key
         return f"AzureCustomVisionClassifier(model={self.model_id!r}, endpoint={self.endpoint!r})"
@@ -70,24 +69,21 @@ class AzureCustomVisionClassifier:
         suffix = "" if self.store_images else "/nostore"
         return f"{self.endpoint}/customvision/v{self.api_version}/Prediction/{self.project_id}/classify/iterations/{self.iteration}/image{suffix}"
 
-    def predict(self, images: Sequence[bytes], *, meter: Meter = NULL_METER) -> list[Scores]:
+    def check(self, images: Sequence[bytes]) -> None:
         for index, image in enumerate(images):
             if len(image) > MAX_IMAGE_BYTES:
                 raise BadInputError(f"image {index} is {len(image):,} bytes; Azure accepts at most {MAX_IMAGE_BYTES:,}", maybe_billed=False)
 
-        def one(image: bytes) -> Scores:
-            return self.sender.send(
-                lambda: self.sender.client.build_request(
-                    "POST", self.url, content=image,
-                    headers={"Prediction-Key": self._key, "Content-Type": "application/octet-stream"},
-                ),
-                [image], meter, self._read, self._error, f"Check --endpoint (now {self.endpoint}).",
-            )[0]
+    def request(self, images: Sequence[bytes]) -> httpx.Request:
+        headers = {"Prediction-Key": self._key, "Content-Type": "application/octet-stream"}
+        return self.sender.client.build_request("POST", self.url, content=images[0], headers=headers)
 
-        return run_concurrently([lambda image=image: one(image) for image in images], self.concurrency)
+    @property
+    def unreachable_hint(self) -> str:
+        return f"Check --endpoint (now {self.endpoint})."
 
     @staticmethod
-    def _read(response: httpx.Response) -> list[Scores]:
+    def read(response: httpx.Response) -> list[Scores]:
         payload = parse_json(response)
         predictions = payload.get("predictions") if isinstance(payload, dict) else None
         if not isinstance(predictions, list) or not predictions:
@@ -99,7 +95,7 @@ class AzureCustomVisionClassifier:
             scores[str(p["tagName"])] = probability(p.get("probability"), p["tagName"])
         return [scores]
 
-    def _error(self, response: httpx.Response) -> ProviderError:
+    def error(self, response: httpx.Response) -> ProviderError:
         try:
             payload = json.loads(response.content)
         except ValueError:

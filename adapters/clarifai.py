@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import httpx
 
-from barapi.adapters.http import HttpSender, check_key_transport, retry_after_seconds, run_concurrently
+from barapi.adapters.http import HttpClassifier, check_key_transport, retry_after_seconds
 from barapi.adapters.parsing import parse_json, probability
-from barapi.classifier import NULL_METER, Meter, Scores
+from barapi.classifier import Scores
 from barapi.errors import AuthenticationError, BadInputError, ProviderError, ProviderResponseError, RateLimited
 
 KEY_VARIABLE = "CLARIFAI_PAT"
@@ -35,7 +35,7 @@ STATUS_MODEL_MISSING = 21200
 BAD_INPUT_STATUSES = range(30000, 40000)
 
 
-class ClarifaiClassifier:
+class ClarifaiClassifier(HttpClassifier):
     name = "clarifai"
     max_batch = MAX_INPUTS_PER_REQUEST
 
@@ -54,13 +54,12 @@ class ClarifaiClassifier:
         rate_per_second: float | None = DEFAULT_RATE_PER_SECOND,
     ) -> None:
         check_key_transport(base_url, variable=KEY_VARIABLE)
+        super().__init__(client, concurrency=concurrency, rate_per_second=rate_per_second)
         self.base_url = base_url.rstrip("/")
         self._pat = pat
         self.model_id, self.version, self.user_id, self.app_id = model, version, user_id, app_id
         self.max_concepts = max(1, min(max_concepts, MAX_CONCEPTS))
-        self.concurrency = concurrency
         self.selected: list[str] = []
-        self.sender = HttpSender(client, rate_per_second=rate_per_second)
         self._labels: list[str] | None = None
 
     def __repr__(self) -> str:  # never the key
@@ -105,20 +104,14 @@ class ClarifaiClassifier:
             "model": {"output_info": {"output_config": output_config}},
         }
 
-    def predict(self, images: Sequence[bytes], *, meter: Meter = NULL_METER) -> list[Scores]:
-        chunks = [images[i : i + self.max_batch] for i in range(0, len(images), self.max_batch)]
+    def request(self, images: Sequence[bytes]) -> httpx.Request:
+        return self.sender.client.build_request("POST", self.url, json=self.request_body(images), headers={"Authorization": f"Key {self._pat}"})
 
-        def one(chunk: Sequence[bytes]) -> list[Scores]:
-            return self.sender.send(
-                lambda: self.sender.client.build_request(
-                    "POST", self.url, json=self.request_body(chunk), headers={"Authorization": f"Key {self._pat}"}
-                ),
-                chunk, meter, self._read, self._error, f"Check --base-url (now {self.base_url}).",
-            )
+    @property
+    def unreachable_hint(self) -> str:
+        return f"Check --base-url (now {self.base_url})."
 
-        return [scores for chunk_scores in run_concurrently([lambda c=c: one(c) for c in chunks], self.concurrency) for scores in chunk_scores]
-
-    def _read(self, response: httpx.Response) -> list[Scores]:
+    def read(self, response: httpx.Response) -> list[Scores]:
         payload = parse_json(response)
         if not isinstance(payload, dict) or not isinstance(payload.get("outputs"), list):
             raise ProviderResponseError(f"Clarifai answer without outputs: {str(payload)[:200]}")
@@ -138,7 +131,7 @@ class ClarifaiClassifier:
             raise ProviderResponseError(f"Clarifai answered status {code} with HTTP {response.status_code}")
         return results
 
-    def _error(self, response: httpx.Response) -> ProviderError:
+    def error(self, response: httpx.Response) -> ProviderError:
         try:
             payload = json.loads(response.content)
         except ValueError:

@@ -18,7 +18,7 @@ from typing import TypeVar
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from barapi.classifier import Meter, Scores
+from barapi.classifier import NULL_METER, Meter, Scores
 from barapi.errors import (
     TRANSIENT_STATUSES,
     BudgetExceeded,
@@ -231,3 +231,41 @@ def run_concurrently(tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:
             budget = [e for e in errors if isinstance(e, BudgetExceeded)]
             raise (budget or errors)[0]
         return results
+
+
+class HttpClassifier:
+    """The predict skeleton every HTTP adapter shares: the images go out in requests of at most
+    ``max_batch``, each sent with retries and metering, up to ``concurrency`` at once, answers in
+    order. An adapter says how to build one request, read one answer and name one error."""
+
+    name: str
+    max_batch: int
+
+    def __init__(self, client: httpx.Client, *, concurrency: int, rate_per_second: float | None) -> None:
+        self.concurrency = concurrency
+        self.sender = HttpSender(client, rate_per_second=rate_per_second)
+
+    def predict(self, images: Sequence[bytes], *, meter: Meter = NULL_METER) -> list[Scores]:
+        self.check(images)
+        chunks = [images[i : i + self.max_batch] for i in range(0, len(images), self.max_batch)]
+
+        def one(chunk: Sequence[bytes]) -> list[Scores]:
+            return self.sender.send(lambda: self.request(chunk), chunk, meter, self.read, self.error, self.unreachable_hint)
+
+        return [scores for answers in run_concurrently([lambda c=c: one(c) for c in chunks], self.concurrency) for scores in answers]
+
+    def check(self, images: Sequence[bytes]) -> None:
+        """Refuse, before anything is sent, images the provider is known to refuse."""
+
+    def request(self, images: Sequence[bytes]) -> httpx.Request:
+        raise NotImplementedError
+
+    def read(self, response: httpx.Response) -> list[Scores]:
+        raise NotImplementedError
+
+    def error(self, response: httpx.Response) -> ProviderError:
+        raise NotImplementedError
+
+    @property
+    def unreachable_hint(self) -> str:
+        raise NotImplementedError

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import httpx
 
-from barapi.adapters.http import HttpSender, retry_after_seconds, run_concurrently
+from barapi.adapters.http import HttpClassifier, retry_after_seconds
 from barapi.adapters.parsing import error_message, label_scores, parse_json
-from barapi.classifier import NULL_METER, Meter, Scores
+from barapi.classifier import Scores
 from barapi.errors import ConfigError, ProviderError, RateLimited
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
@@ -22,9 +22,10 @@ DEFAULT_CONCURRENCY = 8
 START_HINT = "Start the local server with `barapi mock serve` (or `docker compose up mock`), or pass --base-url."
 
 
-class TorchServeClassifier:
+class TorchServeClassifier(HttpClassifier):
     name = "torchserve"
-    max_batch = 1
+    max_batch = 1  # TorchServe's predictions API takes one image per request
+    unreachable_hint = START_HINT
 
     def __init__(
         self,
@@ -39,12 +40,11 @@ class TorchServeClassifier:
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"--base-url {base_url!r} must start with http:// or https://")
+        super().__init__(client, concurrency=concurrency, rate_per_second=rate_per_second)
         self.base_url = base_url.rstrip("/")
         self.management_url = (management_url or base_url).rstrip("/")
         self.model_id = model
         self.version = version
-        self.concurrency = concurrency
-        self.sender = HttpSender(client, rate_per_second=rate_per_second)
         self._labels: list[str] | None = None
 
     @property
@@ -62,26 +62,17 @@ class TorchServeClassifier:
             self._labels = published_labels(described)
         return self._labels or None
 
-    def predict(self, images: Sequence[bytes], *, meter: Meter = NULL_METER) -> list[Scores]:
-        path = f"/predictions/{self.model_id}" + (f"/{self.version}" if self.version else "")
-        url = self.base_url + path
+    def request(self, images: Sequence[bytes]) -> httpx.Request:
+        url = f"{self.base_url}/predictions/{self.model_id}" + (f"/{self.version}" if self.version else "")
+        return self.sender.client.build_request("POST", url, content=images[0], headers={"Content-Type": "application/octet-stream"})
 
-        def one(image: bytes) -> Scores:
-            return self.sender.send(
-                lambda: self.sender.client.build_request("POST", url, content=image, headers={"Content-Type": "application/octet-stream"}),
-                [image], meter, self._read, self._error, START_HINT,
-            )[0]
-
-        return run_concurrently([lambda image=image: one(image) for image in images], self.concurrency)
-
-    @staticmethod
-    def _read(response: httpx.Response) -> list[Scores]:
+    def read(self, response: httpx.Response) -> list[Scores]:
         payload = parse_json(response)
         if isinstance(payload, list) and len(payload) == 1:
             payload = payload[0]
         return [label_scores(payload)]
 
-    def _error(self, response: httpx.Response) -> ProviderError:
+    def error(self, response: httpx.Response) -> ProviderError:
         message = error_message(response)
         status = response.status_code
         if status == 404:
