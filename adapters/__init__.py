@@ -1,39 +1,115 @@
-"""Provider adapters behind the ``Classifier`` protocol, built from a ProviderConfig."""
+"""Provider adapters behind the ``Classifier`` protocol, registered once.
+
+Each adapter module declares its ``Provider``: a typed options model (pydantic: every option,
+its default and what it means), the list price, the environment variable its key comes from, and
+how to build the classifier. The registry below is the only list of providers: the CLI's
+provider flags, ``estimate``'s price and ``build_classifier`` all read it. A new provider is one
+module and one line in ``providers``.
+"""
 
 from __future__ import annotations
 
 import os
 import stat
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from barapi.classifier import Classifier
 from barapi.config import ProviderConfig
 from barapi.errors import AuthenticationError, ConfigError
 
 
-def _torchserve(config: ProviderConfig, client: httpx.Client) -> Classifier:
-    from barapi.adapters.torchserve import DEFAULT_BASE_URL, DEFAULT_MODEL, TorchServeClassifier
+class ProviderOptions(BaseModel):
+    """What every provider takes; each adapter adds its own. Field names are the CLI's flags."""
 
-    o = config.options
-    return TorchServeClassifier(
-        client,
-        base_url=str(o.get("base_url") or DEFAULT_BASE_URL),
-        model=str(o.get("model") or DEFAULT_MODEL),
-        version=o.get("model_version") or None,  # type: ignore[arg-type]
-        management_url=o.get("management_url") or None,  # type: ignore[arg-type]
-        concurrency=int(o.get("concurrency") or 8),
-        rate_per_second=_rate(o, 0.0),
-    )
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int | None = Field(None, ge=1, description="Parallel requests (default per provider).")
+    rate_limit: float | None = Field(None, ge=0, description="Client-side cap on requests/s (default per provider: Clarifai 15, Azure 10); 0 = off.")
+    timeout: float | None = Field(None, ge=0.1, description="Seconds to wait for an answer before retrying (default 60).")
+    key_file: str | None = Field(None, description="Read the API key from this file (mode 600) instead of CLARIFAI_PAT / AZURE_CV_PREDICTION_KEY.")
+
+    def model_id(self) -> str:
+        """The model name the price table sees before a classifier exists."""
+        raise NotImplementedError
+
+    def rate(self, default: float | None) -> float | None:
+        """--rate-limit N caps requests/s; 0 turns the limiter off."""
+        if self.rate_limit is None:
+            return default
+        return self.rate_limit or None
 
 
-def _key(variable: str, options: dict) -> str:
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    summary: str
+    options: type[ProviderOptions]
+    price_per_1k: float  # list price; a user's price file or --price-per-1k overrides it
+    build: Callable[[Any, httpx.Client, str | None], Classifier]  # (options, client, key)
+    key_variable: str | None = None  # None: the provider takes no key
+
+    def parse(self, raw: dict[str, Any]) -> ProviderOptions:
+        try:
+            return self.options.model_validate(raw)
+        except ValidationError as error:
+            first = error.errors()[0]
+            flag = "--" + "-".join(str(p) for p in first["loc"]).replace("_", "-")
+            if first["type"] == "extra_forbidden":
+                takes = ", ".join("--" + name.replace("_", "-") for name in self.options.model_fields)
+                raise ConfigError(f"{flag} is not an option of provider {self.name} (it takes {takes})") from None
+            raise ConfigError(f"invalid {flag}: {first['msg']}") from None
+
+
+@cache
+def providers() -> dict[str, Provider]:
+    """The registry (built on first use: the adapter modules import this one)."""
+    from barapi.adapters import azure, clarifai, torchserve
+    from barapi.mock.model import PROVIDER as local
+
+    return {p.name: p for p in (torchserve.PROVIDER, clarifai.PROVIDER, azure.PROVIDER, local)}
+
+
+def provider(name: str) -> Provider:
+    if name not in providers():
+        raise ConfigError(f"unknown provider {name!r}: choose one of {', '.join(providers())}")
+    return providers()[name]
+
+
+def model_id(config: ProviderConfig) -> str:
+    """The model name the price table sees before a classifier exists; an unknown provider's
+    model is taken from its options as given."""
+    if config.name not in providers():
+        return str(config.options.get("model") or "")
+    return providers()[config.name].parse(config.options).model_id()
+
+
+def build_classifier(config: ProviderConfig, client: httpx.Client) -> Classifier:
+    chosen = provider(config.name)
+    options = chosen.parse(config.options)
+    key = _key(chosen.key_variable, options) if chosen.key_variable else None
+    return chosen.build(options, client, key)
+
+
+def client_for(config: ProviderConfig) -> httpx.Client:
+    """The HTTP client: timeouts always on; --timeout S sets how long to wait for an answer."""
+    from barapi.adapters.http import CONNECT_TIMEOUT_S, make_client
+
+    timeout = config.options.get("timeout")
+    return make_client(timeout=httpx.Timeout(float(timeout), connect=CONNECT_TIMEOUT_S)) if timeout else make_client()
+
+
+def _key(variable: str, options: ProviderOptions) -> str:
     """The API key: from the file the user named (--key-file, readable by its owner only), else
     from the environment. Never from the command line, the run's config or the database."""
-    if options.get("key_file"):
-        return read_key_file(Path(str(options["key_file"])).expanduser())
+    if options.key_file:
+        return read_key_file(Path(options.key_file).expanduser())
     value = os.environ.get(variable, "").strip()
     if not value:
         raise AuthenticationError(f"no API key: set the environment variable {variable} (e.g. export {variable}=...) or pass --key-file", maybe_billed=False)
@@ -51,93 +127,3 @@ def read_key_file(path: Path) -> str:
     if not value:
         raise AuthenticationError(f"key file {path} is empty: put the API key in it", maybe_billed=False)
     return value
-
-
-def client_for(config: ProviderConfig) -> httpx.Client:
-    """The HTTP client: timeouts always on; --timeout S sets how long to wait for an answer."""
-    from barapi.adapters.http import CONNECT_TIMEOUT_S, make_client
-
-    timeout = config.options.get("timeout")
-    return make_client(timeout=httpx.Timeout(float(timeout), connect=CONNECT_TIMEOUT_S)) if timeout else make_client()
-
-
-def _clarifai(config: ProviderConfig, client: httpx.Client) -> Classifier:
-    from barapi.adapters import clarifai
-
-    o = config.options
-    return clarifai.ClarifaiClassifier(
-        client,
-        pat=_key(clarifai.KEY_VARIABLE, o),
-        model=str(o.get("model") or clarifai.DEFAULT_MODEL),
-        version=o.get("model_version") or None,  # type: ignore[arg-type]
-        user_id=str(o.get("user_id") or "clarifai"),
-        app_id=str(o.get("app_id") or "main"),
-        base_url=str(o.get("base_url") or os.environ.get("CLARIFAI_API_BASE") or clarifai.DEFAULT_BASE_URL),
-        max_concepts=int(o.get("max_concepts") or clarifai.MAX_CONCEPTS),
-        concurrency=int(o.get("concurrency") or clarifai.DEFAULT_CONCURRENCY),
-        rate_per_second=_rate(o, clarifai.DEFAULT_RATE_PER_SECOND),
-    )
-
-
-def _azure(config: ProviderConfig, client: httpx.Client) -> Classifier:
-    from barapi.adapters import azure
-
-    o = config.options
-    return azure.AzureCustomVisionClassifier(
-        client,
-        key=_key(azure.KEY_VARIABLE, o),
-        endpoint=str(o.get("endpoint") or o.get("base_url") or ""),
-        project_id=str(o.get("project_id") or ""),
-        iteration=str(o.get("iteration") or ""),
-        api_version=str(o.get("api_version") or "3.1"),
-        store_images=bool(o.get("store_images")),
-        concurrency=int(o.get("concurrency") or azure.DEFAULT_CONCURRENCY),
-        rate_per_second=_rate(o, azure.DEFAULT_RATE_PER_SECOND),
-    )
-
-
-def _rate(options: dict, default: float) -> float | None:
-    """--rate-limit N caps requests/s; 0 turns the limiter off."""
-    value = options.get("rate_limit")
-    if value is None:
-        return default
-    return float(value) or None
-
-
-def _local(config: ProviderConfig, client: httpx.Client) -> Classifier:
-    from barapi.mock.heads import COARSE_MODELS, coarse_model
-    from barapi.mock.model import DEFAULT_MODEL, ImageNetModel, InProcessClassifier
-
-    name = str(config.options.get("model") or DEFAULT_MODEL)
-    if name in COARSE_MODELS:
-        return InProcessClassifier(ImageNetModel(), served=coarse_model(name))
-    return InProcessClassifier(ImageNetModel(name))
-
-
-BUILDERS: dict[str, Callable[[ProviderConfig, httpx.Client], Classifier]] = {
-    "torchserve": _torchserve,
-    "clarifai": _clarifai,
-    "azure": _azure,
-    "local": _local,
-}
-
-
-def default_model(provider: str, options: dict) -> str:
-    """The model name the price table sees before a classifier exists."""
-    if options.get("model"):
-        return str(options["model"])
-    if provider == "clarifai":
-        from barapi.adapters.clarifai import DEFAULT_MODEL as clarifai_model
-
-        return clarifai_model
-    if provider == "azure":
-        return f"{options.get('project_id', '')}/{options.get('iteration', '')}"
-    from barapi.adapters.torchserve import DEFAULT_MODEL as torchserve_model
-
-    return torchserve_model
-
-
-def build_classifier(config: ProviderConfig, client: httpx.Client) -> Classifier:
-    if config.name not in BUILDERS:
-        raise ConfigError(f"unknown provider {config.name!r}: choose one of {', '.join(BUILDERS)}")
-    return BUILDERS[config.name](config, client)

@@ -10,7 +10,9 @@ import json
 from collections.abc import Sequence
 
 import httpx
+from pydantic import Field
 
+from barapi.adapters import Provider, ProviderOptions
 from barapi.adapters.http import HttpClassifier, check_key_transport, retry_after_seconds
 from barapi.adapters.parsing import parse_json, probability
 from barapi.classifier import Scores
@@ -112,3 +114,27 @@ class AzureCustomVisionClassifier(HttpClassifier):
         if code in BAD_IMAGE_CODES:
             return BadInputError(f"Azure refused the image: {code}: {message}", maybe_billed=False, **common)
         return ProviderError(f"Azure answered HTTP {response.status_code}: {code} {message}", maybe_billed=response.status_code >= 500, **common)
+
+
+class Options(ProviderOptions):
+    endpoint: str | None = Field(None, description="Azure Custom Vision prediction endpoint.")
+    base_url: str | None = Field(None, description="Provider endpoint (Azure: the same as --endpoint).")
+    project_id: str | None = Field(None, description="Azure Custom Vision project id.")
+    iteration: str | None = Field(None, description="Azure Custom Vision published iteration name.")
+    api_version: str = Field("3.1", description="Azure Custom Vision API version: 3.0 or 3.1.")
+    store_images: bool | None = Field(None, description="Let Azure keep the images (default: /nostore).")
+
+    def model_id(self) -> str:
+        return f"{self.project_id or ''}/{self.iteration or ''}"
+
+
+def build(options: Options, client: httpx.Client, key: str | None) -> AzureCustomVisionClassifier:
+    return AzureCustomVisionClassifier(
+        client, key=key or "", endpoint=options.endpoint or options.base_url or "", project_id=options.project_id or "",
+        iteration=options.iteration or "", api_version=options.api_version, store_images=bool(options.store_images),
+        concurrency=options.concurrency or DEFAULT_CONCURRENCY, rate_per_second=options.rate(DEFAULT_RATE_PER_SECOND),
+    )
+
+
+# Custom Vision S0: per prediction; the paper's Table 5 matches $2 / 1,000 exactly.
+PROVIDER = Provider("azure", "Azure Custom Vision, retiring 2028-09-25", Options, 2.00, build, key_variable=KEY_VARIABLE)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 
 import httpx
+from pydantic import Field
 
+from barapi.adapters import Provider, ProviderOptions
 from barapi.adapters.http import HttpClassifier, check_key_transport, retry_after_seconds
 from barapi.adapters.parsing import parse_json, probability
 from barapi.classifier import Scores
@@ -172,3 +175,27 @@ def _description(payload: dict) -> str:
     if not isinstance(status, dict):
         return "no status"
     return f"{status.get('description', '')} {status.get('details', '')} ({status.get('code')})".strip()
+
+
+class Options(ProviderOptions):
+    base_url: str | None = Field(None, description="Provider endpoint (Clarifai: CLARIFAI_API_BASE or https://api.clarifai.com by default).")
+    model: str = Field(DEFAULT_MODEL, description="Model name at the provider.")
+    model_version: str | None = Field(None, description="Model version, if the provider has versions.")
+    user_id: str = Field("clarifai", description="Clarifai user owning the model.")
+    app_id: str = Field("main", description="Clarifai app holding the model.")
+    max_concepts: int = Field(MAX_CONCEPTS, ge=1, le=MAX_CONCEPTS, description="Clarifai concepts per answer before the mapping is fixed.")
+
+    def model_id(self) -> str:
+        return self.model
+
+
+def build(options: Options, client: httpx.Client, key: str | None) -> ClarifaiClassifier:
+    return ClarifaiClassifier(
+        client, pat=key or "", model=options.model, version=options.model_version, user_id=options.user_id, app_id=options.app_id,
+        base_url=options.base_url or os.environ.get("CLARIFAI_API_BASE") or DEFAULT_BASE_URL, max_concepts=options.max_concepts,
+        concurrency=options.concurrency or DEFAULT_CONCURRENCY, rate_per_second=options.rate(DEFAULT_RATE_PER_SECOND),
+    )
+
+
+# Per image ("operation"), batched or not; the paper's Table 4 rows match $1.20 / 1,000.
+PROVIDER = Provider("clarifai", "Clarifai v2", Options, 1.20, build, key_variable=KEY_VARIABLE)

@@ -11,11 +11,15 @@ from collections.abc import Sequence
 
 import httpx
 
+from pydantic import Field
+
+from barapi.adapters import Provider, ProviderOptions
 from barapi.adapters.http import HttpClassifier, retry_after_seconds
 from barapi.adapters.parsing import error_message, label_scores, parse_json
 from barapi.classifier import Scores
 from barapi.errors import ConfigError, ProviderError, RateLimited
 
+# Self-hosted: $0 unless --price-per-1k accounts for your own hardware.
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 DEFAULT_MODEL = "efficientnet-lite0"
 DEFAULT_CONCURRENCY = 8
@@ -89,3 +93,23 @@ def published_labels(described: object) -> list[str]:
     except (TypeError, KeyError, IndexError, ValueError):
         return []
     return [str(label) for label in labels] if isinstance(labels, list) else []
+
+
+class Options(ProviderOptions):
+    base_url: str = Field(DEFAULT_BASE_URL, description="Provider endpoint.")
+    model: str = Field(DEFAULT_MODEL, description="Model name at the provider.")
+    model_version: str | None = Field(None, description="Model version, if the provider has versions.")
+    management_url: str | None = Field(None, description="TorchServe management API, where a model's labels are published (default: --base-url; TorchServe's own is port 8081).")
+
+    def model_id(self) -> str:
+        return self.model
+
+
+def build(options: Options, client: httpx.Client, key: str | None) -> TorchServeClassifier:
+    return TorchServeClassifier(
+        client, base_url=options.base_url, model=options.model, version=options.model_version, management_url=options.management_url,
+        concurrency=options.concurrency or DEFAULT_CONCURRENCY, rate_per_second=options.rate(None),
+    )
+
+
+PROVIDER = Provider("torchserve", "TorchServe, and `barapi mock serve`", Options, 0.0, build)

@@ -11,33 +11,28 @@ from pydantic import BaseModel
 
 from barapi.errors import BudgetExceeded, PriceError
 
-# Dollars per 1,000 images, by provider; a (provider, model) key overrides the provider's row.
-# Sources: design.md § Money (the paper's Tables 4 and 5 match these list prices).
-DEFAULT_PRICES_PER_1K: dict[str, float] = {
-    "clarifai": 1.20,
-    "azure": 2.00,
-    "torchserve": 0.0,  # self-hosted: set --price-per-1k to account for your own hardware
-    "local": 0.0,
-}
 PRICE_FILE_NAME = "prices.json"
 
 
-def price_per_1k(provider: str, model: str, *, override: float | None = None, price_file: Path | None = None) -> float:
+def price_per_1k(provider: str, model: str, *, listed: float | None = None, override: float | None = None, price_file: Path | None = None) -> float:
     """The user's override, else their price file ({"provider": p} or {"provider/model": p}),
-    else the default table. Never a silent $0 for an unknown provider."""
+    else the provider's list price (``listed``, declared by its adapter). Never a silent $0
+    for a provider without one."""
     if override is not None:
         if not math.isfinite(override) or override < 0:
             raise PriceError(f"--price-per-1k must be a non-negative number, got {override}")
         return float(override)
-    table = dict(DEFAULT_PRICES_PER_1K)
+    table: dict[str, float] = {}
     if price_file is not None and price_file.is_file():
         try:
-            table |= {str(k): float(v) for k, v in json.loads(price_file.read_text()).items()}
+            table = {str(k): float(v) for k, v in json.loads(price_file.read_text()).items()}
         except (ValueError, TypeError, AttributeError) as error:
             raise PriceError(f"price file {price_file} is not a JSON object of dollars per 1,000 images: {error}") from error
     for key in (f"{provider}/{model}", provider):
         if key in table:
             return table[key]
+    if listed is not None:
+        return listed
     raise PriceError(
         f"no known price for {provider}/{model}: pass --price-per-1k, or add "
         f'"{provider}/{model}": <dollars per 1,000 images> to {price_file or PRICE_FILE_NAME}'

@@ -9,6 +9,7 @@ import sys
 import time
 import threading
 import tomllib
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -17,7 +18,6 @@ from typing import Annotated, Any, Optional
 
 import numpy as np
 import typer
-from barapi.adapters import default_model
 from barapi.cli.render import ProgressPrinter
 from barapi.trainer import Progress
 from pydantic import ValidationError
@@ -113,36 +113,43 @@ class ProviderChoice:
         return ProviderConfig(name=stored.name, options=stored.options | self.options)
 
 
-def provider_options(
-    provider: Annotated[Optional[str], typer.Option(help=f"torchserve (also `barapi mock serve`), clarifai, azure, or local (the model in-process). (default: {DEFAULT_PROVIDER}; predict: the run's own)", rich_help_panel="Provider")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="Provider endpoint (torchserve, clarifai).", rich_help_panel="Provider")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model name at the provider.", rich_help_panel="Provider")] = None,
-    model_version: Annotated[Optional[str], typer.Option(help="Model version, if the provider has versions.", rich_help_panel="Provider")] = None,
-    management_url: Annotated[Optional[str], typer.Option(help="TorchServe management API, where a model's labels are published (default: --base-url; TorchServe's own is port 8081).", rich_help_panel="Provider")] = None,
-    user_id: Annotated[Optional[str], typer.Option(help="Clarifai user owning the model.", rich_help_panel="Provider")] = None,
-    app_id: Annotated[Optional[str], typer.Option(help="Clarifai app holding the model.", rich_help_panel="Provider")] = None,
-    max_concepts: Annotated[Optional[int], typer.Option(min=1, max=200, help="Clarifai concepts per answer before the mapping is fixed.", rich_help_panel="Provider")] = None,
-    endpoint: Annotated[Optional[str], typer.Option(help="Azure Custom Vision prediction endpoint.", rich_help_panel="Provider")] = None,
-    project_id: Annotated[Optional[str], typer.Option(help="Azure Custom Vision project id.", rich_help_panel="Provider")] = None,
-    iteration: Annotated[Optional[str], typer.Option(help="Azure Custom Vision published iteration name.", rich_help_panel="Provider")] = None,
-    api_version: Annotated[Optional[str], typer.Option(help="Azure Custom Vision API version: 3.0 or 3.1.", rich_help_panel="Provider")] = None,
-    store_images: Annotated[bool, typer.Option(help="Let Azure keep the images (default: /nostore).", rich_help_panel="Provider")] = False,
-    concurrency: Annotated[Optional[int], typer.Option(min=1, help="Parallel requests (default per provider).", rich_help_panel="Provider")] = None,
-    rate_limit: Annotated[Optional[float], typer.Option(min=0, help="Client-side cap on requests/s (default per provider: Clarifai 15, Azure 10); 0 = off.", rich_help_panel="Provider")] = None,
-    timeout: Annotated[Optional[float], typer.Option(min=0.1, help="Seconds to wait for an answer before retrying (default 60).", rich_help_panel="Provider")] = None,
-    key_file: Annotated[Optional[Path], typer.Option(help="Read the API key from this file (mode 600) instead of CLARIFAI_PAT / AZURE_CV_PREDICTION_KEY.", rich_help_panel="Provider")] = None,
-) -> ProviderChoice:
-    options = {
-        "base_url": base_url, "model": model, "model_version": model_version, "management_url": management_url, "user_id": user_id, "app_id": app_id,
-        "max_concepts": max_concepts, "endpoint": endpoint, "project_id": project_id, "iteration": iteration,
-        "api_version": api_version, "store_images": store_images or None, "concurrency": concurrency, "rate_limit": rate_limit,
-        "timeout": timeout, "key_file": str(key_file.expanduser().resolve()) if key_file else None,
-    }
-    return ProviderChoice(provider, {k: v for k, v in options.items() if v is not None})
+def _provider_flags() -> list[inspect.Parameter]:
+    """--provider, then one flag per option any provider declares (the registry's typed
+    options), each saying which providers take it."""
+    from barapi.adapters import providers
+
+    fields: dict[str, tuple[Any, list[str]]] = {}
+    for chosen in providers().values():
+        for name, field in chosen.options.model_fields.items():
+            fields.setdefault(name, (field, []))[1].append(chosen.name)
+    names = ", ".join(f"{p.name} ({p.summary})" for p in providers().values())
+    flags = [inspect.Parameter("provider", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Optional[str], typer.Option(help=f"{names}. (default: {DEFAULT_PROVIDER}; predict: the run's own)", rich_help_panel="Provider")])]
+    for name, (field, owners) in fields.items():
+        kind = next(t for t in typing.get_args(field.annotation) or (field.annotation,) if t is not type(None))
+        kind = Path if name == "key_file" else kind
+        only = "" if len(owners) == len(providers()) else f" [{', '.join(owners)}]"
+        option = typer.Option(help=(field.description or "") + only, rich_help_panel="Provider")
+        default = False if kind is bool else None
+        flags.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind if kind is bool else Optional[kind], option]))
+    return flags
+
+
+def provider_options(provider: str | None = None, **flags: Any) -> ProviderChoice:
+    """--provider and the flags given; each provider checks its own (typed) on use."""
+    if flags.get("key_file"):
+        flags["key_file"] = str(Path(flags["key_file"]).expanduser().resolve())
+    return ProviderChoice(provider, {k: v for k, v in flags.items() if v is not None and v is not False})
+
+
+provider_options.__signature__ = inspect.Signature(_provider_flags())  # type: ignore[attr-defined]
 
 
 def price_of(provider: ProviderConfig, override: float | None = None) -> float:
-    return lookup_price(provider.name, default_model(provider.name, provider.options), override=override, price_file=Store.price_file())
+    from barapi.adapters import model_id, providers
+
+    listed = providers()[provider.name].price_per_1k if provider.name in providers() else None
+    return lookup_price(provider.name, model_id(provider), listed=listed, override=override, price_file=Store.price_file())
 
 
 def read_config_file(ctx: typer.Context, value: Optional[Path]) -> Optional[Path]:

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from pydantic import Field
+
+from barapi.adapters import Provider, ProviderOptions
 
 from barapi.classifier import NULL_METER, Meter, Scores
 from barapi.errors import BadInputError, ConfigError
@@ -161,3 +164,21 @@ class InProcessClassifier:
             meter.on_success(ticket, answers)
             results += answers
         return results
+
+
+class LocalOptions(ProviderOptions):
+    model: str = Field(DEFAULT_MODEL, description="Model name at the provider.")
+
+    def model_id(self) -> str:
+        return self.model
+
+
+def build_local(options: LocalOptions, client: object, key: str | None) -> InProcessClassifier:
+    from barapi.mock.heads import COARSE_MODELS, coarse_model
+
+    if options.model in COARSE_MODELS:
+        return InProcessClassifier(ImageNetModel(), served=coarse_model(options.model))
+    return InProcessClassifier(ImageNetModel(options.model))
+
+
+PROVIDER = Provider("local", "the model in-process, no HTTP", LocalOptions, 0.0, build_local)

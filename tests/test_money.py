@@ -6,10 +6,12 @@ from barapi.errors import BudgetExceeded, PriceError
 from barapi.money import Budget, Estimate, price_per_1k
 
 
-def test_default_prices_come_from_the_design_table() -> None:
-    assert price_per_1k("clarifai", "general-image-recognition") == 1.20
-    assert price_per_1k("azure", "any") == 2.00
-    assert price_per_1k("torchserve", "efficientnet-lite0") == 0.0
+def test_list_prices_come_from_each_provider_and_match_the_design_table() -> None:
+    from barapi.adapters import providers
+
+    listed = {name: p.price_per_1k for name, p in providers().items()}
+    assert listed == {"clarifai": 1.20, "azure": 2.00, "torchserve": 0.0, "local": 0.0}
+    assert price_per_1k("clarifai", "general-image-recognition", listed=listed["clarifai"]) == 1.20
 
 
 def test_unknown_provider_is_an_error_that_says_how_to_set_a_price(tmp_path: Path) -> None:
@@ -21,8 +23,8 @@ def test_user_price_file_and_override_take_precedence(tmp_path: Path) -> None:
     file = tmp_path / "prices.json"
     file.write_text('{"acme/vision": 3.5, "clarifai": 1.0}')
     assert price_per_1k("acme", "vision", price_file=file) == 3.5
-    assert price_per_1k("clarifai", "x", price_file=file) == 1.0
-    assert price_per_1k("clarifai", "x", override=0.7, price_file=file) == 0.7
+    assert price_per_1k("clarifai", "x", listed=1.20, price_file=file) == 1.0
+    assert price_per_1k("clarifai", "x", listed=1.20, override=0.7, price_file=file) == 0.7
 
 
 def test_budget_reserves_before_send_and_refuses_what_does_not_fit() -> None:
