@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from barapi.checkpoint import load_config, require_state
-from barapi.classifier import Scores
+from barapi.classifier import Classifier, Scores, SelectableLabels
 from barapi.config import RunConfig
 from barapi.errors import ConfigError
 from barapi.labels import LabelMap, fill_missing
 from barapi.mapping import prefixed, restored_mapping
 from barapi.readout import LinearReadout, target_mapper
 from barapi.program import Geometry, Program, encode_png, program_sha256
+from barapi.money import Budget
 from barapi.queries import QueryEngine
 from barapi.store import Store
 
@@ -38,6 +39,14 @@ PROGRAM_FILE, MAPPING_FILE, CONFIG_FILE = "program.npz", "mapping.json", "config
 PICTURE_FILE, STRETCHED_FILE = "program.png", "program-stretched.png"
 # How many example images an export shows: enough to see the program around different classes.
 EXAMPLES = 4
+
+
+@dataclass(frozen=True)
+class Prediction:
+    shares: np.ndarray  # (images, classes), rows summing to 1
+    queries_paid: int
+    queries_cached: int
+    cost_usd: float
 
 
 @dataclass(frozen=True)
@@ -82,11 +91,17 @@ class LearnedProgram:
         scores = self.mapper.target_scores(dense)
         return scores / np.maximum(scores.sum(axis=1, keepdims=True), 1e-300)
 
-    def predict(self, engine: QueryEngine, images: np.ndarray) -> np.ndarray:
-        """Target images → their class shares, each query through the engine's budget, cache
-        and ledger; nothing is sent unless every image fits the budget."""
+    def predict(self, classifier: Classifier, store: Store, images: np.ndarray, *, budget_usd: float | None, price_per_1k: float, ledger: str | None) -> Prediction:
+        """Target images → their class shares through ``classifier``; every query goes through
+        a budget, the cache and the ledger (booked to ``ledger``, the run, or else to this
+        program), and nothing is sent unless every image fits the budget."""
+        if isinstance(classifier, SelectableLabels) and self.mapped_labels:
+            classifier.restrict_to(self.mapped_labels)  # top-k truncation never hides a mapped label
+        spending = Budget(max_usd=budget_usd, max_queries=None, per_1k=price_per_1k)
+        engine = QueryEngine(classifier, store, spending, ledger or f"predict-{self.sha256[:12]}")
+        cached_before = engine.queries_cached
         responses = engine.score(Program(self.geometry).encode_batch(self.w, images), all_or_nothing=True)
-        return self.target_shares(responses)
+        return Prediction(self.target_shares(responses), spending.spent_queries, engine.queries_cached - cached_before, spending.spent_usd)
 
     # -- the folder ------------------------------------------------------------------------------
     def save(self, directory: Path, examples: np.ndarray) -> list[Path]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from barapi.config import RunConfig
 from barapi.errors import ConfigError
-from barapi.store import Store
+from barapi.store import RunRecord, Store
 
 RUN_KEYS = ("iteration", "vocabulary", "recent_correct", "last_loss")
 
@@ -62,7 +62,11 @@ def load_state(store: Store, run: str) -> RunState | None:
 
 def load_config(store: Store, run: str) -> RunConfig:
     """A stored run's configuration."""
-    return RunConfig.model_validate_json(store.get_run(run).config)
+    return config_of(store.get_run(run))
+
+
+def config_of(record: RunRecord) -> RunConfig:
+    return RunConfig.model_validate_json(record.config)
 
 
 def require_state(store: Store, run: str) -> RunState:

@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from barapi.errors import ConfigError
+
+if TYPE_CHECKING:
+    from barapi.classifier import Classifier
+    from barapi.config import RunConfig
+    from barapi.store import Store
+    from barapi.trainer import Progress
+
+
+def evaluate_run(
+    store: Store, config: RunConfig, classifier: Classifier, *, dataset: str | None = None, on_progress: Callable[[Progress], None] | None = None,
+) -> dict:
+    """A run's program on its test split, or on another dataset with the same classes: the
+    report, and what its queries cost (booked to the run like any other)."""
+    from barapi.data import load_dataset
+    from barapi.trainer import Trainer
+
+    trainer = Trainer(config, classifier, store, on_progress, record_status=False)
+    paid_before, cost_before = trainer.budget.spent_queries, trainer.budget.spent_usd
+    images, labels = trainer.split.x_test, trainer.split.y_test
+    if dataset is not None:
+        images, labels, classes = load_dataset(dataset, embed_size=config.method.geometry.embed_size)
+        if classes != trainer.split.classes:
+            raise ConfigError(f"{dataset} has classes {classes}, but run {config.name!r} was trained on {trainer.split.classes}")
+    truth, predicted = trainer.evaluate(images, labels)
+    return report(truth, predicted, trainer.split.classes) | {
+        "queries_paid": trainer.budget.spent_queries - paid_before,
+        "cost_usd": round(trainer.budget.spent_usd - cost_before, 6),
+    }
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:

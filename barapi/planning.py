@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from barapi.checkpoint import load_state
+from barapi.checkpoint import config_of, load_state
 from barapi.classifier import Classifier
 from barapi.config import RunConfig
 from barapi.data import Split, run_split
@@ -49,7 +49,7 @@ def run_summary(store: Store, record: RunRecord) -> dict:
     """What `runs show` reports, from the ledger (money) and the latest checkpoint (progress)."""
     paid, cost = store.spent(record.name)
     cached = store.ledger_counts(record.name).get("hit", 0)
-    config = RunConfig.model_validate_json(record.config)
+    config = config_of(record)
     result = json.loads(record.result or "{}")
     metrics = store.metrics(record.name)
     latest = metrics[-1] if metrics else None

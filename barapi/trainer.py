@@ -8,6 +8,7 @@ renders exactly the same bytes — whose responses are then free from the cache.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -99,6 +100,7 @@ class Trainer:
         self.budget = Budget(max_usd=config.budget_usd, max_queries=config.max_queries, per_1k=config.price_per_1k, spent_usd=spent, spent_queries=paid)
         self.engine = QueryEngine(classifier, store, self.budget, config.name)
         self.started = time.monotonic()
+        self._lock = threading.Lock()
         self.optimizer: ZerothOrderOptimizer = optimizer_for(method)
 
     # -- public ------------------------------------------------------------------------------
@@ -127,13 +129,28 @@ class Trainer:
 
     def evaluate(self, images: np.ndarray | None = None, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(true labels, predicted labels) of the run's current program on its test split, or on
-        the images given; every query goes through the budget, cache and ledger."""
+        the images given; every query goes through the budget, cache and ledger, and each answer
+        is reported to ``on_progress`` (phase "evaluating": images answered of the set)."""
         state = self._restore()
         if state is None:
             raise ConfigError(f"run {self.config.name!r} has no checkpoint yet: train it first")
         images = self.split.x_test if images is None else images
         truth = self.split.y_test if labels is None else labels
-        scores = self.predict_scores(self.optimizer.w, images, state.vocabulary, self._mapper_at_w(state, keep=len(images)))
+        answered = [0]
+
+        def tick(count: int) -> None:  # adapters answer from several threads
+            with self._lock:
+                answered[0] += count
+                self.on_progress(Progress(
+                    "evaluating", min(answered[0], len(truth)), len(truth), None, None, None, self.budget.spent_queries,
+                    self.engine.queries_cached, self.budget.spent_usd, time.monotonic() - self.started,
+                ))
+
+        self.engine.meter.on_answered = tick
+        try:
+            scores = self.predict_scores(self.optimizer.w, images, state.vocabulary, self._mapper_at_w(state, keep=len(images)))
+        finally:
+            self.engine.meter.on_answered = None
         return truth, np.argmax(scores, axis=1)
 
     def predict_scores(self, w: np.ndarray, images: np.ndarray, vocabulary: list[str], mapper: Mapper) -> np.ndarray:

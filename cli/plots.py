@@ -34,8 +34,13 @@ def plot_runs(curves: dict[str, Sequence[MetricRow]], path: Path) -> None:
             points = [r for r in rows if getattr(r, metric) is not None]
             for j, (axis, _) in enumerate(PANELS_X):
                 # Test accuracy exists only where the run evaluated: mark those points.
-                axes[i][j].plot([x_value(r, axis) for r in points], [getattr(r, metric) for r in points],
-                                marker="o" if metric == "test_accuracy" else None, markersize=4, label=name)
+                axes[i][j].plot(
+                    [x_value(r, axis) for r in points],
+                    [getattr(r, metric) for r in points],
+                    marker="o" if metric == "test_accuracy" else None,
+                    markersize=4,
+                    label=name,
+                )
     for i, (_, y_label) in enumerate(PANELS_Y):
         for j, (_, x_label) in enumerate(PANELS_X):
             axes[i][j].set_xlabel(x_label)

@@ -21,7 +21,12 @@ from barapi.trainer import Progress
 
 # Off a terminal, one line per this many seconds keeps logs readable.
 PLAIN_INTERVAL_S = 10.0
-PHASES = {"mapping": "label mapping", "training": "training", "reading": "readout at final W", "evaluating": "evaluating"}
+PHASES = {
+    "mapping": "label mapping",
+    "training": "training",
+    "reading": "readout at final W",
+    "evaluating": "evaluating",
+}
 
 
 def fmt(value: float | None, pattern: str = "{:.3f}") -> str:
@@ -30,7 +35,11 @@ def fmt(value: float | None, pattern: str = "{:.3f}") -> str:
 
 def duration(seconds: float) -> str:
     seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+    return (
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
 
 
 def figures(p: Progress) -> str:
@@ -82,16 +91,26 @@ class ProgressPrinter:
             self.first_iteration = p.iteration - 1
         if self.live:
             self._draw(p)
-        elif time.monotonic() - self.last_plain >= PLAIN_INTERVAL_S or p.phase != "training" or p.iteration == p.iterations:
+        elif (
+            time.monotonic() - self.last_plain >= PLAIN_INTERVAL_S
+            or p.phase != "training"
+            or p.iteration == p.iterations
+        ):
             self.last_plain = time.monotonic()
             typer.echo(progress_line(p, self.first_iteration or 0, self.started), err=True)
 
     def _draw(self, p: Progress) -> None:
         if self.bar is None:
             self.bar = Bar(
-                TextColumn("[bold]{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(), TextColumn("{task.fields[figures]}"),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(compact=True),
-                console=Console(stderr=True), transient=False,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(bar_width=12),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[figures]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(compact=True),
+                console=Console(stderr=True),
+                transient=False,
             )
             self.bar.start()
             # A resumed run starts part-way: the ETA then counts only this session's pace.

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from barapi.cli.app import app
+from barapi.cli.options import classifier_for as REAL_CLASSIFIER
 from PIL import Image
 from typer.testing import CliRunner
-
-from barapi.cli.app import _classifier as REAL_CLASSIFIER
-from barapi.cli.app import app
 
 runner = CliRunner()
 
@@ -106,7 +105,7 @@ def test_runs_list_empty_and_json(home: Path) -> None:
 def fake_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     from fakes import ProjectionModel
 
-    monkeypatch.setattr("barapi.cli.app._classifier", lambda config: ProjectionModel())
+    monkeypatch.setattr("barapi.cli.options.classifier_for", lambda config: ProjectionModel())
 
 
 TINY = ("--dataset", "digits", "--train-per-class", "3", "--test-size", "10", "--iterations", "2", "--batch-size", "3",
@@ -181,7 +180,7 @@ def test_predict_error_paths(trained: str, tmp_path: Path) -> None:
 
 
 def test_predict_with_a_provider_whose_key_is_missing(trained: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("barapi.cli.app._classifier", REAL_CLASSIFIER)  # the real adapters, not the stand-in
+    monkeypatch.setattr("barapi.cli.options.classifier_for", REAL_CLASSIFIER)  # the real adapters, not the stand-in
     monkeypatch.delenv("CLARIFAI_PAT", raising=False)
     image = digit_files(tmp_path)[0]
     assert_one_line_error(invoke("predict", trained, "--provider", "clarifai", str(image)), "CLARIFAI_PAT")

@@ -100,35 +100,27 @@ def test_an_unpublished_vocabulary_is_learnt_from_the_first_answer_at_no_extra_c
 
 # -- the local server and the adapters -----------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def fewlabel_server(imagenet_model, model_home: Path):
-    process, url = start_server(model_home)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-
-
 @pytest.mark.slow
-def test_the_server_lists_and_describes_every_model(fewlabel_server: str) -> None:
-    names = [m["modelName"] for m in httpx.get(f"{fewlabel_server}/models").json()["models"]]
+def test_the_server_lists_and_describes_every_model(server_url: str) -> None:
+    names = [m["modelName"] for m in httpx.get(f"{server_url}/models").json()["models"]]
     assert names == ["efficientnet-lite0", "coarse-2", "coarse-5", "coarse-10"]
-    plain = httpx.get(f"{fewlabel_server}/models/coarse-5").json()
+    plain = httpx.get(f"{server_url}/models/coarse-5").json()
     assert plain[0]["modelName"] == "coarse-5" and "customizedMetadata" not in plain[0]
-    described = httpx.get(f"{fewlabel_server}/models/coarse-5?customized=true").json()
+    described = httpx.get(f"{server_url}/models/coarse-5?customized=true").json()
     assert json.loads(described[0]["customizedMetadata"])["labels"] == coarse_model("coarse-5").labels
-    assert httpx.get(f"{fewlabel_server}/models/nope").status_code == 404
+    assert httpx.get(f"{server_url}/models/nope").status_code == 404
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", COARSE_MODELS)
-def test_vocabulary_discovery_per_provider(fewlabel_server: str, name: str) -> None:
+def test_vocabulary_discovery_per_provider(server_url: str, name: str) -> None:
     """TorchServe and Clarifai publish a model's labels (free); Azure's prediction key cannot
     list tags, but every answer carries all of them."""
     expected = coarse_model(name).labels
     client = make_client()
-    torchserve = TorchServeClassifier(client, base_url=fewlabel_server, model=name)
-    clarifai = ClarifaiClassifier(client, pat="mock-key", base_url=fewlabel_server, model=name, rate_per_second=None)
-    azure = AzureCustomVisionClassifier(client, key="mock-key", endpoint=fewlabel_server, project_id=name, iteration="published", rate_per_second=None)
+    torchserve = TorchServeClassifier(client, base_url=server_url, model=name)
+    clarifai = ClarifaiClassifier(client, pat="mock-key", base_url=server_url, model=name, rate_per_second=None)
+    azure = AzureCustomVisionClassifier(client, key="mock-key", endpoint=server_url, project_id=name, iteration="published", rate_per_second=None)
     assert torchserve.labels() == expected and clarifai.labels() == expected
     assert azure.labels() is None
     image = _image()
@@ -139,8 +131,8 @@ def test_vocabulary_discovery_per_provider(fewlabel_server: str, name: str) -> N
 
 
 @pytest.mark.slow
-def test_a_wrong_key_publishes_nothing(fewlabel_server: str) -> None:
-    clarifai = ClarifaiClassifier(make_client(), pat="wrong", base_url=fewlabel_server, model="coarse-5")
+def test_a_wrong_key_publishes_nothing(server_url: str) -> None:
+    clarifai = ClarifaiClassifier(make_client(), pat="wrong", base_url=server_url, model="coarse-5")
     assert clarifai.labels() is None  # the prediction that follows says what is wrong with the key
 
 
@@ -163,9 +155,9 @@ PROTOCOLS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
 @pytest.mark.parametrize("model", ["coarse-2", "coarse-5"])
-def test_the_default_run_reprograms_a_few_label_model_through_each_protocol(fewlabel_server: str, tmp_path: Path, protocol: str, model: str) -> None:
+def test_the_default_run_reprograms_a_few_label_model_through_each_protocol(server_url: str, tmp_path: Path, protocol: str, model: str) -> None:
     env = os.environ | {"BARAPI_HOME": str(tmp_path), "CLARIFAI_PAT": "mock-key", "AZURE_CV_PREDICTION_KEY": "mock-key"}
-    flags = PROTOCOLS[protocol](fewlabel_server) + (["--project-id", model] if protocol == "azure" else ["--model", model])
+    flags = PROTOCOLS[protocol](server_url) + (["--project-id", model] if protocol == "azure" else ["--model", model])
     result = subprocess.run([sys.executable, "-m", "barapi.cli", "train", *flags, *FEW, "--name", "few"],
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -177,9 +169,9 @@ def test_the_default_run_reprograms_a_few_label_model_through_each_protocol(fewl
 
 
 @pytest.mark.slow
-def test_estimate_refuses_a_mapping_the_model_cannot_hold_before_any_query(fewlabel_server: str, tmp_path: Path) -> None:
+def test_estimate_refuses_a_mapping_the_model_cannot_hold_before_any_query(server_url: str, tmp_path: Path) -> None:
     env = os.environ | {"BARAPI_HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "barapi.cli", "train", "--base-url", fewlabel_server, "--model", "coarse-5",
+    result = subprocess.run([sys.executable, "-m", "barapi.cli", "train", "--base-url", server_url, "--model", "coarse-5",
                              "--mapping", "frequency", *FEW[:1], "digits", *FEW[2:], "--name", "refused"],
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1

@@ -1,0 +1,350 @@
+"""Options several commands share: the provider (from the registry), the run's settings, --json."""
+
+import inspect
+import secrets
+import time
+import tomllib
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
+from barapi.errors import ConfigError
+from barapi.money import price_per_1k as lookup_price
+from barapi.store import Store
+
+DEFAULT_PROVIDER = "torchserve"
+_DEFAULT_METHOD = MethodConfig()
+_DEFAULT_DATA = DataConfig()
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    """--provider and its options as typed; ``name`` is None when --provider was not given."""
+
+    name: str | None
+    options: dict[str, Any]
+
+    def for_new_run(self) -> ProviderConfig:
+        return ProviderConfig(name=self.name or DEFAULT_PROVIDER, options=self.options)
+
+    def over(self, stored: ProviderConfig) -> ProviderConfig:
+        """A stored run's provider with the flags given now on top (another provider: only them)."""
+        if self.name and self.name != stored.name:
+            return ProviderConfig(name=self.name, options=self.options)
+        return ProviderConfig(name=stored.name, options=stored.options | self.options)
+
+
+def _provider_flags() -> list[inspect.Parameter]:
+    """--provider, then one flag per option any provider declares (the registry's typed
+    options), each saying which providers take it."""
+    from barapi.adapters import providers
+
+    fields: dict[str, tuple[Any, list[str]]] = {}
+    for chosen in providers().values():
+        for name, field in chosen.options.model_fields.items():
+            fields.setdefault(name, (field, []))[1].append(chosen.name)
+    names = ", ".join(f"{p.name} ({p.summary})" for p in providers().values())
+    flags = [
+        inspect.Parameter(
+            "provider",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                Optional[str],
+                typer.Option(
+                    help=f"{names}. (default: {DEFAULT_PROVIDER}; predict: the run's own)", rich_help_panel="Provider"
+                ),
+            ],
+        )
+    ]
+    for name, (field, owners) in fields.items():
+        kind = next(t for t in typing.get_args(field.annotation) or (field.annotation,) if t is not type(None))
+        kind = Path if name == "key_file" else kind
+        only = "" if len(owners) == len(providers()) else f" [{', '.join(owners)}]"
+        option = typer.Option(help=(field.description or "") + only, rich_help_panel="Provider")
+        default = False if kind is bool else None
+        flags.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=Annotated[kind if kind is bool else Optional[kind], option],
+            )
+        )
+    return flags
+
+
+def provider_options(provider: str | None = None, **flags: Any) -> ProviderChoice:
+    """--provider and the flags given; each provider checks its own (typed) on use."""
+    if flags.get("key_file"):
+        flags["key_file"] = str(Path(flags["key_file"]).expanduser().resolve())
+    return ProviderChoice(provider, {k: v for k, v in flags.items() if v is not None and v is not False})
+
+
+provider_options.__signature__ = inspect.Signature(_provider_flags())  # type: ignore[attr-defined]
+
+
+def price_of(provider: ProviderConfig, override: float | None = None) -> float:
+    from barapi.adapters import model_id, providers
+
+    listed = providers()[provider.name].price_per_1k if provider.name in providers() else None
+    return lookup_price(
+        provider.name, model_id(provider), listed=listed, override=override, price_file=Store.price_file()
+    )
+
+
+def read_config_file(ctx: typer.Context, value: Optional[Path]) -> Optional[Path]:
+    """--config run.toml: its keys become the command's defaults (click's default_map), so a flag
+    typed on the command line still wins. Keys are flag names (`train-per-class` or
+    `train_per_class`), at the top level or in tables named after the help panels."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    try:
+        document = tomllib.loads(value.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise typer.BadParameter(f"cannot read {value}: {error}") from None
+    settings: dict[str, Any] = {}
+    for key, item in document.items():
+        settings |= item if isinstance(item, dict) else {key: item}
+    known = {p.name: p for p in ctx.command.params}
+    defaults = {}
+    for key, item in settings.items():
+        name = key.replace("-", "_")
+        if name not in known or name == "config_file":
+            raise typer.BadParameter(f"{value}: unknown setting {key!r} (see `barapi {ctx.info_name} --help`)")
+        defaults[name] = item
+    ctx.default_map = (ctx.default_map or {}) | defaults
+    return value
+
+
+def run_options(
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="'digits' (bundled), 'fashion-mnist' (Debian's dataset-fashion-mnist), a folder with one sub-folder per class, or an .npz (x, y).",
+            rich_help_panel="Data",
+        ),
+    ] = _DEFAULT_DATA.dataset,
+    train_per_class: Annotated[
+        int, typer.Option(min=1, help="Training images per class.", rich_help_panel="Data")
+    ] = _DEFAULT_DATA.train_per_class,
+    test_size: Annotated[
+        int, typer.Option(min=1, help="Test images.", rich_help_panel="Data")
+    ] = _DEFAULT_DATA.test_size,
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="Method settings to start from: default (what bench/ found best) or paper (Algorithm 1); the flags below override.",
+            rich_help_panel="Method",
+        ),
+    ] = "default",
+    embed_size: Annotated[
+        Optional[int],
+        typer.Option(
+            help=f"Side of the target image in the canvas, px. (preset: {_DEFAULT_METHOD.geometry.embed_size})",
+            rich_help_panel="Method",
+        ),
+    ] = None,
+    program_resolution: Annotated[
+        Optional[int],
+        typer.Option(
+            help=f"Side of W per channel (upsampled to the canvas); 0 = full resolution. (preset: {_DEFAULT_METHOD.geometry.program_resolution or 0})",
+            rich_help_panel="Method",
+        ),
+    ] = None,
+    iterations: Annotated[
+        Optional[int],
+        typer.Option(min=1, help=f"Optimiser steps. (preset: {_DEFAULT_METHOD.iterations})", rich_help_panel="Method"),
+    ] = None,
+    batch_size: Annotated[
+        Optional[int],
+        typer.Option(min=1, help=f"Images per step. (preset: {_DEFAULT_METHOD.batch_size})", rich_help_panel="Method"),
+    ] = None,
+    q: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help=f"Random directions per gradient estimate. (preset: {_DEFAULT_METHOD.q})",
+            rich_help_panel="Method",
+        ),
+    ] = None,
+    beta: Annotated[
+        Optional[float],
+        typer.Option(
+            help=f"Smoothing (perturbation size) of the estimator. (preset: {_DEFAULT_METHOD.beta})",
+            rich_help_panel="Method",
+        ),
+    ] = None,
+    lr: Annotated[
+        Optional[float],
+        typer.Option(help=f"Initial step size. (preset: {_DEFAULT_METHOD.lr})", rich_help_panel="Method"),
+    ] = None,
+    lr_decay: Annotated[
+        Optional[float],
+        typer.Option(
+            help=f"Step size multiplier per iteration. (preset: {_DEFAULT_METHOD.lr_decay})", rich_help_panel="Method"
+        ),
+    ] = None,
+    estimator: Annotated[
+        Optional[str],
+        typer.Option(
+            help=f"one-sided (the paper), two-sided or spsa. (preset: {_DEFAULT_METHOD.estimator})",
+            rich_help_panel="Method",
+        ),
+    ] = None,
+    optimizer: Annotated[
+        Optional[str],
+        typer.Option(
+            help=f"adam, sgd (the paper), sign-sgd or nesterov-gc (with spsa: SPSA-GC). (preset: {_DEFAULT_METHOD.optimizer})",
+            rich_help_panel="Method",
+        ),
+    ] = None,
+    labels_per_class: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help="Source labels averaged per target class (m) by the m-to-1 mappings. (default: 5, or the most the model's labels allow)",
+            rich_help_panel="Method",
+        ),
+    ] = None,
+    mapping: Annotated[
+        Optional[str],
+        typer.Option(
+            help=f"frequency, random, iterative (re-fitted from paid answers) or linear (a readout over every label's score). (preset: {_DEFAULT_METHOD.mapping})",
+            rich_help_panel="Method",
+        ),
+    ] = None,
+    loss: Annotated[
+        Optional[str], typer.Option(help=f"focal or ce. (preset: {_DEFAULT_METHOD.loss})", rich_help_panel="Method")
+    ] = None,
+    eval_every: Annotated[
+        Optional[int],
+        typer.Option(min=0, help="Evaluate every N iterations (0: at the end only).", rich_help_panel="Method"),
+    ] = None,
+    budget: Annotated[
+        Optional[float], typer.Option(help="Most dollars this run may spend.", rich_help_panel="Budget")
+    ] = None,
+    max_queries: Annotated[
+        Optional[int], typer.Option(help="Most images this run may send (paid).", rich_help_panel="Budget")
+    ] = None,
+    price_per_1k: Annotated[
+        Optional[float],
+        typer.Option(help="Dollars per 1,000 images (overrides the price table).", rich_help_panel="Budget"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.", rich_help_panel="Run")] = 0,
+    name: Annotated[Optional[str], typer.Option(help="Run name (default: generated).", rich_help_panel="Run")] = None,
+    config_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--config",
+            help="TOML file of these options (flags given on the command line win).",
+            is_eager=True,
+            callback=read_config_file,
+            rich_help_panel="Run",
+        ),
+    ] = None,
+) -> Callable[[ProviderChoice], RunConfig]:
+    """Everything but the provider; the run's configuration once the provider is known (the
+    price depends on it)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    base = PRESETS[preset]
+    chosen = {
+        "iterations": iterations,
+        "batch_size": batch_size,
+        "q": q,
+        "beta": beta,
+        "lr": lr,
+        "lr_decay": lr_decay,
+        "estimator": estimator,
+        "optimizer": optimizer,
+        "loss": loss,
+        "mapping": mapping,
+        "labels_per_class": labels_per_class,
+        "eval_every": eval_every,
+    }
+    geometry = base.geometry.model_dump() | {k: v for k, v in {"embed_size": embed_size}.items() if v is not None}
+    if program_resolution is not None:
+        geometry["program_resolution"] = program_resolution or None
+    # Validate the merged settings as a whole, so a bad flag gets pydantic's message.
+    method = MethodConfig.model_validate(
+        base.model_dump() | {k: v for k, v in chosen.items() if v is not None} | {"geometry": geometry}
+    )
+    data = DataConfig(dataset=dataset, train_per_class=train_per_class, test_size=test_size)
+
+    def config(choice: ProviderChoice) -> RunConfig:
+        provider = choice.for_new_run()
+        return RunConfig(
+            name=name or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}",
+            seed=seed,
+            provider=provider,
+            data=data,
+            method=method,
+            budget_usd=budget,
+            max_queries=max_queries,
+            price_per_1k=price_of(provider, price_per_1k),
+        )
+
+    return config
+
+
+def keyword_only(parameters: Any) -> list[inspect.Parameter]:
+    return [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in parameters]
+
+
+def with_options(builder: Callable[..., Any], into: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command every option of ``builder`` besides its own, declared once (Typer reads
+    the signature); the command receives what the builder made as ``into``."""
+    shared = keyword_only(inspect.signature(builder).parameters.values())
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = keyword_only(p for p in inspect.signature(command).parameters.values() if p.name != into)
+
+        @wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            built = builder(**{p.name: kwargs.pop(p.name) for p in shared})
+            return command(**{into: built}, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(shared + own)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """train and estimate: the provider and run options, joined into one RunConfig as ``config``."""
+
+    @wraps(command)
+    def joined(provider: ProviderChoice, settings: Callable[[ProviderChoice], RunConfig], **kwargs: Any) -> Any:
+        return command(config=settings(provider), **kwargs)
+
+    own = [p for p in inspect.signature(command).parameters.values() if p.name != "config"]
+    joined.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        keyword_only(
+            [
+                inspect.Parameter("provider", inspect.Parameter.KEYWORD_ONLY),
+                inspect.Parameter("settings", inspect.Parameter.KEYWORD_ONLY),
+                *own,
+            ]
+        )
+    )
+    return with_options(provider_options, "provider")(with_options(run_options, "settings")(joined))
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line of stdout.")]
+
+
+def classifier_for(config: RunConfig):  # noqa: ANN202 - the Classifier protocol
+    from barapi.adapters import build_classifier, client_for
+
+    return build_classifier(config.provider, client_for(config.provider))
+
+
+def percent(value: float | None, missing: str = "not evaluated (budget)") -> str:
+    return missing if value is None else f"{value:.1%}"

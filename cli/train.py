@@ -1,0 +1,141 @@
+"""estimate, train, resume."""
+
+import json
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+from barapi.cli import options
+from barapi.cli.app import EXIT_INTERRUPTED, app, fail, friendly
+from barapi.cli.options import JsonOption, percent, with_run_options
+from barapi.cli.render import ProgressPrinter
+
+from barapi.checkpoint import load_config
+from barapi.config import RunConfig
+from barapi.errors import BudgetExceeded, ConfigError
+from barapi.money import Estimate
+from barapi.store import Store
+
+
+@app.command()
+@friendly
+@with_run_options
+def estimate(config: RunConfig, as_json: JsonOption = False) -> None:
+    """Queries and dollars a run would cost, before anything is spent."""
+    from barapi.planning import estimate_run
+
+    store = Store()
+    figures = estimate_run(config, options.classifier_for(config), store)
+    _print_estimate(figures, as_json)
+
+
+@app.command()
+@friendly
+@with_run_options
+def train(
+    config: RunConfig,
+    as_json: JsonOption = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before spending past the budget.")] = False,
+) -> None:
+    """Train a program: embed, query, estimate gradients, step — within the budget."""
+    from barapi.planning import estimate_run
+
+    store = Store()
+    if store.has_run(config.name):
+        raise ConfigError(
+            f"a run named {config.name!r} exists: continue it with `barapi resume {config.name}` or pick another --name"
+        )
+    from barapi.data import run_split
+
+    classifier = options.classifier_for(config)
+    split = run_split(config)  # decoded once, for the estimate and the training
+    figures = estimate_run(config, classifier, store, split)
+    if not as_json:
+        _print_estimate(figures, as_json=False)
+    _confirm_spend(config, figures, yes)
+    _execute(config, classifier, store, as_json, split)
+
+
+@app.command()
+@friendly
+def resume(
+    run: Annotated[str, typer.Argument(help="Run name (see `barapi runs list`).")],
+    budget: Annotated[Optional[float], typer.Option(help="Raise the run's dollar budget.")] = None,
+    max_queries: Annotated[Optional[int], typer.Option(help="Raise the run's query cap.")] = None,
+    iterations: Annotated[
+        Optional[int], typer.Option(min=1, help="Train to this many iterations in all (extends a finished run).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Carry on an interrupted run exactly where it stopped; paid responses come from the cache."""
+    store = Store()
+    config = load_config(store, run)
+    updates = {k: v for k, v in {"budget_usd": budget, "max_queries": max_queries}.items() if v is not None}
+    if iterations is not None:
+        updates["method"] = config.method.model_copy(update={"iterations": iterations})
+    config = config.model_copy(update=updates)
+    _execute(config, options.classifier_for(config), store, as_json)
+
+
+def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, split: Any = None) -> None:
+    from barapi.trainer import Trainer
+
+    printer = ProgressPrinter(quiet=as_json)
+    trainer = Trainer(config, classifier, store, on_progress=printer, split=split)
+    try:
+        result = trainer.run()
+    except KeyboardInterrupt:
+        printer.finish()
+        trainer.mark("interrupted")
+        typer.echo(f"interrupted: progress is checkpointed; carry on with `barapi resume {config.name}`", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except BudgetExceeded as error:
+        printer.finish()
+        trainer.mark("budget_exhausted")
+        raise fail(f"{error} (run {config.name})") from None
+    except BaseException:
+        printer.finish()
+        trainer.mark("failed")
+        raise
+    printer.finish()
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+        return
+    typer.echo(
+        f"run {result.run}: {result.status} after {result.iterations} iterations — "
+        f"test accuracy {percent(result.test_accuracy)}, train accuracy {percent(result.train_accuracy)}, "
+        f"{result.queries_paid:,} queries paid + {result.queries_cached:,} from cache, ${result.cost_usd:.4f}"
+        + (f" of ${result.budget_usd:.2f}" if result.budget_usd is not None else "")
+    )
+
+
+def _print_estimate(figures: Estimate, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(figures.as_json()))
+        return
+    q = figures.as_json()["queries"]
+    readout = f" + {q['readout']:,} readout" if q["readout"] else ""
+    labels = (
+        f"{figures.vocabulary:,} labels published"
+        if figures.vocabulary
+        else "its labels are learnt from the label mapping's first answer"
+    )
+    typer.echo(
+        f"estimate: {q['label_mapping']:,} label mapping + {q['training']:,} training{readout} + {q['evaluation']:,} evaluation "
+        f"= {q['total']:,} queries ({q['cached']:,} already cached) → ${figures.cost_usd:.2f} at ${figures.price_per_1k:.2f}/1k; "
+        f"the model: {labels}",
+        err=True,
+    )
+    if figures.notice:
+        typer.echo(f"note: {figures.notice}", err=True)
+
+
+def _confirm_spend(config: RunConfig, figures: Estimate, yes: bool) -> None:
+    over_budget = config.budget_usd is not None and figures.cost_usd > config.budget_usd
+    if yes or not over_budget:
+        return
+    question = f"the estimate (${figures.cost_usd:.2f}) exceeds the budget (${config.budget_usd:.2f}); training stops when the budget runs out. Continue?"
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{question.split(';')[0]}: refusing without a terminal to ask; pass --yes to train anyway")
+    if not typer.confirm(question, default=False, err=True):
+        raise typer.Exit(1)
