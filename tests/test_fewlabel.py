@@ -204,3 +204,48 @@ def test_a_project_is_fitted_once_and_served_from_its_cache_after_a_restart(imag
         fitted = "project shapes:" in err.decode()
         assert fitted == (len(timings) == 1)  # fitted the first time only
     assert len(list((home / "projects").glob("*.npz"))) == 1
+
+
+# -- recorded-shape answers of few-label models, on httpx.MockTransport -------------------------
+MODERATION = {"safe": 0.9931, "suggestive": 0.0041, "explicit": 0.0013, "drug": 0.0009, "gore": 0.0006}
+GTSRB_TAGS = [f"sign-{i:02d}" for i in range(43)]
+
+
+def clarifai_moderation(request: httpx.Request) -> httpx.Response:
+    """Clarifai's moderation model answers each input with its 5 concepts, as the service does
+    (outputs in input order, each with its own status, model, input and created_at)."""
+    if request.url.path.endswith("/output_info"):
+        concepts = [{"id": f"ai_{name}", "name": name, "value": 1.0, "app_id": "main"} for name in MODERATION]
+        return httpx.Response(200, json={"status": {"code": 10000, "description": "Ok", "req_id": "r0"},
+                                         "model": {"id": "moderation-recognition", "output_info": {"data": {"concepts": concepts}}}})
+    inputs = json.loads(request.content)["inputs"]
+    outputs = [{"id": f"o{i}", "status": {"code": 10000, "description": "Ok"}, "created_at": "2026-11-27T08:00:00.000000Z",
+                "model": {"id": "moderation-recognition", "name": "moderation-recognition", "app_id": "main", "user_id": "clarifai"},
+                "input": {"id": f"i{i}", "data": {"image": {"url": "https://samples.clarifai.com/placeholder.gif", "base64": "dHJ1ZQ=="}}},
+                "data": {"concepts": [{"id": f"ai_{k}", "name": k, "value": v, "app_id": "main"} for k, v in MODERATION.items()]}}
+               for i, _ in enumerate(inputs)]
+    return httpx.Response(200, json={"status": {"code": 10000, "description": "Ok", "req_id": "r1"}, "outputs": outputs})
+
+
+def azure_project(request: httpx.Request) -> httpx.Response:
+    """A Custom Vision project with 43 tags answers every tag, sorted by probability."""
+    weights = np.linspace(1.0, 0.01, 43)
+    predictions = [{"probability": float(w / weights.sum()), "tagId": f"00000000-0000-0000-0000-{i:012d}", "tagName": tag}
+                   for i, (tag, w) in enumerate(zip(GTSRB_TAGS, weights))]
+    return httpx.Response(200, json={"id": "5b8e", "project": "p", "iteration": "i", "created": "2026-11-27T08:00:00Z", "predictions": predictions})
+
+
+def test_a_five_concept_clarifai_model_publishes_and_answers_its_concepts() -> None:
+    client = httpx.Client(transport=httpx.MockTransport(clarifai_moderation))
+    clarifai = ClarifaiClassifier(client, pat="k", base_url="https://api.clarifai.com", model="moderation-recognition", rate_per_second=None)
+    assert clarifai.labels() == list(MODERATION)
+    answers = clarifai.predict([b"a", b"b", b"c"])
+    assert answers == [MODERATION] * 3
+
+
+def test_a_43_tag_azure_project_is_learnt_from_its_first_answer() -> None:
+    client = httpx.Client(transport=httpx.MockTransport(azure_project))
+    azure = AzureCustomVisionClassifier(client, key="k", endpoint="https://x.cognitiveservices.azure.com", project_id="p", iteration="i", rate_per_second=None)
+    assert azure.labels() is None
+    answer = azure.predict([b"a"])[0]
+    assert sorted(answer) == sorted(GTSRB_TAGS) and sum(answer.values()) == pytest.approx(1.0)
