@@ -89,11 +89,11 @@ def run_config(task: str, method: MethodConfig, seed: int, iterations: int | Non
     return RunConfig(name="bench", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method)
 
 
-def zeroth_order(classifier: InProcessClassifier, task: str, preset: str, seed: int, budgets: list[int], record) -> None:
+def zeroth_order(classifier: InProcessClassifier, base: RunConfig, budgets: list[int], record) -> None:  # noqa: ANN001
     """Zero-program, then each budget, from one run extended as `barapi resume` extends it."""
-    method = PRESETS[preset]
+    method = base.method
     store = Store(Path(tempfile.mkdtemp(prefix="fewlabel-", dir=WORK)))
-    trainer = Trainer(run_config(task, method, seed), classifier, store)
+    trainer = Trainer(base, classifier, store)
     state = trainer._start()  # noqa: SLF001 - the zero-program row is the mapping without a step
     record(0, trainer._evaluate(state))  # noqa: SLF001
     n_train = len(trainer.split.y_train)
@@ -102,8 +102,8 @@ def zeroth_order(classifier: InProcessClassifier, task: str, preset: str, seed: 
     for budget in budgets:
         iterations = (budget - fixed) // per_iteration
         if iterations >= 1:
-            result = Trainer(run_config(task, method, seed, iterations), classifier, store, split=trainer.split).run()
-            record(budget, result.test_accuracy)
+            extended = base.model_copy(update={"method": method.model_copy(update={"iterations": iterations})})
+            record(budget, Trainer(extended, classifier, store, split=trainer.split).run().test_accuracy)
 
 
 def no_api(task: str, seed: int) -> float:
@@ -243,7 +243,7 @@ def measure(combos: list[str], rows: list[str], seeds: list[int], budgets: list[
                 if row == "noapi":
                     record(0, no_api(task, seed))
                 elif row in PRESETS:
-                    zeroth_order(classifier, task, row, seed, budgets, record)
+                    zeroth_order(classifier, run_config(task, PRESETS[row], seed), budgets, record)
                 else:
                     white_box(classifier, task, row, seed, record)
 

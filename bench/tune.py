@@ -1,0 +1,118 @@
+"""Choosing the zeroth-order method on a validation split carved from the training images only.
+
+For each task of bench/fewlabel.py, its shared split's training images (and nothing else) are
+written to an .npz; runs train on ``--train-per-class`` of them per class and are measured on
+the rest. The test images of the split are never read, so what wins here can be reported on
+them by bench/fewlabel.py without having been chosen on them. One line per measurement in
+``bench/results/tune.jsonl`` (a rerun skips what is there); ``--report`` writes ``tune.md``.
+
+    python bench/tune.py --combos coarse-5/tshirt-shirt,coarse-5/pullover-coat --seeds 0,1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from fewlabel import RESULTS, SPLIT_SEED, TASKS, TEST_SIZE, TRAIN_PER_CLASS, WORK, served_model, zeroth_order
+
+from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
+from barapi.data import load_split
+from barapi.mock.model import ImageNetModel, InProcessClassifier
+
+MEASURED = RESULTS / "tune.jsonl"
+# Each variant changes the default in one way: name → (what it is, settings).
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "default": ("the default preset", {}),
+    "wide": ("5 images × 20 directions per step instead of 20 × 5 (same queries per step)", {"batch_size": 5, "q": 20}),
+    "middle": ("10 images × 10 directions per step", {"batch_size": 10, "q": 10}),
+    "fast": ("step 0.05 instead of 0.01", {"lr": 0.05}),
+    "spsa-gc": ("SPSA-GC: Rademacher directions, Nesterov gradient correction, step 0.3", {"estimator": "spsa", "optimizer": "nesterov-gc", "lr": 0.3}),
+}
+BUDGETS = [5000, 10000]
+VALIDATION_PER_CLASS = 20
+
+
+def training_images_only(task: str) -> Path:
+    """The shared split's training images as a dataset of their own (at the embedding size)."""
+    path = WORK / f"tune-{task}.npz"
+    if not path.is_file():
+        split = load_split(TASKS[task], embed_size=PRESETS["default"].geometry.embed_size, train_per_class=TRAIN_PER_CLASS, test_size=TEST_SIZE, seed=SPLIT_SEED)
+        pixels = np.round((split.x_train + 1) * 127.5).astype(np.uint8)
+        np.savez(path, x=pixels, y=split.y_train, classes=np.asarray(split.classes))
+    return path
+
+
+def method(variant: str) -> MethodConfig:
+    return PRESETS["default"].model_copy(update=VARIANTS[variant][1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--combos", default="coarse-5/tshirt-shirt,coarse-5/pullover-coat")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    if not args.report:
+        measure(args.combos.split(","), args.variants.split(","), [int(s) for s in args.seeds.split(",")], args.threads)
+    report()
+
+
+def measure(combos: list[str], variants: list[str], seeds: list[int], threads: int) -> None:
+    WORK.mkdir(exist_ok=True)
+    network = ImageNetModel(home=WORK / "home", threads=threads)
+    done = {(m["combo"], m["variant"], m["seed"]) for m in load()}
+    for seed in seeds:
+        for combo in combos:
+            model, task = combo.split("/")
+            classifier = InProcessClassifier(network, served=served_model(model, network))
+            dataset = str(training_images_only(task))
+            for variant in variants:
+                if (combo, variant, seed) in done:
+                    continue
+                curve: dict[int, float | None] = {}
+                data = DataConfig(dataset=dataset, train_per_class=TRAIN_PER_CLASS - VALIDATION_PER_CLASS, test_size=2 * VALIDATION_PER_CLASS, split_seed=0)
+                config = RunConfig(name="tune", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method(variant))
+                zeroth_order(classifier, config, BUDGETS, lambda at, accuracy: curve.__setitem__(at, accuracy))
+                with MEASURED.open("a") as handle:
+                    handle.write(json.dumps({"combo": combo, "variant": variant, "seed": seed, "validation": curve, "ts": time.time()}) + "\n")
+                print(f"  {combo} {variant} seed {seed}: {curve}", file=sys.stderr, flush=True)
+
+
+def load() -> list[dict]:
+    return [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip()] if MEASURED.is_file() else []
+
+
+def report() -> None:
+    entries = load()
+    lines = [
+        "# Choosing the method on validation images carved from the training images",
+        "",
+        f"`python bench/tune.py` (2-core CPU). Per task: its shared split's {2 * TRAIN_PER_CLASS} training images only; runs train on "
+        f"{TRAIN_PER_CLASS - VALIDATION_PER_CLASS} per class and are measured on the other {VALIDATION_PER_CLASS} per class "
+        "(validation accuracy, mean over seeds, seeds in brackets). The test images are never read.",
+        "",
+        "| variant | what | " + " | ".join(f"{c}, {b // 1000}k" for c in sorted({e['combo'] for e in entries}) for b in BUDGETS) + " |",
+        "|---|---|" + "---|" * (len({e['combo'] for e in entries}) * len(BUDGETS)),
+    ]
+    for variant, (what, _) in VARIANTS.items():
+        cells = []
+        for combo in sorted({e["combo"] for e in entries}):
+            for budget in BUDGETS:
+                values = [e["validation"].get(str(budget)) for e in entries if e["combo"] == combo and e["variant"] == variant]
+                values = [v for v in values if v is not None]
+                cells.append(f"{np.mean(values):.1%} ({len(values)})" if values else "—")
+        if any(c != "—" for c in cells):
+            lines.append(f"| {variant} | {what} | " + " | ".join(cells) + " |")
+    (RESULTS / "tune.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
