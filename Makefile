@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export BARAPI_HOME ?= $(CURDIR)/.barapi-demo
 
-.PHONY: install datasets demo test bench clean
+.PHONY: install datasets postgres demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,18 @@ $(FASHION_MNIST):
 
 datasets: $(FASHION_MNIST)
 
+# The store's tests run against a real PostgreSQL server too (a throwaway cluster per session).
+POSTGRES := /usr/lib/postgresql
+$(POSTGRES):
+	$(SUDO) apt-get install -y -q postgresql >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q postgresql >/dev/null; }
+
+postgres: $(POSTGRES)
+
 demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh $(ARGS)
 
-test: install datasets
+test: install datasets postgres
 	$(PY) -m pytest -q
 
 bench: install

@@ -1,5 +1,6 @@
-"""All persistent state in one SQLite file under BARAPI_HOME: the response cache, the ledger,
-runs, checkpoints and metric history.
+"""All persistent state in one database: the response cache, the ledger, runs, checkpoints and
+metric history. By default a SQLite file under BARAPI_HOME; with BARAPI_STORE set to a
+``postgresql://`` URL, a PostgreSQL server that several processes and machines share.
 
 Contracts:
 - responses: keyed by a hash of (provider, cache scope, sha256 of the exact image bytes); the API
@@ -10,7 +11,10 @@ Contracts:
   after a crash become 'lost' (they may have been billed, so they stay counted).
 - a paid response and its ledger rows are written in one transaction.
 - checkpoints: the latest state of each run, replaced atomically with its metrics row.
-- schema changes are ordered migrations (PRAGMA user_version), so an older database still opens.
+- schema changes are ordered, named Alembic migrations (barapi/migrations) that run on both
+  backends, so an older database still opens; SQLite files from before Alembic (versioned by
+  PRAGMA user_version) are adopted at their version.
+- the URL's password never appears in output, errors or stored rows.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, event, make_url, text
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from barapi.errors import StoreError
@@ -37,6 +42,8 @@ except ImportError:  # Windows: a single process at a time is the documented lim
     fcntl = None  # type: ignore[assignment]
 
 HOME_ENV = "BARAPI_HOME"
+STORE_ENV = "BARAPI_STORE"
+MIGRATION_LOCK_ID = 0xBA4A91
 DATABASE_NAME = "barapi.sqlite"
 # Seconds a writer waits for another process's transaction before failing.
 BUSY_TIMEOUT_S = 60
@@ -118,25 +125,9 @@ class MetricRow(SQLModel, table=True):
     ts: float
 
 
-MIGRATIONS: list[tuple[str, list[str]]] = [
-    (
-        "0001_initial",
-        [
-            "CREATE TABLE label_sets (id INTEGER NOT NULL PRIMARY KEY, digest VARCHAR NOT NULL UNIQUE, labels VARCHAR NOT NULL)",
-            "CREATE TABLE responses (key VARCHAR NOT NULL PRIMARY KEY, provider VARCHAR NOT NULL, model VARCHAR NOT NULL, label_set INTEGER NOT NULL, scores BLOB NOT NULL, created_at FLOAT NOT NULL)",
-            "CREATE TABLE ledger (id INTEGER NOT NULL PRIMARY KEY, ts FLOAT NOT NULL, run VARCHAR NOT NULL, provider VARCHAR NOT NULL, model VARCHAR NOT NULL, image_key VARCHAR NOT NULL, kind VARCHAR NOT NULL, cost_usd FLOAT NOT NULL)",
-            "CREATE INDEX ix_ledger_run ON ledger (run)",
-            "CREATE TABLE runs (name VARCHAR NOT NULL PRIMARY KEY, created_at FLOAT NOT NULL, updated_at FLOAT NOT NULL, status VARCHAR NOT NULL, config VARCHAR NOT NULL, result VARCHAR NOT NULL DEFAULT '{}')",
-            "CREATE TABLE checkpoints (run VARCHAR NOT NULL PRIMARY KEY, iteration INTEGER NOT NULL, state BLOB NOT NULL, updated_at FLOAT NOT NULL)",
-        ],
-    ),
-    (
-        "0002_metrics",
-        [
-            "CREATE TABLE metrics (run VARCHAR NOT NULL, iteration INTEGER NOT NULL, queries_paid INTEGER NOT NULL, queries_cached INTEGER NOT NULL, cost_usd FLOAT NOT NULL, loss FLOAT, train_accuracy FLOAT, test_accuracy FLOAT, ts FLOAT NOT NULL, PRIMARY KEY (run, iteration))",
-        ],
-    ),
-]
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The schema versions before Alembic (PRAGMA user_version) are the first revisions' names.
+PRE_ALEMBIC_REVISIONS = {1: "0001", 2: "0002"}
 
 
 def response_key(provider: str, scope: str, image: bytes) -> str:
@@ -145,17 +136,23 @@ def response_key(provider: str, scope: str, image: bytes) -> str:
 
 
 class Store:
-    def __init__(self, home: Path | None = None) -> None:
+    def __init__(self, home: Path | None = None, url: str | None = None) -> None:
+        """The store at ``url`` (else BARAPI_STORE, else BARAPI_HOME's SQLite file)."""
         self.home = home or home_dir()
-        try:
-            self.home.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise StoreError(f"cannot create the state directory {self.home}: {error}; set {HOME_ENV} to a writable folder") from error
-        self.path = self.home / DATABASE_NAME
-        self.engine = create_engine(
-            f"sqlite:///{self.path}", connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}
-        )
-        event.listen(self.engine, "connect", _configure_connection)
+        url = url or os.environ.get(STORE_ENV) or None
+        if url is None:
+            try:
+                self.home.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StoreError(f"cannot create the state directory {self.home}: {error}; set {HOME_ENV} to a writable folder") from error
+            self.path: Path | None = self.home / DATABASE_NAME
+            self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S})
+            event.listen(self.engine, "connect", _configure_connection)
+            self.where = str(self.path)
+        else:
+            self.path = None
+            self.engine = _server_engine(url)
+            self.where = self.engine.url.render_as_string(hide_password=True)
         # SQLite allows one writer at a time; serialising this process's writers avoids
         # busy-waiting between our own threads (other processes still wait on busy_timeout).
         self._write_lock = threading.Lock()
@@ -163,28 +160,47 @@ class Store:
         self._label_ids: dict[str, int] = {}
         self.migrate()
 
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
     @staticmethod
     def price_file() -> Path:
         """The user's price overrides: {"provider": $/1k} or {"provider/model": $/1k}."""
         return home_dir() / "prices.json"
 
     def migrate(self) -> None:
-        # Two processes opening a fresh home at once must not both run a migration.
-        with _file_lock(self.home / ".migrate.lock"):
+        # Two processes opening a fresh store at once must not both run a migration: a file
+        # lock beside a SQLite file, an advisory lock on a server.
+        if self.path is not None:
+            with _file_lock(self.home / ".migrate.lock"):
+                self._apply_migrations()
+        else:
             self._apply_migrations()
 
     def _apply_migrations(self) -> None:
+        from alembic import command
+        from alembic.util.exc import CommandError
+
         try:
             with self.engine.begin() as connection:
-                version = connection.exec_driver_sql("PRAGMA user_version").scalar() or 0
-                if version > len(MIGRATIONS):
-                    raise StoreError(f"{self.path} was written by a newer barapi (schema {version}): upgrade barapi")
-                for number, (_, statements) in enumerate(MIGRATIONS[version:], start=version + 1):
-                    for statement in statements:
-                        connection.exec_driver_sql(statement)
-                    connection.exec_driver_sql(f"PRAGMA user_version = {number}")
-        except OperationalError as error:
-            raise StoreError(f"cannot open {self.path}: {error}") from error
+                if self.dialect == "postgresql":
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
+                current = _revision(connection)
+                if current == _head():
+                    return
+                config = _alembic_config(connection)
+                if current is None and self.dialect == "sqlite":
+                    version = connection.exec_driver_sql("PRAGMA user_version").scalar() or 0
+                    if version > max(PRE_ALEMBIC_REVISIONS):
+                        raise StoreError(f"{self.where} was written by a newer barapi (schema {version}): upgrade barapi")
+                    if version:
+                        command.stamp(config, PRE_ALEMBIC_REVISIONS[version])
+                command.upgrade(config, "head")
+        except CommandError as error:
+            raise StoreError(f"{self.where} was written by a newer barapi ({error}): upgrade barapi") from None
+        except (OperationalError, DBAPIError) as error:
+            raise StoreError(f"cannot open {self.where}: {_without_secrets(error, self.engine)}") from None
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -280,7 +296,7 @@ class Store:
         with self.session() as session:
             run = session.get(RunRecord, name)
         if run is None:
-            raise StoreError(f"no run named {name!r} in {self.path}: `barapi runs list` shows the runs")
+            raise StoreError(f"no run named {name!r} in {self.where}: `barapi runs list` shows the runs")
         return run
 
     def has_run(self, name: str) -> bool:
@@ -316,6 +332,9 @@ class Store:
             return list(session.exec(select(MetricRow).where(MetricRow.run == name).order_by(MetricRow.iteration)))
 
     def integrity_ok(self) -> bool:
+        """SQLite's own check of the file; a server checks itself."""
+        if self.dialect != "sqlite":
+            return True
         with self.engine.connect() as connection:
             return connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
@@ -357,3 +376,47 @@ def _configure_connection(dbapi_connection, _record) -> None:  # noqa: ANN001 - 
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cursor.close()
+
+
+def _server_engine(url: str) -> Engine:
+    """A PostgreSQL server's engine (psycopg 3); refuses other URLs with what to write."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"{STORE_ENV} is not a database URL: write postgresql://USER:PASSWORD@HOST:PORT/DATABASE") from None
+    if parsed.get_backend_name() != "postgresql":
+        raise StoreError(f"{STORE_ENV}: {parsed.get_backend_name()} is not supported: use postgresql://… (or unset it for the SQLite file)")
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        return create_engine(parsed, pool_pre_ping=True, pool_size=4, max_overflow=8)
+    except ModuleNotFoundError:
+        raise StoreError("PostgreSQL needs psycopg: pip install 'barapi[postgres]'") from None
+
+
+def _without_secrets(error: Exception, engine: Engine) -> str:
+    text_ = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    password = engine.url.password
+    return text_.replace(str(password), "***") if password else text_
+
+
+@cache
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
+def _alembic_config(connection: Connection):  # noqa: ANN202 - alembic's Config
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _revision(connection: Connection) -> str | None:
+    from alembic.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from barapi import __version__
 from barapi.errors import BarapiError
+from barapi.store import STORE_ENV
 
 app = typer.Typer(
     help="Reprogram a black-box image classifier behind a prediction API to solve a new task.",
@@ -80,8 +81,18 @@ def main_options(
         Optional[bool],
         typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version and exit."),
     ] = None,
+    store: Annotated[
+        Optional[str],
+        typer.Option(
+            "--store",
+            envvar=STORE_ENV,
+            show_envvar=False,
+            help="Database URL of a shared store (postgresql://USER:PASSWORD@HOST:PORT/DB); default: the SQLite file under BARAPI_HOME. Also BARAPI_STORE.",
+        ),
+    ] = None,
 ) -> None:
-    pass
+    if store:
+        os.environ[STORE_ENV] = store  # every command opens its Store from the environment
 
 
 # The command groups register themselves on the apps above, in the order --help lists them.

@@ -76,3 +76,56 @@ def server_url(imagenet_model, model_home: Path):
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+def _postgres_binaries() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL cluster on a loopback port, password-protected (so tests can check
+    the password never leaks); skipped with one line where PostgreSQL is not installed."""
+    import pwd
+    import shutil
+    import tempfile
+
+    binaries = _postgres_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; `make test` does it)")
+    # Directly under /tmp: pytest's own folders are closed to the postgres user.
+    root = Path(tempfile.mkdtemp(prefix="barapi-postgres-"))
+    data, password = root / "data", "pg-SECRET-9b1e"
+    (root / "pw").write_text(password)
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: its own system user runs it
+        user = pwd.getpwnam("postgres")
+        shutil.chown(root, user.pw_uid, user.pw_gid)
+        shutil.chown(root / "pw", user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-U", "barapi", "--pwfile", str(root / "pw"),
+                    "--auth-host", "scram-sha-256", "--auth-local", "trust"], check=True, capture_output=True)
+    port = free_port()
+    subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+                    f"-p {port} -h 127.0.0.1 -k {root} -c fsync=off -c max_connections=200", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://barapi:{password}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> str:
+    """A database of its own on the session's cluster."""
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    name = f"t{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"

@@ -1,11 +1,33 @@
+"""The store's contract, on both backends: the SQLite file under BARAPI_HOME and a real
+PostgreSQL server (a throwaway cluster on a loopback port)."""
+
 import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 from barapi.errors import StoreError
-from barapi.store import MIGRATIONS, Store, home_dir, response_key
+from barapi.store import Store, home_dir, response_key
+
+# What barapi wrote before Alembic (schema 1 of PRAGMA user_version): files like this still open.
+SCHEMA_1 = [
+    "CREATE TABLE label_sets (id INTEGER NOT NULL PRIMARY KEY, digest VARCHAR NOT NULL UNIQUE, labels VARCHAR NOT NULL)",
+    "CREATE TABLE responses (key VARCHAR NOT NULL PRIMARY KEY, provider VARCHAR NOT NULL, model VARCHAR NOT NULL, label_set INTEGER NOT NULL, scores BLOB NOT NULL, created_at FLOAT NOT NULL)",
+    "CREATE TABLE ledger (id INTEGER NOT NULL PRIMARY KEY, ts FLOAT NOT NULL, run VARCHAR NOT NULL, provider VARCHAR NOT NULL, model VARCHAR NOT NULL, image_key VARCHAR NOT NULL, kind VARCHAR NOT NULL, cost_usd FLOAT NOT NULL)",
+    "CREATE INDEX ix_ledger_run ON ledger (run)",
+    "CREATE TABLE runs (name VARCHAR NOT NULL PRIMARY KEY, created_at FLOAT NOT NULL, updated_at FLOAT NOT NULL, status VARCHAR NOT NULL, config VARCHAR NOT NULL, result VARCHAR NOT NULL DEFAULT '{}')",
+    "CREATE TABLE checkpoints (run VARCHAR NOT NULL PRIMARY KEY, iteration INTEGER NOT NULL, state BLOB NOT NULL, updated_at FLOAT NOT NULL)",
+]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, home: Path) -> Store:
+    """The same contract against each backend."""
+    if request.param == "sqlite":
+        return Store(home)
+    return Store(home, url=request.getfixturevalue("fresh_postgres_url"))
 
 
 def test_barapi_home_relocates_all_state(home: Path) -> None:
@@ -15,17 +37,16 @@ def test_barapi_home_relocates_all_state(home: Path) -> None:
 
 
 def test_migrations_build_exactly_the_tables_the_models_describe(store: Store) -> None:
-    connection = sqlite3.connect(store.path)
+    inspector = inspect(store.engine)
     for table in SQLModel.metadata.sorted_tables:
-        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table.name})")}
-        assert columns == {c.name for c in table.columns}, table.name
-    assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert {c["name"] for c in inspector.get_columns(table.name)} == {c.name for c in table.columns}, table.name
+    Store(store.home, url=None if store.path else str(store.engine.url.render_as_string(hide_password=False)))  # reopening migrates nothing
 
 
 def test_an_older_database_is_migrated_forward(home: Path) -> None:
     home.mkdir(parents=True)
     connection = sqlite3.connect(home / "barapi.sqlite")
-    for statement in MIGRATIONS[0][1]:
+    for statement in SCHEMA_1:
         connection.execute(statement)
     connection.execute("PRAGMA user_version = 1")
     connection.execute("INSERT INTO runs VALUES ('old', 0, 0, 'completed', '{}', '{}')")
@@ -39,7 +60,7 @@ def test_an_older_database_is_migrated_forward(home: Path) -> None:
 def test_a_newer_database_is_refused_with_advice(home: Path) -> None:
     home.mkdir(parents=True)
     connection = sqlite3.connect(home / "barapi.sqlite")
-    connection.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    connection.execute("PRAGMA user_version = 7")
     connection.close()
     with pytest.raises(StoreError, match="upgrade barapi"):
         Store(home)
@@ -72,3 +93,41 @@ def test_ledger_counts_reserved_failed_and_lost_as_spent(store: Store) -> None:
 def test_unknown_run_says_how_to_list_runs(store: Store) -> None:
     with pytest.raises(StoreError, match="barapi runs list"):
         store.get_run("nope")
+
+
+def test_a_database_from_a_newer_alembic_revision_is_refused_with_advice(store: Store) -> None:
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    with pytest.raises(StoreError, match="upgrade barapi"):
+        Store(store.home, url=None if store.path else store.engine.url.render_as_string(hide_password=False))
+
+
+def test_a_server_url_never_shows_its_password(home: Path, postgres_url: str) -> None:
+    wrong = postgres_url.replace("127.0.0.1:", "127.0.0.1:1")  # a port nobody listens on
+    with pytest.raises(StoreError) as refused:
+        Store(home, url=wrong)
+    password = postgres_url.split(":")[2].split("@")[0]
+    assert password not in str(refused.value) and "***" in str(refused.value)
+    assert password not in Store(home, url=postgres_url).where
+
+
+def test_a_url_of_another_database_is_refused_with_what_to_write(home: Path) -> None:
+    with pytest.raises(StoreError, match="postgresql://"):
+        Store(home, url="mysql://u:p@localhost/db")
+
+
+def test_a_run_trains_and_resumes_bit_identically_on_a_server(home: Path, fresh_postgres_url: str, tmp_path: Path) -> None:
+    from fakes import ProjectionModel
+    from test_trainer import config
+
+    from barapi.errors import ProviderError
+    from barapi.trainer import Trainer
+
+    reference = Trainer(config(), ProjectionModel(), Store(tmp_path / "ref")).run()
+    server = Store(home, url=fresh_postgres_url)
+    with pytest.raises(ProviderError):
+        Trainer(config(), ProjectionModel(fail_after=15), server).run()
+    resumed = Trainer(config(), ProjectionModel(), Store(home, url=fresh_postgres_url)).run()
+    assert resumed.program_sha256 == reference.program_sha256 and resumed.queries_paid == reference.queries_paid
+    again = Trainer(config("second"), ProjectionModel(), Store(home, url=fresh_postgres_url)).run()
+    assert again.queries_paid == 0  # the same images, answered for another run: free from the shared cache
