@@ -58,6 +58,7 @@ class RunConfig(BaseModel):
     data: DataConfig = DataConfig()
     method: MethodConfig = MethodConfig()
     budget_usd: float | None = Field(None, ge=0)
+    pool: str | None = Field(None, description="a named budget pool the run also draws on (shared by every run on the store)")
     max_queries: int | None = Field(None, ge=0)
     price_per_1k: float = Field(0.0, ge=0)
 

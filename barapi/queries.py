@@ -27,8 +27,8 @@ class Ticket:
 class LedgerMeter:
     """The Meter adapters call around each HTTP attempt: reserve → send → settle."""
 
-    def __init__(self, store: Store, budget: Budget, run: str, classifier: Classifier) -> None:
-        self.store, self.budget, self.run, self.classifier = store, budget, run, classifier
+    def __init__(self, store: Store, budget: Budget, run: str, classifier: Classifier, pool: str | None = None) -> None:
+        self.store, self.budget, self.run, self.classifier, self.pool = store, budget, run, classifier, pool
         self.on_answered: Callable[[int], None] | None = None  # progress: called with each paid batch's size
 
     def key(self, image: bytes) -> str:
@@ -38,7 +38,12 @@ class LedgerMeter:
         self.budget.reserve(len(images))
         keys = [self.key(image) for image in images]
         unit = self.budget.per_1k / 1000.0
-        return Ticket(self.store.reserve(self.run, self.classifier.name, self.classifier.model_id, keys, unit), keys)
+        try:
+            ids = self.store.reserve(self.run, self.classifier.name, self.classifier.model_id, keys, unit, pool=self.pool)
+        except BudgetExceeded:
+            self.budget.release(len(images))  # the pool refused: nothing was sent
+            raise
+        return Ticket(ids, keys)
 
     def on_success(self, ticket: Ticket, results: Sequence[Scores]) -> None:
         self.store.settle_paid(ticket.ids, self.classifier.name, self.classifier.model_id, dict(zip(ticket.keys, results)))
@@ -52,9 +57,9 @@ class LedgerMeter:
 
 
 class QueryEngine:
-    def __init__(self, classifier: Classifier, store: Store, budget: Budget, run: str) -> None:
-        self.classifier, self.store, self.budget, self.run = classifier, store, budget, run
-        self.meter = LedgerMeter(store, budget, run, classifier)
+    def __init__(self, classifier: Classifier, store: Store, budget: Budget, run: str, pool: str | None = None) -> None:
+        self.classifier, self.store, self.budget, self.run, self.pool = classifier, store, budget, run, pool
+        self.meter = LedgerMeter(store, budget, run, classifier, pool)
         counts = store.ledger_counts(run)
         self.queries_cached = counts.get("hit", 0)
 
@@ -73,8 +78,8 @@ class QueryEngine:
         for key, image in zip(keys, images):
             if key not in answers:
                 pending.setdefault(key, image)
-        if pending and all_or_nothing and not self.budget.fits(len(pending) + keep):
-            raise BudgetExceeded(f"{len(pending)} more image(s) do not fit the budget ({self.budget.describe()})")
+        if pending and all_or_nothing and not self.fits(len(pending) + keep):
+            raise BudgetExceeded(f"{len(pending)} more image(s) do not fit the budget ({self.describe()})")
         for round_ in range(1, SEND_ROUNDS + 1):
             if not pending:
                 break
@@ -92,6 +97,18 @@ class QueryEngine:
             answers |= {key: canonical(r) for key, r in zip(pending.keys(), results)}
             pending = {}
         return [answers[k] for k in keys]
+
+
+    def fits(self, n: int) -> bool:
+        """Whether n more paid images fit the run's budget and its pool's (whatever other runs
+        on the pool have spent so far: the pool's atomic check is at each reservation)."""
+        if not self.budget.fits(n):
+            return False
+        return self.pool is None or self.store.pool_left(self.pool) >= n * self.budget.per_1k / 1000.0 - 1e-9
+
+    def describe(self) -> str:
+        pool = f"; pool {self.pool!r}: ${self.store.pool_left(self.pool):.4f} left" if self.pool else ""
+        return self.budget.describe() + pool
 
 
 def canonical(scores: Scores) -> Scores:

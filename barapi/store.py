@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-from barapi.errors import StoreError
+from barapi.errors import BudgetExceeded, StoreError
 
 try:
     import fcntl
@@ -92,6 +92,16 @@ class LedgerEntry(SQLModel, table=True):
     image_key: str
     kind: str
     cost_usd: float
+    pool: str | None = Field(default=None, index=True)
+
+
+class Pool(SQLModel, table=True):
+    """A dollar limit shared by every run drawing on it, whatever process or machine."""
+
+    __tablename__ = "pools"
+    name: str = Field(primary_key=True)
+    budget_usd: float
+    updated_at: float
 
 
 class RunRecord(SQLModel, table=True):
@@ -227,9 +237,8 @@ class Store:
         if digest not in self._label_ids:
             row = session.exec(select(LabelSet).where(LabelSet.digest == digest)).first()
             if row is None:
-                row = LabelSet(digest=digest, labels=encoded)
-                session.add(row)
-                session.flush()
+                session.execute(self._insert_new(LabelSet).values(digest=digest, labels=encoded))
+                row = session.exec(select(LabelSet).where(LabelSet.digest == digest)).one()
             self._label_ids[digest] = row.id
             self._label_cache[row.id] = names
         return self._label_ids[digest]
@@ -239,11 +248,78 @@ class Store:
         now = time.time()
         self._write([LedgerEntry(ts=now, run=run, provider=provider, model=model, image_key=k, kind="hit", cost_usd=0.0) for k in keys])
 
-    def reserve(self, run: str, provider: str, model: str, keys: Sequence[str], unit_cost: float) -> list[int]:
+    def reserve(self, run: str, provider: str, model: str, keys: Sequence[str], unit_cost: float, pool: str | None = None) -> list[int]:
+        """Ledger rows for images about to be sent. With a pool, atomically against every other
+        reservation on it, from any process or machine: the pool's row is locked (a server) or
+        the database is (SQLite's one write lock, taken by writing the rows first), the total is
+        checked, and nothing is reserved if the pool cannot cover them."""
         now = time.time()
-        rows = [LedgerEntry(ts=now, run=run, provider=provider, model=model, image_key=k, kind="reserved", cost_usd=unit_cost) for k in keys]
-        self._write(rows)
+        rows = [LedgerEntry(ts=now, run=run, provider=provider, model=model, image_key=k, kind="reserved", cost_usd=unit_cost, pool=pool) for k in keys]
+        if pool is None:
+            self._write(rows)
+        else:
+            with self._write_lock, self.session() as session:
+                if self.dialect == "sqlite":
+                    session.add_all(rows)
+                    session.flush()  # writing first takes SQLite's one write lock before anything is read
+                    budget = self._pool(session, pool).budget_usd
+                else:
+                    budget = self._lock_pool(session, pool)
+                    session.add_all(rows)
+                    session.flush()
+                spent = self._pool_spent(session, pool)
+                if spent > budget + 1e-9:
+                    session.rollback()
+                    raise BudgetExceeded(
+                        f"pool {pool!r} cannot cover {len(rows)} more image(s): ${spent - len(rows) * unit_cost:.4f} of ${budget:.2f} "
+                        f"spent; raise it with `barapi pool set {pool} --budget N`"
+                    )
+                session.commit()
         return [row.id for row in rows if row.id is not None]
+
+    # -- pools -------------------------------------------------------------------------------
+    def set_pool(self, name: str, budget_usd: float) -> None:
+        with self._write_lock, self.session() as session:
+            session.merge(Pool(name=name, budget_usd=budget_usd, updated_at=time.time()))
+            session.commit()
+
+    def pool_left(self, name: str) -> float:
+        """Dollars the pool still holds (what every run on it has not spent or reserved)."""
+        with self.session() as session:
+            return self._pool(session, name).budget_usd - self._pool_spent(session, name)
+
+    def pool_report(self, name: str) -> dict:
+        """The pool's limit and spend, in all and by run."""
+        with self.session() as session:
+            budget = self._pool(session, name).budget_usd
+            rows = session.execute(
+                text(f"SELECT run, COUNT(*), COALESCE(SUM(cost_usd), 0) FROM ledger WHERE pool = :pool AND kind IN {PAID_KINDS} GROUP BY run ORDER BY run"),
+                {"pool": name},
+            ).all()
+        runs = [{"run": run, "queries_paid": int(n), "spent_usd": round(float(cost), 6)} for run, n, cost in rows]
+        return {
+            "pool": name, "budget_usd": budget, "spent_usd": round(sum(r["spent_usd"] for r in runs), 6),
+            "queries_paid": sum(r["queries_paid"] for r in runs), "runs": runs,
+        }
+
+    def _pool(self, session: Session, name: str) -> Pool:
+        pool = session.get(Pool, name)
+        if pool is None:
+            raise StoreError(f"no pool named {name!r} in {self.where}: create it with `barapi pool set {name} --budget N`")
+        return pool
+
+    def _lock_pool(self, session: Session, name: str) -> float:
+        """The pool's budget, its row locked (SELECT … FOR UPDATE) until the transaction ends."""
+        pool = session.exec(select(Pool).where(Pool.name == name).with_for_update()).first()
+        if pool is None:
+            raise StoreError(f"no pool named {name!r} in {self.where}: create it with `barapi pool set {name} --budget N`")
+        return pool.budget_usd
+
+    @staticmethod
+    def _pool_spent(session: Session, name: str) -> float:
+        return float(session.execute(
+            text(f"SELECT COALESCE(SUM(cost_usd), 0) FROM ledger WHERE pool = :pool AND kind IN {PAID_KINDS}"), {"pool": name},
+        ).scalar())
 
     def settle_paid(self, ids: Sequence[int], provider: str, model: str, answers: dict[str, dict[str, float]]) -> None:
         now = time.time()
@@ -253,7 +329,10 @@ class Store:
                 names = sorted(scores)
                 values = np.asarray([scores[n] for n in names], dtype="<f8").tobytes()
                 label_set = self._label_set_id(session, names)
-                session.merge(Response(key=key, provider=provider, model=model, label_set=label_set, scores=values, created_at=now))
+                # Another worker on a shared store may have cached the same image meanwhile:
+                # the first answer stays, nobody fails.
+                row = {"key": key, "provider": provider, "model": model, "label_set": label_set, "scores": values, "created_at": now}
+                session.execute(self._insert_new(Response).values(**row))
             session.commit()
 
     @contextlib.contextmanager
@@ -342,6 +421,13 @@ class Store:
         with self._write_lock, self.session() as session:
             session.add_all(rows)
             session.commit()
+
+    def _insert_new(self, model: type[SQLModel]):  # noqa: ANN202 - a dialect's Insert
+        """INSERT that leaves a row already there (same key) alone, on either backend."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        return dialect.insert(model.__table__).on_conflict_do_nothing()
 
     @staticmethod
     def _set_kind(session: Session, ids: Sequence[int], kind: str) -> None:

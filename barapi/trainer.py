@@ -98,7 +98,7 @@ class Trainer:
             self.record = store.get_run(config.name)
         paid, spent = store.spent(config.name)
         self.budget = Budget(max_usd=config.budget_usd, max_queries=config.max_queries, per_1k=config.price_per_1k, spent_usd=spent, spent_queries=paid)
-        self.engine = QueryEngine(classifier, store, self.budget, config.name)
+        self.engine = QueryEngine(classifier, store, self.budget, config.name, config.pool)
         self.started = time.monotonic()
         self._lock = threading.Lock()
         self.optimizer: ZerothOrderOptimizer = optimizer_for(method)
@@ -203,9 +203,9 @@ class Trainer:
         mapping = MAPPINGS[self.config.method.mapping]
         start, closing = mapping.start_queries(n_train, bool(self.classifier.labels())), mapping.closing_queries(n_train)
         needed = start + closing + len(self.split.y_test)
-        if not self.budget.fits(needed):
+        if not self.engine.fits(needed):
             raise ConfigError(
-                f"the budget ({self.budget.describe()}) cannot cover the label mapping ({start}), the closing pass ({closing}) "
+                f"the budget ({self.engine.describe()}) cannot cover the label mapping ({start}), the closing pass ({closing}) "
                 f"and the test set ({len(self.split.y_test)}): {needed} queries before any training; raise --budget / --max-queries "
                 "or lower --train-per-class / --test-size"
             )

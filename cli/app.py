@@ -29,7 +29,9 @@ mock_app = typer.Typer(
     help="A local server with a real ImageNet model and few-label models over it (needs the mock extra).",
     no_args_is_help=True,
 )
+pool_app = typer.Typer(help="Budget pools: one dollar limit shared by many runs, processes and machines.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+app.add_typer(pool_app, name="pool")
 app.add_typer(mock_app, name="mock")
 
 EXIT_INTERRUPTED = 130
@@ -96,7 +98,7 @@ def main_options(
 
 
 # The command groups register themselves on the apps above, in the order --help lists them.
-for _group in ("train", "results", "runs", "mock"):
+for _group in ("train", "results", "runs", "pool", "mock"):
     importlib.import_module(f"barapi.cli.{_group}")
 
 

@@ -237,6 +237,13 @@ def run_options(
         Optional[float],
         typer.Option(help="Dollars per 1,000 images (overrides the price table).", rich_help_panel="Budget"),
     ] = None,
+    pool: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Also draw on this named budget pool, shared by every run on the store (`barapi pool set NAME --budget N`).",
+            rich_help_panel="Budget",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.", rich_help_panel="Run")] = 0,
     name: Annotated[Optional[str], typer.Option(help="Run name (default: generated).", rich_help_panel="Run")] = None,
     config_file: Annotated[
@@ -288,6 +295,7 @@ def run_options(
             method=method,
             budget_usd=budget,
             max_queries=max_queries,
+            pool=pool,
             price_per_1k=price_of(provider, price_per_1k),
         )
 

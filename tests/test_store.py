@@ -131,3 +131,14 @@ def test_a_run_trains_and_resumes_bit_identically_on_a_server(home: Path, fresh_
     assert resumed.program_sha256 == reference.program_sha256 and resumed.queries_paid == reference.queries_paid
     again = Trainer(config("second"), ProjectionModel(), Store(home, url=fresh_postgres_url)).run()
     assert again.queries_paid == 0  # the same images, answered for another run: free from the shared cache
+
+
+def test_two_workers_caching_the_same_answer_both_succeed(store: Store) -> None:
+    """On a shared store two runs can pay for the same image at once: the first answer stays."""
+    other = Store(store.home, url=None if store.path else store.engine.url.render_as_string(hide_password=False))
+    key = response_key("p", "s", b"same image")
+    first, second = store.reserve("a", "p", "m", [key], 0.1), other.reserve("b", "p", "m", [key], 0.1)
+    store.settle_paid(first, "p", "m", {key: {"x": 0.25, "y": 0.75}})
+    other.settle_paid(second, "p", "m", {key: {"x": 0.5, "y": 0.5}})
+    assert other.cached([key]) == {key: {"x": 0.25, "y": 0.75}}
+    assert store.spent("a") == other.spent("b") == (1, 0.1)  # both paid: the ledger says who
