@@ -23,8 +23,10 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
@@ -44,6 +46,8 @@ except ImportError:  # Windows: a single process at a time is the documented lim
 HOME_ENV = "BARAPI_HOME"
 STORE_ENV = "BARAPI_STORE"
 MIGRATION_LOCK_ID = 0xBA4A91
+# A run's lease lasts this long past its holder's last renewal (every quarter of it).
+LEASE_TTL_S = 60.0
 DATABASE_NAME = "barapi.sqlite"
 # Seconds a writer waits for another process's transaction before failing.
 BUSY_TIMEOUT_S = 60
@@ -102,6 +106,15 @@ class Pool(SQLModel, table=True):
     name: str = Field(primary_key=True)
     budget_usd: float
     updated_at: float
+
+
+class LeaseRow(SQLModel, table=True):
+    """Which process drives a run, until when; renewed while it lives."""
+
+    __tablename__ = "leases"
+    run: str = Field(primary_key=True)
+    holder: str
+    expires_at: float
 
 
 class RunRecord(SQLModel, table=True):
@@ -276,6 +289,40 @@ class Store:
                     )
                 session.commit()
         return [row.id for row in rows if row.id is not None]
+
+    # -- leases ------------------------------------------------------------------------------
+    def acquire_lease(self, run: str, holder: str, ttl_s: float) -> str | None:
+        """Take the run for ``holder`` unless a live process holds it; returns that holder,
+        or None once taken. A lease whose holder died (expired, or on this machine a process
+        that no longer exists) is taken over. Atomic: one conditional UPDATE decides."""
+        now = time.time()
+        with self._write_lock, self.session() as session:
+            session.execute(self._insert_new(LeaseRow).values(run=run, holder=holder, expires_at=now + ttl_s))
+            current = session.get(LeaseRow, run)
+            dead = current.holder if current is not None and not holder_alive(current.holder) else ""
+            session.expunge_all()
+            taken = session.execute(
+                text("UPDATE leases SET holder = :holder, expires_at = :until WHERE run = :run "
+                     "AND (holder = :holder OR holder = :dead OR expires_at < :now)"),
+                {"holder": holder, "until": now + ttl_s, "run": run, "dead": dead, "now": now},
+            ).rowcount
+            session.commit()
+        return None if taken else (current.holder if current is not None else "another process")
+
+    def renew_lease(self, run: str, holder: str, ttl_s: float) -> bool:
+        """False when the lease is no longer ``holder``'s (it expired and was taken over)."""
+        with self._write_lock, self.session() as session:
+            renewed = session.execute(
+                text("UPDATE leases SET expires_at = :until WHERE run = :run AND holder = :holder"),
+                {"until": time.time() + ttl_s, "run": run, "holder": holder},
+            ).rowcount
+            session.commit()
+        return bool(renewed)
+
+    def release_lease(self, run: str, holder: str) -> None:
+        with self._write_lock, self.session() as session:
+            session.execute(text("DELETE FROM leases WHERE run = :run AND holder = :holder"), {"run": run, "holder": holder})
+            session.commit()
 
     # -- pools -------------------------------------------------------------------------------
     def set_pool(self, name: str, budget_usd: float) -> None:
@@ -506,3 +553,65 @@ def _revision(connection: Connection) -> str | None:
     from alembic.migration import MigrationContext
 
     return MigrationContext.configure(connection).get_current_revision()
+
+
+def lease_holder() -> str:
+    """This process, as a lease names it: machine, process id and a nonce (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_alive(holder: str) -> bool:
+    """False for a holder known not to be driving anymore: a process of this machine that is
+    gone, or this very process (its earlier Trainer: one process drives a run at a time). A
+    holder on another machine is alive until its lease expires."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Lease:
+    """This process's hold on a run while it drives it: taken at once (or refused while another
+    live process holds it), renewed every ``ttl_s / 4`` by a daemon thread, released when the
+    run stops. A holder killed on this machine is seen dead at once; one on another machine
+    after ``ttl_s`` without renewal."""
+
+    def __init__(self, store: Store, run: str, ttl_s: float = LEASE_TTL_S) -> None:
+        self.store, self.run, self.ttl_s = store, run, ttl_s
+        self.holder = lease_holder()
+        other = store.acquire_lease(run, self.holder, ttl_s)
+        if other is not None:
+            raise StoreError(
+                f"run {run!r} is being driven by another process ({other}): two cannot drive one run; if that process died "
+                f"on another machine, its lease expires {ttl_s:.0f} s after its last renewal and `barapi resume {run}` takes over"
+            )
+        self.lost = False
+        self._stop = threading.Event()
+        threading.Thread(target=self._renew, name=f"lease-{run}", daemon=True).start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl_s / 4):
+            try:
+                if not self.store.renew_lease(self.run, self.holder, self.ttl_s):
+                    self.lost = True
+                    return
+            except (OperationalError, DBAPIError):
+                continue  # the server is unreachable for now: the next renewal tries again
+
+    def check(self) -> None:
+        """Stop driving a run another process has taken over (this one was thought dead)."""
+        if self.lost:
+            raise StoreError(f"run {self.run!r} was taken over by another process: this one stops")
+
+    def release(self) -> None:
+        self._stop.set()
+        self.store.release_lease(self.run, self.holder)

@@ -27,7 +27,7 @@ from barapi.money import Budget
 from barapi.optim import ZerothOrderOptimizer, optimizer_for
 from barapi.program import Program, program_sha256, starting_parameters
 from barapi.queries import QueryEngine
-from barapi.store import MetricRow, RunRecord, Store
+from barapi.store import Lease, MetricRow, RunRecord, Store
 from barapi.streams import Stream, generator
 
 
@@ -91,7 +91,9 @@ class Trainer:
         if method.batch_size > len(self.split.y_train):
             raise ConfigError(f"--batch-size {method.batch_size} exceeds the {len(self.split.y_train)} training images")
         self.weights = class_weights(self.split.y_train, self.split.n_classes)
+        self.lease: Lease | None = None
         if record_status:
+            self.lease = Lease(store, config.name)  # refuses while another live process drives the run
             self.record = self._open_record()
             store.mark_lost(config.name)  # this process owns the run: what was in flight died
         else:
@@ -105,6 +107,12 @@ class Trainer:
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> RunResult:
+        try:
+            return self._run()
+        finally:
+            self._let_go()
+
+    def _run(self) -> RunResult:
         method = self.config.method
         state = self._restore() or self._start()
         status = "completed"
@@ -126,6 +134,11 @@ class Trainer:
         """Record why the run stopped early (interrupted, failed, budget_exhausted)."""
         self.record.status = status
         self.store.save_run(self.record)
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
 
     def evaluate(self, images: np.ndarray | None = None, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(true labels, predicted labels) of the run's current program on its test split, or on
@@ -337,6 +350,8 @@ class Trainer:
         return float(state.recent_correct.mean()) if len(state.recent_correct) else None
 
     def _checkpoint(self, state: State, test_accuracy: float | None) -> None:
+        if self.lease is not None:
+            self.lease.check()
         self._current = state
         arrays = self.optimizer.state() | state.mapping.state(state.iteration)
         blob = RunState(state.iteration, state.vocabulary, state.recent_correct, state.last_loss, arrays).encode()

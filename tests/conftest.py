@@ -78,42 +78,17 @@ def server_url(imagenet_model, model_home: Path):
     process.wait(timeout=10)
 
 
-def _postgres_binaries() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
-
-
 @pytest.fixture(scope="session")
 def postgres_url():
     """A throwaway PostgreSQL cluster on a loopback port, password-protected (so tests can check
     the password never leaks); skipped with one line where PostgreSQL is not installed."""
-    import pwd
-    import shutil
-    import tempfile
+    from pgcluster import PostgresMissing, throwaway_cluster
 
-    binaries = _postgres_binaries()
-    if binaries is None:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; `make test` does it)")
-    # Directly under /tmp: pytest's own folders are closed to the postgres user.
-    root = Path(tempfile.mkdtemp(prefix="barapi-postgres-"))
-    data, password = root / "data", "pg-SECRET-9b1e"
-    (root / "pw").write_text(password)
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: its own system user runs it
-        user = pwd.getpwnam("postgres")
-        shutil.chown(root, user.pw_uid, user.pw_gid)
-        shutil.chown(root / "pw", user.pw_uid, user.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-U", "barapi", "--pwfile", str(root / "pw"),
-                    "--auth-host", "scram-sha-256", "--auth-local", "trust"], check=True, capture_output=True)
-    port = free_port()
-    subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-                    f"-p {port} -h 127.0.0.1 -k {root} -c fsync=off -c max_connections=200", "start"], check=True, capture_output=True)
     try:
-        yield f"postgresql://barapi:{password}@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        with throwaway_cluster() as url:
+            yield url
+    except PostgresMissing as missing:
+        pytest.skip(str(missing))
 
 
 @pytest.fixture

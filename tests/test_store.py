@@ -1,7 +1,11 @@
 """The store's contract, on both backends: the SQLite file under BARAPI_HOME and a real
 PostgreSQL server (a throwaway cluster on a loopback port)."""
 
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +146,27 @@ def test_two_workers_caching_the_same_answer_both_succeed(store: Store) -> None:
     other.settle_paid(second, "p", "m", {key: {"x": 0.5, "y": 0.5}})
     assert other.cached([key]) == {key: {"x": 0.25, "y": 0.75}}
     assert store.spent("a") == other.spent("b") == (1, 0.1)  # both paid: the ledger says who
+
+
+def test_two_processes_never_drive_one_run_and_a_dead_ones_run_is_taken_over(store: Store, tmp_path: Path) -> None:
+    from fakes import ProjectionModel
+    from test_trainer import config
+
+    from barapi.store import LeaseRow
+    from barapi.trainer import Trainer
+
+    elsewhere = "another-machine:4242:cafe0000"  # alive until its lease expires
+    assert store.acquire_lease("run", elsewhere, ttl_s=60) is None
+    with pytest.raises(StoreError, match="being driven by another process"):
+        Trainer(config(), ProjectionModel(), store)
+    with store.session() as session:  # its holder stopped renewing a minute ago
+        session.merge(LeaseRow(run="run", holder=elsewhere, expires_at=0.0))
+        session.commit()
+    assert Trainer(config(), ProjectionModel(), store).run().status == "completed"
+    assert store.acquire_lease("run", elsewhere, ttl_s=60) is None  # released when the run ended
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    with store.session() as session:  # a process of this machine that no longer exists
+        session.merge(LeaseRow(run="run", holder=f"{socket.gethostname()}:{dead}:00000000", expires_at=time.time() + 3600))
+        session.commit()
+    Trainer(config(), ProjectionModel(), store)  # taken over at once, without waiting for the expiry

@@ -1,0 +1,55 @@
+"""A throwaway PostgreSQL cluster on a loopback port (Debian's postgresql package), for the
+tests and bench/store.py."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class PostgresMissing(RuntimeError):
+    pass
+
+
+def binaries() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        raise PostgresMissing("PostgreSQL is not installed (apt-get install postgresql; `make test` does it)")
+    return found[-1].parent
+
+
+@contextmanager
+def throwaway_cluster(password: str = "pg-SECRET-9b1e", durable: bool = False) -> Iterator[str]:
+    """Yields a postgresql:// URL (user barapi, that password) to a fresh cluster; stops and
+    removes it afterwards. Tests run it without fsync; ``durable`` keeps PostgreSQL's default
+    (what a benchmark of the store must measure)."""
+    bin_dir = binaries()
+    # Directly under /tmp: pytest's own folders are closed to the postgres user.
+    root = Path(tempfile.mkdtemp(prefix="barapi-postgres-"))
+    data = root / "data"
+    (root / "pw").write_text(password)
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: its own system user runs it
+        user = pwd.getpwnam("postgres")
+        for path in (root, root / "pw"):
+            shutil.chown(path, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "barapi", "--pwfile", str(root / "pw"),
+                    "--auth-host", "scram-sha-256", "--auth-local", "trust"], check=True, capture_output=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+                    f"-p {port} -h 127.0.0.1 -k {root} -c fsync={'on' if durable else 'off'} -c max_connections=200", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://barapi:{password}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
