@@ -27,14 +27,16 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from functools import cache
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import cache, wraps
+from typing import Any, TypeVar
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Connection, Engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from barapi.errors import BudgetExceeded, StoreError
 
@@ -52,6 +54,7 @@ DATABASE_NAME = "barapi.sqlite"
 # Seconds a writer waits for another process's transaction before failing.
 BUSY_TIMEOUT_S = 60
 PAID_KINDS = ("paid", "failed", "reserved", "lost")
+T = TypeVar("T")
 
 
 def home_dir() -> Path:
@@ -158,6 +161,51 @@ def response_key(provider: str, scope: str, image: bytes) -> str:
     return hashlib.sha256(json.dumps([provider, scope, digest]).encode()).hexdigest()
 
 
+# A call that lost its server connection is run again on a fresh one this many times in all.
+RECONNECT_ATTEMPTS = 6
+
+
+def _disconnected(error: BaseException) -> bool:
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+def reconnecting(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a store call again on a fresh connection when the server connection was lost: only
+    calls whose repeat is harmless carry this (reads, and writes that set a value or insert what
+    is not there yet), so a call whose first try did commit changes nothing the second time."""
+
+    @wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> T:
+        retrying = Retrying(stop=stop_after_attempt(RECONNECT_ATTEMPTS), wait=wait_exponential(multiplier=0.25, max=8),
+                            retry=retry_if_exception(_disconnected), reraise=True)
+        try:
+            return retrying(method, self, *args, **kwargs)
+        except DBAPIError as error:
+            if not _disconnected(error):
+                raise
+            raise StoreError(f"lost the connection to {self.where} ({RECONNECT_ATTEMPTS} tries): check the server; `barapi resume` carries on") from None
+
+    return wrapper
+
+
+def booking(method: Callable[..., T]) -> Callable[..., T]:
+    """Calls that add ledger rows are not repeated (a repeat after an unseen commit would book
+    twice): a lost connection stops the run, and what may have been reserved stays counted —
+    the next process to open the run marks it lost."""
+
+    @wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except DBAPIError as error:
+            if not _disconnected(error):
+                raise
+            raise StoreError(f"lost the connection to {self.where} while booking images: what may have been reserved counts as "
+                             "spent; `barapi resume` carries on once the server answers") from None
+
+    return wrapper
+
+
 class Store:
     def __init__(self, home: Path | None = None, url: str | None = None) -> None:
         """The store at ``url`` (else BARAPI_STORE, else BARAPI_HOME's SQLite file)."""
@@ -229,6 +277,7 @@ class Store:
         return Session(self.engine, expire_on_commit=False)
 
     # -- responses ---------------------------------------------------------------------------
+    @reconnecting
     def cached(self, keys: Sequence[str]) -> dict[str, dict[str, float]]:
         found: dict[str, dict[str, float]] = {}
         with self.session() as session:
@@ -257,10 +306,12 @@ class Store:
         return self._label_ids[digest]
 
     # -- ledger ------------------------------------------------------------------------------
+    @booking
     def record_hits(self, run: str, provider: str, model: str, keys: Iterable[str]) -> None:
         now = time.time()
         self._write([LedgerEntry(ts=now, run=run, provider=provider, model=model, image_key=k, kind="hit", cost_usd=0.0) for k in keys])
 
+    @booking
     def reserve(self, run: str, provider: str, model: str, keys: Sequence[str], unit_cost: float, pool: str | None = None) -> list[int]:
         """Ledger rows for images about to be sent. With a pool, atomically against every other
         reservation on it, from any process or machine: the pool's row is locked (a server) or
@@ -291,6 +342,7 @@ class Store:
         return [row.id for row in rows if row.id is not None]
 
     # -- leases ------------------------------------------------------------------------------
+    @reconnecting
     def acquire_lease(self, run: str, holder: str, ttl_s: float) -> str | None:
         """Take the run for ``holder`` unless a live process holds it; returns that holder,
         or None once taken. A lease whose holder died (expired, or on this machine a process
@@ -309,6 +361,7 @@ class Store:
             session.commit()
         return None if taken else (current.holder if current is not None else "another process")
 
+    @reconnecting
     def renew_lease(self, run: str, holder: str, ttl_s: float) -> bool:
         """False when the lease is no longer ``holder``'s (it expired and was taken over)."""
         with self._write_lock, self.session() as session:
@@ -319,22 +372,26 @@ class Store:
             session.commit()
         return bool(renewed)
 
+    @reconnecting
     def release_lease(self, run: str, holder: str) -> None:
         with self._write_lock, self.session() as session:
             session.execute(text("DELETE FROM leases WHERE run = :run AND holder = :holder"), {"run": run, "holder": holder})
             session.commit()
 
     # -- pools -------------------------------------------------------------------------------
+    @reconnecting
     def set_pool(self, name: str, budget_usd: float) -> None:
         with self._write_lock, self.session() as session:
             session.merge(Pool(name=name, budget_usd=budget_usd, updated_at=time.time()))
             session.commit()
 
+    @reconnecting
     def pool_left(self, name: str) -> float:
         """Dollars the pool still holds (what every run on it has not spent or reserved)."""
         with self.session() as session:
             return self._pool(session, name).budget_usd - self._pool_spent(session, name)
 
+    @reconnecting
     def pool_report(self, name: str) -> dict:
         """The pool's limit and spend, in all and by run."""
         with self.session() as session:
@@ -368,6 +425,7 @@ class Store:
             text(f"SELECT COALESCE(SUM(cost_usd), 0) FROM ledger WHERE pool = :pool AND kind IN {PAID_KINDS}"), {"pool": name},
         ).scalar())
 
+    @reconnecting
     def settle_paid(self, ids: Sequence[int], provider: str, model: str, answers: dict[str, dict[str, float]]) -> None:
         now = time.time()
         with self._write_lock, self.session() as session, self._forget_labels_on_error():
@@ -390,6 +448,7 @@ class Store:
             self._label_ids.clear()  # an id flushed in a rolled-back transaction is not real
             raise
 
+    @reconnecting
     def settle_failed(self, ids: Sequence[int], maybe_billed: bool) -> None:
         with self._write_lock, self.session() as session:
             if maybe_billed:
@@ -398,12 +457,14 @@ class Store:
                 session.execute(text(f"UPDATE ledger SET kind = 'released', cost_usd = 0 WHERE id IN ({_placeholders(ids)})"), _params(ids))
             session.commit()
 
+    @reconnecting
     def mark_lost(self, run: str) -> int:
         with self._write_lock, self.session() as session:
             result = session.execute(text("UPDATE ledger SET kind = 'lost' WHERE run = :run AND kind = 'reserved'"), {"run": run})
             session.commit()
             return result.rowcount
 
+    @reconnecting
     def spent(self, run: str) -> tuple[int, float]:
         with self.session() as session:
             row = session.execute(
@@ -412,12 +473,14 @@ class Store:
             ).one()
         return int(row[0]), float(row[1])
 
+    @reconnecting
     def ledger_counts(self, run: str) -> dict[str, int]:
         with self.session() as session:
             rows = session.execute(text("SELECT kind, COUNT(*) FROM ledger WHERE run = :run GROUP BY kind"), {"run": run}).all()
         return {kind: int(n) for kind, n in rows}
 
     # -- runs, checkpoints, metrics ----------------------------------------------------------
+    @reconnecting
     def get_run(self, name: str) -> RunRecord:
         with self.session() as session:
             run = session.get(RunRecord, name)
@@ -425,20 +488,24 @@ class Store:
             raise StoreError(f"no run named {name!r} in {self.where}: `barapi runs list` shows the runs")
         return run
 
+    @reconnecting
     def has_run(self, name: str) -> bool:
         with self.session() as session:
             return session.get(RunRecord, name) is not None
 
+    @reconnecting
     def list_runs(self) -> list[RunRecord]:
         with self.session() as session:
             return list(session.exec(select(RunRecord).order_by(RunRecord.created_at)))
 
+    @reconnecting
     def save_run(self, run: RunRecord) -> None:
         run.updated_at = time.time()
         with self._write_lock, self.session() as session:
             session.merge(run)
             session.commit()
 
+    @reconnecting
     def save_checkpoint(self, run: RunRecord, iteration: int, state: bytes, metrics: MetricRow) -> None:
         """Checkpoint, metrics row and run row in one transaction: all or nothing."""
         now = time.time()
@@ -449,10 +516,12 @@ class Store:
             session.merge(run)
             session.commit()
 
+    @reconnecting
     def load_checkpoint(self, name: str) -> Checkpoint | None:
         with self.session() as session:
             return session.get(Checkpoint, name)
 
+    @reconnecting
     def metrics(self, name: str) -> list[MetricRow]:
         with self.session() as session:
             return list(session.exec(select(MetricRow).where(MetricRow.run == name).order_by(MetricRow.iteration)))

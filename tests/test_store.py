@@ -170,3 +170,46 @@ def test_two_processes_never_drive_one_run_and_a_dead_ones_run_is_taken_over(sto
         session.merge(LeaseRow(run="run", holder=f"{socket.gethostname()}:{dead}:00000000", expires_at=time.time() + 3600))
         session.commit()
     Trainer(config(), ProjectionModel(), store)  # taken over at once, without waiting for the expiry
+
+
+def test_a_run_survives_its_server_connections_being_cut(home: Path, fresh_postgres_url: str, tmp_path: Path) -> None:
+    """Every connection of the run's database is terminated five times a second: calls whose
+    repeat is harmless reconnect and go on; a reservation cut mid-way stops the run with one
+    clear error and stays counted, and resuming ends with the program of a run never cut."""
+    import threading
+
+    from fakes import ProjectionModel
+    from sqlalchemy import create_engine
+    from test_trainer import config
+
+    from barapi.trainer import Trainer
+
+    reference = Trainer(config(iterations=30), ProjectionModel(), Store(tmp_path / "ref")).run()
+    admin = create_engine(fresh_postgres_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    database = fresh_postgres_url.rsplit("/", 1)[1]
+    stop, cuts = threading.Event(), [0]
+
+    def cut() -> None:
+        while not stop.wait(0.2):
+            with admin.connect() as connection:
+                cuts[0] += connection.exec_driver_sql(
+                    f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+                ).scalar()
+
+    cutter = threading.Thread(target=cut)
+    cutter.start()
+    stopped: list[str] = []
+    try:
+        for _ in range(30):
+            try:
+                result = Trainer(config(iterations=30), ProjectionModel(), Store(home, url=fresh_postgres_url)).run()
+                break
+            except StoreError as error:
+                stopped.append(str(error))
+                assert "password" not in str(error) and "pg-SECRET" not in str(error)
+    finally:
+        stop.set()
+        cutter.join()
+    assert cuts[0] > 0
+    assert result.program_sha256 == reference.program_sha256
+    assert "reserved" not in Store(home, url=fresh_postgres_url).ledger_counts("run")  # settled, or counted as lost
