@@ -94,13 +94,6 @@ def postgres_url():
 @pytest.fixture
 def fresh_postgres_url(postgres_url: str) -> str:
     """A database of its own on the session's cluster."""
-    import uuid
+    from pgcluster import fresh_database
 
-    from sqlalchemy import create_engine
-
-    name = f"t{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    admin.dispose()
-    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    return fresh_database(postgres_url)

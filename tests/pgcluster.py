@@ -53,3 +53,17 @@ def throwaway_cluster(password: str = "pg-SECRET-9b1e", durable: bool = False) -
     finally:
         subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def fresh_database(server_url: str) -> str:
+    """A new, empty database on the cluster at ``server_url``: its URL."""
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    name = f"t{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"

@@ -1,0 +1,83 @@
+"""Budget pools under a race, on the SQLite file and on PostgreSQL, against the local server: 8
+`barapi train` processes on a $1.20 pool at $1.20 / 1,000; 4 processes killed at random moments
+and resumed by other processes (other homes); and a second run on the same images through
+another process. Writes bench/results/pools.md. The same scenarios are asserted, smaller, by
+tests/test_pools.py.
+
+    python bench/pools.py          # ~5 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import start_server  # noqa: E402
+from pgcluster import fresh_database, throwaway_cluster  # noqa: E402
+from poolrace import POOL_USD, RUN, finish, kill_race, race, store_of, worker  # noqa: E402
+
+WORK = Path(__file__).resolve().parent / ".work"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cache_figures(server_url: str, shared: dict[str, str], tmp: Path) -> dict:
+    small = [a for a in RUN if a not in ("--pool", "team")] + ["--iterations", "3"]
+    paid = {}
+    for name in ("first", "second"):
+        code, out, err = finish(worker(shared, tmp / name, "train", "--base-url", server_url, *small, "--name", name))
+        summary = json.loads(out.strip().splitlines()[-1])
+        paid[name] = (summary["queries_paid"], summary["queries_cached"])
+    return {"first_paid": paid["first"][0], "second_paid": paid["second"][0], "second_cached": paid["second"][1],
+            "second_spent_in_ledger": store_of(shared, tmp).spent("second")[0]}
+
+
+def main() -> None:
+    WORK.mkdir(exist_ok=True)
+    server, url = start_server(WORK / "home")
+    rows = []
+    try:
+        with throwaway_cluster(durable=True) as postgres:
+            for backend in ("SQLite", "PostgreSQL"):
+                for scenario in ("race", "kill", "cache"):
+                    tmp = Path(tempfile.mkdtemp(prefix=f"bench-pools-{scenario}-", dir=WORK))
+                    shared = {"BARAPI_HOME": str(tmp / "home")} if backend == "SQLite" else {"BARAPI_STORE": fresh_database(postgres)}
+                    began = time.monotonic()
+                    if scenario == "race":
+                        figures = race(url, shared, tmp)[1]
+                    elif scenario == "kill":
+                        figures = kill_race(url, shared, tmp)[1]
+                    else:
+                        figures = cache_figures(url, shared, tmp)
+                    rows.append((backend, scenario, figures, time.monotonic() - began))
+                    print(f"  {backend} {scenario}: {figures}", file=sys.stderr, flush=True)
+    finally:
+        server.terminate()
+    lines = [
+        "# Budget pools under a race (`python bench/pools.py`, 2-core CPU, " + time.strftime("%Y-%m-%d") + ")",
+        "",
+        f"A ${POOL_USD:.2f} pool at $1.20 / 1,000 images (1,000 images), against the local server; each run would want ~310.",
+        "",
+        "| store | scenario | spent of the pool | queries paid | overrun | reservations left unsettled | run outcomes | seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for backend, scenario, f, seconds in rows:
+        if scenario == "cache":
+            continue
+        outcomes = ", ".join(f"{n}× {o}" for o, n in sorted({o: f["outcomes"].count(o) for o in f["outcomes"]}.items()))
+        what = "8 workers racing" if scenario == "race" else f"4 workers, {f['kills']} kills, resumed elsewhere"
+        lines.append(f"| {backend} | {what} | ${f['spent_usd']:.4f} | {f['queries_paid']:,} | ${f['overrun_usd']:.4f} | {f['unsettled']} | {outcomes} | {seconds:.0f} |")
+    lines += ["", "| store | a second run on the same images, through another process | paid | from the cache |", "|---|---|---|---|"]
+    for backend, scenario, f, _ in rows:
+        if scenario == "cache":
+            lines.append(f"| {backend} | first run paid {f['first_paid']:,} | {f['second_paid']} (ledger: {f['second_spent_in_ledger']}) | {f['second_cached']:,} |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "pools.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
