@@ -98,13 +98,13 @@ def report() -> None:
         f"{TRAIN_PER_CLASS - VALIDATION_PER_CLASS} per class and are measured on the other {VALIDATION_PER_CLASS} per class "
         "(validation accuracy, mean over seeds, seeds in brackets). The test images are never read.",
         "",
-        "| variant | what | " + " | ".join(f"{c}, {b // 1000}k" for c in sorted({e['combo'] for e in entries}) for b in BUDGETS) + " |",
-        "|---|---|" + "---|" * (len({e['combo'] for e in entries}) * len(BUDGETS)),
+        "| variant | what | " + " | ".join(f"{c}, {b // 1000}k q" if b else f"{c}, zero-program" for c in sorted({e['combo'] for e in entries}) for b in [0, *BUDGETS]) + " |",
+        "|---|---|" + "---|" * (len({e['combo'] for e in entries}) * (len(BUDGETS) + 1)),
     ]
     for variant, (what, _) in VARIANTS.items():
         cells = []
         for combo in sorted({e["combo"] for e in entries}):
-            for budget in BUDGETS:
+            for budget in [0, *BUDGETS]:
                 values = [e["validation"].get(str(budget)) for e in entries if e["combo"] == combo and e["variant"] == variant]
                 values = [v for v in values if v is not None]
                 cells.append(f"{np.mean(values):.1%} ({len(values)})" if values else "—")
