@@ -37,6 +37,7 @@ class Mapper(Protocol):
 
 class Mapping(Protocol):
     needs_start_answers: bool  # start() reads the training set's answers at the starting program
+    reads_every_label: bool  # the scores depend on every label (no m to fit the vocabulary)
 
     @classmethod
     def start_queries(cls, n_train: int, labels_published: bool) -> int:
@@ -83,8 +84,8 @@ def resolve_labels_per_class(method: MethodConfig, vocabulary_size: int, n_class
     naming the fix, when no m fits or an explicit m does not."""
     wanted = method.labels_per_class
     fits = vocabulary_size // n_classes
-    if method.mapping == "linear":
-        # The readout reads every label; m only names labels in exports.
+    if MAPPINGS[method.mapping].reads_every_label:
+        # m only names labels in exports: whatever fits, never a refusal.
         return max(min(wanted or DEFAULT_LABELS_PER_CLASS, fits), 0), None
     if fits < 1:
         raise ConfigError(
@@ -103,6 +104,7 @@ class AssignedMapping:
     """m source labels per class, averaged (the paper's h); fixed once started."""
 
     needs_start_answers = True
+    reads_every_label = False  # the scores depend on the m labels per class only
 
     def __init__(self, method: MethodConfig, n_classes: int, labels_per_class: int) -> None:
         self.method, self.n_classes, self.labels_per_class = method, n_classes, labels_per_class
@@ -201,6 +203,8 @@ class LinearMapping(AssignedMapping):
     lags behind W); predictions use one fitted on every training image answered at the final W
     (the closing pass), which never steers training, so a run extended after its closing pass
     goes on as if never stopped. The assignment only names labels in exports."""
+
+    reads_every_label = True
 
     def __init__(self, method: MethodConfig, n_classes: int, labels_per_class: int) -> None:
         super().__init__(method, n_classes, labels_per_class)
