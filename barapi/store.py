@@ -328,7 +328,7 @@ class Store:
                     session.flush()  # writing first takes SQLite's one write lock before anything is read
                     budget = self._pool(session, pool).budget_usd
                 else:
-                    budget = self._lock_pool(session, pool)
+                    budget = self._pool(session, pool, lock=True).budget_usd
                     session.add_all(rows)
                     session.flush()
                 spent = self._pool_spent(session, pool)
@@ -406,18 +406,12 @@ class Store:
             "queries_paid": sum(r["queries_paid"] for r in runs), "runs": runs,
         }
 
-    def _pool(self, session: Session, name: str) -> Pool:
-        pool = session.get(Pool, name)
+    def _pool(self, session: Session, name: str, lock: bool = False) -> Pool:
+        """The pool; with ``lock``, its row locked (SELECT … FOR UPDATE) until the transaction ends."""
+        pool = session.get(Pool, name, with_for_update=lock)
         if pool is None:
             raise StoreError(f"no pool named {name!r} in {self.where}: create it with `barapi pool set {name} --budget N`")
         return pool
-
-    def _lock_pool(self, session: Session, name: str) -> float:
-        """The pool's budget, its row locked (SELECT … FOR UPDATE) until the transaction ends."""
-        pool = session.exec(select(Pool).where(Pool.name == name).with_for_update()).first()
-        if pool is None:
-            raise StoreError(f"no pool named {name!r} in {self.where}: create it with `barapi pool set {name} --budget N`")
-        return pool.budget_usd
 
     @staticmethod
     def _pool_spent(session: Session, name: str) -> float:
