@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from barapi.program import Geometry
+
+# The estimator's default perturbation, in 8-bit grey levels per coordinate of W (root mean
+# square). An API sees a move only where it crosses a grey level, and the loss is far from linear
+# over several: bench/results/zo_signal.md finds the two-sided estimate aligned with the autograd
+# gradient at about this scale, at every resolution of W, and orthogonal to it at 9 levels (β = 2
+# on a 16×16 W, the default before). The radius grows with √d because a unit-sphere direction
+# spreads over d coordinates.
+PERTURBATION_LEVELS = 1.5
+GREY_LEVEL = 1 / 127.5  # one 8-bit step in the [-1, 1] canvas
 
 
 class MethodConfig(BaseModel):
@@ -15,7 +25,7 @@ class MethodConfig(BaseModel):
     iterations: int = Field(20, ge=1)
     batch_size: int = Field(20, ge=1)
     q: int = Field(5, ge=1)
-    beta: float = Field(2.0, gt=0)
+    beta: float | None = Field(None, gt=0, description="radius of the estimator's perturbation; None: PERTURBATION_LEVELS grey levels per coordinate of W")
     lr: float = Field(0.01, gt=0)
     lr_decay: float = Field(0.995, gt=0, le=1)
     estimator: str = "two-sided"
@@ -31,6 +41,13 @@ class MethodConfig(BaseModel):
     init_scale: float = Field(0.005, gt=0, description="std of the random starting W (never exactly 0)")
     geometry: Geometry = Geometry(embed_size=112, program_resolution=16)
     eval_every: int = Field(0, ge=0, description="evaluate on the test set every N iterations; 0 = only at the end")
+
+    @property
+    def perturbation_radius(self) -> float:
+        """β: as configured, or PERTURBATION_LEVELS grey levels per coordinate of this W."""
+        if self.beta is not None:
+            return self.beta
+        return PERTURBATION_LEVELS * GREY_LEVEL * math.sqrt(math.prod(self.geometry.parameter_shape))
 
 
 class DataConfig(BaseModel):

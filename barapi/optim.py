@@ -249,7 +249,7 @@ class ZerothOrderOptimizer:
 def optimizer_for(method: MethodConfig, w: np.ndarray | None = None) -> ZerothOrderOptimizer:
     """A run's optimiser, at W (zeros until the run's start sets it)."""
     w = np.zeros(method.geometry.parameter_shape) if w is None else w
-    return make_optimizer(w, estimator=method.estimator, q=method.q, beta=method.beta, optimizer=method.optimizer, lr=method.lr, lr_decay=method.lr_decay)
+    return make_optimizer(w, estimator=method.estimator, q=method.q, beta=method.perturbation_radius, optimizer=method.optimizer, lr=method.lr, lr_decay=method.lr_decay)
 
 
 def make_optimizer(w: np.ndarray, *, estimator: str, q: int, beta: float, optimizer: str, lr: float, lr_decay: float) -> ZerothOrderOptimizer:

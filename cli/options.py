@@ -177,7 +177,7 @@ def run_options(
     beta: Annotated[
         Optional[float],
         typer.Option(
-            help=f"Smoothing (perturbation size) of the estimator. (preset: {_DEFAULT_METHOD.beta})",
+            help="Radius of the estimator's perturbation of W. (preset: the radius that moves each coordinate of W by 1.5 grey levels)",
             rich_help_panel="Method",
         ),
     ] = None,

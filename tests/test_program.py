@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from barapi.config import MethodConfig
 from barapi.program import Geometry, Program, decode_png, initial_parameters, interpolation_matrix, program_sha256, quantize
 
 
@@ -82,3 +83,21 @@ def test_quantisation_swallows_the_papers_beta_at_full_resolution() -> None:
     low_program = Program(low)
     moved_low = quantize(low_program.perturbation(w_low + 1.0 * u_low)) != quantize(low_program.perturbation(w_low))
     assert moved_low.mean() > 0.5
+
+
+@pytest.mark.parametrize("resolution", [4, 16, None])
+def test_the_default_perturbation_moves_the_program_by_a_grey_level_or_two_at_every_resolution(resolution: int | None) -> None:
+    """The scale at which an 8-bit API's finite differences follow the gradient
+    (bench/results/zo_signal.md): most of the program's pixels move, none by many levels. The
+    previous fixed β = 2 moved a 16×16 program's pixels by up to ~20 levels."""
+    method = MethodConfig(geometry=Geometry(embed_size=112, program_resolution=resolution))
+    program = Program(method.geometry)
+    rng = np.random.default_rng(9)
+    w = initial_parameters(method.geometry, method.init_scale, rng)
+    u = rng.standard_normal(w.shape)
+    u /= np.linalg.norm(u)
+    band = program.mask[..., 0] > 0
+    levels = np.abs(quantize(program.perturbation(w + method.perturbation_radius * u)).astype(int) - quantize(program.perturbation(w)))[band]
+    assert (levels > 0).mean() > 0.3
+    assert np.percentile(levels, 99) <= 5
+    assert MethodConfig(beta=2.0, geometry=method.geometry).perturbation_radius == 2.0
