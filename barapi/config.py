@@ -12,9 +12,9 @@ from barapi.program import Geometry
 # The estimator's default perturbation, in 8-bit grey levels per coordinate of W (root mean
 # square). An API sees a move only where it crosses a grey level, and the loss is far from linear
 # over several: bench/results/zo_signal.md finds the two-sided estimate aligned with the autograd
-# gradient at about this scale, at every resolution of W, and orthogonal to it at 9 levels (β = 2
-# on a 16×16 W, the default before). The radius grows with √d because a unit-sphere direction
-# spreads over d coordinates.
+# gradient only when W's coordinates move by about two levels or less, and orthogonal to it at
+# ~9 (β = 2 on a 16×16 W, the default before). 1.5 was chosen on validation folds (bench/tune.py).
+# The radius grows with √d because a unit-sphere direction spreads over d coordinates.
 PERTURBATION_LEVELS = 1.5
 GREY_LEVEL = 1 / 127.5  # one 8-bit step in the [-1, 1] canvas
 

@@ -1,8 +1,9 @@
 """Choosing the zeroth-order method on a validation split carved from the training images only.
 
 For each task of bench/fewlabel.py, its shared split's training images (and nothing else) are
-written to an .npz; runs train on ``--train-per-class`` of them per class and are measured on
-the rest. The test images of the split are never read, so what wins here can be reported on
+written to an .npz; runs train on 30 of them per class and are measured on the other 20 per class.
+Seed s is both the run's seed and the carving's (split seed s), so each seed validates on a
+different fold of the training images. The test images of the split are never read, so what wins here can be reported on
 them by bench/fewlabel.py without having been chosen on them. One line per measurement in
 ``bench/results/tune.jsonl`` (a rerun skips what is there); ``--report`` writes ``tune.md``.
 
@@ -23,15 +24,19 @@ from fewlabel import RESULTS, SPLIT_SEED, TASKS, TEST_SIZE, TRAIN_PER_CLASS, WOR
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import load_split
 from barapi.mock.model import ImageNetModel, InProcessClassifier
+from barapi.program import Geometry
 
 MEASURED = RESULTS / "tune.jsonl"
 # Each variant changes the default in one way: name → (what it is, settings).
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "default": ("the default preset", {}),
-    "wide": ("5 images × 20 directions per step instead of 20 × 5 (same queries per step)", {"batch_size": 5, "q": 20}),
-    "middle": ("10 images × 10 directions per step", {"batch_size": 10, "q": 10}),
-    "fast": ("step 0.05 instead of 0.01", {"lr": 0.05}),
-    "spsa-gc": ("SPSA-GC: Rademacher directions, Nesterov gradient correction, step 0.3", {"estimator": "spsa", "optimizer": "nesterov-gc", "lr": 0.3}),
+    "default": ("the default preset (β: 1.5 grey levels per coordinate of W, 0.33 on its 16×16 W)", {}),
+    "beta-2": ("the default before: β = 2", {"beta": 2.0}),
+    "wide": ("β = 2, 5 images × 20 directions per step instead of 20 × 5 (same queries per step)", {"beta": 2.0, "batch_size": 5, "q": 20}),
+    "middle": ("β = 2, 10 images × 10 directions per step", {"beta": 2.0, "batch_size": 10, "q": 10}),
+    "fast": ("β = 2, step 0.05 instead of 0.01", {"beta": 2.0, "lr": 0.05}),
+    "spsa-gc": ("β = 2, SPSA-GC: Rademacher directions, Nesterov gradient correction, step 0.3", {"beta": 2.0, "estimator": "spsa", "optimizer": "nesterov-gc", "lr": 0.3}),
+    "beta-0.3": ("β = 0.3 (bench/results/zo_signal.md: the estimate keeps some alignment with the gradient at β ≤ 0.3 on a 16×16 W, none at 2)", {"beta": 0.3}),
+    "res-4": ("a 4×4 W (48 numbers instead of 768; β by the default's rule: 0.08)", {"geometry": Geometry(embed_size=112, program_resolution=4)}),
 }
 BUDGETS = [5000, 10000]
 VALIDATION_PER_CLASS = 20
@@ -77,7 +82,7 @@ def measure(combos: list[str], variants: list[str], seeds: list[int], threads: i
                 if (combo, variant, seed) in done:
                     continue
                 curve: dict[int, float | None] = {}
-                data = DataConfig(dataset=dataset, train_per_class=TRAIN_PER_CLASS - VALIDATION_PER_CLASS, test_size=2 * VALIDATION_PER_CLASS, split_seed=0)
+                data = DataConfig(dataset=dataset, train_per_class=TRAIN_PER_CLASS - VALIDATION_PER_CLASS, test_size=2 * VALIDATION_PER_CLASS, split_seed=seed)
                 config = RunConfig(name="tune", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method(variant))
                 zeroth_order(classifier, config, BUDGETS, lambda at, accuracy: curve.__setitem__(at, accuracy))
                 with MEASURED.open("a") as handle:
@@ -96,7 +101,7 @@ def report() -> None:
         "",
         f"`python bench/tune.py` (2-core CPU). Per task: its shared split's {2 * TRAIN_PER_CLASS} training images only; runs train on "
         f"{TRAIN_PER_CLASS - VALIDATION_PER_CLASS} per class and are measured on the other {VALIDATION_PER_CLASS} per class "
-        "(validation accuracy, mean over seeds, seeds in brackets). The test images are never read.",
+        "(validation accuracy, mean over seeds — seed s also carves fold s — their number in brackets). The test images are never read.",
         "",
         "| variant | what | " + " | ".join(f"{c}, {b // 1000}k q" if b else f"{c}, zero-program" for c in sorted({e['combo'] for e in entries}) for b in [0, *BUDGETS]) + " |",
         "|---|---|" + "---|" * (len({e['combo'] for e in entries}) * (len(BUDGETS) + 1)),

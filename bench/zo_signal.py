@@ -105,10 +105,10 @@ def report() -> None:
         f"estimate from {DIRECTIONS} unit-sphere directions read through the black-box path (8-bit images). cos: cosine of "
         f"the two (exact directional derivatives would give ≈ √(q/d)); slope kept: mean |finite difference| / mean |β·∇L·u| "
         f"(1 if the loss were linear at that scale); sign: how often the difference has the sign the gradient predicts "
-        f"(0.5 = chance). Mean over {TRIALS} batches.",
+        f"(0.5 = chance). Mean over the batches measured (n).",
         "",
-        "| model × task | W | d | √(q/d) | " + " | ".join(f"β = {b}: cos / slope kept / sign" for b in BETAS) + " |",
-        "|---|---|---|---|" + "---|" * len(BETAS),
+        "| model × task | W | d | n | √(q/d) | " + " | ".join(f"β = {b}: cos / slope kept / sign" for b in BETAS) + " |",
+        "|---|---|---|---|---|" + "---|" * len(BETAS),
     ]
     for combo in sorted({e["combo"] for e in entries}):
         for resolution in RESOLUTIONS:
@@ -120,7 +120,7 @@ def report() -> None:
             for beta in BETAS:
                 values = [r["betas"][str(beta)] for r in rows]
                 cells.append(" / ".join(f"{np.mean([v[k] for v in values]):.2f}" for k in ("cos", "slope_kept", "sign_agreement")))
-            lines.append(f"| {combo} | {resolution}×{resolution} | {d} | {np.sqrt(DIRECTIONS / d):.2f} | " + " | ".join(cells) + " |")
+            lines.append(f"| {combo} | {resolution}×{resolution} | {d} | {len(rows)} | {np.sqrt(DIRECTIONS / d):.2f} | " + " | ".join(cells) + " |")
     (RESULTS / "zo_signal.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
