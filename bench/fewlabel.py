@@ -330,8 +330,10 @@ def report() -> None:
             for row in wb:
                 name = "16×16 (the default's program)" if row == "whitebox" else "full resolution (ceiling)"
                 lines.append(f"| {name} | " + " | ".join(summary(list(cells.get((combo, row, at), {}).values())) for at in [0, *WHITEBOX_IMAGES]) + " |")
-        lines += ["", f"![{combo}](fewlabel-{model}-{task}.png)", ""]
-        plot(combo, cells)
+        if any(r in METHODS for r in rows):
+            lines += ["", f"![{combo}](fewlabel-{model}-{task}.png)"]
+            plot(combo, cells)
+        lines.append("")
     (RESULTS / "fewlabel.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
