@@ -240,9 +240,12 @@ def white_box(classifier: InProcessClassifier, task: str, row: str, seed: int, r
 
 # -- bookkeeping -----------------------------------------------------------------------------------
 def measured() -> list[dict]:
-    if not MEASURED.is_file():
-        return []
-    return [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip()]
+    return read_lines(MEASURED)
+
+
+def read_lines(path: Path) -> list[dict]:
+    """A results file of one JSON object per line (the benchmarks' resumable record)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def recorder(combo: str, row: str, seed: int):  # noqa: ANN201

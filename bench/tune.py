@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from fewlabel import RESULTS, SPLIT_SEED, TASKS, TEST_SIZE, TRAIN_PER_CLASS, WORK, served_model, zeroth_order
+from fewlabel import RESULTS, SPLIT_SEED, TASKS, TEST_SIZE, TRAIN_PER_CLASS, WORK, read_lines, served_model, zeroth_order
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import load_split
@@ -91,7 +91,7 @@ def measure(combos: list[str], variants: list[str], seeds: list[int], threads: i
 
 
 def load() -> list[dict]:
-    return [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip()] if MEASURED.is_file() else []
+    return read_lines(MEASURED)
 
 
 def report() -> None:

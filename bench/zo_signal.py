@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from fewlabel import RESULTS, TARGETS, WORK, TorchPath, run_config, served_model
+from fewlabel import RESULTS, TARGETS, WORK, TorchPath, read_lines, run_config, served_model
 
 from barapi.config import PRESETS
 from barapi.losses import class_weights, focal_loss
@@ -92,7 +92,7 @@ def answers(classifier: InProcessClassifier, program, w: np.ndarray, images: np.
 
 
 def load() -> list[dict]:
-    return [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip()] if MEASURED.is_file() else []
+    return read_lines(MEASURED)
 
 
 def report() -> None:
