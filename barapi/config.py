@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from barapi.program import Geometry
+from barapi.program import GREY_LEVEL, Geometry
 
 # The estimator's default perturbation, in 8-bit grey levels per coordinate of W (root mean
 # square). An API sees a move only where it crosses a grey level, and the loss is far from linear
@@ -16,7 +16,6 @@ from barapi.program import Geometry
 # ~9 (β = 2 on a 16×16 W, the default before). 1.5 was chosen on validation folds (bench/tune.py).
 # The radius grows with √d because a unit-sphere direction spreads over d coordinates.
 PERTURBATION_LEVELS = 1.5
-GREY_LEVEL = 1 / 127.5  # one 8-bit step in the [-1, 1] canvas
 
 
 class MethodConfig(BaseModel):

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 PNG_COMPRESS_LEVEL = 1
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_FILTER_SUB = 1
+GREY_LEVEL = 1 / 127.5  # one 8-bit step of the [-1, 1] canvas (see quantize)
 
 
 class Geometry(BaseModel):

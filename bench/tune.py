@@ -72,7 +72,7 @@ def main() -> None:
 def measure(combos: list[str], variants: list[str], seeds: list[int], threads: int) -> None:
     WORK.mkdir(exist_ok=True)
     network = ImageNetModel(home=WORK / "home", threads=threads)
-    done = {(m["combo"], m["variant"], m["seed"]) for m in load()}
+    done = {(m["combo"], m["variant"], m["seed"]) for m in read_lines(MEASURED)}
     for seed in seeds:
         for combo in combos:
             model, task = combo.split("/")
@@ -90,12 +90,8 @@ def measure(combos: list[str], variants: list[str], seeds: list[int], threads: i
                 print(f"  {combo} {variant} seed {seed}: {curve}", file=sys.stderr, flush=True)
 
 
-def load() -> list[dict]:
-    return read_lines(MEASURED)
-
-
 def report() -> None:
-    entries = load()
+    entries = read_lines(MEASURED)
     lines = [
         "# Choosing the method on validation images carved from the training images",
         "",

@@ -48,7 +48,7 @@ def measure(combos: list[str], threads: int) -> None:
 
     torch.set_num_threads(threads)
     network = ImageNetModel(home=WORK / "home", threads=threads)
-    done = {(m["combo"], m["resolution"], m["trial"]) for m in load()}
+    done = {(m["combo"], m["resolution"], m["trial"]) for m in read_lines(MEASURED)}
     for combo in combos:
         model, task = combo.split("/")
         classifier = InProcessClassifier(network, served=served_model(model, network))
@@ -91,12 +91,8 @@ def answers(classifier: InProcessClassifier, program, w: np.ndarray, images: np.
     return np.stack([[r[label] for label in classifier.labels()] for r in classifier.predict(program.encode_batch(w, images))])
 
 
-def load() -> list[dict]:
-    return read_lines(MEASURED)
-
-
 def report() -> None:
-    entries = load()
+    entries = read_lines(MEASURED)
     lines = [
         "# What a zeroth-order step sees at the starting program",
         "",
