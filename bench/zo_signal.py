@@ -12,8 +12,15 @@ through the black-box path (8-bit PNG, the model's own preprocessing). Per β:
 - ``slope kept``: mean |finite difference| / mean |β ∇L·u|, how much of the local slope is still
   there at the scale of the step (1 on a linear loss).
 
-One line per measurement in ``bench/results/zo_signal.jsonl`` (a rerun skips what is there);
-``--report`` writes ``zo_signal.md``.
+And how much a query can carry at all: at the same starting program, the gradient of each
+training image's loss by autograd (up to ``NOISE_IMAGES`` of them), at several resolutions of W.
+Their mean g and spread σ² = mean ‖g_i − g‖² give the number of images a white-box step must
+average before the mean gradient stands out of the per-image noise, N* = σ² / ‖g‖², and the
+queries a two-sided estimate needs for the same, Q* ≈ 2d·N*: averaged over a run, q unit-sphere
+directions on b images cost 2qb queries and leave d/q·‖g_b‖² of variance, whatever q and b.
+
+One line per measurement in ``bench/results/zo_signal.jsonl`` and ``gradient_noise.jsonl`` (a
+rerun skips what is there); ``--report`` writes ``zo_signal.md``.
 
     python bench/zo_signal.py
 """
@@ -38,8 +45,11 @@ from barapi.store import Store
 from barapi.trainer import Trainer
 
 MEASURED = RESULTS / "zo_signal.jsonl"
+NOISE = RESULTS / "gradient_noise.jsonl"
 BETAS = [0.1, 0.3, 1.0, 2.0]
 RESOLUTIONS = [4, 16]
+NOISE_RESOLUTIONS = [4, 8, 16, None]
+NOISE_IMAGES = 200
 DIRECTIONS, BATCH, TRIALS = 20, 20, 4
 
 
@@ -56,14 +66,7 @@ def measure(combos: list[str], threads: int) -> None:
             trials = [t for t in range(TRIALS) if (combo, resolution, t) not in done]
             if not trials:
                 continue
-            default = PRESETS["default"]
-            method = default.model_copy(update={"geometry": default.geometry.model_copy(update={"program_resolution": resolution})})
-            trainer = Trainer(run_config(task, method, 0), classifier, Store(Path(tempfile.mkdtemp(prefix="zo-signal-", dir=WORK))))
-            split, program = trainer.split, trainer.program
-            trainer._start()  # noqa: SLF001 - the starting program, as a run draws it
-            w0 = trainer.optimizer.w
-            weights = class_weights(split.y_train, split.n_classes)
-            fitted = LinearReadout.fit(answers(classifier, program, w0, split.x_train), split.y_train, split.n_classes, method.readout_l2)
+            method, split, program, w0, weights, fitted = starting_point(classifier, task, resolution)
             path = TorchPath(classifier, program)
             for trial in trials:
                 rng = np.random.default_rng([resolution, trial, 0x516])
@@ -85,6 +88,52 @@ def measure(combos: list[str], threads: int) -> None:
                 with MEASURED.open("a") as handle:
                     handle.write(json.dumps(row | {"ts": time.time()}) + "\n")
                 print(f"  {combo} {resolution}×{resolution} trial {trial}: {row['betas']}", file=sys.stderr, flush=True)
+
+
+def measure_noise(combos: list[str], threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    network = ImageNetModel(home=WORK / "home", threads=threads)
+    done = {(m["combo"], m["resolution"]) for m in read_lines(NOISE)}
+    for combo in combos:
+        model, task = combo.split("/")
+        classifier = InProcessClassifier(network, served=served_model(model, network))
+        for resolution in NOISE_RESOLUTIONS:
+            if (combo, resolution) in done:
+                continue
+            method, split, program, w0, weights, fitted = starting_point(classifier, task, resolution)
+            path = TorchPath(classifier, program)
+            readout = path.readout(fitted)
+            rng = np.random.default_rng(0x6E0)
+            chosen = rng.choice(len(split.y_train), size=min(NOISE_IMAGES, len(split.y_train)), replace=False)
+            gradients = []
+            for i in chosen:
+                w = path.tensor(w0)
+                # The batch loss is the mean of these (class weights included).
+                path.focal_loss(w, split.x_train[i : i + 1], split.y_train[i : i + 1], readout, weights, method.focal_gamma).backward()
+                gradients.append(w.grad.numpy().ravel().astype(np.float64))
+            g = np.stack(gradients)
+            mean = g.mean(axis=0)
+            spread = float(np.mean(np.sum((g - mean) ** 2, axis=1)))
+            # ‖mean‖² overstates the expected gradient's by σ²/n; the difference is unbiased.
+            signal = float(np.sum(mean**2)) - spread / len(g)
+            row = {"combo": combo, "resolution": resolution, "d": int(w0.size), "n": len(g), "spread": spread, "mean_norm2": float(np.sum(mean**2)), "signal": signal}
+            with NOISE.open("a") as handle:
+                handle.write(json.dumps(row | {"ts": time.time()}) + "\n")
+            print(f"  {combo} resolution {resolution}: {row}", file=sys.stderr, flush=True)
+
+
+def starting_point(classifier: InProcessClassifier, task: str, resolution: int | None):  # noqa: ANN201
+    """The default's starting program at this resolution, as a run draws it, and its readout."""
+    default = PRESETS["default"]
+    method = default.model_copy(update={"geometry": default.geometry.model_copy(update={"program_resolution": resolution})})
+    trainer = Trainer(run_config(task, method, 0), classifier, Store(Path(tempfile.mkdtemp(prefix="zo-signal-", dir=WORK))))
+    split, program = trainer.split, trainer.program
+    trainer._start()  # noqa: SLF001
+    w0 = trainer.optimizer.w
+    fitted = LinearReadout.fit(answers(classifier, program, w0, split.x_train), split.y_train, split.n_classes, method.readout_l2)
+    return method, split, program, w0, class_weights(split.y_train, split.n_classes), fitted
 
 
 def answers(classifier: InProcessClassifier, program, w: np.ndarray, images: np.ndarray) -> np.ndarray:  # noqa: ANN001
@@ -117,8 +166,37 @@ def report() -> None:
                 values = [r["betas"][str(beta)] for r in rows]
                 cells.append(" / ".join(f"{np.mean([v[k] for v in values]):.2f}" for k in ("cos", "slope_kept", "sign_agreement")))
             lines.append(f"| {combo} | {resolution}×{resolution} | {d} | {len(rows)} | {np.sqrt(DIRECTIONS / d):.2f} | " + " | ".join(cells) + " |")
+    lines += noise_report()
     (RESULTS / "zo_signal.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def noise_report() -> list[str]:
+    entries = read_lines(NOISE)
+    if not entries:
+        return []
+    lines = [
+        "",
+        "## How much one query can carry",
+        "",
+        f"Per-image gradients of the training loss by autograd at the default's starting program (up to {NOISE_IMAGES} training "
+        "images), σ² their spread (mean ‖g_i − ḡ‖²). Two signals: ‖ḡ‖², the training-set gradient that a run descends, and "
+        "‖g‖² = ‖ḡ‖² − σ²/n, the expected gradient that would carry to new images (unbiased; ≤ 0: none stands out of these n). "
+        "N = σ²/signal: how many images a gradient must average before the signal stands out of the per-image noise "
+        "(signal-to-noise 1); Q ≈ 2d·N: the queries an ideal two-sided estimate (exact differences, unit-sphere directions) "
+        "needs for the same, whatever its q and batch size. The 8-bit path only adds to it (the cosines above).",
+        "",
+        "| model × task | W | d | n | σ² | training set: ‖ḡ‖²/σ² | N | Q | expected: ‖g‖²/σ² | N | Q |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in sorted(entries, key=lambda e: (e["combo"], e["d"])):
+        side = f"{e['resolution']}×{e['resolution']}" if e["resolution"] else "full"
+        cells = []
+        for signal in (e["mean_norm2"], e["signal"]):
+            ratio = signal / e["spread"]
+            cells += [f"{ratio:.4f}", f"{1 / ratio:,.0f}", f"{2 * e['d'] / ratio:,.0f}"] if ratio > 0 else [f"{ratio:.4f}", "∞", "∞"]
+        lines.append(f"| {e['combo']} | {side} | {e['d']:,} | {e['n']} | {e['spread']:.1f} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:
@@ -129,6 +207,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.report:
         measure(args.combos.split(","), args.threads)
+        measure_noise(args.combos.split(","), args.threads)
     report()
 
 
