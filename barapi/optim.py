@@ -207,6 +207,45 @@ ESTIMATORS: dict[str, Callable[..., Estimator]] = {
 STEP_RULES: dict[str, Callable[..., StepRule]] = {"sgd": SGD, "adam": Adam, "sign-sgd": SignSGD, "nesterov-gc": NesterovGC}
 
 
+class StepSignal:
+    """How far a run's gradient estimates, added up, stand above their own noise.
+
+    Each estimate is the gradient plus noise drawn afresh at every step (directions, batch).
+    Over T steps ‖Σĝ‖² − Σ‖ĝ‖² estimates T(T−1)·‖g‖² without bias and Σ‖ĝ‖²/T estimates
+    E‖ĝ‖², so ``ratio`` = T·‖g‖² / E‖ĝ‖² is the signal-to-noise of the summed steps: about 0
+    when they were a random walk, 1 or more when their sum points along the gradient. It reads
+    only the estimates the run has paid for (bench/results/zo_signal.md: how many queries a W of
+    d numbers needs before it reaches 1).
+    """
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.total = np.zeros(shape)
+        self.squares = 0.0
+        self.steps = 0
+
+    def add(self, estimate: np.ndarray) -> None:
+        self.total = self.total + estimate
+        self.squares += float(np.sum(estimate**2))
+        self.steps += 1
+
+    @property
+    def ratio(self) -> float | None:
+        if self.steps < 2 or self.squares == 0:
+            return None
+        return self.steps * (float(np.sum(self.total**2)) / self.squares - 1) / (self.steps - 1)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"signal.total": self.total, "signal.squares": np.asarray(self.squares), "signal.steps": np.asarray(self.steps)}
+
+    @classmethod
+    def restored(cls, arrays: dict[str, np.ndarray], shape: tuple[int, ...]) -> StepSignal:
+        """From a checkpoint's arrays; counting from now if they hold none (written before runs kept it)."""
+        signal = cls(shape)
+        if "signal.steps" in arrays:
+            signal.total, signal.squares, signal.steps = np.array(arrays["signal.total"]), float(arrays["signal.squares"]), int(arrays["signal.steps"])
+        return signal
+
+
 class ZerothOrderOptimizer:
     """ask() → the parameter vectors to evaluate (the current W first); tell(losses) → update."""
 
@@ -214,6 +253,7 @@ class ZerothOrderOptimizer:
         self.w = np.array(w, dtype=np.float64)
         self.estimator = estimator
         self.rule = rule
+        self.signal = StepSignal(self.w.shape)
         self._pending = False
 
     @property
@@ -234,16 +274,18 @@ class ZerothOrderOptimizer:
             raise RuntimeError("tell() without a matching ask()")
         losses = np.asarray(losses, dtype=np.float64)
         gradient = self.estimator.gradient(losses[1:] if self.rule.looks_ahead else losses)
+        self.signal.add(gradient)
         self.w = self.rule.step(self.w, gradient)
         self._pending = False
         return gradient
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"w": self.w} | {f"rule.{k}": v for k, v in self.rule.state().items()}
+        return {"w": self.w} | {f"rule.{k}": v for k, v in self.rule.state().items()} | self.signal.state()
 
     def load(self, state: dict[str, np.ndarray]) -> None:
         self.w = np.array(state["w"], dtype=np.float64)
         self.rule.load({k.removeprefix("rule."): v for k, v in state.items() if k.startswith("rule.")})
+        self.signal = StepSignal.restored(state, self.w.shape)
 
 
 def optimizer_for(method: MethodConfig, w: np.ndarray | None = None) -> ZerothOrderOptimizer:

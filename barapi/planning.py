@@ -11,7 +11,7 @@ from barapi.config import RunConfig
 from barapi.data import Split, run_split
 from barapi.mapping import MAPPINGS, new_mapping
 from barapi.money import Estimate
-from barapi.optim import optimizer_for
+from barapi.optim import StepSignal, optimizer_for
 from barapi.program import Program, program_sha256, starting_parameters
 from barapi.store import RunRecord, Store, response_key
 
@@ -67,5 +67,6 @@ def run_summary(store: Store, record: RunRecord) -> dict:
         "train_accuracy": result.get("train_accuracy", latest.train_accuracy if latest else None),
         "test_accuracy": result.get("test_accuracy", next((m.test_accuracy for m in reversed(metrics) if m.test_accuracy is not None), None)),
         "program_sha256": program_sha256(state.w) if state else None,
+        "step_signal": StepSignal.restored(state.arrays, state.w.shape).ratio if state else None,
         "config": json.loads(record.config),
     }

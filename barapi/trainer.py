@@ -59,6 +59,7 @@ class RunResult:
     train_accuracy: float | None
     test_accuracy: float | None
     program_sha256: str
+    step_signal: float | None = None  # StepSignal.ratio: ≈ 0 when the program's steps were a random walk
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -380,7 +381,7 @@ class Trainer:
             queries=paid + self.engine.queries_cached, queries_paid=paid, queries_cached=self.engine.queries_cached,
             cost_usd=round(spent, 6), budget_usd=self.config.budget_usd,
             train_accuracy=self._train_accuracy(state), test_accuracy=test_accuracy,
-            program_sha256=program_sha256(self.optimizer.w),
+            program_sha256=program_sha256(self.optimizer.w), step_signal=self.optimizer.signal.ratio,
         )
 
     def _emit(self, phase: str, state: State | None, test_accuracy: float | None, notice: str | None = None) -> None:

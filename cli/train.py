@@ -107,6 +107,11 @@ def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, sp
         f"{result.queries_paid:,} queries paid + {result.queries_cached:,} from cache, ${result.cost_usd:.4f}"
         + (f" of ${result.budget_usd:.2f}" if result.budget_usd is not None else "")
     )
+    if result.step_signal is not None:
+        typer.echo(f"the program's steps: signal-to-noise {result.step_signal:.2f} — " + (
+            "their sum points along the gradient" if result.step_signal >= 1
+            else "mostly a random walk; a smaller W (--program-resolution) needs fewer queries per unit of signal"
+        ))
 
 
 def _print_estimate(figures: Estimate, as_json: bool) -> None:

@@ -202,6 +202,14 @@ def test_runs_show_and_compare_plot_loss_and_accuracy(trained: str, tmp_path: Pa
     assert_one_line_error(invoke("runs", "compare", trained, "ghost"), "ghost")
 
 
+def test_a_run_reports_how_far_its_steps_rose_above_their_noise(trained: str) -> None:
+    summary = json.loads(invoke("runs", "show", trained, "--json").output)
+    assert isinstance(summary["step_signal"], float)
+    human = invoke("train", *TINY, "--name", "tiny-again")
+    assert human.exit_code == 0, human.output
+    assert f"the program's steps: signal-to-noise {summary['step_signal']:.2f}" in human.output
+
+
 def test_the_final_test_accuracy_is_a_point_on_the_curve(trained: str, home: Path) -> None:
     from barapi.store import Store
 

@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from barapi.optim import ESTIMATORS, STEP_RULES, SGD, Adam, OneSidedEstimator, ZerothOrderOptimizer, make_optimizer
+from barapi.optim import ESTIMATORS, STEP_RULES, SGD, Adam, OneSidedEstimator, StepSignal, ZerothOrderOptimizer, make_optimizer
 
 A = np.diag(np.linspace(1.0, 3.0, 12))
 TARGET = np.linspace(-1.0, 1.0, 12)
@@ -82,6 +82,40 @@ def test_state_round_trip_continues_identically(rule: str) -> None:
         a.tell([quadratic(c) for c in a.ask(np.random.default_rng([1, t]))])
         b.tell([quadratic(c) for c in b.ask(np.random.default_rng([1, t]))])
     assert np.array_equal(a.w, b.w)
+    assert a.signal.ratio == b.signal.ratio
+
+
+def test_step_signal_is_the_signal_to_noise_of_the_summed_estimates() -> None:
+    """Estimates g + fresh noise with ‖g‖² = 1 and E‖ĝ‖² = 100: over 400 steps the sum's
+    signal-to-noise is 400 · 1/100 = 4; with g = 0 it is 0."""
+    rng = np.random.default_rng(0)
+    d, steps = 768, 400
+    g = np.full(d, 1 / np.sqrt(d))
+    for gradient, expected in ((g, 4.0), (0 * g, 0.0)):
+        signal = StepSignal((d,))
+        for _ in range(steps):
+            signal.add(gradient + rng.normal(0, np.sqrt(99 / d), d))
+        assert signal.ratio == pytest.approx(expected, abs=0.6)
+
+
+def test_step_signal_tells_a_random_walk_from_steps_that_follow_a_gradient() -> None:
+    """Through the optimiser: losses that W does not change (an API's noise and nothing else)
+    leave the ratio near 0; a quadratic far from its minimum drives it well above 1."""
+    noise = np.random.default_rng(1)
+    walk = make_optimizer(np.zeros((16, 16, 3)), estimator="two-sided", q=5, beta=0.3, optimizer="adam", lr=0.01, lr_decay=1.0)
+    follow = make_optimizer(np.full(12, 5.0), estimator="two-sided", q=2, beta=0.01, optimizer="sgd", lr=0.001, lr_decay=1.0)
+    assert walk.signal.ratio is None
+    for t in range(100):
+        walk.tell(noise.normal(size=len(walk.ask(np.random.default_rng([2, t])))))
+        follow.tell([quadratic(c) for c in follow.ask(np.random.default_rng([3, t]))])
+    assert abs(walk.signal.ratio) < 0.5
+    assert follow.signal.ratio > 5
+
+
+def test_a_checkpoint_without_a_step_signal_counts_from_its_resume() -> None:
+    optimizer = make_optimizer(np.zeros(12), estimator="one-sided", q=3, beta=0.1, optimizer="adam", lr=0.01, lr_decay=1.0)
+    optimizer.load({"w": np.ones(12), "rule.t": np.asarray(0)})
+    assert optimizer.signal.steps == 0 and optimizer.signal.ratio is None
 
 
 def test_sgd_step_decays_exponentially() -> None:

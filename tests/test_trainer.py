@@ -40,6 +40,7 @@ def test_a_crashed_run_resumes_bit_identically(tmp_path: Path, mapping: str, est
     assert resumed.program_sha256 == reference.program_sha256
     assert resumed.test_accuracy == reference.test_accuracy
     assert resumed.queries_paid == reference.queries_paid  # nothing paid twice: answers were cached
+    assert resumed.step_signal == reference.step_signal
 
 
 def test_top_k_answers_train_too(tmp_path: Path) -> None:
