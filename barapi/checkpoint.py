@@ -1,8 +1,8 @@
 """A run's state between iterations and its one npz codec.
 
-The archive is flat: the run's own fields, the optimiser's arrays (``w``, ``rule.*``, ``signal.*``) and the
-mapping's (``assignment``, ``readout.*``, …). Each reader takes the keys it knows, so
-checkpoints written by earlier versions, which held more or fewer keys, still load.
+The archive is flat: the run's own fields, the optimiser's arrays (``w``, ``rule.*``,
+``signal.*``) and the mapping's (``assignment``, ``readout.*``, …). Each reader takes the keys it
+knows, so checkpoints written by earlier versions, which held more or fewer keys, still load.
 """
 
 from __future__ import annotations
