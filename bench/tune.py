@@ -37,6 +37,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "spsa-gc": ("β = 2, SPSA-GC: Rademacher directions, Nesterov gradient correction, step 0.3", {"beta": 2.0, "estimator": "spsa", "optimizer": "nesterov-gc", "lr": 0.3}),
     "beta-0.3": ("β = 0.3 (bench/results/zo_signal.md: the estimate keeps some alignment with the gradient at β ≤ 0.3 on a 16×16 W, none at 2)", {"beta": 0.3}),
     "res-4": ("a 4×4 W (48 numbers instead of 768; β by the default's rule: 0.08)", {"geometry": Geometry(embed_size=112, program_resolution=4)}),
+    "res-8": ("an 8×8 W (192 numbers; β 0.16)", {"geometry": Geometry(embed_size=112, program_resolution=8)}),
+    "res-4-b5": ("a 4×4 W, 5 images a step instead of 20: four times the steps for the same queries", {"geometry": Geometry(embed_size=112, program_resolution=4), "batch_size": 5}),
 }
 BUDGETS = [5000, 10000]
 VALIDATION_PER_CLASS = 20
