@@ -13,8 +13,8 @@ per class, 200 test images, split seed 0) and, per seed, these rows:
   no step) then test accuracy after 2k / 5k / 10k / 20k training queries (label mapping,
   training, closing pass; evaluation is measurement and is not counted), from one run extended
   between budgets;
-- ``whitebox`` and ``whitebox-full``: the default's program (same W0, mapping, focal loss) at its
-  resolution (16×16) and at full resolution, trained by autograd through the same network and
+- ``whitebox``, ``whitebox-4`` and ``whitebox-full``: the default's program (same W0, mapping,
+  focal loss) at its resolution (16×16), on a 4×4 W and at full resolution, trained by autograd through the same network and
   head in torch (Adam, fixed step and schedule: nothing is chosen on the test set), its readout
   refitted on exact answers every pass over the training images and measured like a black-box
   run (readout fitted at W on the training set, test images through the in-process model).
@@ -67,12 +67,18 @@ COMBOS = [f"{m}/{t}" for m in MODELS for t in TASKS if not (m == "project" and t
 TARGETS = ["coarse-5/tshirt-shirt", "coarse-5/pullover-coat", "project/digits"]
 BUDGETS = [2000, 5000, 10000, 20000]
 WHITEBOX_IMAGES = [250, 500, 1000, 2000]
-WHITEBOX_LR = {"whitebox": 0.05, "whitebox-full": 0.01}
+# White-box rows: the default's program at a resolution of W (None: full), and Adam's step there.
+WHITEBOX = {"whitebox-4": (4, 0.05), "whitebox": (16, 0.05), "whitebox-full": (None, 0.01)}
 PRICE_PER_1K = {"project": 2.00}  # Azure Custom Vision S0; the others at Clarifai's $1.20
 CLARIFAI_PRICE = 1.20
-# The zeroth-order rows: the presets, and the default as it was before β followed the resolution.
-METHODS = PRESETS | {"beta-2": PRESETS["default"].model_copy(update={"beta": 2.0})}
-ROW_ORDER = ["noapi", "default", "beta-2", "paper", "whitebox", "whitebox-full"]
+# The zeroth-order rows: the presets, the default as it was before β followed the resolution, and
+# the default on a 4×4 W (bench/results/zo_signal.md: the only W here whose gradient a 20k-query
+# run can resolve).
+METHODS = PRESETS | {
+    "beta-2": PRESETS["default"].model_copy(update={"beta": 2.0}),
+    "res-4": PRESETS["default"].model_copy(update={"geometry": PRESETS["default"].geometry.model_copy(update={"program_resolution": 4})}),
+}
+ROW_ORDER = ["noapi", "default", "beta-2", "res-4", "paper", "whitebox", "whitebox-4", "whitebox-full"]
 TRAIN_PER_CLASS, TEST_SIZE, SPLIT_SEED = 50, 200, 0
 NO_API_SIDE = 28
 
@@ -107,7 +113,8 @@ def zeroth_order(classifier: InProcessClassifier, base: RunConfig, budgets: list
         iterations = (budget - fixed) // per_iteration
         if iterations >= 1:
             extended = base.model_copy(update={"method": method.model_copy(update={"iterations": iterations})})
-            record(budget, Trainer(extended, classifier, store, split=trainer.split).run().test_accuracy)
+            result = Trainer(extended, classifier, store, split=trainer.split).run()
+            record(budget, result.test_accuracy, result.step_signal)
 
 
 def no_api(task: str, seed: int) -> float:
@@ -201,9 +208,8 @@ def white_box(classifier: InProcessClassifier, task: str, row: str, seed: int, r
     import torch
 
     torch.manual_seed(seed)
-    method = PRESETS["default"]
-    if row == "whitebox-full":
-        method = method.model_copy(update={"geometry": method.geometry.model_copy(update={"program_resolution": None})})
+    resolution, lr = WHITEBOX[row]
+    method = PRESETS["default"].model_copy(update={"geometry": PRESETS["default"].geometry.model_copy(update={"program_resolution": resolution})})
     trainer = Trainer(run_config(task, method, seed), classifier, Store(Path(tempfile.mkdtemp(prefix="fewlabel-wb-", dir=WORK))))
     state = trainer._start()  # noqa: SLF001
     record(0, trainer._evaluate(state))  # noqa: SLF001
@@ -211,7 +217,7 @@ def white_box(classifier: InProcessClassifier, task: str, row: str, seed: int, r
     split = trainer.split
     w = path.tensor(trainer.optimizer.w)
     weights = class_weights(split.y_train, split.n_classes)
-    optimiser = torch.optim.Adam([w], lr=WHITEBOX_LR[row])
+    optimiser = torch.optim.Adam([w], lr=lr)
 
     def refit() -> dict:
         """The readout at this W, from the in-process model's exact answers (free here)."""
@@ -249,8 +255,10 @@ def read_lines(path: Path) -> list[dict]:
 
 
 def recorder(combo: str, row: str, seed: int):  # noqa: ANN201
-    def record(at: int, accuracy: float | None) -> None:
+    def record(at: int, accuracy: float | None, step_signal: float | None = None) -> None:
         entry = {"combo": combo, "row": row, "seed": seed, "at": at, "accuracy": accuracy, "ts": time.time()}
+        if step_signal is not None:
+            entry["step_signal"] = step_signal
         with MEASURED.open("a") as handle:
             handle.write(json.dumps(entry) + "\n")
         print(f"  {combo} {row} seed {seed} @ {at:,}: {accuracy}", file=sys.stderr, flush=True)
@@ -299,9 +307,12 @@ def summary(values: list[float]) -> str:
 def report() -> None:
     entries = measured()
     cells: dict[tuple[str, str, int], dict[int, float]] = {}
+    signals: dict[tuple[str, str, int], dict[int, float]] = {}  # barapi.optim.StepSignal of each run
     for e in entries:
         if e["accuracy"] is not None:
             cells.setdefault((e["combo"], e["row"], e["at"]), {})[e["seed"]] = e["accuracy"]
+        if "step_signal" in e:
+            signals.setdefault((e["combo"], e["row"], e["at"]), {})[e["seed"]] = e["step_signal"]
     lines = [
         "# Few-label APIs: reprogramming the paper's setting on local stand-ins",
         "",
@@ -325,13 +336,18 @@ def report() -> None:
             if row == "noapi":
                 lines.append(f"| no API (logistic regression on raw pixels) | {summary(list(cells.get((combo, row, 0), {}).values()))} |" + " |" * len(BUDGETS))
             elif row in METHODS:
-                lines.append(f"| {'default before (β = 2)' if row == 'beta-2' else row} | " + " | ".join(summary(list(cells.get((combo, row, at), {}).values())) for at in [0, *BUDGETS]) + " |")
+                names = {"beta-2": "default before (β = 2)", "res-4": "default on a 4×4 W"}
+                lines.append(f"| {names.get(row, row)} | " + " | ".join(summary(list(cells.get((combo, row, at), {}).values())) for at in [0, *BUDGETS]) + " |")
+                if any((combo, row, at) in signals for at in BUDGETS):
+                    lines.append("| … signal-to-noise of its summed steps | | " + " | ".join(
+                        f"{np.mean(list(signals[(combo, row, at)].values())):.2f}" if (combo, row, at) in signals else "—" for at in BUDGETS) + " |")
         wb = [r for r in rows if r.startswith("whitebox")]
         if wb:
             lines += ["", "| white-box (autograd, same model and head) | start | " + " | ".join(f"{n:,} images" for n in WHITEBOX_IMAGES) + " |",
                       "|---|---|" + "---|" * len(WHITEBOX_IMAGES)]
             for row in wb:
-                name = "16×16 (the default's program)" if row == "whitebox" else "full resolution (ceiling)"
+                resolution = WHITEBOX[row][0]
+                name = f"{resolution}×{resolution}" + (" (the default's program)" if row == "whitebox" else "") if resolution else "full resolution (ceiling)"
                 lines.append(f"| {name} | " + " | ".join(summary(list(cells.get((combo, row, at), {}).values())) for at in [0, *WHITEBOX_IMAGES]) + " |")
         if any(r in METHODS for r in rows):
             lines += ["", f"![{combo}](fewlabel-{model}-{task}.png)"]
@@ -351,15 +367,16 @@ def summary_table(cells: dict) -> list[str]:
         "## Summary",
         "",
         f"| model × task | no API | zero-program | default {' | '.join(f'{b // 1000}k' for b in BUDGETS)} | before (β = 2) 10k | 20k "
-        f"| paper {BUDGETS[-1] // 1000}k | white-box 16×16 @{last:,} | white-box full @{last:,} |",
-        "|---|---|---|" + "---|" * len(BUDGETS) + "---|---|---|---|---|",
+        f"| 4×4 W 10k | 20k | paper {BUDGETS[-1] // 1000}k | white-box 4×4 @{last:,} | 16×16 @{last:,} | full @{last:,} |",
+        "|---|---|---|" + "---|" * len(BUDGETS) + "---|---|---|---|---|---|---|---|",
     ]
     for combo in COMBOS:
         if not any(k[0] == combo for k in cells):
             continue
         model, task = combo.split("/")
         values = [cell(combo, "noapi", 0), cell(combo, "default", 0), *(cell(combo, "default", b) for b in BUDGETS),
-                  cell(combo, "beta-2", 10000), cell(combo, "beta-2", 20000), cell(combo, "paper", BUDGETS[-1]), cell(combo, "whitebox", last), cell(combo, "whitebox-full", last)]
+                  cell(combo, "beta-2", 10000), cell(combo, "beta-2", 20000), cell(combo, "res-4", 10000), cell(combo, "res-4", 20000),
+                  cell(combo, "paper", BUDGETS[-1]), *(cell(combo, row, last) for row in WHITEBOX)]
         lines.append(f"| {model} × {task} | " + " | ".join(values) + " |")
     return lines
 
@@ -373,7 +390,7 @@ def plot(combo: str, cells: dict) -> None:
     model, task = combo.split("/")
     price = PRICE_PER_1K.get(model, CLARIFAI_PRICE)
     figure, (by_queries, by_dollars) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for row in ("default", "beta-2", "paper"):
+    for row in ("default", "beta-2", "res-4", "paper"):
         points = [(at, list(cells[(combo, row, at)].values())) for at in [0, *BUDGETS] if (combo, row, at) in cells]
         if not points:
             continue
@@ -382,7 +399,7 @@ def plot(combo: str, cells: dict) -> None:
         sd = np.array([np.std(p[1], ddof=1) if len(p[1]) > 1 else 0.0 for p in points])
         for axes, scale in ((by_queries, 1.0), (by_dollars, price / 1000)):
             axes.errorbar(x * scale, mean, yerr=sd, marker="o", capsize=3, label=row)
-    for row, style in (("noapi", ":"), ("whitebox", "--"), ("whitebox-full", "-.")):
+    for row, style in (("noapi", ":"), ("whitebox-4", (0, (1, 3))), ("whitebox", "--"), ("whitebox-full", "-.")):
         at = 0 if row == "noapi" else WHITEBOX_IMAGES[-1]
         values = list(cells.get((combo, row, at), {}).values())
         if values:
