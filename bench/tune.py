@@ -39,6 +39,9 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "res-4": ("a 4×4 W (48 numbers instead of 768; β by the default's rule: 0.08)", {"geometry": Geometry(embed_size=112, program_resolution=4)}),
     "res-8": ("an 8×8 W (192 numbers; β 0.16)", {"geometry": Geometry(embed_size=112, program_resolution=8)}),
     "res-4-b5": ("a 4×4 W, 5 images a step instead of 20: four times the steps for the same queries", {"geometry": Geometry(embed_size=112, program_resolution=4), "batch_size": 5}),
+    # A random program as strong as the default's W after a run's random walk (Adam's ±lr steps):
+    # bench/fewlabel.py's null row gains as much as the default on 3 vs 8.
+    **{f"start-{scale}": (f"starting W of std {scale} instead of 0.005 (a random texture)", {"init_scale": scale}) for scale in (0.1, 0.3, 1.0)},
 }
 BUDGETS = [5000, 10000]
 VALIDATION_PER_CLASS = 20
@@ -64,14 +67,16 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="training queries to measure at; empty: the starting program only")
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
     if not args.report:
-        measure(args.combos.split(","), args.variants.split(","), [int(s) for s in args.seeds.split(",")], args.threads)
+        seeds = [int(s) for s in args.seeds.split(",")]
+        measure(args.combos.split(","), args.variants.split(","), seeds, [int(b) for b in args.budgets.split(",") if b], args.threads)
     report()
 
 
-def measure(combos: list[str], variants: list[str], seeds: list[int], threads: int) -> None:
+def measure(combos: list[str], variants: list[str], seeds: list[int], budgets: list[int], threads: int) -> None:
     WORK.mkdir(exist_ok=True)
     network = ImageNetModel(home=WORK / "home", threads=threads)
     done = {(m["combo"], m["variant"], m["seed"]) for m in read_lines(MEASURED)}
@@ -86,7 +91,7 @@ def measure(combos: list[str], variants: list[str], seeds: list[int], threads: i
                 curve: dict[int, float | None] = {}
                 data = DataConfig(dataset=dataset, train_per_class=TRAIN_PER_CLASS - VALIDATION_PER_CLASS, test_size=2 * VALIDATION_PER_CLASS, split_seed=seed)
                 config = RunConfig(name="tune", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method(variant))
-                zeroth_order(classifier, config, BUDGETS, lambda at, accuracy: curve.__setitem__(at, accuracy))
+                zeroth_order(classifier, config, budgets, lambda at, accuracy, _signal=None: curve.__setitem__(at, accuracy))
                 with MEASURED.open("a") as handle:
                     handle.write(json.dumps({"combo": combo, "variant": variant, "seed": seed, "validation": curve, "ts": time.time()}) + "\n")
                 print(f"  {combo} {variant} seed {seed}: {curve}", file=sys.stderr, flush=True)
