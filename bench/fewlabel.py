@@ -12,10 +12,12 @@ per class, 200 test images, split seed 0) and, per seed, these rows:
 - ``default`` and ``paper``: the presets, zero-program (the starting program and its mapping,
   no step) then test accuracy after 2k / 5k / 10k / 20k training queries (label mapping,
   training, closing pass; evaluation is measurement and is not counted), from one run extended
-  between budgets;
+  between budgets; ``beta-2`` and ``res-4``: the default with β = 2 (as it was) and on a 4×4 W;
+- ``shuffled``: the null row, the default whose estimator sees its losses shuffled among the
+  perturbed points: steps of the same size that know nothing of the loss;
 - ``whitebox``, ``whitebox-4`` and ``whitebox-full``: the default's program (same W0, mapping,
-  focal loss) at its resolution (16×16), on a 4×4 W and at full resolution, trained by autograd through the same network and
-  head in torch (Adam, fixed step and schedule: nothing is chosen on the test set), its readout
+  focal loss) at its resolution (16×16), on a 4×4 W and at full resolution, trained by autograd
+  through the same network and head in torch (Adam, fixed step and schedule: nothing is chosen on the test set), its readout
   refitted on exact answers every pass over the training images and measured like a black-box
   run (readout fitted at W on the training set, test images through the in-process model).
 
@@ -37,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -45,7 +48,7 @@ from barapi.data import run_split
 from barapi.mock.heads import ServedModel, coarse_groups, coarse_model, group_matrix, imagenet_model, project_path, trained_project
 from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier
 from barapi.losses import class_weights
-from barapi.optim import optimizer_for
+from barapi.optim import ZerothOrderOptimizer, optimizer_for
 from barapi.program import Program
 from barapi.readout import SCORE_FLOOR, LinearReadout
 from barapi.store import Store
@@ -78,7 +81,10 @@ METHODS = PRESETS | {
     "beta-2": PRESETS["default"].model_copy(update={"beta": 2.0}),
     "res-4": PRESETS["default"].model_copy(update={"geometry": PRESETS["default"].geometry.model_copy(update={"program_resolution": 4})}),
 }
-ROW_ORDER = ["noapi", "default", "beta-2", "res-4", "paper", "whitebox", "whitebox-4", "whitebox-full"]
+# The null row: the default with its estimator's losses shuffled (ShuffledSteps).
+METHODS["shuffled"] = PRESETS["default"]
+ROW_NAMES = {"beta-2": "default before (β = 2)", "res-4": "default on a 4×4 W", "shuffled": "default, losses shuffled (null)"}
+ROW_ORDER = ["noapi", "default", "shuffled", "beta-2", "res-4", "paper", "whitebox", "whitebox-4", "whitebox-full"]
 TRAIN_PER_CLASS, TEST_SIZE, SPLIT_SEED = 50, 200, 0
 NO_API_SIDE = 28
 
@@ -115,6 +121,24 @@ def zeroth_order(classifier: InProcessClassifier, base: RunConfig, budgets: list
             extended = base.model_copy(update={"method": method.model_copy(update={"iterations": iterations})})
             result = Trainer(extended, classifier, store, split=trainer.split).run()
             record(budget, result.test_accuracy, result.step_signal)
+
+
+class ShuffledSteps(ZerothOrderOptimizer):
+    """The null row's optimiser: before each step the losses at the perturbed points are
+    shuffled among them, so W takes steps of the default's size in directions that carry nothing
+    about the loss. What the default gains beyond this row is what its estimates knew."""
+
+    shuffle = np.random.default_rng(0x5EED)
+
+    def tell(self, losses: list[float] | np.ndarray) -> np.ndarray:
+        losses = np.array(losses, dtype=np.float64)
+        losses[1:] = self.shuffle.permutation(losses[1:])  # losses[0] is W's own
+        return super().tell(losses)
+
+
+def shuffled_optimizer_for(method: MethodConfig, w: np.ndarray | None = None) -> ShuffledSteps:
+    optimizer = optimizer_for(method, w)
+    return ShuffledSteps(optimizer.w, optimizer.estimator, optimizer.rule)
 
 
 def no_api(task: str, seed: int) -> float:
@@ -289,7 +313,8 @@ def measure(combos: list[str], rows: list[str], seeds: list[int], budgets: list[
                     known = [m["accuracy"] for m in measured() if m["row"] == "noapi" and m["seed"] == seed and m["combo"].split("/")[1] == task]
                     record(0, known[0] if known else no_api(task, seed))
                 elif row in METHODS:
-                    zeroth_order(classifier, run_config(task, METHODS[row], seed), budgets, record)
+                    with mock.patch("barapi.trainer.optimizer_for", shuffled_optimizer_for) if row == "shuffled" else contextlib.nullcontext():
+                        zeroth_order(classifier, run_config(task, METHODS[row], seed), budgets, record)
                 else:
                     white_box(classifier, task, row, seed, record)
 
@@ -336,8 +361,7 @@ def report() -> None:
             if row == "noapi":
                 lines.append(f"| no API (logistic regression on raw pixels) | {summary(list(cells.get((combo, row, 0), {}).values()))} |" + " |" * len(BUDGETS))
             elif row in METHODS:
-                names = {"beta-2": "default before (β = 2)", "res-4": "default on a 4×4 W"}
-                lines.append(f"| {names.get(row, row)} | " + " | ".join(summary(list(cells.get((combo, row, at), {}).values())) for at in [0, *BUDGETS]) + " |")
+                lines.append(f"| {ROW_NAMES.get(row, row)} | " + " | ".join(summary(list(cells.get((combo, row, at), {}).values())) for at in [0, *BUDGETS]) + " |")
                 if any((combo, row, at) in signals for at in BUDGETS):
                     lines.append("| … signal-to-noise of its summed steps | | " + " | ".join(
                         f"{np.mean(list(signals[(combo, row, at)].values())):.2f}" if (combo, row, at) in signals else "—" for at in BUDGETS) + " |")
@@ -366,7 +390,7 @@ def summary_table(cells: dict) -> list[str]:
     lines = [
         "## Summary",
         "",
-        f"| model × task | no API | zero-program | default {' | '.join(f'{b // 1000}k' for b in BUDGETS)} | before (β = 2) 10k | 20k "
+        f"| model × task | no API | zero-program | default {' | '.join(f'{b // 1000}k' for b in BUDGETS)} | null (losses shuffled) 10k | 20k "
         f"| 4×4 W 10k | 20k | paper {BUDGETS[-1] // 1000}k | white-box 4×4 @{last:,} | 16×16 @{last:,} | full @{last:,} |",
         "|---|---|---|" + "---|" * len(BUDGETS) + "---|---|---|---|---|---|---|---|",
     ]
@@ -375,7 +399,7 @@ def summary_table(cells: dict) -> list[str]:
             continue
         model, task = combo.split("/")
         values = [cell(combo, "noapi", 0), cell(combo, "default", 0), *(cell(combo, "default", b) for b in BUDGETS),
-                  cell(combo, "beta-2", 10000), cell(combo, "beta-2", 20000), cell(combo, "res-4", 10000), cell(combo, "res-4", 20000),
+                  cell(combo, "shuffled", 10000), cell(combo, "shuffled", 20000), cell(combo, "res-4", 10000), cell(combo, "res-4", 20000),
                   cell(combo, "paper", BUDGETS[-1]), *(cell(combo, row, last) for row in WHITEBOX)]
         lines.append(f"| {model} × {task} | " + " | ".join(values) + " |")
     return lines
@@ -390,7 +414,7 @@ def plot(combo: str, cells: dict) -> None:
     model, task = combo.split("/")
     price = PRICE_PER_1K.get(model, CLARIFAI_PRICE)
     figure, (by_queries, by_dollars) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for row in ("default", "beta-2", "res-4", "paper"):
+    for row in ("default", "shuffled", "beta-2", "res-4", "paper"):
         points = [(at, list(cells[(combo, row, at)].values())) for at in [0, *BUDGETS] if (combo, row, at) in cells]
         if not points:
             continue
