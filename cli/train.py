@@ -110,7 +110,7 @@ def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, sp
     if result.step_signal is not None:
         typer.echo(f"the program's steps: signal-to-noise {result.step_signal:.2f} — " + (
             "their sum points along the gradient" if result.step_signal >= 1
-            else "mostly a random walk; a smaller W (--program-resolution) needs fewer queries per unit of signal"
+            else "below 1: the steps added up to a random walk, so what changed was not taught by the answers"
         ))
 
 
