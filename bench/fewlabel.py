@@ -17,9 +17,10 @@ per class, 200 test images, split seed 0) and, per seed, these rows:
   perturbed points: steps of the same size that know nothing of the loss;
 - ``whitebox``, ``whitebox-4`` and ``whitebox-full``: the default's program (same W0, mapping,
   focal loss) at its resolution (16×16), on a 4×4 W and at full resolution, trained by autograd
-  through the same network and head in torch (Adam, fixed step and schedule: nothing is chosen on the test set), its readout
-  refitted on exact answers every pass over the training images and measured like a black-box
-  run (readout fitted at W on the training set, test images through the in-process model).
+  through the same network and head in torch (Adam, fixed step and schedule: nothing is chosen
+  on the test set), its readout refitted on exact answers every pass over the training images
+  and measured like a black-box run (readout fitted at W on the training set, test images
+  through the in-process model).
 
 Every measurement is one line of ``bench/results/fewlabel.jsonl``, written as soon as it is
 made; a rerun skips what is there, so a killed run resumes. ``--report`` writes
@@ -74,15 +75,14 @@ WHITEBOX_IMAGES = [250, 500, 1000, 2000]
 WHITEBOX = {"whitebox-4": (4, 0.05), "whitebox": (16, 0.05), "whitebox-full": (None, 0.01)}
 PRICE_PER_1K = {"project": 2.00}  # Azure Custom Vision S0; the others at Clarifai's $1.20
 CLARIFAI_PRICE = 1.20
-# The zeroth-order rows: the presets, the default as it was before β followed the resolution, and
-# the default on a 4×4 W (bench/results/zo_signal.md: the only W here whose gradient a 20k-query
-# run can resolve).
+# The zeroth-order rows: the presets, the default as it was before β followed the resolution, the
+# default on a 4×4 W (bench/results/zo_signal.md: the only W here whose gradient a 20k-query run
+# could resolve) and the null row (the default driven by ShuffledSteps).
 METHODS = PRESETS | {
     "beta-2": PRESETS["default"].model_copy(update={"beta": 2.0}),
     "res-4": PRESETS["default"].model_copy(update={"geometry": PRESETS["default"].geometry.model_copy(update={"program_resolution": 4})}),
+    "shuffled": PRESETS["default"],
 }
-# The null row: the default with its estimator's losses shuffled (ShuffledSteps).
-METHODS["shuffled"] = PRESETS["default"]
 ROW_NAMES = {"beta-2": "default before (β = 2)", "res-4": "default on a 4×4 W", "shuffled": "default, losses shuffled (null)"}
 ROW_ORDER = ["noapi", "default", "shuffled", "beta-2", "res-4", "paper", "whitebox", "whitebox-4", "whitebox-full"]
 TRAIN_PER_CLASS, TEST_SIZE, SPLIT_SEED = 50, 200, 0
