@@ -414,7 +414,7 @@ def plot(combo: str, cells: dict) -> None:
     model, task = combo.split("/")
     price = PRICE_PER_1K.get(model, CLARIFAI_PRICE)
     figure, (by_queries, by_dollars) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for row in ("default", "shuffled", "beta-2", "res-4", "paper"):
+    for row in (r for r in ROW_ORDER if r in METHODS):
         points = [(at, list(cells[(combo, row, at)].values())) for at in [0, *BUDGETS] if (combo, row, at) in cells]
         if not points:
             continue

@@ -53,11 +53,7 @@ NOISE_IMAGES = 200
 DIRECTIONS, BATCH, TRIALS = 20, 20, 4
 
 
-def measure(combos: list[str], threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-    network = ImageNetModel(home=WORK / "home", threads=threads)
+def measure(combos: list[str], network: ImageNetModel) -> None:
     done = {(m["combo"], m["resolution"], m["trial"]) for m in read_lines(MEASURED)}
     for combo in combos:
         model, task = combo.split("/")
@@ -90,11 +86,7 @@ def measure(combos: list[str], threads: int) -> None:
                 print(f"  {combo} {resolution}×{resolution} trial {trial}: {row['betas']}", file=sys.stderr, flush=True)
 
 
-def measure_noise(combos: list[str], threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-    network = ImageNetModel(home=WORK / "home", threads=threads)
+def measure_noise(combos: list[str], network: ImageNetModel) -> None:
     done = {(m["combo"], m["resolution"]) for m in read_lines(NOISE)}
     for combo in combos:
         model, task = combo.split("/")
@@ -206,8 +198,12 @@ def main() -> None:
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
     if not args.report:
-        measure(args.combos.split(","), args.threads)
-        measure_noise(args.combos.split(","), args.threads)
+        import torch
+
+        torch.set_num_threads(args.threads)
+        network = ImageNetModel(home=WORK / "home", threads=args.threads)  # one load for both measurements
+        measure(args.combos.split(","), network)
+        measure_noise(args.combos.split(","), network)
     report()
 
 
