@@ -77,11 +77,11 @@ class LearnedProgram:
 
     @classmethod
     def from_run(cls, store: Store, run: str, classes: list[str]) -> LearnedProgram:
-        """The run's latest checkpoint: its W and the mapping predictions use at that W."""
+        """The run's latest checkpoint: the program and the mapping its predictions use."""
         config, state = load_config(store, run), require_state(store, run)
         mapping = restored_mapping(config.method, len(classes), state.arrays, state.iteration)
         serving = prefixed(mapping.state(state.iteration), "readout.")
-        return cls(config, state.w, list(classes), state.vocabulary, mapping.described(), serving)
+        return cls(config, state.program, list(classes), state.vocabulary, mapping.described(), serving)
 
     def target_shares(self, responses: Sequence[Scores]) -> np.ndarray:
         """Provider answers → (n, classes): each class's share of the mapped scores (rows sum to

@@ -1,8 +1,9 @@
 """A run's state between iterations and its one npz codec.
 
 The archive is flat: the run's own fields, the optimiser's arrays (``w``, ``rule.*``,
-``signal.*``) and the mapping's (``assignment``, ``readout.*``, …). Each reader takes the keys it
-knows, so checkpoints written by earlier versions, which held more or fewer keys, still load.
+``signal.*``), the mapping's (``assignment``, ``readout.*``, …) and the closing pass's choice
+of program (``selection.*``). Each reader takes the keys it knows, so checkpoints written by
+earlier versions, which held more or fewer keys, still load.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from barapi.config import RunConfig
 from barapi.errors import ConfigError
+from barapi.selection import served_program
 from barapi.store import RunRecord, Store
 
 RUN_KEYS = ("iteration", "vocabulary", "recent_correct", "last_loss")
@@ -29,7 +31,13 @@ class RunState:
 
     @property
     def w(self) -> np.ndarray:
+        """The program training reached."""
         return self.arrays["w"]
+
+    @property
+    def program(self) -> np.ndarray:
+        """The program predictions use: W, or the start the closing pass kept instead."""
+        return served_program(self.arrays, self.iteration)
 
     def encode(self) -> bytes:
         buffer = io.BytesIO()

@@ -66,7 +66,8 @@ def run_summary(store: Store, record: RunRecord) -> dict:
         "budget_usd": config.budget_usd,
         "train_accuracy": result.get("train_accuracy", latest.train_accuracy if latest else None),
         "test_accuracy": result.get("test_accuracy", next((m.test_accuracy for m in reversed(metrics) if m.test_accuracy is not None), None)),
-        "program_sha256": program_sha256(state.w) if state else None,
+        "program_sha256": program_sha256(state.program) if state else None,
         "step_signal": StepSignal.restored(state.arrays, state.w.shape).ratio if state else None,
+        "selection": result.get("selection"),
         "config": json.loads(record.config),
     }

@@ -98,6 +98,12 @@ class QueryEngine:
             pending = {}
         return [answers[k] for k in keys]
 
+    def cached(self, images: Sequence[bytes]) -> list[Scores] | None:
+        """Answers already paid for, read from the cache without booking a query; None unless
+        every image has one."""
+        keys = [self.meter.key(image) for image in images]
+        answers = self.store.cached(list(dict.fromkeys(keys)))
+        return [answers[k] for k in keys] if len(answers) == len(set(keys)) else None
 
     def fits(self, n: int) -> bool:
         """Whether n more paid images fit the run's budget and its pool's (whatever other runs

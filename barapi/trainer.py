@@ -27,6 +27,7 @@ from barapi.money import Budget
 from barapi.optim import ZerothOrderOptimizer, optimizer_for
 from barapi.program import Program, program_sha256, starting_parameters
 from barapi.queries import QueryEngine
+from barapi.selection import Selection
 from barapi.store import Lease, MetricRow, RunRecord, Store
 from barapi.streams import Stream, generator
 
@@ -60,6 +61,7 @@ class RunResult:
     test_accuracy: float | None
     program_sha256: str
     step_signal: float | None = None  # StepSignal.ratio: ≈ 0 when the program's steps were a random walk
+    selection: dict | None = None  # Selection.as_json: which program the closing pass kept, and why
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -105,6 +107,7 @@ class Trainer:
         self.started = time.monotonic()
         self._lock = threading.Lock()
         self.optimizer: ZerothOrderOptimizer = optimizer_for(method)
+        self.selection: Selection | None = None
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -162,7 +165,7 @@ class Trainer:
 
         self.engine.meter.on_answered = tick
         try:
-            scores = self.predict_scores(self.optimizer.w, images, state.vocabulary, self._mapper_at_w(state, keep=len(images)))
+            scores = self.predict_scores(self._program(state), images, state.vocabulary, self._mapper_at_w(state, keep=len(images)))
         finally:
             self.engine.meter.on_answered = None
         return truth, np.argmax(scores, axis=1)
@@ -303,7 +306,28 @@ class Trainer:
         except BudgetExceeded:
             return
         state.mapping.close(state.iteration, dense, self.split.y_train)
+        self._keep_the_better_program(state, dense)
         self._checkpoint(state, test_accuracy=None)
+
+    def _keep_the_better_program(self, state: State, trained: np.ndarray) -> None:
+        """barapi.selection: the start's answers come from the cache; where they are not there
+        (a mapping that never read them), the trained program stays, unpaid for."""
+        method = self.config.method
+        if not method.keep_better_start or state.iteration == 0:
+            return
+        w0 = starting_parameters(method, self.config.seed)
+        answers = self.engine.cached(self.program.encode_batch(w0, self.split.x_train))
+        if answers is None:
+            return
+        labels, at_start = self.split.y_train, self._dense(answers, state.vocabulary)
+        self.selection = Selection.between(state.iteration, state.mapping, labels, w0, at_start, trained)
+        if self.selection.kept_start is not None:
+            state.mapping.close(state.iteration, at_start, labels)
+
+    def _program(self, state: State) -> np.ndarray:
+        """The program predictions use: the trained W, or the start the closing pass kept."""
+        w = self.optimizer.w
+        return w if self.selection is None else self.selection.served(w, state.iteration)
 
     def _training_set_at_w(self, state: State, keep: int = 0) -> np.ndarray:
         responses = self.engine.score(self.program.encode_batch(self.optimizer.w, self.split.x_train), all_or_nothing=True, keep=keep)
@@ -321,7 +345,7 @@ class Trainer:
             return None
 
     def _evaluate(self, state: State) -> float:
-        scores = self.predict_scores(self.optimizer.w, self.split.x_test, state.vocabulary, self._mapper_at_w(state, keep=len(self.split.y_test)))
+        scores = self.predict_scores(self._program(state), self.split.x_test, state.vocabulary, self._mapper_at_w(state, keep=len(self.split.y_test)))
         return accuracy(scores, self.split.y_test)
 
     def _mapper_at_w(self, state: State, keep: int) -> Mapper:
@@ -354,7 +378,7 @@ class Trainer:
         if self.lease is not None:
             self.lease.check()
         self._current = state
-        arrays = self.optimizer.state() | state.mapping.state(state.iteration)
+        arrays = self.optimizer.state() | state.mapping.state(state.iteration) | (self.selection.state() if self.selection else {})
         blob = RunState(state.iteration, state.vocabulary, state.recent_correct, state.last_loss, arrays).encode()
         paid, spent = self.budget.spent_queries, self.budget.spent_usd
         metrics = MetricRow(
@@ -368,6 +392,7 @@ class Trainer:
         if saved is None:
             return None
         self.optimizer.load(saved.arrays)
+        self.selection = Selection.restored(saved.arrays)
         mapping = restored_mapping(self.config.method, self.split.n_classes, saved.arrays, saved.iteration)
         state = State(saved.iteration, saved.vocabulary, mapping, saved.recent_correct, saved.last_loss)
         self._current = state
@@ -381,7 +406,8 @@ class Trainer:
             queries=paid + self.engine.queries_cached, queries_paid=paid, queries_cached=self.engine.queries_cached,
             cost_usd=round(spent, 6), budget_usd=self.config.budget_usd,
             train_accuracy=self._train_accuracy(state), test_accuracy=test_accuracy,
-            program_sha256=program_sha256(self.optimizer.w), step_signal=self.optimizer.signal.ratio,
+            program_sha256=program_sha256(self._program(state)), step_signal=self.optimizer.signal.ratio,
+            selection=self.selection.as_json() if self.selection and self.selection.iteration == state.iteration else None,
         )
 
     def _emit(self, phase: str, state: State | None, test_accuracy: float | None, notice: str | None = None) -> None:

@@ -227,6 +227,14 @@ def run_options(
         Optional[int],
         typer.Option(min=0, help="Evaluate every N iterations (0: at the end only).", rich_help_panel="Method"),
     ] = None,
+    keep_better_start: Annotated[
+        Optional[bool],
+        typer.Option(
+            help="At the end, serve the starting program if its training answers cross-validate significantly better than the "
+            f"trained one's (free: they are cached). (preset: {'on' if _DEFAULT_METHOD.keep_better_start else 'off'})",
+            rich_help_panel="Method",
+        ),
+    ] = None,
     budget: Annotated[
         Optional[float], typer.Option(help="Most dollars this run may spend.", rich_help_panel="Budget")
     ] = None,
@@ -275,6 +283,7 @@ def run_options(
         "mapping": mapping,
         "labels_per_class": labels_per_class,
         "eval_every": eval_every,
+        "keep_better_start": keep_better_start,
     }
     geometry = base.geometry.model_dump() | {k: v for k, v in {"embed_size": embed_size}.items() if v is not None}
     if program_resolution is not None:

@@ -112,6 +112,14 @@ def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, sp
             "their sum points along the gradient" if result.step_signal >= 1
             else "below 1: the steps added up to a random walk, so what changed was not taught by the answers"
         ))
+    if result.selection is not None:
+        kept = result.selection["kept"]
+        typer.echo(
+            f"the closing pass kept the {'starting' if kept == 'start' else 'trained'} program: the training answers "
+            f"cross-validate at {result.selection['start_heldout_accuracy']:.1%} at the start, "
+            f"{result.selection['trained_heldout_accuracy']:.1%} trained"
+            + (" (training lost; `--no-keep-better-start` serves the trained one)" if kept == "start" else "")
+        )
 
 
 def _print_estimate(figures: Estimate, as_json: bool) -> None:

@@ -3,6 +3,7 @@ decoded PNG): resume is bit-identical whatever the method, budgets stop cleanly.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -188,3 +189,105 @@ def test_no_two_purposes_of_a_run_share_a_random_stream() -> None:
     draws = [generator(3, Stream.INIT).random(4), generator(3, Stream.MAPPING).random(4)]
     draws += [generator(3, Stream.STEP, t).random(4) for t in range(50)]
     assert len({d.tobytes() for d in draws}) == len(draws)
+
+
+class ForgetfulModel(ProjectionModel):
+    """Answers its first ``remembered`` images from the projection and every later one with
+    scores that carry nothing about them (a random projection seeded by the image's bytes): a
+    model that training can only lose on."""
+
+    def __init__(self, remembered: int) -> None:
+        super().__init__()
+        self.remembered, self.seen = remembered, 0
+
+    def answer(self, image: bytes) -> dict[str, float]:
+        self.seen += 1
+        if self.seen <= self.remembered:
+            return super().answer(image)
+        p = np.random.default_rng(list(hashlib.sha256(image).digest())).dirichlet(np.ones(60))
+        return {f"label{i:02d}": float(v) for i, v in enumerate(p)}
+
+
+def test_a_run_whose_training_lost_ends_with_its_start_at_no_extra_query(tmp_path: Path) -> None:
+    from barapi.artifact import LearnedProgram
+    from barapi.checkpoint import require_state
+    from barapi.program import program_sha256, starting_parameters
+
+    store = Store(tmp_path / "kept")
+    kept = Trainer(config(mapping="linear"), ForgetfulModel(remembered=30), store).run()  # the label mapping's 30 answers
+    w0 = starting_parameters(config().method, config().seed)
+    assert kept.selection["kept"] == "start"
+    assert kept.selection["start_heldout_accuracy"] > kept.selection["trained_heldout_accuracy"]
+    assert kept.program_sha256 == program_sha256(w0)
+    assert program_sha256(require_state(store, "run").program) == program_sha256(w0)
+    assert LearnedProgram.from_run(store, "run", [str(c) for c in range(10)]).sha256 == program_sha256(w0)  # exports serve it too
+    mapping, training, closing, test = 30, 6 * 4 * 3, 30, 12
+    assert kept.queries == mapping + training + closing + test  # the start's answers were read from the cache, not bought again
+
+    trained = Trainer(config(mapping="linear", keep_better_start=False), ForgetfulModel(remembered=30), Store(tmp_path / "trained")).run()
+    assert trained.selection is None and trained.program_sha256 not in (program_sha256(w0), kept.program_sha256)
+
+
+def test_a_run_extended_after_keeping_its_start_serves_its_w_until_it_chooses_again(tmp_path: Path) -> None:
+    from barapi.checkpoint import require_state
+    from barapi.program import starting_parameters
+
+    store = Store(tmp_path)
+    assert Trainer(config(mapping="linear"), ForgetfulModel(remembered=30), store).run().selection["kept"] == "start"
+    with pytest.raises(ProviderError):  # one more step (3 requests of 4 images), then a crash
+        Trainer(config(mapping="linear", iterations=8), ProjectionModel(fail_after=3), store).run()
+    midway = require_state(store, "run")
+    assert midway.iteration == 7
+    np.testing.assert_array_equal(midway.program, midway.w)  # the choice was the 6th iteration's
+    extended = Trainer(config(mapping="linear", iterations=8), ProjectionModel(), store).run()
+    end = require_state(store, "run")
+    assert end.iteration == 8 and extended.selection is not None
+    w0 = starting_parameters(config().method, config().seed)
+    np.testing.assert_array_equal(end.program, w0 if extended.selection["kept"] == "start" else end.w)
+
+
+def test_cross_validation_scores_each_image_by_a_mapping_fitted_without_it() -> None:
+    from barapi.mapping import new_mapping
+    from barapi.selection import cross_validated_correct
+
+    mapping, _ = new_mapping(MethodConfig(), 2, 60)
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 20)
+    # Each image names its own label among 60 (so a readout fitted on it recalls it), none says anything of its class.
+    dense = np.full((40, 60), 1e-4)
+    dense[np.arange(40), rng.permutation(60)[:40]] = 1.0
+    assert accuracy_of(mapping.fitted(dense, labels), dense, labels) == 1.0  # fitted on itself: perfect
+    assert cross_validated_correct(mapping, dense, labels).mean() <= 0.6  # held out: chance
+    separable = dense.copy()
+    separable[:, 0] = np.where(labels == 0, 1.0, 1e-4)
+    assert cross_validated_correct(mapping, separable, labels).all()
+
+
+def accuracy_of(mapper, dense: np.ndarray, labels: np.ndarray) -> float:  # noqa: ANN001
+    return float(np.mean(np.argmax(mapper.target_scores(dense), axis=1) == labels))
+
+
+class ScoresAreAnswers:
+    """A mapping whose answers are already the class scores: what is right is set by hand."""
+
+    def fitted(self, dense: np.ndarray, labels: np.ndarray) -> ScoresAreAnswers:
+        return self
+
+    def target_scores(self, dense: np.ndarray) -> np.ndarray:
+        return dense
+
+
+@pytest.mark.parametrize(("start_right", "trained_right", "kept"), [(60, 50, "trained"), (70, 50, "start"), (50, 70, "trained")])
+def test_the_start_is_kept_only_when_its_answers_are_significantly_better(start_right: int, trained_right: int, kept: str) -> None:
+    """Of 100 images, those only one program gets right decide (a sign test): 50 against 40 is
+    within a fair coin's 1.645 sd (10 < 1.645 · √90 = 15.6), 50 against 30 is not (20 > 14.7)."""
+    from barapi.selection import Selection
+
+    labels = np.repeat([0, 1], 50)
+    def answers(right: np.ndarray) -> np.ndarray:
+        return np.eye(2)[np.where(right, labels, 1 - labels)]
+    start = np.arange(100) < start_right  # the first images right
+    trained = np.arange(100) >= 100 - trained_right  # the last images right: the overlap is as small as it can be
+    selection = Selection.between(6, ScoresAreAnswers(), labels, np.ones(3), answers(start), answers(trained))
+    assert (selection.start_accuracy, selection.trained_accuracy) == (start_right / 100, trained_right / 100)
+    assert ("start" if selection.kept_start is not None else "trained") == kept
