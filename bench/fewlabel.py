@@ -12,15 +12,20 @@ per class, 200 test images, split seed 0) and, per seed, these rows:
 - ``default`` and ``paper``: the presets, zero-program (the starting program and its mapping,
   no step) then test accuracy after 2k / 5k / 10k / 20k training queries (label mapping,
   training, closing pass; evaluation is measurement and is not counted), from one run extended
-  between budgets; ``beta-2`` and ``res-4``: the default with β = 2 (as it was) and on a 4×4 W;
-- ``shuffled``: the null row, the default whose estimator sees its losses shuffled among the
+  between budgets; a preset whose mapping cannot fit the model's labels is recorded as refused;
+- ``unguarded``: the default serving its trained program even where the closing pass would keep
+  the start (barapi.selection); ``beta-2`` and ``res-4``: that with β = 2 (as it was) and on a
+  4×4 W; ``shuffled``: the null row, that whose estimator sees its losses shuffled among the
   perturbed points: steps of the same size that know nothing of the loss;
 - ``whitebox``, ``whitebox-4`` and ``whitebox-full``: the default's program (same W0, mapping,
   focal loss) at its resolution (16×16), on a 4×4 W and at full resolution, trained by autograd
   through the same network and head in torch (Adam, fixed step and schedule: nothing is chosen
   on the test set), its readout refitted on exact answers every pass over the training images
   and measured like a black-box run (readout fitted at W on the training set, test images
-  through the in-process model).
+  through the in-process model); ``whitebox-rp64``: the full-resolution program moved only
+  within 64 fixed random directions;
+- ``wide`` (only when asked): the default's runs at 20k, found with ``--answers-from``, measured
+  on up to 2,000 held-out images — start, trained and served program.
 
 Every measurement is one line of ``bench/results/fewlabel.jsonl``, written as soon as it is
 made; a rerun skips what is there, so a killed run resumes. ``--report`` writes
@@ -28,6 +33,7 @@ made; a rerun skips what is there, so a killed run resumes. ``--report`` writes
 
     python bench/fewlabel.py --targets            # the learning issue's three combinations first
     python bench/fewlabel.py --combos coarse-2/digits-3v8 --rows default,paper,noapi
+    python bench/fewlabel.py --targets --rows default,wide --answers-from bench/.work   # rerun from earlier answers
     python bench/fewlabel.py --report
 """
 
@@ -36,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sqlite3
 import sys
 import tempfile
 import time
@@ -46,12 +53,14 @@ import numpy as np
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import run_split
+from barapi.errors import ConfigError
 from barapi.mock.heads import ServedModel, coarse_groups, coarse_model, group_matrix, imagenet_model, project_path, trained_project
 from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier
-from barapi.losses import class_weights
+from barapi.losses import accuracy, class_weights
 from barapi.optim import ZerothOrderOptimizer, optimizer_for
-from barapi.program import Program
+from barapi.program import Program, starting_parameters
 from barapi.readout import SCORE_FLOOR, LinearReadout
+from barapi.selection import Selection
 from barapi.store import Store
 from barapi.trainer import Trainer
 
@@ -71,21 +80,33 @@ COMBOS = [f"{m}/{t}" for m in MODELS for t in TASKS if not (m == "project" and t
 TARGETS = ["coarse-5/tshirt-shirt", "coarse-5/pullover-coat", "project/digits"]
 BUDGETS = [2000, 5000, 10000, 20000]
 WHITEBOX_IMAGES = [250, 500, 1000, 2000]
-# White-box rows: the default's program at a resolution of W (None: full), and Adam's step there.
+# White-box rows: the default's program at a resolution of W (None: full), and Adam's step there;
+# the "rp" rows move a full-resolution W only within a fixed random subspace of that many
+# dimensions (W = W0 + Σ z_k B_k / √d, B_k white noise of unit RMS, so that Adam moves a pixel by
+# about its step, as at full resolution): whether d coordinates, few enough for 20k queries
+# (bench/results/zo_signal.md), could hold the full-resolution program's gain.
 WHITEBOX = {"whitebox-4": (4, 0.05), "whitebox": (16, 0.05), "whitebox-full": (None, 0.01)}
+WHITEBOX_SUBSPACES = {"whitebox-rp64": 64}
+WHITEBOX |= {row: (None, 0.02) for row in WHITEBOX_SUBSPACES}
 PRICE_PER_1K = {"project": 2.00}  # Azure Custom Vision S0; the others at Clarifai's $1.20
 CLARIFAI_PRICE = 1.20
 # The zeroth-order rows: the presets, the default as it was before β followed the resolution, the
 # default on a 4×4 W (bench/results/zo_signal.md: the only W here whose gradient a 20k-query run
 # could resolve) and the null row (the default driven by ShuffledSteps).
+# Rows derived from the default serve the trained program, as the default did before its start
+# guard (barapi.selection): they measure what the steps do.
+UNGUARDED = PRESETS["default"].model_copy(update={"keep_better_start": False})
 METHODS = PRESETS | {
-    "beta-2": PRESETS["default"].model_copy(update={"beta": 2.0}),
-    "res-4": PRESETS["default"].model_copy(update={"geometry": PRESETS["default"].geometry.model_copy(update={"program_resolution": 4})}),
-    "shuffled": PRESETS["default"],
+    "unguarded": UNGUARDED,
+    "beta-2": UNGUARDED.model_copy(update={"beta": 2.0}),
+    "res-4": UNGUARDED.model_copy(update={"geometry": UNGUARDED.geometry.model_copy(update={"program_resolution": 4})}),
+    "shuffled": UNGUARDED,
 }
-ROW_NAMES = {"beta-2": "default before (β = 2)", "res-4": "default on a 4×4 W", "shuffled": "default, losses shuffled (null)"}
-ROW_ORDER = ["noapi", "default", "shuffled", "beta-2", "res-4", "paper", "whitebox", "whitebox-4", "whitebox-full"]
+ROW_NAMES = {"unguarded": "default, trained program always served", "beta-2": "default before (β = 2)", "res-4": "default on a 4×4 W",
+             "shuffled": "default, losses shuffled (null)"}
+ROW_ORDER = ["noapi", "default", "unguarded", "shuffled", "beta-2", "res-4", "paper", "whitebox", "whitebox-4", "whitebox-full", *WHITEBOX_SUBSPACES]
 TRAIN_PER_CLASS, TEST_SIZE, SPLIT_SEED = 50, 200, 0
+WIDE_TEST = 2000  # the held-out images of the wide check (all there are, for the digits)
 NO_API_SIDE = 28
 
 
@@ -98,17 +119,17 @@ def served_model(name: str, network: ImageNetModel) -> ServedModel:
     return coarse_model(name)
 
 
-def run_config(task: str, method: MethodConfig, seed: int, iterations: int | None = None) -> RunConfig:
+def run_config(task: str, method: MethodConfig, seed: int, iterations: int | None = None, name: str = "bench") -> RunConfig:
     if iterations is not None:
         method = method.model_copy(update={"iterations": iterations})
     data = DataConfig(dataset=TASKS[task], train_per_class=TRAIN_PER_CLASS, test_size=TEST_SIZE, split_seed=SPLIT_SEED)
-    return RunConfig(name="bench", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method)
+    return RunConfig(name=name, seed=seed, provider=ProviderConfig(name="local"), data=data, method=method)
 
 
-def zeroth_order(classifier: InProcessClassifier, base: RunConfig, budgets: list[int], record) -> None:  # noqa: ANN001
+def zeroth_order(classifier: InProcessClassifier, base: RunConfig, budgets: list[int], record, answers: AnswerStores) -> None:  # noqa: ANN001
     """Zero-program, then each budget, from one run extended as `barapi resume` extends it."""
     method = base.method
-    store = Store(Path(tempfile.mkdtemp(prefix="fewlabel-", dir=WORK)))
+    store = answers.store_for(base, classifier.model_id)
     trainer = Trainer(base, classifier, store)
     state = trainer._start()  # noqa: SLF001 - the zero-program row is the mapping without a step
     record(0, trainer._evaluate(state))  # noqa: SLF001
@@ -120,7 +141,77 @@ def zeroth_order(classifier: InProcessClassifier, base: RunConfig, budgets: list
         if iterations >= 1:
             extended = base.model_copy(update={"method": method.model_copy(update={"iterations": iterations})})
             result = Trainer(extended, classifier, store, split=trainer.split).run()
-            record(budget, result.test_accuracy, result.step_signal)
+            record(budget, result.test_accuracy, step_signal=result.step_signal, kept=(result.selection or {}).get("kept"))
+
+
+class AnswerStores:
+    """Where a run keeps its answers: a fresh store, or that of an earlier run of the same
+    configuration (up to its length, and its start guard, which only chooses among programs the
+    run reaches anyway) on the same model, given with --answers-from. The in-process model is
+    deterministic, so its cached answers are what it would answer again: a rerun costs the
+    encoding, not the model. (A run of the null row has the default's configuration: reusing its
+    store costs the answers it lacks, and changes nothing else.)"""
+
+    def __init__(self, folders: list[Path]) -> None:
+        self.earlier: dict[tuple[str, str], list[tuple[Path, str]]] = {}  # (model, configuration) → [(store, run)]
+        for database in (d for folder in folders for d in sorted(folder.glob("fewlabel-*/barapi.sqlite"))):
+            with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+                for name, config in db.execute("select name, config from runs").fetchall():
+                    model = db.execute("select model from ledger where run = ? limit 1", (name,)).fetchone()
+                    if model:
+                        self.earlier.setdefault((model[0], self.signature(json.loads(config))), []).append((database.parent, name))
+
+    @staticmethod
+    def signature(config: dict) -> str:
+        config = {k: v for k, v in config.items() if k != "name"}
+        config["method"] = {k: v for k, v in config["method"].items() if k not in ("keep_better_start", "iterations")}  # a run extends its iterations
+        return json.dumps(config, sort_keys=True)
+
+    def runs(self, config: RunConfig, model: str) -> list[tuple[Path, str]]:
+        return self.earlier.get((model, self.signature(config.model_dump(mode="json"))), [])
+
+    def run_of(self, row: str, config: RunConfig, model: str) -> tuple[Store, str] | None:
+        """The store and name of an earlier run of this row (named ``row-…`` by measure)."""
+        found = [(path, name) for path, name in self.runs(config, model) if name.startswith(f"{row}-")]
+        return (Store(found[-1][0]), found[-1][1]) if found else None
+
+    def store_for(self, config: RunConfig, model: str) -> Store:
+        earlier = self.runs(config, model)
+        if not earlier:
+            return Store(Path(tempfile.mkdtemp(prefix="fewlabel-", dir=WORK)))
+        print(f"  answers of an earlier run: {earlier[0][0]}", file=sys.stderr, flush=True)
+        return Store(earlier[0][0])
+
+
+def wide_check(classifier: InProcessClassifier, task: str, seed: int, answers: AnswerStores, record) -> None:  # noqa: ANN001
+    """The default's run at the last budget (found with --answers-from), measured on up to
+    WIDE_TEST held-out images (a superset of the shared test set): its start, its trained program
+    and the one its closing pass serves. A texture's gain on 200 images can be that set's luck."""
+    config = run_config(task, METHODS["default"], seed)
+    found = answers.run_of("default", config, classifier.model_id)
+    if found is None:
+        print(f"  no default run of {task} seed {seed} to check: pass --answers-from", file=sys.stderr)
+        return
+    store, name = found
+    wide = config.model_copy(update={"name": name, "data": config.data.model_copy(update={"test_size": WIDE_TEST})})
+    trainer = Trainer(wide, classifier, store, record_status=False)
+    state = trainer._restore()  # noqa: SLF001
+    n_train = len(trainer.split.y_train)
+    per_iteration = config.method.batch_size * optimizer_for(config.method).queries_per_sample
+    if state is None or state.iteration != (BUDGETS[-1] - n_train - state.mapping.closing_queries(n_train)) // per_iteration:
+        print(f"  the default run of {task} seed {seed} did not end at {BUDGETS[-1]:,} queries", file=sys.stderr)
+        return
+    programs = {"start": starting_parameters(config.method, seed), "trained": trainer.optimizer.w.copy()}
+    dense, accuracy_of = {}, {}
+    for label, w in programs.items():
+        trainer.optimizer.w = w
+        dense[label] = trainer._training_set_at_w(state)  # noqa: SLF001
+        mapper = state.mapping.fitted(dense[label], trainer.split.y_train)
+        accuracy_of[label] = accuracy(trainer.predict_scores(w, trainer.split.x_test, state.vocabulary, mapper), trainer.split.y_test)
+    selection = Selection.between(state.iteration, state.mapping, trainer.split.y_train, programs["start"], dense["start"], dense["trained"])
+    served = "start" if selection.kept_start is not None else "trained"
+    for label, value in (*accuracy_of.items(), ("default", accuracy_of[served])):
+        record(f"wide-{label}", BUDGETS[-1], value, test_images=len(trainer.split.y_test), kept=served if label == "default" else None)
 
 
 class ShuffledSteps(ZerothOrderOptimizer):
@@ -239,13 +330,24 @@ def white_box(classifier: InProcessClassifier, task: str, row: str, seed: int, r
     record(0, trainer._evaluate(state))  # noqa: SLF001
     path = TorchPath(classifier, trainer.program)
     split = trainer.split
-    w = path.tensor(trainer.optimizer.w)
+    w0 = path.tensor(trainer.optimizer.w).detach()
+    if row in WHITEBOX_SUBSPACES:
+        d = WHITEBOX_SUBSPACES[row]
+        basis = torch.tensor(np.random.default_rng([0xBA515, d]).standard_normal((d, w0.numel())) / np.sqrt(d), dtype=torch.float32)
+        trained = torch.zeros(1, len(basis), requires_grad=True)
+        program = lambda: w0 + (trained @ basis).reshape(w0.shape)  # noqa: E731
+    else:
+        trained = w0.clone().requires_grad_(True)
+        program = lambda: trained  # noqa: E731
     weights = class_weights(split.y_train, split.n_classes)
-    optimiser = torch.optim.Adam([w], lr=lr)
+    optimiser = torch.optim.Adam([trained], lr=lr)
+
+    def current() -> np.ndarray:
+        return program().detach().numpy()[0].transpose(1, 2, 0).astype(np.float64)
 
     def refit() -> dict:
         """The readout at this W, from the in-process model's exact answers (free here)."""
-        trainer.optimizer.w = w.detach().numpy()[0].transpose(1, 2, 0).astype(np.float64)
+        trainer.optimizer.w = current()
         dense = trainer._training_set_at_w(state)  # noqa: SLF001
         return path.readout(LinearReadout.fit(dense, split.y_train, split.n_classes, method.readout_l2))
 
@@ -257,12 +359,12 @@ def white_box(classifier: InProcessClassifier, task: str, row: str, seed: int, r
             if steps and steps % per_pass == 0:
                 readout = refit()
             batch = rng.choice(len(split.y_train), size=method.batch_size, replace=False)
-            loss = path.focal_loss(w, split.x_train[batch], split.y_train[batch], readout, weights, method.focal_gamma)
+            loss = path.focal_loss(program(), split.x_train[batch], split.y_train[batch], readout, weights, method.focal_gamma)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             seen, steps = seen + len(batch), steps + 1
-        trainer.optimizer.w = w.detach().numpy()[0].transpose(1, 2, 0).astype(np.float64)
+        trainer.optimizer.w = current()
         state.mapping.read_at = -1  # measured like a black-box run: the readout refitted at this W
         record(goal, trainer._evaluate(state))  # noqa: SLF001
         print(f"    {seen} images in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
@@ -279,10 +381,10 @@ def read_lines(path: Path) -> list[dict]:
 
 
 def recorder(combo: str, row: str, seed: int):  # noqa: ANN201
-    def record(at: int, accuracy: float | None, step_signal: float | None = None) -> None:
+    def record(at: int, accuracy: float | None, **facts: float | str | None) -> None:
+        """facts: step_signal (barapi.optim.StepSignal), kept (barapi.selection), refused (why)."""
         entry = {"combo": combo, "row": row, "seed": seed, "at": at, "accuracy": accuracy, "ts": time.time()}
-        if step_signal is not None:
-            entry["step_signal"] = step_signal
+        entry |= {k: v for k, v in facts.items() if v is not None}
         with MEASURED.open("a") as handle:
             handle.write(json.dumps(entry) + "\n")
         print(f"  {combo} {row} seed {seed} @ {at:,}: {accuracy}", file=sys.stderr, flush=True)
@@ -290,7 +392,7 @@ def recorder(combo: str, row: str, seed: int):  # noqa: ANN201
     return record
 
 
-def measure(combos: list[str], rows: list[str], seeds: list[int], budgets: list[int], threads: int) -> None:
+def measure(combos: list[str], rows: list[str], seeds: list[int], budgets: list[int], threads: int, answers: AnswerStores) -> None:
     WORK.mkdir(exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
     network = ImageNetModel(home=WORK / "home", threads=threads)
@@ -305,16 +407,24 @@ def measure(combos: list[str], rows: list[str], seeds: list[int], budgets: list[
             classifier = InProcessClassifier(network, served=served_model(model, network))
             for seed in seeds:
                 points = [0] + (budgets if row in METHODS else WHITEBOX_IMAGES if row.startswith("whitebox") else [])
-                if all((combo, row, seed, p) in done for p in points):
+                if row == "wide":
+                    points = [BUDGETS[-1]]
+                if all((combo, "wide-default" if row == "wide" else row, seed, p) in done for p in points):
                     continue
                 record = recorder(combo, row, seed)
                 if row == "noapi":
                     # The model plays no part: the same task and seed measured beside another model is this cell's.
                     known = [m["accuracy"] for m in measured() if m["row"] == "noapi" and m["seed"] == seed and m["combo"].split("/")[1] == task]
                     record(0, known[0] if known else no_api(task, seed))
+                elif row == "wide":
+                    wide_check(classifier, task, seed, answers, lambda as_row, *a, **k: recorder(combo, as_row, seed)(*a, **k))
                 elif row in METHODS:
-                    with mock.patch("barapi.trainer.optimizer_for", shuffled_optimizer_for) if row == "shuffled" else contextlib.nullcontext():
-                        zeroth_order(classifier, run_config(task, METHODS[row], seed), budgets, record)
+                    try:
+                        with mock.patch("barapi.trainer.optimizer_for", shuffled_optimizer_for) if row == "shuffled" else contextlib.nullcontext():
+                            zeroth_order(classifier, run_config(task, METHODS[row], seed, name=f"{row}-{time.time_ns()}"), budgets, record, answers)
+                    except ConfigError as refusal:  # before any query: the preset cannot run on this model
+                        for point in points:
+                            record(point, None, refused=str(refusal))
                 else:
                     white_box(classifier, task, row, seed, record)
 
@@ -333,11 +443,23 @@ def report() -> None:
     entries = measured()
     cells: dict[tuple[str, str, int], dict[int, float]] = {}
     signals: dict[tuple[str, str, int], dict[int, float]] = {}  # barapi.optim.StepSignal of each run
+    kept: dict[tuple[str, str, int], dict[int, str]] = {}  # barapi.selection: which program each run served
+    refused: dict[tuple[str, str], str] = {}
     for e in entries:
+        key = (e["combo"], e["row"], e["at"])
         if e["accuracy"] is not None:
-            cells.setdefault((e["combo"], e["row"], e["at"]), {})[e["seed"]] = e["accuracy"]
+            cells.setdefault(key, {})[e["seed"]] = e["accuracy"]
         if "step_signal" in e:
-            signals.setdefault((e["combo"], e["row"], e["at"]), {})[e["seed"]] = e["step_signal"]
+            signals.setdefault(key, {})[e["seed"]] = e["step_signal"]
+        if "kept" in e:
+            kept.setdefault(key, {})[e["seed"]] = e["kept"]
+        if "refused" in e:
+            refused[(e["combo"], e["row"])] = e["refused"]
+
+    def cell(combo: str, row: str, at: int) -> str:
+        values = list(cells.get((combo, row, at), {}).values())
+        return "refused" if not values and (combo, row) in refused else summary(values)
+
     lines = [
         "# Few-label APIs: reprogramming the paper's setting on local stand-ins",
         "",
@@ -348,9 +470,10 @@ def report() -> None:
         "images processed by autograd. Zero-program: the starting program and its mapping, no step.",
         "",
     ]
-    lines += summary_table(cells) + [""]
+    wide_images = {e["combo"]: e["test_images"] for e in entries if "test_images" in e}
+    lines += summary_tables(cell, kept, refused, wide_images) + [""]
     for combo in COMBOS:
-        rows = [r for r in ROW_ORDER if any(k[0] == combo and k[1] == r for k in cells)]
+        rows = [r for r in ROW_ORDER if any(k[0] == combo and k[1] == r for k in [*cells, *refused])]
         if not rows:
             continue
         model, task = combo.split("/")
@@ -359,12 +482,14 @@ def report() -> None:
                   "|---|---|" + "---|" * len(BUDGETS)]
         for row in rows:
             if row == "noapi":
-                lines.append(f"| no API (logistic regression on raw pixels) | {summary(list(cells.get((combo, row, 0), {}).values()))} |" + " |" * len(BUDGETS))
+                lines.append(f"| no API (logistic regression on raw pixels) | {cell(combo, row, 0)} |" + " |" * len(BUDGETS))
             elif row in METHODS:
-                lines.append(f"| {ROW_NAMES.get(row, row)} | " + " | ".join(summary(list(cells.get((combo, row, at), {}).values())) for at in [0, *BUDGETS]) + " |")
+                lines.append(f"| {ROW_NAMES.get(row, row)} | " + " | ".join(cell(combo, row, at) for at in [0, *BUDGETS]) + " |")
                 if any((combo, row, at) in signals for at in BUDGETS):
                     lines.append("| … signal-to-noise of its summed steps | | " + " | ".join(
                         f"{np.mean(list(signals[(combo, row, at)].values())):.2f}" if (combo, row, at) in signals else "—" for at in BUDGETS) + " |")
+                if any((combo, row, at) in kept for at in BUDGETS):
+                    lines.append("| … runs that kept their start | | " + " | ".join(kept_count(kept.get((combo, row, at))) for at in BUDGETS) + " |")
         wb = [r for r in rows if r.startswith("whitebox")]
         if wb:
             lines += ["", "| white-box (autograd, same model and head) | start | " + " | ".join(f"{n:,} images" for n in WHITEBOX_IMAGES) + " |",
@@ -372,8 +497,10 @@ def report() -> None:
             for row in wb:
                 resolution = WHITEBOX[row][0]
                 name = f"{resolution}×{resolution}" + (" (the default's program)" if row == "whitebox" else "") if resolution else "full resolution (ceiling)"
-                lines.append(f"| {name} | " + " | ".join(summary(list(cells.get((combo, row, at), {}).values())) for at in [0, *WHITEBOX_IMAGES]) + " |")
-        if any(r in METHODS for r in rows):
+                if row in WHITEBOX_SUBSPACES:
+                    name = f"full resolution within {WHITEBOX_SUBSPACES[row]} random directions"
+                lines.append(f"| {name} | " + " | ".join(cell(combo, row, at) for at in [0, *WHITEBOX_IMAGES]) + " |")
+        if any(r in METHODS and any(k[:2] == (combo, r) for k in cells) for r in rows):
             lines += ["", f"![{combo}](fewlabel-{model}-{task}.png)"]
             plot(combo, cells)
         lines.append("")
@@ -381,26 +508,68 @@ def report() -> None:
     print("\n".join(lines))
 
 
-def summary_table(cells: dict) -> list[str]:
-    """Every measured combination on one line each (the README's table)."""
-    def cell(combo: str, row: str, at: int) -> str:
-        return summary(list(cells.get((combo, row, at), {}).values()))
+def kept_count(runs: dict[int, str] | None) -> str:
+    return "—" if not runs else f"{sum(k == 'start' for k in runs.values())} of {len(runs)}"
 
+
+def summary_tables(cell, kept: dict, refused: dict, wide_images: dict[str, int]) -> list[str]:  # noqa: ANN001 - report's cell(combo, row, at)
+    """Every measured combination on one line each (the README's tables): what a user gets, then
+    what the program's steps knew."""
     last = WHITEBOX_IMAGES[-1]
+
+    def zero(combo: str) -> str:  # the start is the same with or without the guard
+        return cell(combo, "default", 0) if cell(combo, "default", 0) != "—" else cell(combo, "unguarded", 0)
+
     lines = [
         "## Summary",
         "",
-        f"| model × task | no API | zero-program | default {' | '.join(f'{b // 1000}k' for b in BUDGETS)} | null (losses shuffled) 10k | 20k "
-        f"| 4×4 W 10k | 20k | paper {BUDGETS[-1] // 1000}k | white-box 4×4 @{last:,} | 16×16 @{last:,} | full @{last:,} |",
-        "|---|---|---|" + "---|" * len(BUDGETS) + "---|---|---|---|---|---|---|---|",
+        f"| model × task | no API | zero-program | default {' | '.join(f'{b // 1000}k' for b in BUDGETS)} | runs that kept their start "
+        f"| paper {BUDGETS[-1] // 1000}k | white-box 16×16 @{last:,} | full @{last:,} |",
+        "|---|---|---|" + "---|" * len(BUDGETS) + "---|---|---|---|",
     ]
-    for combo in COMBOS:
-        if not any(k[0] == combo for k in cells):
+    present = [c for c in COMBOS if any(k[0] == c for k in kept) or cell(c, "noapi", 0) != "—"]
+    for combo in present:
+        model, task = combo.split("/")
+        starts = [kept_count(kept.get((combo, "default", b))).replace(" of ", "/") for b in BUDGETS]
+        values = [cell(combo, "noapi", 0), zero(combo), *(cell(combo, "default", b) for b in BUDGETS),
+                  " · ".join(starts) if any(s != "—" for s in starts) else "—",
+                  cell(combo, "paper", BUDGETS[-1]), cell(combo, "whitebox", last), cell(combo, "whitebox-full", last)]
+        lines.append(f"| {model} × {task} | " + " | ".join(values) + " |")
+    wide = [c for c in present if cell(c, "wide-default", BUDGETS[-1]) != "—"]
+    if wide:
+        at = BUDGETS[-1]
+        lines += [
+            "",
+            f"The wide check (`--rows wide`): the default's runs at {at // 1000}k measured on up to {WIDE_TEST:,} held-out images "
+            f"(all the task has beyond its training images; the shared {TEST_SIZE} among them), beside the same runs on the shared {TEST_SIZE}.",
+            "",
+            f"| model × task | held-out images | start | trained | default (serves the start where its closing pass kept it) "
+            f"| on the shared {TEST_SIZE}: start | trained | default |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for combo in wide:
+            model, task = combo.split("/")
+            values = [str(wide_images.get(combo, "—")), *(cell(combo, f"wide-{label}", at) for label in ("start", "trained", "default")),
+                      zero(combo), cell(combo, "unguarded", at), cell(combo, "default", at)]
+            lines.append(f"| {model} × {task} | " + " | ".join(values) + " |")
+    reasons = sorted({why for (combo, row), why in refused.items()})
+    if reasons:
+        lines += ["", "*Refused*: before any query, for " + ", ".join(sorted(f"{row} on {combo}" for combo, row in refused)) + ":", ""]
+        lines += [f"- {why}" for why in reasons]
+    lines += [
+        "",
+        "What the steps knew: the default serving its trained program always (as before the start guard), the same with "
+        "its losses shuffled among its perturbed points (the null: steps that know nothing), on a 4×4 W, and the white-box "
+        "bound on that W.",
+        "",
+        f"| model × task | zero-program | trained 10k | 20k | null 10k | 20k | 4×4 W 10k | 20k | white-box 4×4 @{last:,} |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for combo in present:
+        if cell(combo, "shuffled", 10000) == "—" and cell(combo, "res-4", 10000) == "—":
             continue
         model, task = combo.split("/")
-        values = [cell(combo, "noapi", 0), cell(combo, "default", 0), *(cell(combo, "default", b) for b in BUDGETS),
-                  cell(combo, "shuffled", 10000), cell(combo, "shuffled", 20000), cell(combo, "res-4", 10000), cell(combo, "res-4", 20000),
-                  cell(combo, "paper", BUDGETS[-1]), *(cell(combo, row, last) for row in WHITEBOX)]
+        values = [zero(combo), *(cell(combo, row, at) for row in ("unguarded", "shuffled", "res-4") for at in (10000, 20000)), cell(combo, "whitebox-4", last)]
         lines.append(f"| {model} × {task} | " + " | ".join(values) + " |")
     return lines
 
@@ -450,10 +619,13 @@ def main() -> None:
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the model (two benchmarks side by side: 1 each)")
     parser.add_argument("--report", action="store_true", help="only write fewlabel.md and the plots from what is measured")
+    parser.add_argument("--answers-from", type=Path, action="append", default=[], metavar="FOLDER",
+                        help="a bench/.work folder of earlier runs whose stores a rerun of the same configuration answers from")
     args = parser.parse_args()
     if not args.report:
         combos = TARGETS if args.targets else args.combos.split(",")
-        measure(combos, args.rows.split(","), [int(s) for s in args.seeds.split(",")], [int(b) for b in args.budgets.split(",")], args.threads)
+        measure(combos, args.rows.split(","), [int(s) for s in args.seeds.split(",")], [int(b) for b in args.budgets.split(",")], args.threads,
+                AnswerStores(args.answers_from))
     report()
 
 
