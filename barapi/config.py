@@ -41,7 +41,7 @@ class MethodConfig(BaseModel):
     geometry: Geometry = Geometry(embed_size=112, program_resolution=16)
     eval_every: int = Field(0, ge=0, description="evaluate on the test set every N iterations; 0 = only at the end")
     keep_better_start: bool = Field(
-        True, description="at the closing pass, serve the starting program instead of the trained one when its training answers "
+        False, description="at the closing pass, serve the starting program instead of the trained one when its training answers "
         "cross-validate significantly better (barapi.selection; no extra query: the label mapping's answers at W0 are cached; "
         "mappings with a closing pass only)",
     )
@@ -102,6 +102,5 @@ PRESETS: dict[str, MethodConfig] = {
     "paper": MethodConfig(
         q=25, beta=5.0, lr=2.0, lr_decay=0.99, estimator="one-sided", optimizer="sgd", mapping="frequency",
         relative_scores=False, loss="focal", init_scale=0.5, geometry=Geometry(program_resolution=None, embed_size=112),
-        keep_better_start=False,
     ),
 }

@@ -118,7 +118,7 @@ def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, sp
             f"the closing pass kept the {'starting' if kept == 'start' else 'trained'} program: the training answers "
             f"cross-validate at {result.selection['start_heldout_accuracy']:.1%} at the start, "
             f"{result.selection['trained_heldout_accuracy']:.1%} trained"
-            + (" (training lost; `--no-keep-better-start` serves the trained one)" if kept == "start" else "")
+            + (" (training lost, as far as 100 training images can tell: bench/results/fewlabel.md finds them often wrong)" if kept == "start" else "")
         )
 
 

@@ -211,14 +211,13 @@ def test_a_run_reports_how_far_its_steps_rose_above_their_noise(trained: str) ->
 
 
 def test_a_run_says_which_program_its_closing_pass_kept(trained: str) -> None:
-    selection = json.loads(invoke("runs", "show", trained, "--json").output)["selection"]
+    assert json.loads(invoke("runs", "show", trained, "--json").output)["selection"] is None  # off by default
+    assert "the closing pass kept" not in invoke("train", *TINY, "--name", "tiny-plain").output
+    guarded = invoke("train", *TINY, "--name", "tiny-guarded", "--keep-better-start")
+    assert guarded.exit_code == 0, guarded.output
+    selection = json.loads(invoke("runs", "show", "tiny-guarded", "--json").output)["selection"]
     assert selection["kept"] in ("start", "trained")
-    human = invoke("train", *TINY, "--name", "tiny-guarded")
-    assert f"the training answers cross-validate at {selection['start_heldout_accuracy']:.1%} at the start" in human.output
-    unguarded = invoke("train", *TINY, "--name", "tiny-unguarded", "--no-keep-better-start")
-    assert unguarded.exit_code == 0, unguarded.output
-    assert "the closing pass kept" not in unguarded.output
-    assert json.loads(invoke("runs", "show", "tiny-unguarded", "--json").output)["selection"] is None
+    assert f"the training answers cross-validate at {selection['start_heldout_accuracy']:.1%} at the start" in guarded.output
 
 
 def test_the_final_test_accuracy_is_a_point_on_the_curve(trained: str, home: Path) -> None:

@@ -31,7 +31,7 @@ def config(name: str = "run", **method: object) -> RunConfig:
 @pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
 @pytest.mark.parametrize("optimizer", sorted(STEP_RULES))
 def test_a_crashed_run_resumes_bit_identically(tmp_path: Path, mapping: str, estimator: str, optimizer: str) -> None:
-    settings = dict(mapping=mapping, estimator=estimator, optimizer=optimizer)
+    settings = dict(mapping=mapping, estimator=estimator, optimizer=optimizer, keep_better_start=True)
     reference = Trainer(config(**settings), ProjectionModel(), Store(tmp_path / "ref")).run()
     store = Store(tmp_path / "crashed")
     with pytest.raises(ProviderError):
@@ -214,7 +214,7 @@ def test_a_run_whose_training_lost_ends_with_its_start_at_no_extra_query(tmp_pat
     from barapi.program import program_sha256, starting_parameters
 
     store = Store(tmp_path / "kept")
-    kept = Trainer(config(mapping="linear"), ForgetfulModel(remembered=30), store).run()  # the label mapping's 30 answers
+    kept = Trainer(config(mapping="linear", keep_better_start=True), ForgetfulModel(remembered=30), store).run()  # the label mapping's 30 answers
     w0 = starting_parameters(config().method, config().seed)
     assert kept.selection["kept"] == "start"
     assert kept.selection["start_heldout_accuracy"] > kept.selection["trained_heldout_accuracy"]
@@ -224,7 +224,7 @@ def test_a_run_whose_training_lost_ends_with_its_start_at_no_extra_query(tmp_pat
     mapping, training, closing, test = 30, 6 * 4 * 3, 30, 12
     assert kept.queries == mapping + training + closing + test  # the start's answers were read from the cache, not bought again
 
-    trained = Trainer(config(mapping="linear", keep_better_start=False), ForgetfulModel(remembered=30), Store(tmp_path / "trained")).run()
+    trained = Trainer(config(mapping="linear"), ForgetfulModel(remembered=30), Store(tmp_path / "trained")).run()  # off by default
     assert trained.selection is None and trained.program_sha256 not in (program_sha256(w0), kept.program_sha256)
 
 
@@ -233,13 +233,13 @@ def test_a_run_extended_after_keeping_its_start_serves_its_w_until_it_chooses_ag
     from barapi.program import starting_parameters
 
     store = Store(tmp_path)
-    assert Trainer(config(mapping="linear"), ForgetfulModel(remembered=30), store).run().selection["kept"] == "start"
+    assert Trainer(config(mapping="linear", keep_better_start=True), ForgetfulModel(remembered=30), store).run().selection["kept"] == "start"
     with pytest.raises(ProviderError):  # one more step (3 requests of 4 images), then a crash
-        Trainer(config(mapping="linear", iterations=8), ProjectionModel(fail_after=3), store).run()
+        Trainer(config(mapping="linear", iterations=8, keep_better_start=True), ProjectionModel(fail_after=3), store).run()
     midway = require_state(store, "run")
     assert midway.iteration == 7
     np.testing.assert_array_equal(midway.program, midway.w)  # the choice was the 6th iteration's
-    extended = Trainer(config(mapping="linear", iterations=8), ProjectionModel(), store).run()
+    extended = Trainer(config(mapping="linear", iterations=8, keep_better_start=True), ProjectionModel(), store).run()
     end = require_state(store, "run")
     assert end.iteration == 8 and extended.selection is not None
     w0 = starting_parameters(config().method, config().seed)
