@@ -13,10 +13,10 @@ per class, 200 test images, split seed 0) and, per seed, these rows:
   no step) then test accuracy after 2k / 5k / 10k / 20k training queries (label mapping,
   training, closing pass; evaluation is measurement and is not counted), from one run extended
   between budgets; a preset whose mapping cannot fit the model's labels is recorded as refused;
-- ``unguarded``: the default serving its trained program even where the closing pass would keep
-  the start (barapi.selection); ``beta-2`` and ``res-4``: that with β = 2 (as it was) and on a
-  4×4 W; ``shuffled``: the null row, that whose estimator sees its losses shuffled among the
-  perturbed points: steps of the same size that know nothing of the loss;
+- ``guarded``: the default with ``--keep-better-start`` (barapi.selection); ``beta-2`` and
+  ``res-4``: the default with β = 2 (as it was) and on a 4×4 W; ``shuffled``: the null row, the
+  default whose estimator sees its losses shuffled among the perturbed points: steps of the same
+  size that know nothing of the loss;
 - ``whitebox``, ``whitebox-4`` and ``whitebox-full``: the default's program (same W0, mapping,
   focal loss) at its resolution (16×16), on a 4×4 W and at full resolution, trained by autograd
   through the same network and head in torch (Adam, fixed step and schedule: nothing is chosen
@@ -24,8 +24,9 @@ per class, 200 test images, split seed 0) and, per seed, these rows:
   and measured like a black-box run (readout fitted at W on the training set, test images
   through the in-process model); ``whitebox-rp64``: the full-resolution program moved only
   within 64 fixed random directions;
-- ``wide`` (only when asked): the default's runs at 20k, found with ``--answers-from``, measured
-  on up to 2,000 held-out images — start, trained and served program.
+- ``wide`` (only when asked): the guarded run to each budget (from earlier answers with
+  ``--answers-from``), measured on up to 2,000 held-out images: its start, its trained program
+  and the one the guard serves.
 
 Every measurement is one line of ``bench/results/fewlabel.jsonl``, written as soon as it is
 made; a rerun skips what is there, so a killed run resumes. ``--report`` writes
@@ -57,10 +58,10 @@ from barapi.errors import ConfigError
 from barapi.mock.heads import ServedModel, coarse_groups, coarse_model, group_matrix, imagenet_model, project_path, trained_project
 from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier
 from barapi.losses import accuracy, class_weights
+from barapi.mapping import MAPPINGS
 from barapi.optim import ZerothOrderOptimizer, optimizer_for
 from barapi.program import Program, starting_parameters
 from barapi.readout import SCORE_FLOOR, LinearReadout
-from barapi.selection import Selection
 from barapi.store import Store
 from barapi.trainer import Trainer
 
@@ -93,18 +94,17 @@ CLARIFAI_PRICE = 1.20
 # The zeroth-order rows: the presets, the default as it was before β followed the resolution, the
 # default on a 4×4 W (bench/results/zo_signal.md: the only W here whose gradient a 20k-query run
 # could resolve) and the null row (the default driven by ShuffledSteps).
-# Rows derived from the default serve the trained program, as the default did before its start
-# guard (barapi.selection): they measure what the steps do.
-UNGUARDED = PRESETS["default"].model_copy(update={"keep_better_start": False})
+# "guarded" is the default with --keep-better-start (barapi.selection).
+DEFAULT = PRESETS["default"]
 METHODS = PRESETS | {
-    "unguarded": UNGUARDED,
-    "beta-2": UNGUARDED.model_copy(update={"beta": 2.0}),
-    "res-4": UNGUARDED.model_copy(update={"geometry": UNGUARDED.geometry.model_copy(update={"program_resolution": 4})}),
-    "shuffled": UNGUARDED,
+    "guarded": DEFAULT.model_copy(update={"keep_better_start": True}),
+    "beta-2": DEFAULT.model_copy(update={"beta": 2.0}),
+    "res-4": DEFAULT.model_copy(update={"geometry": DEFAULT.geometry.model_copy(update={"program_resolution": 4})}),
+    "shuffled": DEFAULT,
 }
-ROW_NAMES = {"unguarded": "default, trained program always served", "beta-2": "default before (β = 2)", "res-4": "default on a 4×4 W",
+ROW_NAMES = {"guarded": "default --keep-better-start", "beta-2": "default before (β = 2)", "res-4": "default on a 4×4 W",
              "shuffled": "default, losses shuffled (null)"}
-ROW_ORDER = ["noapi", "default", "unguarded", "shuffled", "beta-2", "res-4", "paper", "whitebox", "whitebox-4", "whitebox-full", *WHITEBOX_SUBSPACES]
+ROW_ORDER = ["noapi", "default", "guarded", "shuffled", "beta-2", "res-4", "paper", "whitebox", "whitebox-4", "whitebox-full", *WHITEBOX_SUBSPACES]
 TRAIN_PER_CLASS, TEST_SIZE, SPLIT_SEED = 50, 200, 0
 WIDE_TEST = 2000  # the held-out images of the wide check (all there are, for the digits)
 NO_API_SIDE = 28
@@ -170,11 +170,6 @@ class AnswerStores:
     def runs(self, config: RunConfig, model: str) -> list[tuple[Path, str]]:
         return self.earlier.get((model, self.signature(config.model_dump(mode="json"))), [])
 
-    def run_of(self, row: str, config: RunConfig, model: str) -> tuple[Store, str] | None:
-        """The store and name of an earlier run of this row (named ``row-…`` by measure)."""
-        found = [(path, name) for path, name in self.runs(config, model) if name.startswith(f"{row}-")]
-        return (Store(found[-1][0]), found[-1][1]) if found else None
-
     def store_for(self, config: RunConfig, model: str) -> Store:
         earlier = self.runs(config, model)
         if not earlier:
@@ -183,35 +178,27 @@ class AnswerStores:
         return Store(earlier[0][0])
 
 
-def wide_check(classifier: InProcessClassifier, task: str, seed: int, answers: AnswerStores, record) -> None:  # noqa: ANN001
-    """The default's run at the last budget (found with --answers-from), measured on up to
-    WIDE_TEST held-out images (a superset of the shared test set): its start, its trained program
-    and the one its closing pass serves. A texture's gain on 200 images can be that set's luck."""
-    config = run_config(task, METHODS["default"], seed)
-    found = answers.run_of("default", config, classifier.model_id)
-    if found is None:
-        print(f"  no default run of {task} seed {seed} to check: pass --answers-from", file=sys.stderr)
-        return
-    store, name = found
-    wide = config.model_copy(update={"name": name, "data": config.data.model_copy(update={"test_size": WIDE_TEST})})
-    trainer = Trainer(wide, classifier, store, record_status=False)
+def wide_check(classifier: InProcessClassifier, task: str, seed: int, answers: AnswerStores, record, budget: int) -> None:  # noqa: ANN001
+    """The guarded run to ``budget`` (from earlier answers, with --answers-from), measured on up
+    to WIDE_TEST held-out images (a superset of the shared test set): its start, its trained
+    program and the one its guard serves. A gain on 200 images can be that set's luck."""
+    config = run_config(task, METHODS["guarded"], seed, name=f"wide-{time.time_ns()}")
+    store = answers.store_for(config, classifier.model_id)
+    n_train = TRAIN_PER_CLASS * len(run_split(config).classes)
+    fixed = n_train + MAPPINGS[config.method.mapping].closing_queries(n_train)  # label mapping + closing pass, as zeroth_order
+    iterations = (budget - fixed) // (config.method.batch_size * optimizer_for(config.method).queries_per_sample)
+    run = config.model_copy(update={"method": config.method.model_copy(update={"iterations": iterations})})
+    Trainer(run, classifier, store).run()
+    trainer = Trainer(run.model_copy(update={"data": run.data.model_copy(update={"test_size": WIDE_TEST})}), classifier, store, record_status=False)
     state = trainer._restore()  # noqa: SLF001
-    n_train = len(trainer.split.y_train)
-    per_iteration = config.method.batch_size * optimizer_for(config.method).queries_per_sample
-    if state is None or state.iteration != (BUDGETS[-1] - n_train - state.mapping.closing_queries(n_train)) // per_iteration:
-        print(f"  the default run of {task} seed {seed} did not end at {BUDGETS[-1]:,} queries", file=sys.stderr)
-        return
-    programs = {"start": starting_parameters(config.method, seed), "trained": trainer.optimizer.w.copy()}
-    dense, accuracy_of = {}, {}
-    for label, w in programs.items():
+    served = "start" if trainer.selection is not None and trainer.selection.kept_start is not None else "trained"
+    accuracy_of = {}
+    for label, w in (("start", starting_parameters(config.method, seed)), ("trained", trainer.optimizer.w.copy())):
         trainer.optimizer.w = w
-        dense[label] = trainer._training_set_at_w(state)  # noqa: SLF001
-        mapper = state.mapping.fitted(dense[label], trainer.split.y_train)
+        mapper = state.mapping.fitted(trainer._training_set_at_w(state), trainer.split.y_train)  # noqa: SLF001
         accuracy_of[label] = accuracy(trainer.predict_scores(w, trainer.split.x_test, state.vocabulary, mapper), trainer.split.y_test)
-    selection = Selection.between(state.iteration, state.mapping, trainer.split.y_train, programs["start"], dense["start"], dense["trained"])
-    served = "start" if selection.kept_start is not None else "trained"
-    for label, value in (*accuracy_of.items(), ("default", accuracy_of[served])):
-        record(f"wide-{label}", BUDGETS[-1], value, test_images=len(trainer.split.y_test), kept=served if label == "default" else None)
+    for label, value in (*accuracy_of.items(), ("guarded", accuracy_of[served])):
+        record(f"wide-{label}", budget, value, test_images=len(trainer.split.y_test), kept=served if label == "guarded" else None)
 
 
 class ShuffledSteps(ZerothOrderOptimizer):
@@ -408,8 +395,8 @@ def measure(combos: list[str], rows: list[str], seeds: list[int], budgets: list[
             for seed in seeds:
                 points = [0] + (budgets if row in METHODS else WHITEBOX_IMAGES if row.startswith("whitebox") else [])
                 if row == "wide":
-                    points = [BUDGETS[-1]]
-                if all((combo, "wide-default" if row == "wide" else row, seed, p) in done for p in points):
+                    points = budgets
+                if all((combo, "wide-guarded" if row == "wide" else row, seed, p) in done for p in points):
                     continue
                 record = recorder(combo, row, seed)
                 if row == "noapi":
@@ -417,7 +404,9 @@ def measure(combos: list[str], rows: list[str], seeds: list[int], budgets: list[
                     known = [m["accuracy"] for m in measured() if m["row"] == "noapi" and m["seed"] == seed and m["combo"].split("/")[1] == task]
                     record(0, known[0] if known else no_api(task, seed))
                 elif row == "wide":
-                    wide_check(classifier, task, seed, answers, lambda as_row, *a, **k: recorder(combo, as_row, seed)(*a, **k))
+                    for budget in budgets:
+                        if (combo, "wide-guarded", seed, budget) not in done:
+                            wide_check(classifier, task, seed, answers, lambda as_row, *a, **k: recorder(combo, as_row, seed)(*a, **k), budget)
                 elif row in METHODS:
                     try:
                         with mock.patch("barapi.trainer.optimizer_for", shuffled_optimizer_for) if row == "shuffled" else contextlib.nullcontext():
@@ -434,7 +423,7 @@ def summary(values: list[float]) -> str:
     if not values:
         return "—"
     count = "" if len(values) >= 3 else f" ({len(values)} seed{'s' * (len(values) > 1)})"
-    if np.std(values) == 0:  # e.g. the no-API row, which no seed changes
+    if np.allclose(values, values[0]):  # e.g. the no-API row, which no seed changes
         return f"{values[0]:.1%}{count}"
     return f"{np.mean(values):.1%} ± {np.std(values, ddof=1):.1%}{count}"
 
@@ -471,7 +460,7 @@ def report() -> None:
         "",
     ]
     wide_images = {e["combo"]: e["test_images"] for e in entries if "test_images" in e}
-    lines += summary_tables(cell, kept, refused, wide_images) + [""]
+    lines += summary_tables(cells, cell, kept, refused, wide_images) + [""]
     for combo in COMBOS:
         rows = [r for r in ROW_ORDER if any(k[0] == combo and k[1] == r for k in [*cells, *refused])]
         if not rows:
@@ -512,64 +501,73 @@ def kept_count(runs: dict[int, str] | None) -> str:
     return "—" if not runs else f"{sum(k == 'start' for k in runs.values())} of {len(runs)}"
 
 
-def summary_tables(cell, kept: dict, refused: dict, wide_images: dict[str, int]) -> list[str]:  # noqa: ANN001 - report's cell(combo, row, at)
-    """Every measured combination on one line each (the README's tables): what a user gets, then
-    what the program's steps knew."""
+def summary_tables(cells: dict, cell, kept: dict, refused: dict, wide_images: dict[str, int]) -> list[str]:  # noqa: ANN001 - report's cell(combo, row, at)
+    """Every measured combination on one line each (the README's tables): what a user gets, the
+    start guard, the wide check, and what the program's steps knew."""
     last = WHITEBOX_IMAGES[-1]
-
-    def zero(combo: str) -> str:  # the start is the same with or without the guard
-        return cell(combo, "default", 0) if cell(combo, "default", 0) != "—" else cell(combo, "unguarded", 0)
-
     lines = [
         "## Summary",
         "",
-        f"| model × task | no API | zero-program | default {' | '.join(f'{b // 1000}k' for b in BUDGETS)} | runs that kept their start "
+        f"| model × task | no API | zero-program | default {' | '.join(f'{b // 1000}k' for b in BUDGETS)} "
         f"| paper {BUDGETS[-1] // 1000}k | white-box 16×16 @{last:,} | full @{last:,} |",
-        "|---|---|---|" + "---|" * len(BUDGETS) + "---|---|---|---|",
+        "|---|---|---|" + "---|" * len(BUDGETS) + "---|---|---|",
     ]
-    present = [c for c in COMBOS if any(k[0] == c for k in kept) or cell(c, "noapi", 0) != "—"]
+    present = [c for c in COMBOS if cell(c, "noapi", 0) != "—"]
     for combo in present:
         model, task = combo.split("/")
-        starts = [kept_count(kept.get((combo, "default", b))).replace(" of ", "/") for b in BUDGETS]
-        values = [cell(combo, "noapi", 0), zero(combo), *(cell(combo, "default", b) for b in BUDGETS),
-                  " · ".join(starts) if any(s != "—" for s in starts) else "—",
+        values = [cell(combo, "noapi", 0), cell(combo, "default", 0), *(cell(combo, "default", b) for b in BUDGETS),
                   cell(combo, "paper", BUDGETS[-1]), cell(combo, "whitebox", last), cell(combo, "whitebox-full", last)]
         lines.append(f"| {model} × {task} | " + " | ".join(values) + " |")
-    wide = [c for c in present if cell(c, "wide-default", BUDGETS[-1]) != "—"]
-    if wide:
-        at = BUDGETS[-1]
-        lines += [
-            "",
-            f"The wide check (`--rows wide`): the default's runs at {at // 1000}k measured on up to {WIDE_TEST:,} held-out images "
-            f"(all the task has beyond its training images; the shared {TEST_SIZE} among them), beside the same runs on the shared {TEST_SIZE}.",
-            "",
-            f"| model × task | held-out images | start | trained | default (serves the start where its closing pass kept it) "
-            f"| on the shared {TEST_SIZE}: start | trained | default |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for combo in wide:
-            model, task = combo.split("/")
-            values = [str(wide_images.get(combo, "—")), *(cell(combo, f"wide-{label}", at) for label in ("start", "trained", "default")),
-                      zero(combo), cell(combo, "unguarded", at), cell(combo, "default", at)]
-            lines.append(f"| {model} × {task} | " + " | ".join(values) + " |")
     reasons = sorted({why for (combo, row), why in refused.items()})
     if reasons:
         lines += ["", "*Refused*: before any query, for " + ", ".join(sorted(f"{row} on {combo}" for combo, row in refused)) + ":", ""]
         lines += [f"- {why}" for why in reasons]
+
+    guarded = [c for c in present if any((c, "guarded", b) in kept for b in BUDGETS)]
+    if guarded:
+        lines += [
+            "", "The start guard (`--keep-better-start`, barapi.selection): the same runs, serving their start where the "
+            "closing pass's sign test says training lost; how many of the seeds kept their start.", "",
+            f"| model × task | default {' | '.join(f'{b // 1000}k' for b in BUDGETS)} | guarded {' | '.join(f'{b // 1000}k' for b in BUDGETS)} "
+            f"| kept their start at {' · '.join(f'{b // 1000}k' for b in BUDGETS)} |",
+            "|---|" + "---|" * (2 * len(BUDGETS) + 1),
+        ]
+        for combo in guarded:
+            model, task = combo.split("/")
+            starts = " · ".join(kept_count(kept.get((combo, "guarded", b))).replace(" of ", "/") for b in BUDGETS)
+            lines.append(f"| {model} × {task} | " + " | ".join([*(cell(combo, r, b) for r in ("default", "guarded") for b in BUDGETS), starts]) + " |")
+
+    wide = [(c, b) for c in present for b in BUDGETS if cell(c, "wide-guarded", b) != "—"]
+    if wide:
+        lines += [
+            "", f"The wide check (`--rows wide`): guarded runs measured on up to {WIDE_TEST:,} held-out images (all the task has "
+            f"beyond its training images; the shared {TEST_SIZE} among them), beside the same runs on the shared {TEST_SIZE}.", "",
+            f"| model × task | queries | held-out images | start | trained | guarded | kept their start | on the shared {TEST_SIZE}: start "
+            "| trained | guarded |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for combo, at in wide:
+            model, task = combo.split("/")
+            checked = set(cells[(combo, "wide-guarded", at)])  # the same seeds on the shared test set
+
+            def shared(row: str, point: int) -> str:
+                return summary([v for seed, v in cells.get((combo, row, point), {}).items() if seed in checked])
+
+            values = [f"{at // 1000}k", str(wide_images.get(combo, "—")), *(cell(combo, f"wide-{label}", at) for label in ("start", "trained", "guarded")),
+                      kept_count(kept.get((combo, "wide-guarded", at))), shared("default", 0), shared("default", at), shared("guarded", at)]
+            lines.append(f"| {model} × {task} | " + " | ".join(values) + " |")
+
     lines += [
-        "",
-        "What the steps knew: the default serving its trained program always (as before the start guard), the same with "
-        "its losses shuffled among its perturbed points (the null: steps that know nothing), on a 4×4 W, and the white-box "
-        "bound on that W.",
-        "",
-        f"| model × task | zero-program | trained 10k | 20k | null 10k | 20k | 4×4 W 10k | 20k | white-box 4×4 @{last:,} |",
+        "", "What the steps knew: the default, the same with its losses shuffled among its perturbed points (the null: steps "
+        "that know nothing), on a 4×4 W, and the white-box bound on that W.", "",
+        f"| model × task | zero-program | default 10k | 20k | null 10k | 20k | 4×4 W 10k | 20k | white-box 4×4 @{last:,} |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for combo in present:
         if cell(combo, "shuffled", 10000) == "—" and cell(combo, "res-4", 10000) == "—":
             continue
         model, task = combo.split("/")
-        values = [zero(combo), *(cell(combo, row, at) for row in ("unguarded", "shuffled", "res-4") for at in (10000, 20000)), cell(combo, "whitebox-4", last)]
+        values = [cell(combo, "default", 0), *(cell(combo, row, at) for row in ("default", "shuffled", "res-4") for at in (10000, 20000)), cell(combo, "whitebox-4", last)]
         lines.append(f"| {model} × {task} | " + " | ".join(values) + " |")
     return lines
 
