@@ -6,7 +6,9 @@ answer at the final W, and, in the cache, at W0 (the label mapping read them): c
 the mapping on each says, at no extra query, which program generalises better. A few training
 images measure that coarsely, so the start is kept only when it is significantly better: when the
 images only it gets right outnumber those only the trained program gets right by more than
-SIGNIFICANCE standard deviations of a fair coin (a one-sided sign test).
+SIGNIFICANCE standard deviations of a fair coin (a one-sided sign test). Even so it judges
+coarsely (bench/results/fewlabel.md: on 2,000 held-out images it chose the worse program in 3 of
+the 5 firings checked), so runs ask for it (MethodConfig.keep_better_start, off by default).
 """
 
 from __future__ import annotations
