@@ -68,8 +68,7 @@ class QueryEngine:
         nothing is sent unless every image still to pay for fits the budget (a training step
         or an evaluation is worth nothing half done), with ``keep`` queries to spare for what
         must follow it."""
-        keys = [self.meter.key(image) for image in images]
-        answers = self.store.cached(list(dict.fromkeys(keys)))
+        keys, answers = self._lookup(images)
         hit_keys = [k for k in keys if k in answers]
         if hit_keys:
             self.store.record_hits(self.run, self.classifier.name, self.classifier.model_id, hit_keys)
@@ -101,9 +100,13 @@ class QueryEngine:
     def cached(self, images: Sequence[bytes]) -> list[Scores] | None:
         """Answers already paid for, read from the cache without booking a query; None unless
         every image has one."""
-        keys = [self.meter.key(image) for image in images]
-        answers = self.store.cached(list(dict.fromkeys(keys)))
+        keys, answers = self._lookup(images)
         return [answers[k] for k in keys] if len(answers) == len(set(keys)) else None
+
+    def _lookup(self, images: Sequence[bytes]) -> tuple[list[str], dict[str, Scores]]:
+        """Each image's cache key, and the cached answers among them."""
+        keys = [self.meter.key(image) for image in images]
+        return keys, self.store.cached(list(dict.fromkeys(keys)))
 
     def fits(self, n: int) -> bool:
         """Whether n more paid images fit the run's budget and its pool's (whatever other runs

@@ -133,15 +133,18 @@ def zeroth_order(classifier: InProcessClassifier, base: RunConfig, budgets: list
     trainer = Trainer(base, classifier, store)
     state = trainer._start()  # noqa: SLF001 - the zero-program row is the mapping without a step
     record(0, trainer._evaluate(state))  # noqa: SLF001
-    n_train = len(trainer.split.y_train)
-    fixed = n_train + state.mapping.closing_queries(n_train)  # label mapping + closing pass
-    per_iteration = method.batch_size * optimizer_for(method).queries_per_sample
     for budget in budgets:
-        iterations = (budget - fixed) // per_iteration
+        iterations = iterations_within(method, len(trainer.split.y_train), budget)
         if iterations >= 1:
             extended = base.model_copy(update={"method": method.model_copy(update={"iterations": iterations})})
             result = Trainer(extended, classifier, store, split=trainer.split).run()
             record(budget, result.test_accuracy, step_signal=result.step_signal, kept=(result.selection or {}).get("kept"))
+
+
+def iterations_within(method: MethodConfig, n_train: int, budget: int) -> int:
+    """The steps a budget of training queries pays for besides the label mapping and the closing pass."""
+    fixed = n_train + MAPPINGS[method.mapping].closing_queries(n_train)
+    return (budget - fixed) // (method.batch_size * optimizer_for(method).queries_per_sample)
 
 
 class AnswerStores:
@@ -184,11 +187,10 @@ def wide_check(classifier: InProcessClassifier, task: str, seed: int, answers: A
     program and the one its guard serves. A gain on 200 images can be that set's luck."""
     config = run_config(task, METHODS["guarded"], seed, name=f"wide-{time.time_ns()}")
     store = answers.store_for(config, classifier.model_id)
-    n_train = TRAIN_PER_CLASS * len(run_split(config).classes)
-    fixed = n_train + MAPPINGS[config.method.mapping].closing_queries(n_train)  # label mapping + closing pass, as zeroth_order
-    iterations = (budget - fixed) // (config.method.batch_size * optimizer_for(config.method).queries_per_sample)
+    split = run_split(config)
+    iterations = iterations_within(config.method, len(split.y_train), budget)
     run = config.model_copy(update={"method": config.method.model_copy(update={"iterations": iterations})})
-    Trainer(run, classifier, store).run()
+    Trainer(run, classifier, store, split=split).run()
     trainer = Trainer(run.model_copy(update={"data": run.data.model_copy(update={"test_size": WIDE_TEST})}), classifier, store, record_status=False)
     state = trainer._restore()  # noqa: SLF001
     served = "start" if trainer.selection is not None and trainer.selection.kept_start is not None else "trained"

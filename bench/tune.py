@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from fewlabel import RESULTS, SPLIT_SEED, TASKS, TEST_SIZE, TRAIN_PER_CLASS, WORK, read_lines, served_model, zeroth_order
+from fewlabel import RESULTS, SPLIT_SEED, TASKS, TEST_SIZE, TRAIN_PER_CLASS, WORK, AnswerStores, read_lines, served_model, zeroth_order
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import load_split
@@ -91,7 +91,7 @@ def measure(combos: list[str], variants: list[str], seeds: list[int], budgets: l
                 curve: dict[int, float | None] = {}
                 data = DataConfig(dataset=dataset, train_per_class=TRAIN_PER_CLASS - VALIDATION_PER_CLASS, test_size=2 * VALIDATION_PER_CLASS, split_seed=seed)
                 config = RunConfig(name="tune", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method(variant))
-                zeroth_order(classifier, config, budgets, lambda at, accuracy, _signal=None: curve.__setitem__(at, accuracy))
+                zeroth_order(classifier, config, budgets, lambda at, accuracy, **_facts: curve.__setitem__(at, accuracy), AnswerStores([]))
                 with MEASURED.open("a") as handle:
                     handle.write(json.dumps({"combo": combo, "variant": variant, "seed": seed, "validation": curve, "ts": time.time()}) + "\n")
                 print(f"  {combo} {variant} seed {seed}: {curve}", file=sys.stderr, flush=True)
