@@ -246,6 +246,21 @@ class StepSignal:
         return signal
 
 
+class Optimizer(Protocol):
+    """What the trainer drives: ``ask`` the programs to query (the current W first), ``tell``
+    their losses; ``w`` is the current program (setting it starts afresh from there)."""
+
+    w: np.ndarray
+    signal: StepSignal
+
+    @property
+    def queries_per_sample(self) -> int: ...
+    def ask(self, rng: np.random.Generator) -> list[np.ndarray]: ...
+    def tell(self, losses: list[float] | np.ndarray) -> np.ndarray: ...
+    def state(self) -> dict[str, np.ndarray]: ...
+    def load(self, state: dict[str, np.ndarray]) -> None: ...
+
+
 class ZerothOrderOptimizer:
     """ask() → the parameter vectors to evaluate (the current W first); tell(losses) → update."""
 
@@ -288,9 +303,105 @@ class ZerothOrderOptimizer:
         self.signal = StepSignal.restored(state, self.w.shape)
 
 
-def optimizer_for(method: MethodConfig, w: np.ndarray | None = None) -> ZerothOrderOptimizer:
+class _Normal:
+    """cma's ``randn`` option, drawing from the generator the trainer hands to ``ask``: the
+    search's only randomness then comes from the run's streams, as every estimator's does."""
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(0)
+
+    def __call__(self, *shape: int) -> np.ndarray:
+        return self.rng.standard_normal(shape)
+
+
+class CMAES:
+    """CMA-ES (Hansen's kept ``cma`` package) on W: each step samples ``population`` programs
+    around the mean W and moves the mean and the sampling distribution by their losses' ranks
+    alone; no gradient is estimated. With population 2q a step costs what a two-sided estimate
+    of q directions costs. The covariance is diagonal (sep-CMA): a full d×d matrix learns in
+    O(d²) evaluations, out of reach of these budgets. σ0 = β/√d, the estimator's perturbation
+    per coordinate.
+
+    cma's state is not a set of arrays, so the checkpoint keeps what it needs to rebuild it
+    exactly: the start, and each step's sampling seed and losses, replayed into a fresh strategy
+    on load (no query; milliseconds a step)."""
+
+    name = "cma-es"
+
+    def __init__(self, w: np.ndarray, population: int, sigma: float) -> None:
+        if population < 2 or sigma <= 0:
+            raise ConfigError("CMA-ES needs a population of at least 2 and a positive step size")
+        self.population, self.sigma = population, sigma
+        self.w = np.array(w, dtype=np.float64)
+
+    @property
+    def w(self) -> np.ndarray:
+        return self._w
+
+    @w.setter
+    def w(self, w: np.ndarray) -> None:
+        import cma
+
+        self._start = self._w = np.array(w, dtype=np.float64)
+        self._normal = _Normal()
+        options = {"popsize": self.population, "CMA_diagonal": True, "randn": self._normal, "seed": np.nan,
+                   "verbose": -9, "verb_log": 0, "verb_disp": 0, "tolfun": 0, "tolx": 0, "tolstagnation": 10**9}
+        self._strategy = cma.CMAEvolutionStrategy(self._start.ravel(), self.sigma, options)
+        self._seeds: list[int] = []
+        self._losses: list[np.ndarray] = []
+        self._asked: list[np.ndarray] | None = None
+        self.signal = StepSignal(self._start.shape)
+
+    @property
+    def queries_per_sample(self) -> int:
+        return self.population + 1
+
+    def ask(self, rng: np.random.Generator) -> list[np.ndarray]:
+        seed = int(rng.integers(2**63))
+        self._asked = self._sample(seed)
+        self._seeds.append(seed)
+        return [self._w.copy(), *(x.reshape(self._w.shape) for x in self._asked)]
+
+    def _sample(self, seed: int) -> list[np.ndarray]:
+        self._normal.rng = np.random.default_rng(seed)
+        return self._strategy.ask()
+
+    def tell(self, losses: list[float] | np.ndarray) -> np.ndarray:
+        if self._asked is None:
+            raise RuntimeError("tell() without a matching ask()")
+        losses = np.asarray(losses, dtype=np.float64)
+        self._losses.append(losses[1:])
+        step = self._update(self._asked, losses[1:])
+        self._asked = None
+        self.signal.add(step)
+        return step
+
+    def _update(self, asked: list[np.ndarray], losses: np.ndarray) -> np.ndarray:
+        before = self._w
+        self._strategy.tell(asked, list(losses))
+        self._w = np.array(self._strategy.mean).reshape(before.shape)
+        return self._w - before
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"w": self._w, "cma.start": self._start, "cma.seeds": np.asarray(self._seeds, dtype=np.int64),
+                "cma.losses": np.asarray(self._losses).reshape(len(self._losses), self.population)} | self.signal.state()
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.w = state["cma.start"]
+        for seed, losses in zip(state["cma.seeds"], state["cma.losses"], strict=True):
+            self._seeds.append(int(seed))
+            self._losses.append(np.array(losses))
+            self._update(self._sample(int(seed)), np.array(losses))
+        if not np.array_equal(self._w, state["w"]):
+            raise RuntimeError("CMA-ES replay did not reach the checkpoint's W: the cma package changed under this run")
+        self.signal = StepSignal.restored(state, self._w.shape)
+
+
+def optimizer_for(method: MethodConfig, w: np.ndarray | None = None) -> Optimizer:
     """A run's optimiser, at W (zeros until the run's start sets it)."""
     w = np.zeros(method.geometry.parameter_shape) if w is None else w
+    if method.optimizer == CMAES.name:
+        return CMAES(w, population=2 * method.q, sigma=method.perturbation_radius / np.sqrt(w.size))
     return make_optimizer(w, estimator=method.estimator, q=method.q, beta=method.perturbation_radius, optimizer=method.optimizer, lr=method.lr, lr_decay=method.lr_decay)
 
 
@@ -298,5 +409,5 @@ def make_optimizer(w: np.ndarray, *, estimator: str, q: int, beta: float, optimi
     if estimator not in ESTIMATORS:
         raise ConfigError(f"unknown estimator {estimator!r}: choose one of {', '.join(ESTIMATORS)}")
     if optimizer not in STEP_RULES:
-        raise ConfigError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(STEP_RULES)}")
+        raise ConfigError(f"unknown optimizer {optimizer!r}: choose one of {', '.join([*STEP_RULES, CMAES.name])}")
     return ZerothOrderOptimizer(w, ESTIMATORS[estimator](q=q, beta=beta), STEP_RULES[optimizer](lr=lr, decay=lr_decay))

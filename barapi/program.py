@@ -1,4 +1,9 @@
-"""The adversarial program: where the target image sits, the mask, and P = tanh(upsample(W) ⊙ M).
+"""The adversarial program: where the target image sits, the mask, and P = tanh(B(W) ⊙ M).
+
+B turns W's coordinates into canvas values: a bilinear grid (W upsampled) or the lowest spatial
+frequencies (W holds cosine coefficients). Either spans the part of the canvas the provider's model
+sees after its own crop (``visible_size``): a coordinate spent where nothing is seen is noise in
+every zeroth-order estimate.
 
 Values live in [-1, 1] (the paper's scaled input space). What leaves this module for an API is
 always 8-bit PNG bytes, because that is all a real API ever sees: the loss is computed on the
@@ -11,7 +16,8 @@ import hashlib
 import io
 import struct
 import zlib
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from PIL import Image
@@ -32,28 +38,40 @@ GREY_LEVEL = 1 / 127.5  # one 8-bit step of the [-1, 1] canvas (see quantize)
 
 
 class Geometry(BaseModel):
-    """Canvas size, the embedded target image's size, and the resolution of W."""
+    """Canvas size, the embedded target image's size, the resolution of W and how W becomes the canvas."""
 
     canvas_size: int = Field(224, ge=16, le=1024)
     embed_size: int = Field(64, ge=4)
     program_resolution: int | None = Field(
-        None, ge=2, description="side of W per channel; None = full canvas resolution"
+        None, ge=2, description="side of W per channel (grid points, or cosine frequencies); None = one per visible pixel"
+    )
+    basis: Literal["bilinear", "cosine"] = Field("bilinear", description="W as a grid upsampled bilinearly, or as coefficients of the lowest 2-D cosines")
+    visible_size: int | None = Field(
+        None, ge=4, description="side of the canvas centre the provider's model sees after its own resize and crop; "
+        "the program lives there (None: the whole canvas)",
     )
 
     @model_validator(mode="after")
     def _check(self) -> Geometry:
-        if self.embed_size >= self.canvas_size:
+        if self.embed_size >= self.span:
             raise ValueError(
-                f"embed size {self.embed_size} leaves no room for a program on a "
-                f"{self.canvas_size}px canvas: choose an embed size below the canvas size"
+                f"embed size {self.embed_size} leaves no room for a program in the {self.span}px the model sees: "
+                "choose an embed size below the canvas (or visible) size"
             )
-        if self.program_resolution is not None and self.program_resolution > self.canvas_size:
-            raise ValueError("program resolution cannot exceed the canvas size")
+        if self.visible_size is not None and self.visible_size > self.canvas_size:
+            raise ValueError(f"visible size {self.visible_size} exceeds the {self.canvas_size}px canvas")
+        if self.program_resolution is not None and self.program_resolution > self.span:
+            raise ValueError("program resolution cannot exceed the canvas (or visible) size")
         return self
 
     @property
+    def span(self) -> int:
+        """Side of the square the program covers: what the model sees."""
+        return self.visible_size or self.canvas_size
+
+    @property
     def resolution(self) -> int:
-        return self.program_resolution or self.canvas_size
+        return self.program_resolution or self.span
 
     @property
     def offset(self) -> int:
@@ -79,6 +97,19 @@ def interpolation_matrix(out_size: int, in_size: int) -> np.ndarray:
     return matrix
 
 
+def cosine_matrix(out_size: int, in_size: int) -> np.ndarray:
+    """The lowest ``in_size`` DCT-II frequencies as columns, scaled so that each pixel's row has
+    a mean square of 1 (as an interpolation row about has): a move of W by one unit per
+    coordinate moves a pixel by about one unit, whichever basis W is in."""
+    pixel = np.arange(out_size)[:, None] + 0.5
+    matrix = np.cos(np.pi * pixel * np.arange(in_size)[None, :] / out_size)
+    matrix[:, 1:] *= np.sqrt(2.0)
+    return matrix / np.sqrt(in_size)
+
+
+BASES: dict[str, Callable[[int, int], np.ndarray]] = {"bilinear": interpolation_matrix, "cosine": cosine_matrix}
+
+
 class Program:
     """Renders target images with a program W into the bytes sent to an API."""
 
@@ -87,15 +118,17 @@ class Program:
         g = geometry
         self.mask = np.ones((g.canvas_size, g.canvas_size, 1))
         self.mask[g.offset : g.offset + g.embed_size, g.offset : g.offset + g.embed_size] = 0.0
-        self._upsample = interpolation_matrix(g.canvas_size, g.resolution)
+        # Canvas rows × W's side: the basis over the visible square, zero where the model crops.
+        self.expansion = np.zeros((g.canvas_size, g.resolution))
+        start = (g.canvas_size - g.span) // 2
+        self.expansion[start : start + g.span] = BASES[g.basis](g.span, g.resolution)
+        self._identity = g.basis == "bilinear" and g.resolution == g.canvas_size
 
     def perturbation(self, w: np.ndarray) -> np.ndarray:
-        """P = tanh(upsample(W) ⊙ M), shape (canvas, canvas, 3), in [-1, 1]."""
+        """P = tanh(B(W) ⊙ M), shape (canvas, canvas, 3), in [-1, 1]."""
         if w.shape != self.geometry.parameter_shape:
             raise ValueError(f"W has shape {w.shape}, expected {self.geometry.parameter_shape}")
-        full = w if self.geometry.program_resolution is None else np.einsum(
-            "ir,rsc,js->ijc", self._upsample, w, self._upsample, optimize=True
-        )
+        full = w if self._identity else np.einsum("ir,rsc,js->ijc", self.expansion, w, self.expansion, optimize=True)
         return np.tanh(full * self.mask)
 
     def compose(self, w: np.ndarray, target: np.ndarray) -> np.ndarray:

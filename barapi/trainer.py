@@ -24,7 +24,7 @@ from barapi.errors import BudgetExceeded, ConfigError
 from barapi.losses import accuracy, class_weights, cross_entropy, focal_loss
 from barapi.mapping import MAPPINGS, Mapper, Mapping, new_mapping, restored_mapping
 from barapi.money import Budget
-from barapi.optim import ZerothOrderOptimizer, optimizer_for
+from barapi.optim import Optimizer, optimizer_for
 from barapi.program import Program, program_sha256, starting_parameters
 from barapi.queries import QueryEngine
 from barapi.selection import Selection
@@ -106,7 +106,7 @@ class Trainer:
         self.engine = QueryEngine(classifier, store, self.budget, config.name, config.pool)
         self.started = time.monotonic()
         self._lock = threading.Lock()
-        self.optimizer: ZerothOrderOptimizer = optimizer_for(method)
+        self.optimizer: Optimizer = optimizer_for(method)
         self.selection: Selection | None = None
 
     # -- public ------------------------------------------------------------------------------

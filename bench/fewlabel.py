@@ -16,14 +16,17 @@ per class, 200 test images, split seed 0) and, per seed, these rows:
 - ``guarded``: the default with ``--keep-better-start`` (barapi.selection); ``beta-2`` and
   ``res-4``: the default with β = 2 (as it was) and on a 4×4 W; ``shuffled``: the null row, the
   default whose estimator sees its losses shuffled among the perturbed points: steps of the same
-  size that know nothing of the loss;
+  size that know nothing of the loss; ``placed``: the default's 16×16 grid spread over the
+  196 px the model sees (it resizes to 256 and crops 224); ``cosine-8``: the default with W the
+  8×8 lowest 2-D cosines per channel on that square (d = 192); ``cma-es``: CMA-ES (``cma``,
+  diagonal, population 2q = 10: the default's queries per step) on the same cosines;
 - ``whitebox``, ``whitebox-4`` and ``whitebox-full``: the default's program (same W0, mapping,
   focal loss) at its resolution (16×16), on a 4×4 W and at full resolution, trained by autograd
   through the same network and head in torch (Adam, fixed step and schedule: nothing is chosen
   on the test set), its readout refitted on exact answers every pass over the training images
   and measured like a black-box run (readout fitted at W on the training set, test images
   through the in-process model); ``whitebox-rp64``: the full-resolution program moved only
-  within 64 fixed random directions;
+  within 64 fixed random directions; ``whitebox-cosine-8``: the cosine-8 program by autograd;
 - ``wide`` (only when asked): the guarded run to each budget (from earlier answers with
   ``--answers-from``), measured on up to 2,000 held-out images: its start, its trained program
   and the one the guard serves.
@@ -86,9 +89,20 @@ WHITEBOX_IMAGES = [250, 500, 1000, 2000]
 # dimensions (W = W0 + Σ z_k B_k / √d, B_k white noise of unit RMS, so that Adam moves a pixel by
 # about its step, as at full resolution): whether d coordinates, few enough for 20k queries
 # (bench/results/zo_signal.md), could hold the full-resolution program's gain.
-WHITEBOX = {"whitebox-4": (4, 0.05), "whitebox": (16, 0.05), "whitebox-full": (None, 0.01)}
+# The local model sees the centre CROP_FRACTION of the 224 px canvas (resize to 256, crop 224):
+# the "placed" programs live there (Geometry.visible_size).
+VISIBLE = round(224 * CROP_FRACTION)
+PLACED = {"visible_size": VISIBLE}
+COSINE_8 = PLACED | {"basis": "cosine", "program_resolution": 8}
+WHITEBOX: dict[str, tuple[dict, float]] = {
+    "whitebox-4": ({"program_resolution": 4}, 0.05), "whitebox": ({}, 0.05), "whitebox-full": ({"program_resolution": None}, 0.01),
+    "whitebox-cosine-8": (COSINE_8, 0.05),
+}
 WHITEBOX_SUBSPACES = {"whitebox-rp64": 64}
-WHITEBOX |= {row: (None, 0.02) for row in WHITEBOX_SUBSPACES}
+WHITEBOX |= {row: ({"program_resolution": None}, 0.02) for row in WHITEBOX_SUBSPACES}
+WHITEBOX_NAMES = {"whitebox-4": "4×4", "whitebox": "16×16 (the default's program)", "whitebox-full": "full resolution (ceiling)",
+                  "whitebox-cosine-8": "8×8 lowest cosines on the visible square"}
+WHITEBOX_NAMES |= {row: f"full resolution within {d} random directions" for row, d in WHITEBOX_SUBSPACES.items()}
 PRICE_PER_1K = {"project": 2.00}  # Azure Custom Vision S0; the others at Clarifai's $1.20
 CLARIFAI_PRICE = 1.20
 # The zeroth-order rows: the presets, the default as it was before β followed the resolution, the
@@ -101,10 +115,15 @@ METHODS = PRESETS | {
     "beta-2": DEFAULT.model_copy(update={"beta": 2.0}),
     "res-4": DEFAULT.model_copy(update={"geometry": DEFAULT.geometry.model_copy(update={"program_resolution": 4})}),
     "shuffled": DEFAULT,
+    "placed": DEFAULT.model_copy(update={"geometry": DEFAULT.geometry.model_copy(update=PLACED)}),
+    "cosine-8": DEFAULT.model_copy(update={"geometry": DEFAULT.geometry.model_copy(update=COSINE_8)}),
+    "cma-es": DEFAULT.model_copy(update={"optimizer": "cma-es", "geometry": DEFAULT.geometry.model_copy(update=COSINE_8)}),
 }
 ROW_NAMES = {"guarded": "default --keep-better-start", "beta-2": "default before (β = 2)", "res-4": "default on a 4×4 W",
-             "shuffled": "default, losses shuffled (null)"}
-ROW_ORDER = ["noapi", "default", "guarded", "shuffled", "beta-2", "res-4", "paper", "whitebox", "whitebox-4", "whitebox-full", *WHITEBOX_SUBSPACES]
+             "shuffled": "default, losses shuffled (null)", "placed": f"default placed on the visible {VISIBLE} px",
+             "cosine-8": "default, W = 8×8 lowest cosines, placed", "cma-es": "CMA-ES on the 8×8 cosines, placed"}
+ROW_ORDER = ["noapi", "default", "guarded", "shuffled", "beta-2", "res-4", "placed", "cosine-8", "cma-es", "paper",
+             "whitebox", "whitebox-4", "whitebox-cosine-8", "whitebox-full", *WHITEBOX_SUBSPACES]
 TRAIN_PER_CLASS, TEST_SIZE, SPLIT_SEED = 50, 200, 0
 WIDE_TEST = 2000  # the held-out images of the wide check (all there are, for the digits)
 NO_API_SIDE = 28
@@ -268,6 +287,7 @@ class TorchPath:
         self.head = torch_head(classifier.served, classifier.model)
         self.geometry, self.size = program.geometry, classifier.model.size
         self.mask = torch.tensor(program.mask.transpose(2, 0, 1)[None], dtype=torch.float32)
+        self.expansion = torch.tensor(program.expansion, dtype=torch.float32)  # W's basis, as the black-box path has it
         self.resized = int(round(self.size / CROP_FRACTION))
 
     @staticmethod
@@ -288,7 +308,7 @@ class TorchPath:
 
         g, crop = self.geometry, (self.resized - self.size) // 2
         batch = torch.tensor(targets.transpose(0, 3, 1, 2), dtype=torch.float32)
-        program = torch.tanh(F.interpolate(w, size=g.canvas_size, mode="bilinear", align_corners=True) * self.mask)
+        program = torch.tanh(torch.einsum("ir,bcrs,js->bcij", self.expansion, w, self.expansion) * self.mask)
         canvas = program.expand(len(batch), -1, -1, -1).clone()
         canvas[:, :, g.offset : g.offset + g.embed_size, g.offset : g.offset + g.embed_size] = batch
         quantised = canvas + ((torch.round((canvas.clamp(-1, 1) + 1) * 127.5) / 127.5 - 1) - canvas).detach()
@@ -312,8 +332,8 @@ def white_box(classifier: InProcessClassifier, task: str, row: str, seed: int, r
     import torch
 
     torch.manual_seed(seed)
-    resolution, lr = WHITEBOX[row]
-    method = PRESETS["default"].model_copy(update={"geometry": PRESETS["default"].geometry.model_copy(update={"program_resolution": resolution})})
+    geometry, lr = WHITEBOX[row]
+    method = DEFAULT.model_copy(update={"geometry": DEFAULT.geometry.model_copy(update=geometry)})
     trainer = Trainer(run_config(task, method, seed), classifier, Store(Path(tempfile.mkdtemp(prefix="fewlabel-wb-", dir=WORK))))
     state = trainer._start()  # noqa: SLF001
     record(0, trainer._evaluate(state))  # noqa: SLF001
@@ -486,11 +506,7 @@ def report() -> None:
             lines += ["", "| white-box (autograd, same model and head) | start | " + " | ".join(f"{n:,} images" for n in WHITEBOX_IMAGES) + " |",
                       "|---|---|" + "---|" * len(WHITEBOX_IMAGES)]
             for row in wb:
-                resolution = WHITEBOX[row][0]
-                name = f"{resolution}×{resolution}" + (" (the default's program)" if row == "whitebox" else "") if resolution else "full resolution (ceiling)"
-                if row in WHITEBOX_SUBSPACES:
-                    name = f"full resolution within {WHITEBOX_SUBSPACES[row]} random directions"
-                lines.append(f"| {name} | " + " | ".join(cell(combo, row, at) for at in [0, *WHITEBOX_IMAGES]) + " |")
+                lines.append(f"| {WHITEBOX_NAMES[row]} | " + " | ".join(cell(combo, row, at) for at in [0, *WHITEBOX_IMAGES]) + " |")
         if any(r in METHODS and any(k[:2] == (combo, r) for k in cells) for r in rows):
             lines += ["", f"![{combo}](fewlabel-{model}-{task}.png)"]
             plot(combo, cells)

@@ -154,7 +154,22 @@ def run_options(
     program_resolution: Annotated[
         Optional[int],
         typer.Option(
-            help=f"Side of W per channel (upsampled to the canvas); 0 = full resolution. (preset: {_DEFAULT_METHOD.geometry.program_resolution or 0})",
+            help=f"Side of W per channel (grid points, or cosine frequencies with --program-basis cosine); 0 = one per pixel. (preset: {_DEFAULT_METHOD.geometry.program_resolution or 0})",
+            rich_help_panel="Method",
+        ),
+    ] = None,
+    program_basis: Annotated[
+        Optional[str],
+        typer.Option(
+            help=f"How W becomes the canvas: bilinear (a grid, upsampled) or cosine (the lowest 2-D frequencies). (preset: {_DEFAULT_METHOD.geometry.basis})",
+            rich_help_panel="Method",
+        ),
+    ] = None,
+    visible_size: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Side of the canvas centre the provider's model sees after its own resize and crop, px: the program lives there "
+            "(the local server's model: 196 of 224); 0 = the whole canvas. (preset: the whole canvas)",
             rich_help_panel="Method",
         ),
     ] = None,
@@ -201,7 +216,7 @@ def run_options(
     optimizer: Annotated[
         Optional[str],
         typer.Option(
-            help=f"adam, sgd (the paper), sign-sgd or nesterov-gc (with spsa: SPSA-GC). (preset: {_DEFAULT_METHOD.optimizer})",
+            help=f"adam, sgd (the paper), sign-sgd, nesterov-gc (with spsa: SPSA-GC) or cma-es (a population of 2q programs a step; no estimator). (preset: {_DEFAULT_METHOD.optimizer})",
             rich_help_panel="Method",
         ),
     ] = None,
@@ -285,9 +300,8 @@ def run_options(
         "eval_every": eval_every,
         "keep_better_start": keep_better_start,
     }
-    geometry = base.geometry.model_dump() | {k: v for k, v in {"embed_size": embed_size}.items() if v is not None}
-    if program_resolution is not None:
-        geometry["program_resolution"] = program_resolution or None
+    geometry = base.geometry.model_dump() | {k: v for k, v in {"embed_size": embed_size, "basis": program_basis}.items() if v is not None}
+    geometry |= {k: v or None for k, v in {"program_resolution": program_resolution, "visible_size": visible_size}.items() if v is not None}
     # Validate the merged settings as a whole, so a bad flag gets pydantic's message.
     method = MethodConfig.model_validate(
         base.model_dump() | {k: v for k, v in chosen.items() if v is not None} | {"geometry": geometry}

@@ -41,6 +41,9 @@ def test_estimate_json_counts_queries_and_dollars_before_spending(home: Path) ->
     assert figures["price_per_1k"] == 1.2
     two_sided = json.loads(invoke("estimate", "--iterations", "10", "--q", "4", "--estimator", "two-sided", "--json").output.strip().splitlines()[-1])
     assert two_sided["queries"]["training"] == 10 * 20 * 9  # 2q + 1 per sample
+    cma = json.loads(invoke("estimate", "--iterations", "10", "--q", "4", "--optimizer", "cma-es", "--program-basis", "cosine",
+                            "--program-resolution", "8", "--visible-size", "196", "--json").output.strip().splitlines()[-1])
+    assert cma["queries"]["training"] == 10 * 20 * 9  # W and a population of 2q
 
 
 def test_paper_preset_is_algorithm_1_and_flags_override_it(home: Path) -> None:
@@ -87,6 +90,9 @@ def test_unknown_provider_and_invalid_values(home: Path) -> None:
     assert_one_line_error(invoke("estimate", "--provider", "acme"), "no known price", "--price-per-1k")
     assert_one_line_error(invoke("estimate", "--provider", "acme", "--price-per-1k", "1"), "unknown provider 'acme'")
     assert_one_line_error(invoke("estimate", "--embed-size", "300"), "embed size")
+    assert_one_line_error(invoke("estimate", "--visible-size", "100"), "embed size 112", "visible")
+    assert_one_line_error(invoke("estimate", "--program-basis", "wavelet"), "basis")
+    assert_one_line_error(invoke("estimate", "--optimizer", "newton"), "cma-es")
     assert_one_line_error(invoke("estimate", "--mapping", "psychic"), "mapping")
 
 

@@ -3,7 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from barapi.optim import ESTIMATORS, STEP_RULES, SGD, Adam, OneSidedEstimator, StepSignal, ZerothOrderOptimizer, make_optimizer
+from barapi.config import MethodConfig
+from barapi.optim import CMAES, ESTIMATORS, STEP_RULES, SGD, Adam, OneSidedEstimator, StepSignal, ZerothOrderOptimizer, make_optimizer, optimizer_for
 
 A = np.diag(np.linspace(1.0, 3.0, 12))
 TARGET = np.linspace(-1.0, 1.0, 12)
@@ -146,3 +147,41 @@ def test_the_first_candidate_is_always_w_itself(rule: str) -> None:
         assert len(candidates) == optimizer.queries_per_sample
         assert np.array_equal(candidates[0], optimizer.w)
         optimizer.tell([quadratic(c) for c in candidates])
+
+
+def test_cma_es_minimises_the_toy_from_its_ranks_with_w_first_in_every_ask() -> None:
+    optimizer = CMAES(np.zeros(12), population=10, sigma=0.3)
+    start = quadratic(optimizer.w)
+    for t in range(150):
+        candidates = optimizer.ask(np.random.default_rng([7, t]))
+        assert len(candidates) == optimizer.queries_per_sample == 11 and np.array_equal(candidates[0], optimizer.w)
+        optimizer.tell([quadratic(c) for c in candidates])
+    assert quadratic(optimizer.w) < 0.01 * start
+
+
+def test_cma_es_draws_only_from_the_generator_it_is_given_and_resumes_by_replay() -> None:
+    """numpy's global generator (cma's own default) must not matter, and a checkpoint taken
+    midway must continue bit for bit: the trainer's resume contract."""
+    def run(steps: range, optimizer: CMAES) -> CMAES:
+        for t in steps:
+            np.random.seed(t * 31 + 5)  # what cma would draw from, were it left to itself
+            optimizer.tell([quadratic(c) for c in optimizer.ask(np.random.default_rng([1, t]))])
+        return optimizer
+
+    whole = run(range(20), CMAES(np.ones(12), population=6, sigma=0.2))
+    restored = CMAES(np.zeros(12), population=6, sigma=0.2)
+    restored.load(run(range(8), CMAES(np.ones(12), population=6, sigma=0.2)).state())
+    run(range(8, 20), restored)
+    assert np.array_equal(whole.w, restored.w) and whole.signal.ratio == restored.signal.ratio
+    tampered = run(range(8), CMAES(np.ones(12), population=6, sigma=0.2)).state() | {"w": np.zeros(12)}
+    with pytest.raises(RuntimeError, match="replay"):
+        CMAES(np.zeros(12), population=6, sigma=0.2).load(tampered)
+
+
+def test_cma_es_costs_what_a_two_sided_estimate_of_q_directions_costs_and_starts_at_the_estimators_scale() -> None:
+    method = MethodConfig(optimizer="cma-es", q=5)
+    optimizer = optimizer_for(method)
+    assert optimizer.queries_per_sample == optimizer_for(method.model_copy(update={"optimizer": "adam"})).queries_per_sample == 11
+    offsets = [c - optimizer.w for c in optimizer.ask(np.random.default_rng(0))[1:]]
+    per_coordinate = np.sqrt(np.mean(np.square(offsets)))
+    assert per_coordinate == pytest.approx(method.perturbation_radius / np.sqrt(optimizer.w.size), rel=0.1)

@@ -3,7 +3,7 @@ import pytest
 from pydantic import ValidationError
 
 from barapi.config import MethodConfig
-from barapi.program import Geometry, Program, decode_png, initial_parameters, interpolation_matrix, program_sha256, quantize
+from barapi.program import Geometry, Program, cosine_matrix, decode_png, initial_parameters, interpolation_matrix, program_sha256, quantize
 
 
 def test_embedding_keeps_target_pixels_intact() -> None:
@@ -39,6 +39,35 @@ def test_low_resolution_parameters_are_upsampled_smoothly() -> None:
     m = interpolation_matrix(8, 3)
     assert np.allclose(m.sum(axis=1), 1.0)  # convex weights: constants stay constant
     assert np.allclose(m @ np.array([0.0, 1.0, 2.0]), np.linspace(0, 2, 8))
+
+
+def test_a_cosine_program_holds_the_lowest_frequencies_at_the_scale_of_a_grid() -> None:
+    m = cosine_matrix(196, 8)
+    assert np.allclose(m.T @ m, np.eye(8) * 196 / 8)  # orthogonal columns: no coefficient repeats another
+    assert np.mean(np.sum(m**2, axis=1)) == pytest.approx(1.0)  # a unit move of every coefficient moves a pixel by about one unit
+    assert np.allclose(m[:, 0], m[0, 0])  # the first coefficient is the program's mean, flat
+    assert (np.diff(np.sign(m[:, 7])) != 0).sum() == 7  # the eighth crosses zero seven times: the lowest frequencies, in order
+
+
+@pytest.mark.parametrize("basis", ["bilinear", "cosine"])
+def test_a_placed_program_lives_only_where_the_model_looks(basis: str) -> None:
+    """The local model resizes 224 → 256 and crops 224: it sees the centre 196 px. A placed
+    program spans those, and every coordinate of W moves some of them."""
+    g = Geometry(canvas_size=224, embed_size=112, program_resolution=8, basis=basis, visible_size=196)
+    program = Program(g)
+    w = initial_parameters(g, 1.0, np.random.default_rng(4))
+    p = program.perturbation(w)
+    outside = np.ones((224, 224), bool)
+    outside[14:210, 14:210] = False
+    assert not p[outside].any() and np.abs(p[~outside]).max() > 0.5
+    for i in range(8):
+        nudged = w.copy()
+        nudged[i, 0, 0] += 1.0
+        assert np.abs(program.perturbation(nudged) - p)[14:210, 14:210].max() > 0.01
+    full = Geometry(canvas_size=224, embed_size=112, visible_size=196)
+    assert full.parameter_shape == (196, 196, 3)
+    with pytest.raises(ValidationError, match="leaves no room"):
+        Geometry(canvas_size=224, embed_size=200, visible_size=196)
 
 
 def test_png_round_trip_is_exact_after_quantisation() -> None:
@@ -85,12 +114,12 @@ def test_quantisation_swallows_the_papers_beta_at_full_resolution() -> None:
     assert moved_low.mean() > 0.5
 
 
-@pytest.mark.parametrize("resolution", [4, 16, None])
-def test_the_default_perturbation_moves_the_program_by_a_grey_level_or_two_at_every_resolution(resolution: int | None) -> None:
+@pytest.mark.parametrize(("resolution", "basis"), [(4, "bilinear"), (16, "bilinear"), (None, "bilinear"), (8, "cosine"), (16, "cosine")])
+def test_the_default_perturbation_moves_the_program_by_a_grey_level_or_two_at_every_resolution(resolution: int | None, basis: str) -> None:
     """The scale at which an 8-bit API's finite differences follow the gradient
     (bench/results/zo_signal.md): most of the program's pixels move, none by many levels. The
     previous fixed β = 2 moved a 16×16 program's pixels by up to ~20 levels."""
-    method = MethodConfig(geometry=Geometry(embed_size=112, program_resolution=resolution))
+    method = MethodConfig(geometry=Geometry(embed_size=112, program_resolution=resolution, basis=basis))
     program = Program(method.geometry)
     rng = np.random.default_rng(9)
     w = initial_parameters(method.geometry, method.init_scale, rng)

@@ -14,6 +14,7 @@ from fakes import ProjectionModel
 from barapi.config import DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.errors import ProviderError
 from barapi.optim import ESTIMATORS, STEP_RULES
+from barapi.planning import estimate_run
 from barapi.program import Geometry
 from barapi.readout import LinearReadout
 from barapi.store import Store
@@ -42,6 +43,28 @@ def test_a_crashed_run_resumes_bit_identically(tmp_path: Path, mapping: str, est
     assert resumed.test_accuracy == reference.test_accuracy
     assert resumed.queries_paid == reference.queries_paid  # nothing paid twice: answers were cached
     assert resumed.step_signal == reference.step_signal
+
+
+COSINE_PLACED = Geometry(canvas_size=32, embed_size=12, program_resolution=4, basis="cosine", visible_size=28)
+
+
+@pytest.mark.parametrize("mapping", ["frequency", "linear"])
+@pytest.mark.parametrize(("optimizer", "geometry"), [("cma-es", None), ("adam", COSINE_PLACED), ("cma-es", COSINE_PLACED)])
+def test_cma_es_and_a_placed_cosine_program_resume_bit_identically_and_cost_what_was_estimated(
+    tmp_path: Path, mapping: str, optimizer: str, geometry: Geometry | None
+) -> None:
+    settings = dict(mapping=mapping, optimizer=optimizer, estimator="two-sided") | ({"geometry": geometry} if geometry else {})
+    store = Store(tmp_path / "ref")
+    planned = estimate_run(config(**settings), ProjectionModel(), store)
+    reference = Trainer(config(**settings), ProjectionModel(), store).run()
+    assert reference.queries == planned.total
+    crashed = Store(tmp_path / "crashed")
+    with pytest.raises(ProviderError):
+        Trainer(config(**settings), ProjectionModel(fail_after=15), crashed).run()
+    assert crashed.load_checkpoint("run").iteration < 6
+    resumed = Trainer(config(**settings), ProjectionModel(), crashed).run()
+    assert (resumed.program_sha256, resumed.test_accuracy, resumed.queries_paid, resumed.step_signal) == (
+        reference.program_sha256, reference.test_accuracy, reference.queries_paid, reference.step_signal)
 
 
 def test_top_k_answers_train_too(tmp_path: Path) -> None:
