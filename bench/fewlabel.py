@@ -587,6 +587,38 @@ def summary_tables(cells: dict, cell, kept: dict, refused: dict, wide_images: di
         model, task = combo.split("/")
         values = [cell(combo, "default", 0), *(cell(combo, row, at) for row in ("default", "shuffled", "res-4") for at in (10000, 20000)), cell(combo, "whitebox-4", last)]
         lines.append(f"| {model} × {task} | " + " | ".join(values) + " |")
+
+    lines += [
+        "", f"Fewer, better-placed coordinates: the default's W placed on the {VISIBLE} px the model sees, as its 8×8 lowest "
+        "cosines there (d = 192), and CMA-ES on those cosines; each from its own start (zero-program in the first column of "
+        "its row); the white-box bound of the cosines.", "",
+        "| model × task | row | zero-program | " + " | ".join(f"{b // 1000}k" for b in BUDGETS) + f" | white-box @{last:,} |",
+        "|---|---|---|" + "---|" * (len(BUDGETS) + 1),
+    ]
+    for combo in present:
+        model, task = combo.split("/")
+        for row, bound in (("default", "whitebox"), ("placed", None), ("cosine-8", "whitebox-cosine-8"), ("cma-es", None)):
+            if row != "default" and cell(combo, row, 0) == "—":
+                continue
+            if row == "default" and all(cell(combo, r, 0) == "—" for r in ("placed", "cosine-8", "cma-es")):
+                break
+            values = [cell(combo, row, at) for at in [0, *BUDGETS]] + [cell(combo, bound, last) if bound else "—"]
+            lines.append(f"| {model} × {task} | {ROW_NAMES.get(row, row)} | " + " | ".join(values) + " |")
+
+    longer = sorted({(c, r) for (c, r, at) in cells if at > BUDGETS[-1] and c in present}, key=lambda k: (COMBOS.index(k[0]), k[1]))
+    if longer:
+        beyond = sorted({at for (c, r, at) in cells if at > BUDGETS[-1]})
+        lines += [
+            "", f"Past the budgets: runs extended beyond {BUDGETS[-1]:,} queries (`--budgets {','.join(map(str, beyond))}`), "
+            "beside their white-box bound.", "",
+            "| model × task | row | zero-program | " + " | ".join(f"{b // 1000}k" for b in [*BUDGETS, *beyond]) + f" | white-box @{last:,} |",
+            "|---|---|---|" + "---|" * (len(BUDGETS) + len(beyond) + 1),
+        ]
+        bounds = {"default": "whitebox", "cosine-8": "whitebox-cosine-8"}
+        for combo, row in longer:
+            model, task = combo.split("/")
+            values = [cell(combo, row, at) for at in [0, *BUDGETS, *beyond]] + [cell(combo, bounds[row], last) if row in bounds else "—"]
+            lines.append(f"| {model} × {task} | {ROW_NAMES.get(row, row)} | " + " | ".join(values) + " |")
     return lines
 
 
