@@ -383,7 +383,9 @@ class CMAES:
         return self._w - before
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"w": self._w, "cma.start": self._start, "cma.seeds": np.asarray(self._seeds, dtype=np.int64),
+        import cma
+
+        return {"w": self._w, "cma.start": self._start, "cma.version": np.asarray(cma.__version__), "cma.seeds": np.asarray(self._seeds, dtype=np.int64),
                 "cma.losses": np.asarray(self._losses).reshape(len(self._losses), self.population)} | self.signal.state()
 
     def load(self, state: dict[str, np.ndarray]) -> None:
@@ -393,7 +395,10 @@ class CMAES:
             self._losses.append(np.array(losses))
             self._update(self._sample(int(seed)), np.array(losses))
         if not np.array_equal(self._w, state["w"]):
-            raise RuntimeError("CMA-ES replay did not reach the checkpoint's W: the cma package changed under this run")
+            import cma
+
+            raise ConfigError(f"this run's CMA-ES steps replay to another program under cma {cma.__version__}: resume it with the "
+                              f"cma that trained it (pip install cma=={state['cma.version']}), or start a new run")
         self.signal = StepSignal.restored(state, self._w.shape)
 
 
