@@ -347,6 +347,7 @@ class CMAES:
         options = {"popsize": self.population, "CMA_diagonal": True, "randn": self._normal, "seed": np.nan,
                    "verbose": -9, "verb_log": 0, "verb_disp": 0, "tolfun": 0, "tolx": 0, "tolstagnation": 10**9}
         self._strategy = cma.CMAEvolutionStrategy(self._start.ravel(), self.sigma, options)
+        self._version = cma.__version__
         self._seeds: list[int] = []
         self._losses: list[np.ndarray] = []
         self._asked: list[np.ndarray] | None = None
@@ -369,9 +370,9 @@ class CMAES:
     def tell(self, losses: list[float] | np.ndarray) -> np.ndarray:
         if self._asked is None:
             raise RuntimeError("tell() without a matching ask()")
-        losses = np.asarray(losses, dtype=np.float64)
-        self._losses.append(losses[1:])
-        step = self._update(self._asked, losses[1:])
+        around = np.asarray(losses, dtype=np.float64)[1:]  # the first loss is W's own, read by the trainer
+        self._losses.append(around)
+        step = self._update(self._asked, around)
         self._asked = None
         self.signal.add(step)
         return step
@@ -383,9 +384,7 @@ class CMAES:
         return self._w - before
 
     def state(self) -> dict[str, np.ndarray]:
-        import cma
-
-        return {"w": self._w, "cma.start": self._start, "cma.version": np.asarray(cma.__version__), "cma.seeds": np.asarray(self._seeds, dtype=np.int64),
+        return {"w": self._w, "cma.start": self._start, "cma.version": np.asarray(self._version), "cma.seeds": np.asarray(self._seeds, dtype=np.int64),
                 "cma.losses": np.asarray(self._losses).reshape(len(self._losses), self.population)} | self.signal.state()
 
     def load(self, state: dict[str, np.ndarray]) -> None:
@@ -395,9 +394,7 @@ class CMAES:
             self._losses.append(np.array(losses))
             self._update(self._sample(int(seed)), np.array(losses))
         if not np.array_equal(self._w, state["w"]):
-            import cma
-
-            raise ConfigError(f"this run's CMA-ES steps replay to another program under cma {cma.__version__}: resume it with the "
+            raise ConfigError(f"this run's CMA-ES steps replay to another program under cma {self._version}: resume it with the "
                               f"cma that trained it (pip install cma=={state['cma.version']}), or start a new run")
         self.signal = StepSignal.restored(state, self._w.shape)
 

@@ -148,7 +148,10 @@ class Program:
     def encode_batch(self, w: np.ndarray, targets: np.ndarray) -> list[bytes]:
         """The PNG bytes an API receives for each target image under program W. Quantising P
         and the targets separately is exact: the paste never mixes their pixels."""
-        canvas = quantize(self.perturbation(w))
+        return self.encode_on(quantize(self.perturbation(w)), targets)
+
+    def encode_on(self, canvas: np.ndarray, targets: np.ndarray) -> list[bytes]:
+        """The PNG bytes for each target image pasted on an 8-bit program canvas."""
         return [png_bytes(self._paste(canvas, quantize(t))) for t in targets]
 
 

@@ -103,6 +103,7 @@ WHITEBOX |= {row: ({"program_resolution": None}, 0.02) for row in WHITEBOX_SUBSP
 WHITEBOX_NAMES = {"whitebox-4": "4×4", "whitebox": "16×16 (the default's program)", "whitebox-full": "full resolution (ceiling)",
                   "whitebox-cosine-8": "8×8 lowest cosines on the visible square"}
 WHITEBOX_NAMES |= {row: f"full resolution within {d} random directions" for row, d in WHITEBOX_SUBSPACES.items()}
+WHITEBOX_BOUND = {"default": "whitebox", "cosine-8": "whitebox-cosine-8"}  # a zeroth-order row's program, by autograd
 PRICE_PER_1K = {"project": 2.00}  # Azure Custom Vision S0; the others at Clarifai's $1.20
 CLARIFAI_PRICE = 1.20
 # The zeroth-order rows: the presets, the default as it was before β followed the resolution, the
@@ -597,12 +598,9 @@ def summary_tables(cells: dict, cell, kept: dict, refused: dict, wide_images: di
     ]
     for combo in present:
         model, task = combo.split("/")
-        for row, bound in (("default", "whitebox"), ("placed", None), ("cosine-8", "whitebox-cosine-8"), ("cma-es", None)):
-            if row != "default" and cell(combo, row, 0) == "—":
-                continue
-            if row == "default" and all(cell(combo, r, 0) == "—" for r in ("placed", "cosine-8", "cma-es")):
-                break
-            values = [cell(combo, row, at) for at in [0, *BUDGETS]] + [cell(combo, bound, last) if bound else "—"]
+        measured_here = [r for r in ("placed", "cosine-8", "cma-es") if cell(combo, r, 0) != "—"]
+        for row in ["default", *measured_here] if measured_here else []:
+            values = [cell(combo, row, at) for at in [0, *BUDGETS]] + [cell(combo, WHITEBOX_BOUND[row], last) if row in WHITEBOX_BOUND else "—"]
             lines.append(f"| {model} × {task} | {ROW_NAMES.get(row, row)} | " + " | ".join(values) + " |")
 
     longer = sorted({(c, r) for (c, r, at) in cells if at > BUDGETS[-1] and c in present}, key=lambda k: (COMBOS.index(k[0]), k[1]))
@@ -614,10 +612,9 @@ def summary_tables(cells: dict, cell, kept: dict, refused: dict, wide_images: di
             "| model × task | row | zero-program | " + " | ".join(f"{b // 1000}k" for b in [*BUDGETS, *beyond]) + f" | white-box @{last:,} |",
             "|---|---|---|" + "---|" * (len(BUDGETS) + len(beyond) + 1),
         ]
-        bounds = {"default": "whitebox", "cosine-8": "whitebox-cosine-8"}
         for combo, row in longer:
             model, task = combo.split("/")
-            values = [cell(combo, row, at) for at in [0, *BUDGETS, *beyond]] + [cell(combo, bounds[row], last) if row in bounds else "—"]
+            values = [cell(combo, row, at) for at in [0, *BUDGETS, *beyond]] + [cell(combo, WHITEBOX_BOUND[row], last) if row in WHITEBOX_BOUND else "—"]
             lines.append(f"| {model} × {task} | {ROW_NAMES.get(row, row)} | " + " | ".join(values) + " |")
     return lines
 

@@ -47,7 +47,7 @@ from fewlabel import COSINE_8, PLACED, RESULTS, TARGETS, WORK, TorchPath, read_l
 from barapi.config import PRESETS
 from barapi.losses import class_weights, focal_loss
 from barapi.mock.model import ImageNetModel, InProcessClassifier
-from barapi.program import GREY_LEVEL, Program, png_bytes, quantize
+from barapi.program import GREY_LEVEL, Program, quantize
 from barapi.readout import LinearReadout
 from barapi.store import Store
 from barapi.trainer import Trainer
@@ -96,8 +96,7 @@ def measure(combos: list[str], network: ImageNetModel) -> None:
                     differences = np.array([(loss(w0 + beta * u) - loss(w0 - beta * u)) / 2 for u in directions])
                     linear = np.array([beta * float(np.sum(gradient * u)) for u in directions])
                     estimate = w0.size / DIRECTIONS * np.tensordot(differences / beta, np.stack(directions), axes=1)
-                    cos = float(np.sum(estimate * gradient) / np.linalg.norm(estimate) / np.linalg.norm(gradient))
-                    row["betas"][str(beta)] = {"cos": cos, "slope_kept": float(np.mean(np.abs(differences)) / np.mean(np.abs(linear))),
+                    row["betas"][str(beta)] = {"cos": cosine(estimate, gradient), "slope_kept": float(np.mean(np.abs(differences)) / np.mean(np.abs(linear))),
                                                "sign_agreement": float(np.mean(np.sign(differences) == np.sign(linear)))}
                 with MEASURED.open("a") as handle:
                     handle.write(json.dumps(row | {"ts": time.time()}) + "\n")
@@ -156,8 +155,7 @@ def exact_trials(classifier: InProcessClassifier, combo: str, canvas: str, updat
     band = program.mask.astype(bool)
 
     def loss_of(canvas: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
-        images = [png_bytes(program._paste(canvas.astype(np.uint8), quantize(t))) for t in x]  # noqa: SLF001
-        scores = np.stack([[r[label] for label in classifier.labels()] for r in classifier.predict(images)])
+        scores = scores_of(classifier, program.encode_on(canvas.astype(np.uint8), x))
         return focal_loss(fitted.target_scores(scores), y, weights, method.focal_gamma)
 
     def cells(signs: np.ndarray) -> np.ndarray:
@@ -213,7 +211,12 @@ def starting_point(classifier: InProcessClassifier, task: str, resolution: int |
 
 
 def answers(classifier: InProcessClassifier, program, w: np.ndarray, images: np.ndarray) -> np.ndarray:  # noqa: ANN001
-    return np.stack([[r[label] for label in classifier.labels()] for r in classifier.predict(program.encode_batch(w, images))])
+    return scores_of(classifier, program.encode_batch(w, images))
+
+
+def scores_of(classifier: InProcessClassifier, sent: list[bytes]) -> np.ndarray:
+    """The model's answers to these images, one column per label."""
+    return np.stack([[r[label] for label in classifier.labels()] for r in classifier.predict(sent)])
 
 
 def report() -> None:
