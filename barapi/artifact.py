@@ -2,16 +2,19 @@
 
 The folder holds everything needed to apply the program without the database that trained it:
 
-- ``program.npz``: W, the mask, the canvas/embedding geometry and, for the linear mapping, the
-  readout's arrays (``readout_mean``, ``readout_scale``, ``readout_weights``);
+- ``program.npz``: W (``w``: the first view), every view a prediction is sent through
+  (``programs``, V × W's shape: a portfolio's, or the one), the mask, the canvas/embedding
+  geometry and, for the linear mapping, the readout's arrays (``readout_mean``,
+  ``readout_scale``, ``readout_weights``: over the V views' answers side by side);
 - ``mapping.json``: the target classes, the provider's label vocabulary and, per class, the m
   source labels whose mean scores it (with the linear mapping: the labels the frequency
   mapping would use, for reading; the readout uses every label);
 - ``config.json``: the run's configuration (provider, data, method; never a key);
-- ``program.png``: the universal program P = tanh(upsample(W) ⊙ M) as an image (the embedding
+- ``program.png``: the (first view's) universal program P = tanh(upsample(W) ⊙ M) as an image (the embedding
   area is mid-grey: P is 0 there); ``program-stretched.png``: the same with its contrast
   stretched to the full range, because a learned P is often a few grey levels away from flat;
-- ``example-*.png``: target images with the program applied, byte for byte what the API gets.
+- ``example-*.png``: target images with the program applied, byte for byte what the API gets;
+- ``view-2.png`` … ``view-V.png``: a portfolio's other programs.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ class Prediction:
 @dataclass(frozen=True)
 class LearnedProgram:
     config: RunConfig
-    w: np.ndarray
+    programs: np.ndarray  # (V, *W's shape): each image is sent through every one
     classes: list[str]
     vocabulary: list[str]
     assignment: np.ndarray  # (classes, m) indices into vocabulary
@@ -67,8 +70,17 @@ class LearnedProgram:
         return self.config.method.geometry
 
     @property
+    def w(self) -> np.ndarray:
+        return self.programs[0]
+
+    @property
+    def views(self) -> int:
+        return len(self.programs)
+
+    @property
     def sha256(self) -> str:
-        return program_sha256(self.w)
+        """As the run reports it: of W for one program, of the stack for a portfolio."""
+        return program_sha256(self.programs if self.config.method.is_portfolio else self.w)
 
     @property
     def mapped_labels(self) -> list[str] | None:
@@ -80,27 +92,29 @@ class LearnedProgram:
         """The run's latest checkpoint: the program and the mapping its predictions use."""
         config, state = load_config(store, run), require_state(store, run)
         mapping = restored_mapping(config.method, len(classes), state.arrays, state.iteration)
-        serving = prefixed(mapping.state(state.iteration), "readout.")
-        return cls(config, state.program, list(classes), state.vocabulary, mapping.described(), serving)
+        serving = prefixed(state.arrays, "portfolio.readout.") or prefixed(mapping.state(state.iteration), "readout.")
+        return cls(config, state.views, list(classes), state.vocabulary, mapping.described(), serving)
 
     def target_shares(self, responses: Sequence[Scores]) -> np.ndarray:
         """Provider answers → (n, classes): each class's share of the mapped scores (rows sum to
         1), so the top class and its score read the same for every provider."""
         index = {label: i for i, label in enumerate(self.vocabulary)}
         dense = np.stack([fill_missing(r, self.vocabulary, index) for r in responses])
-        scores = self.mapper.target_scores(dense)
+        scores = self.mapper.target_scores(np.hstack(np.split(dense, self.views)))
         return scores / np.maximum(scores.sum(axis=1, keepdims=True), 1e-300)
 
     def predict(self, classifier: Classifier, store: Store, images: np.ndarray, *, budget_usd: float | None, price_per_1k: float, ledger: str | None) -> Prediction:
-        """Target images → their class shares through ``classifier``; every query goes through
-        a budget, the cache and the ledger (booked to ``ledger``, the run, or else to this
+        """Target images → their class shares through ``classifier``: each image through every
+        view, all sent together (the adapters batch or send them concurrently); every query goes
+        through a budget, the cache and the ledger (booked to ``ledger``, the run, or else to this
         program), and nothing is sent unless every image fits the budget."""
         if isinstance(classifier, SelectableLabels) and self.mapped_labels:
             classifier.restrict_to(self.mapped_labels)  # top-k truncation never hides a mapped label
         spending = Budget(max_usd=budget_usd, max_queries=None, per_1k=price_per_1k)
         engine = QueryEngine(classifier, store, spending, ledger or f"predict-{self.sha256[:12]}")
         cached_before = engine.queries_cached
-        responses = engine.score(Program(self.geometry).encode_batch(self.w, images), all_or_nothing=True)
+        program = Program(self.geometry)
+        responses = engine.score([image for w in self.programs for image in program.encode_batch(w, images)], all_or_nothing=True)
         return Prediction(self.target_shares(responses), spending.spent_queries, engine.queries_cached - cached_before, spending.spent_usd)
 
     # -- the folder ------------------------------------------------------------------------------
@@ -111,7 +125,7 @@ class LearnedProgram:
         g = self.geometry
         with (directory / PROGRAM_FILE).open("wb") as handle:
             np.savez(
-                handle, w=self.w, mask=program.mask[:, :, 0], canvas_size=g.canvas_size, embed_size=g.embed_size,
+                handle, w=self.w, programs=self.programs, mask=program.mask[:, :, 0], canvas_size=g.canvas_size, embed_size=g.embed_size,
                 offset=g.offset, program_resolution=g.program_resolution or 0,
                 **{f"readout_{name}": array for name, array in self.readout.items()},
             )
@@ -121,6 +135,7 @@ class LearnedProgram:
             "labels_per_class": {c: [self.vocabulary[i] for i in row] for c, row in zip(self.classes, self.assignment)},
             "vocabulary": self.vocabulary,
             "program_sha256": self.sha256,
+            "views": self.views,
         }
         (directory / MAPPING_FILE).write_text(json.dumps(mapping, indent=1, ensure_ascii=False))
         (directory / CONFIG_FILE).write_text(self.config.model_dump_json(indent=1))
@@ -131,6 +146,10 @@ class LearnedProgram:
         for i, image in enumerate(program.encode_batch(self.w, examples[:EXAMPLES])):
             path = directory / f"example-{i + 1}.png"
             path.write_bytes(image)
+            written.append(path)
+        for k, view in enumerate(self.programs[1:], start=2):  # a portfolio's other views, as program.png shows the first
+            path = directory / f"view-{k}.png"
+            path.write_bytes(encode_png(program.perturbation(view)))
             written.append(path)
         return written
 
@@ -143,7 +162,7 @@ class LearnedProgram:
             config = RunConfig.model_validate_json((directory / CONFIG_FILE).read_text("utf-8"))
             mapping = json.loads((directory / MAPPING_FILE).read_text("utf-8"))
             with np.load(directory / PROGRAM_FILE, allow_pickle=False) as archive:
-                w = np.array(archive["w"], dtype=np.float64)
+                programs = np.array(archive["programs"] if "programs" in archive.files else archive["w"][None], dtype=np.float64)
                 readout = {name.removeprefix("readout_"): np.array(archive[name]) for name in archive.files if name.startswith("readout_")}
             vocabulary = [str(label) for label in mapping["vocabulary"]]
             index = {label: i for i, label in enumerate(vocabulary)}
@@ -151,8 +170,10 @@ class LearnedProgram:
             assignment = np.asarray([[index[label] for label in mapping["labels_per_class"][c]] for c in classes])
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ConfigError(f"cannot read the export in {directory}: {error}; export the run again") from error
-        if w.shape != config.method.geometry.parameter_shape:
-            raise ConfigError(f"{directory}: W has shape {w.shape} but the config says {config.method.geometry.parameter_shape}")
-        if readout and readout["weights"].shape != (len(vocabulary) + 1, len(classes)):
-            raise ConfigError(f"{directory}: the readout does not match {len(vocabulary)} labels and {len(classes)} classes")
-        return cls(config, w, classes, vocabulary, assignment, readout)
+        if programs.shape[1:] != config.method.geometry.parameter_shape:
+            raise ConfigError(f"{directory}: W has shape {programs.shape[1:]} but the config says {config.method.geometry.parameter_shape}")
+        if readout and readout["weights"].shape != (len(programs) * len(vocabulary) + 1, len(classes)):
+            raise ConfigError(
+                f"{directory}: the readout does not match {len(programs)} view(s) of {len(vocabulary)} labels and {len(classes)} classes"
+            )
+        return cls(config, programs, classes, vocabulary, assignment, readout)

@@ -15,6 +15,7 @@ import numpy as np
 
 from barapi.config import RunConfig
 from barapi.errors import ConfigError
+from barapi.program import program_sha256
 from barapi.selection import served_program
 from barapi.store import RunRecord, Store
 
@@ -38,6 +39,16 @@ class RunState:
     def program(self) -> np.ndarray:
         """The program predictions use: W, or the start the closing pass kept instead."""
         return served_program(self.arrays, self.iteration)
+
+    @property
+    def views(self) -> np.ndarray:
+        """(V, *W's shape): every program a prediction is sent through (a portfolio's, or the one)."""
+        return self.arrays["portfolio.programs"] if "portfolio.programs" in self.arrays else self.program[None]
+
+    @property
+    def sha256(self) -> str:
+        """What ``RunResult.program_sha256`` reports: of W for one program, of the stack for a portfolio."""
+        return program_sha256(self.views if "portfolio.programs" in self.arrays else self.program)
 
     def encode(self) -> bytes:
         buffer = io.BytesIO()

@@ -21,7 +21,7 @@ PERTURBATION_LEVELS = 1.5
 class MethodConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    iterations: int = Field(20, ge=1)
+    iterations: int = Field(20, ge=0, description="zeroth-order steps of the one program (0: serve the start, or the portfolio)")
     batch_size: int = Field(20, ge=1)
     q: int = Field(5, ge=1)
     beta: float | None = Field(None, gt=0, description="radius of the estimator's perturbation; None: PERTURBATION_LEVELS grey levels per coordinate of W")
@@ -45,6 +45,26 @@ class MethodConfig(BaseModel):
         "cross-validate significantly better (barapi.selection; no extra query: the label mapping's answers at W0 are cached; "
         "mappings with a closing pass only)",
     )
+
+    views: int = Field(1, ge=1, description="programs each prediction is sent through (barapi.portfolio): V queries per predicted image")
+    candidates: int = Field(1, ge=1, description="programs whose answers on the training images are paid for, of which the views are chosen")
+
+    @model_validator(mode="after")
+    def _check_portfolio(self) -> MethodConfig:
+        if self.views > self.candidates:
+            raise ValueError(f"{self.views} views need at least as many candidates (got {self.candidates}): raise --candidates")
+        if self.is_portfolio and self.mapping != "linear":
+            raise ValueError(f"a portfolio is read by one linear readout over its views' answers: use --mapping linear, not {self.mapping}")
+        if self.is_portfolio and self.iterations:
+            raise ValueError(
+                "refining a portfolio's views by zeroth-order steps is not built: pass --iterations 0 with --views/--candidates above 1"
+            )
+        return self
+
+    @property
+    def is_portfolio(self) -> bool:
+        """Several candidates or views (barapi.portfolio); otherwise the one program of Algorithm 1."""
+        return self.candidates > 1
 
     @property
     def perturbation_radius(self) -> float:

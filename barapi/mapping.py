@@ -285,6 +285,11 @@ def new_mapping(method: MethodConfig, n_classes: int, vocabulary_size: int) -> t
     return MAPPINGS[method.mapping](method, n_classes, labels_per_class), notice
 
 
+def closing_queries(method: MethodConfig, n_train: int) -> int:
+    """The closing pass's queries: the mapping's, when training moved W away from the start."""
+    return MAPPINGS[method.mapping].closing_queries(n_train) if method.iterations else 0
+
+
 def restored_mapping(method: MethodConfig, n_classes: int, arrays: dict[str, np.ndarray], iteration: int) -> Mapping:
     mapping = MAPPINGS[method.mapping](method, n_classes, 0)
     mapping.load(arrays, iteration)

@@ -46,16 +46,22 @@ def cost_usd(queries: int, per_1k: float) -> float:
 class Estimate(BaseModel):
     label_mapping: int
     training: int
+    candidates: int = 0  # a portfolio: the training set answered by every candidate but the start
     readout: int = 0  # linear readout: the training set answered at the final W (and per interim evaluation)
     evaluation: int
     cached: int
     price_per_1k: float
     vocabulary: int | None = None  # labels the provider publishes; None: learnt from its first answer
     notice: str | None = None  # e.g. the m-to-1 mapping shrank to fit the vocabulary
+    views: int = 1  # programs each predicted image is sent through
+
+    @property
+    def usd_per_1k_predictions(self) -> float:
+        return cost_usd(1000 * self.views, self.price_per_1k)
 
     @property
     def total(self) -> int:
-        return self.label_mapping + self.training + self.readout + self.evaluation
+        return self.label_mapping + self.training + self.candidates + self.readout + self.evaluation
 
     @property
     def cost_usd(self) -> float:
@@ -66,6 +72,7 @@ class Estimate(BaseModel):
             "queries": {
                 "label_mapping": self.label_mapping,
                 "training": self.training,
+                "candidates": self.candidates,
                 "readout": self.readout,
                 "evaluation": self.evaluation,
                 "cached": self.cached,
@@ -73,6 +80,8 @@ class Estimate(BaseModel):
             },
             "cost_usd": round(self.cost_usd, 6),
             "price_per_1k": self.price_per_1k,
+            "queries_per_prediction": self.views,
+            "usd_per_1k_predictions": round(self.usd_per_1k_predictions, 6),
             "vocabulary": self.vocabulary,
             "notice": self.notice,
         }

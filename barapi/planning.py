@@ -9,10 +9,10 @@ from barapi.checkpoint import config_of, load_state
 from barapi.classifier import Classifier
 from barapi.config import RunConfig
 from barapi.data import Split, run_split
-from barapi.mapping import MAPPINGS, new_mapping
+from barapi.mapping import MAPPINGS, closing_queries, new_mapping
 from barapi.money import Estimate
 from barapi.optim import StepSignal, optimizer_for
-from barapi.program import Program, program_sha256, starting_parameters
+from barapi.program import Program, starting_parameters
 from barapi.store import RunRecord, Store, response_key
 
 
@@ -36,8 +36,10 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
     return Estimate(
         label_mapping=start_queries,
         training=method.iterations * method.batch_size * per_sample,
-        readout=mapping.closing_queries(n_train) * (1 + interim),
-        evaluation=n_test * (1 + interim),
+        candidates=(method.candidates - 1) * n_train,
+        readout=closing_queries(method, n_train) * (1 + interim),
+        evaluation=method.views * n_test * (1 + interim),
+        views=method.views,
         cached=len(store.cached(keys)),
         price_per_1k=config.price_per_1k,
         vocabulary=len(vocabulary) if vocabulary else None,
@@ -66,7 +68,10 @@ def run_summary(store: Store, record: RunRecord) -> dict:
         "budget_usd": config.budget_usd,
         "train_accuracy": result.get("train_accuracy", latest.train_accuracy if latest else None),
         "test_accuracy": result.get("test_accuracy", next((m.test_accuracy for m in reversed(metrics) if m.test_accuracy is not None), None)),
-        "program_sha256": program_sha256(state.program) if state else None,
+        "program_sha256": state.sha256 if state else None,
+        "views": len(state.views) if state else config.method.views,
+        "queries_per_prediction": len(state.views) if state else config.method.views,
+        "usd_per_1k_predictions": round((len(state.views) if state else config.method.views) * config.price_per_1k, 6),
         "step_signal": StepSignal.restored(state.arrays, state.w.shape).ratio if state else None,
         "selection": result.get("selection"),
         "config": json.loads(record.config),

@@ -17,6 +17,7 @@ class Stream(IntEnum):
     INIT = 1  # the starting W
     MAPPING = 2  # the random label mapping
     STEP = 3  # each training step's minibatch and directions, with the step's index
+    CANDIDATE = 4  # a portfolio's candidate programs, with the candidate's index
 
 
 def generator(seed: int, stream: Stream, *index: int) -> np.random.Generator:

@@ -22,9 +22,10 @@ from barapi.config import RunConfig
 from barapi.data import Split, run_split
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.losses import accuracy, class_weights, cross_entropy, focal_loss
-from barapi.mapping import MAPPINGS, Mapper, Mapping, new_mapping, restored_mapping
+from barapi.mapping import MAPPINGS, Mapper, Mapping, closing_queries, new_mapping, restored_mapping
 from barapi.money import Budget
 from barapi.optim import Optimizer, optimizer_for
+from barapi.portfolio import Portfolio, PortfolioSearch
 from barapi.program import Program, program_sha256, starting_parameters
 from barapi.queries import QueryEngine
 from barapi.selection import Selection
@@ -34,7 +35,7 @@ from barapi.streams import Stream, generator
 
 @dataclass
 class Progress:
-    phase: str  # "mapping", "training", "reading" (the readout's closing pass), "evaluating", "done"
+    phase: str  # "mapping", "candidates" (a portfolio's), "training", "reading" (the readout's closing pass), "evaluating", "done"
     iteration: int
     iterations: int
     loss: float | None
@@ -62,9 +63,15 @@ class RunResult:
     program_sha256: str
     step_signal: float | None = None  # StepSignal.ratio: ≈ 0 when the program's steps were a random walk
     selection: dict | None = None  # Selection.as_json: which program the closing pass kept, and why
+    views: int = 1  # programs each prediction is sent through
+    candidates_paid: int | None = None  # a portfolio's candidates answered on the training images
+
+    @property
+    def queries_per_prediction(self) -> int:
+        return self.views
 
     def as_json(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"queries_per_prediction": self.queries_per_prediction}
 
 
 @dataclass
@@ -74,6 +81,7 @@ class State:
     mapping: Mapping
     recent_correct: np.ndarray  # correctness at W of the latest training samples (≤ one epoch)
     last_loss: float | None
+    candidates_paid: int = 0  # a portfolio's candidates whose training answers are paid for
 
 
 class Trainer:
@@ -91,7 +99,7 @@ class Trainer:
         method = config.method
         self.program = Program(method.geometry)
         self.split = split or run_split(config)
-        if method.batch_size > len(self.split.y_train):
+        if method.iterations and method.batch_size > len(self.split.y_train):
             raise ConfigError(f"--batch-size {method.batch_size} exceeds the {len(self.split.y_train)} training images")
         self.weights = class_weights(self.split.y_train, self.split.n_classes)
         self.lease: Lease | None = None
@@ -108,6 +116,7 @@ class Trainer:
         self._lock = threading.Lock()
         self.optimizer: Optimizer = optimizer_for(method)
         self.selection: Selection | None = None
+        self.portfolio: Portfolio | None = None
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -119,7 +128,7 @@ class Trainer:
     def _run(self) -> RunResult:
         method = self.config.method
         state = self._restore() or self._start()
-        status = "completed"
+        status = "completed" if self._search(state) else "budget_exhausted"
         while state.iteration < method.iterations:
             if not self._step(state):
                 status = "budget_exhausted"
@@ -165,14 +174,18 @@ class Trainer:
 
         self.engine.meter.on_answered = tick
         try:
-            scores = self.predict_scores(self._program(state), images, state.vocabulary, self._mapper_at_w(state, keep=len(images)))
+            scores = self.predict_scores(*self._serving(state, keep=len(images)), images, state.vocabulary)
         finally:
             self.engine.meter.on_answered = None
         return truth, np.argmax(scores, axis=1)
 
-    def predict_scores(self, w: np.ndarray, images: np.ndarray, vocabulary: list[str], mapper: Mapper) -> np.ndarray:
-        responses = self.engine.score(self.program.encode_batch(w, images), all_or_nothing=True)
-        return mapper.target_scores(self._dense(responses, vocabulary))
+    def predict_scores(self, programs: list[np.ndarray], mapper: Mapper, images: np.ndarray, vocabulary: list[str]) -> np.ndarray:
+        """Target scores of each image through every served program: all views' queries go out
+        together (the adapters batch or send them concurrently), and the mapper reads the views'
+        answers side by side."""
+        encoded = [image for w in programs for image in self.program.encode_batch(w, images)]
+        dense = self._dense(self.engine.score(encoded, all_or_nothing=True), vocabulary)
+        return mapper.target_scores(np.hstack(np.split(dense, len(programs))))
 
     # -- phases ------------------------------------------------------------------------------
     def _open_record(self) -> RunRecord:
@@ -218,13 +231,14 @@ class Trainer:
         """Refuse, before the first query, a budget that cannot pay for the label mapping, the
         closing pass and the test set: a run that could not measure its program is money lost."""
         mapping = MAPPINGS[self.config.method.mapping]
-        start, closing = mapping.start_queries(n_train, bool(self.classifier.labels())), mapping.closing_queries(n_train)
-        needed = start + closing + len(self.split.y_test)
+        start, closing = mapping.start_queries(n_train, bool(self.classifier.labels())), closing_queries(self.config.method, n_train)
+        testing = self.config.method.views * len(self.split.y_test)
+        needed = start + closing + testing
         if not self.engine.fits(needed):
             raise ConfigError(
                 f"the budget ({self.engine.describe()}) cannot cover the label mapping ({start}), the closing pass ({closing}) "
-                f"and the test set ({len(self.split.y_test)}): {needed} queries before any training; raise --budget / --max-queries "
-                "or lower --train-per-class / --test-size"
+                f"and the test set ({testing}): {needed} queries before any training; raise --budget / --max-queries "
+                "or lower --train-per-class / --test-size" + (" / --views" if self.config.method.views > 1 else "")
             )
 
     def _vocabulary(self, first_image: bytes) -> tuple[list[str], bool, bool]:
@@ -287,9 +301,41 @@ class Trainer:
         return True
 
     def _reserve(self, state: State) -> int:
-        """What training leaves in the budget: the mapping's closing pass and the test set, so
-        that a run stopped by its budget still ends measured."""
-        return state.mapping.closing_queries(len(self.split.y_train)) + len(self.split.y_test)
+        """What training leaves in the budget: the mapping's closing pass and the test set (through
+        every view), so that a run stopped by its budget still ends measured."""
+        return closing_queries(self.config.method, len(self.split.y_train)) + self.config.method.views * len(self.split.y_test)
+
+    def _search(self, state: State) -> bool:
+        """A portfolio's stage: every candidate's answers on the training images (paid once, then
+        cached; the start's were the label mapping's), then V chosen and one readout over them.
+        False when the budget stopped the candidates early: the views are chosen among those paid.
+        A resumed run whose portfolio was chosen for this many candidates and views keeps it."""
+        method = self.config.method
+        if not method.is_portfolio or (self.portfolio is not None and state.candidates_paid == method.candidates and self.portfolio.views == method.views):
+            return True
+        search = PortfolioSearch(method.candidates, method.views, self.split.n_classes)
+        start = starting_parameters(method, self.config.seed)
+        programs, complete = [], True
+        for k in range(method.candidates):
+            w = search.candidate(k, start, self.config.seed)
+            images = self.program.encode_batch(w, self.split.x_train)
+            # Answers this run already has (the start's, or before a resume) are read, not asked again.
+            responses = self.engine.cached(images) if k < max(state.candidates_paid, 1) else None
+            try:
+                responses = responses or self.engine.score(images, all_or_nothing=True, keep=self._reserve(state))
+            except BudgetExceeded:
+                complete = False
+                break
+            search.tell(self._dense(responses, state.vocabulary))
+            programs.append(w)
+            if k >= state.candidates_paid:
+                state.candidates_paid = k + 1
+                self._checkpoint(state, None)
+            self._emit("candidates", state, None)
+        self.portfolio = search.choose(self.split.y_train, programs)
+        state.candidates_paid = len(programs)
+        self._checkpoint(state, None)
+        return complete
 
     def _read_training_set(self, state: State) -> None:
         """The closing pass: every training image answered at the final W, and the mapping
@@ -329,6 +375,15 @@ class Trainer:
         w = self.optimizer.w
         return w if self.selection is None else self.selection.served(w, state.iteration)
 
+    def _serving(self, state: State, keep: int) -> tuple[list[np.ndarray], Mapper]:
+        """The programs predictions send each image through, and the mapper over their answers."""
+        if self.portfolio is not None:
+            return list(self.portfolio.programs), self.portfolio
+        return [self._program(state)], self._mapper_at_w(state, keep)
+
+    def _served_programs(self, state: State) -> np.ndarray:
+        return self.portfolio.programs if self.portfolio is not None else self._program(state)
+
     def _training_set_at_w(self, state: State, keep: int = 0) -> np.ndarray:
         responses = self.engine.score(self.program.encode_batch(self.optimizer.w, self.split.x_train), all_or_nothing=True, keep=keep)
         return self._dense(responses, state.vocabulary)
@@ -345,7 +400,7 @@ class Trainer:
             return None
 
     def _evaluate(self, state: State) -> float:
-        scores = self.predict_scores(self._program(state), self.split.x_test, state.vocabulary, self._mapper_at_w(state, keep=len(self.split.y_test)))
+        scores = self.predict_scores(*self._serving(state, keep=len(self.split.y_test)), self.split.x_test, state.vocabulary)
         return accuracy(scores, self.split.y_test)
 
     def _mapper_at_w(self, state: State, keep: int) -> Mapper:
@@ -379,6 +434,7 @@ class Trainer:
             self.lease.check()
         self._current = state
         arrays = self.optimizer.state() | state.mapping.state(state.iteration) | (self.selection.state() if self.selection else {})
+        arrays |= (self.portfolio.state() if self.portfolio else {}) | {"portfolio.paid": np.asarray(state.candidates_paid)}
         blob = RunState(state.iteration, state.vocabulary, state.recent_correct, state.last_loss, arrays).encode()
         paid, spent = self.budget.spent_queries, self.budget.spent_usd
         metrics = MetricRow(
@@ -393,8 +449,10 @@ class Trainer:
             return None
         self.optimizer.load(saved.arrays)
         self.selection = Selection.restored(saved.arrays)
+        self.portfolio = Portfolio.restored(saved.arrays)
         mapping = restored_mapping(self.config.method, self.split.n_classes, saved.arrays, saved.iteration)
-        state = State(saved.iteration, saved.vocabulary, mapping, saved.recent_correct, saved.last_loss)
+        paid = int(saved.arrays.get("portfolio.paid", 0))
+        state = State(saved.iteration, saved.vocabulary, mapping, saved.recent_correct, saved.last_loss, paid)
         self._current = state
         self._focus(state)
         return state
@@ -406,14 +464,19 @@ class Trainer:
             queries=paid + self.engine.queries_cached, queries_paid=paid, queries_cached=self.engine.queries_cached,
             cost_usd=round(spent, 6), budget_usd=self.config.budget_usd,
             train_accuracy=self._train_accuracy(state), test_accuracy=test_accuracy,
-            program_sha256=program_sha256(self._program(state)), step_signal=self.optimizer.signal.ratio,
+            program_sha256=program_sha256(self._served_programs(state)), step_signal=self.optimizer.signal.ratio,
             selection=self.selection.as_json() if self.selection and self.selection.iteration == state.iteration else None,
+            views=self.portfolio.views if self.portfolio is not None else 1,
+            candidates_paid=state.candidates_paid if self.config.method.is_portfolio else None,
         )
 
     def _emit(self, phase: str, state: State | None, test_accuracy: float | None, notice: str | None = None) -> None:
+        counting = (state.candidates_paid, self.config.method.candidates) if phase == "candidates" and state else (None, None)
         self.on_progress(Progress(
-            phase=phase, iteration=state.iteration if state else 0, iterations=self.config.method.iterations,
+            phase=phase, iteration=counting[0] if counting[0] is not None else (state.iteration if state else 0),
+            iterations=counting[1] or self.config.method.iterations,
             loss=state.last_loss if state else None, train_accuracy=self._train_accuracy(state) if state else None,
             test_accuracy=test_accuracy, queries_paid=self.budget.spent_queries, queries_cached=self.engine.queries_cached,
             cost_usd=self.budget.spent_usd, elapsed_s=time.monotonic() - self.started, notice=notice,
         ))
+

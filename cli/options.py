@@ -15,6 +15,7 @@ import typer
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.errors import ConfigError
+from barapi.portfolio import DEFAULT_CANDIDATES, DEFAULT_VIEWS
 from barapi.money import price_per_1k as lookup_price
 from barapi.store import Store
 
@@ -175,7 +176,25 @@ def run_options(
     ] = None,
     iterations: Annotated[
         Optional[int],
-        typer.Option(min=1, help=f"Optimiser steps. (preset: {_DEFAULT_METHOD.iterations})", rich_help_panel="Method"),
+        typer.Option(min=0, help=f"Optimiser steps. (preset: {_DEFAULT_METHOD.iterations}; 0 with a portfolio)", rich_help_panel="Method"),
+    ] = None,
+    views: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1, help="Programs each prediction is sent through: V queries per predicted image, read by one readout. "
+            f"(default: 1; {DEFAULT_VIEWS} with --candidates or --max-usd-per-1k-predictions)", rich_help_panel="Portfolio",
+        ),
+    ] = None,
+    candidates: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1, help="Programs whose answers on the training images are paid for, of which the views are chosen by "
+            f"cross-validation on the training images. (default: 1; {DEFAULT_CANDIDATES} with --views above 1)", rich_help_panel="Portfolio",
+        ),
+    ] = None,
+    max_usd_per_1k_predictions: Annotated[
+        Optional[float],
+        typer.Option(min=0, help="Most dollars 1,000 predictions may cost: caps the views at the provider's price.", rich_help_panel="Portfolio"),
     ] = None,
     batch_size: Annotated[
         Optional[int],
@@ -285,8 +304,17 @@ def run_options(
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     base = PRESETS[preset]
+    views_given = views is not None
+    if views is not None or max_usd_per_1k_predictions is not None:
+        views = views or DEFAULT_VIEWS
+    if candidates is None and views is not None and views > 1:
+        candidates = max(views, DEFAULT_CANDIDATES)
+    if iterations is None and candidates is not None and candidates > 1:
+        iterations = 0
     chosen = {
         "iterations": iterations,
+        "views": views,
+        "candidates": candidates,
         "batch_size": batch_size,
         "q": q,
         "beta": beta,
@@ -310,19 +338,35 @@ def run_options(
 
     def config(choice: ProviderChoice) -> RunConfig:
         provider = choice.for_new_run()
+        price = price_of(provider, price_per_1k)
+        priced = method if max_usd_per_1k_predictions is None else views_within(method, price, max_usd_per_1k_predictions, views_given)
         return RunConfig(
             name=name or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}",
             seed=seed,
             provider=provider,
             data=data,
-            method=method,
+            method=priced,
             budget_usd=budget,
             max_queries=max_queries,
             pool=pool,
-            price_per_1k=price_of(provider, price_per_1k),
+            price_per_1k=price,
         )
 
     return config
+
+
+def views_within(method: MethodConfig, price: float, cap: float, views_given: bool) -> MethodConfig:
+    """--max-usd-per-1k-predictions: each predicted image costs V queries at the provider's price,
+    so the cap lowers the default V, and refuses a V asked for that it cannot pay."""
+    fits = int((cap + 1e-9) // price) if price else method.views
+    if method.views <= fits:
+        return method
+    if not views_given and fits >= 1:
+        return method.model_copy(update={"views": fits})
+    raise ConfigError(
+        f"{method.views} views cost ${method.views * price:.2f} per 1,000 predictions at ${price:.2f}/1k, above "
+        f"--max-usd-per-1k-predictions {cap:g}: " + (f"pass --views {fits} or fewer" if fits else "not even one view fits; raise the cap")
+    )
 
 
 def keyword_only(parameters: Any) -> list[inspect.Parameter]:

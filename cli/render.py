@@ -23,6 +23,7 @@ from barapi.trainer import Progress
 PLAIN_INTERVAL_S = 10.0
 PHASES = {
     "mapping": "label mapping",
+    "candidates": "candidate programs",
     "training": "training",
     "reading": "readout at final W",
     "evaluating": "evaluating",
@@ -59,6 +60,8 @@ def compact(p: Progress) -> str:
 def progress_line(p: Progress, first_iteration: int, started: float) -> str:
     if p.phase == "mapping":
         return "building the label mapping from the starting program's predictions…"
+    if p.phase == "candidates":
+        return f"candidate {p.iteration}/{p.iterations} answered on the training set  queries {p.queries_paid:,} paid + {p.queries_cached:,} cached  ${p.cost_usd:.4f}"
     if p.phase == "reading":
         return f"answering the training set at the final program, for the readout…  queries {p.queries_paid:,} paid + {p.queries_cached:,} cached  ${p.cost_usd:.4f}"
     if p.phase == "evaluating":
@@ -93,7 +96,7 @@ class ProgressPrinter:
             self._draw(p)
         elif (
             time.monotonic() - self.last_plain >= PLAIN_INTERVAL_S
-            or p.phase != "training"
+            or p.phase not in ("training", "candidates")
             or p.iteration == p.iterations
         ):
             self.last_plain = time.monotonic()
@@ -115,7 +118,7 @@ class ProgressPrinter:
             self.bar.start()
             # A resumed run starts part-way: the ETA then counts only this session's pace.
             self.task = self.bar.add_task(PHASES[p.phase], total=p.iterations, completed=p.iteration, figures="")
-        self.bar.update(self.task, description=PHASES[p.phase], completed=p.iteration, figures=compact(p))
+        self.bar.update(self.task, description=PHASES[p.phase], total=p.iterations, completed=p.iteration, figures=compact(p))
 
     def finish(self) -> None:
         if self.bar is not None:

@@ -11,7 +11,7 @@ from barapi.cli.options import JsonOption, percent, with_run_options
 from barapi.cli.render import ProgressPrinter
 
 from barapi.checkpoint import load_config
-from barapi.config import RunConfig
+from barapi.config import MethodConfig, RunConfig
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.money import Estimate
 from barapi.store import Store
@@ -65,14 +65,21 @@ def resume(
     iterations: Annotated[
         Optional[int], typer.Option(min=1, help="Train to this many iterations in all (extends a finished run).")
     ] = None,
+    views: Annotated[
+        Optional[int], typer.Option(min=1, help="A portfolio: serve this many views (chosen again; cached answers are reused).")
+    ] = None,
+    candidates: Annotated[
+        Optional[int], typer.Option(min=1, help="A portfolio: try this many candidate programs in all (those paid for are reused).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Carry on an interrupted run exactly where it stopped; paid responses come from the cache."""
     store = Store()
     config = load_config(store, run)
     updates = {k: v for k, v in {"budget_usd": budget, "max_queries": max_queries}.items() if v is not None}
-    if iterations is not None:
-        updates["method"] = config.method.model_copy(update={"iterations": iterations})
+    method = {k: v for k, v in {"iterations": iterations, "views": views, "candidates": candidates}.items() if v is not None}
+    if method:
+        updates["method"] = MethodConfig.model_validate(config.method.model_dump() | method)  # validated: a view needs a candidate
     config = config.model_copy(update=updates)
     _execute(config, options.classifier_for(config), store, as_json)
 
@@ -107,6 +114,11 @@ def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, sp
         f"{result.queries_paid:,} queries paid + {result.queries_cached:,} from cache, ${result.cost_usd:.4f}"
         + (f" of ${result.budget_usd:.2f}" if result.budget_usd is not None else "")
     )
+    if result.views > 1 or result.candidates_paid:
+        typer.echo(
+            f"the portfolio: {result.views} view(s) chosen of {result.candidates_paid} candidate programs; "
+            f"each prediction sends {result.queries_per_prediction} queries (${result.queries_per_prediction * config.price_per_1k:.4f} per image)"
+        )
     if result.step_signal is not None:
         typer.echo(f"the program's steps: signal-to-noise {result.step_signal:.2f} — " + (
             "their sum points along the gradient" if result.step_signal >= 1
@@ -128,15 +140,20 @@ def _print_estimate(figures: Estimate, as_json: bool) -> None:
         return
     q = figures.as_json()["queries"]
     readout = f" + {q['readout']:,} readout" if q["readout"] else ""
+    candidates = f" + {q['candidates']:,} candidate programs" if q["candidates"] else ""
     labels = (
         f"{figures.vocabulary:,} labels published"
         if figures.vocabulary
         else "its labels are learnt from the label mapping's first answer"
     )
     typer.echo(
-        f"estimate: {q['label_mapping']:,} label mapping + {q['training']:,} training{readout} + {q['evaluation']:,} evaluation "
+        f"estimate: {q['label_mapping']:,} label mapping + {q['training']:,} training{candidates}{readout} + {q['evaluation']:,} evaluation "
         f"= {q['total']:,} queries ({q['cached']:,} already cached) → ${figures.cost_usd:.2f} at ${figures.price_per_1k:.2f}/1k; "
         f"the model: {labels}",
+        err=True,
+    )
+    typer.echo(
+        f"each prediction: {figures.views} quer{'y' if figures.views == 1 else 'ies'} → ${figures.usd_per_1k_predictions:.2f} per 1,000 predicted images",
         err=True,
     )
     if figures.notice:

@@ -36,7 +36,7 @@ def test_estimate_json_counts_queries_and_dollars_before_spending(home: Path) ->
     result = invoke("estimate", "--dataset", "digits", "--iterations", "10", "--q", "4", "--batch-size", "20", "--estimator", "one-sided", "--json", "--price-per-1k", "1.2")
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output.strip().splitlines()[-1])
-    assert figures["queries"] == {"label_mapping": 500, "training": 10 * 20 * 5, "readout": 500, "evaluation": 200, "cached": 0, "total": 2200}
+    assert figures["queries"] == {"label_mapping": 500, "training": 10 * 20 * 5, "candidates": 0, "readout": 500, "evaluation": 200, "cached": 0, "total": 2200}
     assert figures["cost_usd"] == pytest.approx(2200 * 1.2 / 1000)
     assert figures["price_per_1k"] == 1.2
     two_sided = json.loads(invoke("estimate", "--iterations", "10", "--q", "4", "--estimator", "two-sided", "--json").output.strip().splitlines()[-1])
@@ -238,7 +238,7 @@ def test_train_options_from_a_toml_file_with_command_line_flags_winning(home: Pa
     settings = tmp_path / "run.toml"
     settings.write_text('[data]\ntrain-per-class = 7\ntest_size = 30\n\n[method]\nq = 3\nestimator = "one-sided"\niterations = 4\n\n[budget]\nprice-per-1k = 2.0\n')
     figures = json.loads(invoke("estimate", "--config", str(settings), "--iterations", "5", "--json").output.strip().splitlines()[-1])
-    assert figures["queries"] == {"label_mapping": 70, "training": 5 * 20 * 4, "readout": 70, "evaluation": 30, "cached": 0, "total": 70 + 400 + 70 + 30}
+    assert figures["queries"] == {"label_mapping": 70, "training": 5 * 20 * 4, "candidates": 0, "readout": 70, "evaluation": 30, "cached": 0, "total": 70 + 400 + 70 + 30}
     assert figures["price_per_1k"] == 2.0
     settings.write_text("colour = 'blue'\n")
     result = invoke("estimate", "--config", str(settings))

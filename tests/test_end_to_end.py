@@ -158,3 +158,35 @@ def test_two_runs_share_one_home_at_once(server_url: str, tmp_path: Path) -> Non
         assert paid == summary["queries_paid"] and cost == pytest.approx(summary["cost_usd"])
         counts = store.ledger_counts(summary["run"])
         assert counts.get("paid", 0) + counts.get("hit", 0) == summary["queries"]  # no lost ledger row
+
+
+PORTFOLIO = ["--dataset", "fashion-mnist:T-shirt/top,Shirt", "--train-per-class", "3", "--test-size", "6",
+             "--views", "2", "--candidates", "3", "--price-per-1k", "1.2", "--json", "--yes"]
+
+
+@pytest.mark.parametrize("provider,flags,variable", [
+    ("torchserve", ["--model", "coarse-5", "--base-url"], None),
+    ("clarifai", ["--model", "coarse-5", "--rate-limit", "0", "--base-url"], "CLARIFAI_PAT"),
+    ("azure", ["--project-id", "coarse-5", "--iteration", "published", "--rate-limit", "0", "--endpoint"], "AZURE_CV_PREDICTION_KEY"),
+])
+def test_a_portfolio_trains_through_each_protocol_and_prices_every_prediction(
+    server_url: str, tmp_path: Path, provider: str, flags: list[str], variable: str | None
+) -> None:
+    env = os.environ | {"BARAPI_HOME": str(tmp_path)} | ({variable: "mock-key"} if variable else {})
+
+    def run(*args: str) -> dict:
+        result = subprocess.run([sys.executable, "-m", "barapi.cli", *args], env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return last_json(result.stdout)
+
+    estimate = run("estimate", "--provider", provider, *flags, server_url, *PORTFOLIO[:-1])
+    assert estimate["queries_per_prediction"] == 2 and estimate["usd_per_1k_predictions"] == pytest.approx(2.4)
+    summary = run("train", "--provider", provider, *flags, server_url, *PORTFOLIO, "--name", "p")
+    assert (summary["views"], summary["queries_per_prediction"], summary["candidates_paid"]) == (2, 2, 3)
+    # The start's answers (the label mapping's), 2 more candidates, then the 6 test images through 2 views.
+    # (Azure publishes no labels: its first answer, which tells them, is read again from the cache.)
+    assert summary["queries_paid"] == estimate["queries"]["total"] == 6 + 2 * 6 + 2 * 6
+    shown = run("runs", "show", "p", "--json")
+    assert (shown["views"], shown["program_sha256"]) == (2, summary["program_sha256"])
+    report = run("eval", "p", "--json")
+    assert report["accuracy"] == summary["test_accuracy"] and report["queries_paid"] == 0  # every view's answer is cached

@@ -1,0 +1,164 @@
+"""Many views, one readout: a portfolio of programs read together.
+
+One program taught by zeroth-order steps learns about one number per pair of queries; the
+answers to *different, large* programs hold far more (design.md § 7). A portfolio run pays for
+N candidate programs' answers on the training images once, keeps the V whose answers
+cross-validate best together (forward selection on the training images only), and serves one
+readout over the V answers of each image: every prediction sends V queries.
+
+``PortfolioSearch`` is to the trainer what an optimiser is: it is asked for the next candidate,
+told that candidate's answers, and at the end chooses. It knows nothing of queries or budgets.
+Candidates are a registry (``CANDIDATES``): each draws the k-th program from the run's seed
+alone, so a resumed or enlarged search regenerates the same bytes and finds them in the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from barapi.readout import LinearReadout, features, softmax
+from barapi.streams import Stream, generator
+
+# A portfolio's size when only --views or a price cap asks for one: 8 views of 48 candidates
+# (bench/portfolio.py measures the alternatives).
+DEFAULT_VIEWS = 8
+DEFAULT_CANDIDATES = 48
+# Random programs W ~ N(0, s²) in the program's basis, s cycling through these: small moves
+# around grey, programs that saturate half the canvas, and near-binary ones (design.md § 7).
+RANDOM_SCALES = (0.5, 1.0, 2.0)
+FOLDS = 5
+# The readout's L2 is chosen by the same cross-validation from these (mean cross-entropy +
+# l2/2·‖weights‖²; 0.1 is scikit-learn's C = 0.1 at 100 images, what design.md § 7 used).
+L2_GRID = (0.01, 0.1, 1.0)
+SELECTION_L2 = 0.1
+SELECTION_STEPS = 200
+
+
+def random_candidate(start: np.ndarray, seed: int, k: int) -> np.ndarray:
+    """The k-th candidate (k ≥ 1): W ~ N(0, s²), s cycling through RANDOM_SCALES."""
+    scale = RANDOM_SCALES[(k - 1) % len(RANDOM_SCALES)]
+    return generator(seed, Stream.CANDIDATE, k).normal(0.0, scale, size=start.shape)
+
+
+CANDIDATES: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {"random": random_candidate}
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """What predictions use: V programs and one readout over their answers, side by side."""
+
+    programs: np.ndarray  # (V, *W's shape)
+    readout: LinearReadout  # over the V views' dense answers, concatenated view by view
+    chosen: np.ndarray  # (V,) candidate indices, in the order chosen
+
+    @property
+    def views(self) -> int:
+        return len(self.programs)
+
+    def target_scores(self, dense: np.ndarray) -> np.ndarray:
+        """(n, V·labels) → (n, classes); a Mapper, so the trainer serves it like any mapping."""
+        return self.readout.target_scores(dense)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"portfolio.programs": self.programs, "portfolio.chosen": self.chosen} | {
+            f"portfolio.readout.{k}": v for k, v in self.readout.state().items()
+        }
+
+    @classmethod
+    def restored(cls, arrays: dict[str, np.ndarray]) -> Portfolio | None:
+        if "portfolio.programs" not in arrays:
+            return None
+        readout = {k.removeprefix("portfolio.readout."): v for k, v in arrays.items() if k.startswith("portfolio.readout.")}
+        return cls(np.asarray(arrays["portfolio.programs"]), LinearReadout.from_state(readout), np.asarray(arrays["portfolio.chosen"]))
+
+
+class PortfolioSearch:
+    """Ask for candidates, tell their answers on the training images, then choose V of them."""
+
+    def __init__(self, candidates: int, views: int, n_classes: int, generate: str = "random") -> None:
+        self.candidates, self.views, self.n_classes = candidates, views, n_classes
+        self.generate = CANDIDATES[generate]
+        self.answers: list[np.ndarray] = []  # (n, labels) per candidate told so far
+
+    def candidate(self, k: int, start: np.ndarray, seed: int) -> np.ndarray:
+        """Candidate 0 is the run's own start (the zero-program); the rest come from the registry."""
+        return start if k == 0 else self.generate(start, seed, k)
+
+    def tell(self, dense: np.ndarray) -> None:
+        self.answers.append(dense)
+
+    def choose(self, labels: np.ndarray, programs: list[np.ndarray]) -> Portfolio:
+        """Forward selection of up to V views by cross-validated log-loss of the readout on the
+        training images, then the readout's L2 by the same folds, then the readout itself on
+        every training image."""
+        views = [standardised(features(dense)) for dense in self.answers]
+        cv = CrossValidation(labels, self.n_classes)
+        chosen = forward_selection([v @ v.T for v in views], min(self.views, len(views)), cv)
+        gram = sum(views[c] @ views[c].T for c in chosen)
+        l2 = min(L2_GRID, key=lambda value: cv.log_loss(gram, value))
+        dense = np.hstack([self.answers[c] for c in chosen])
+        readout = LinearReadout.fit(dense.astype(np.float64), labels, self.n_classes, l2)
+        return Portfolio(np.stack([programs[c] for c in chosen]), readout, np.asarray(chosen))
+
+
+def standardised(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-6)
+
+
+def forward_selection(grams: list[np.ndarray], views: int, cv: CrossValidation) -> list[int]:
+    """Greedy: add the view whose answers lower the cross-validated log-loss most. Ties go to
+    the earlier candidate, so the zero-program wins where nothing beats it."""
+    chosen: list[int] = []
+    total = np.zeros_like(grams[0])
+    while len(chosen) < views:
+        losses = [np.inf if k in chosen else cv.log_loss(total + g, SELECTION_L2, SELECTION_STEPS) for k, g in enumerate(grams)]
+        best = int(np.argmin(losses))
+        chosen.append(best)
+        total = total + grams[best]
+    return chosen
+
+
+class CrossValidation:
+    """Stratified folds (each class's images dealt in turn, deterministic) and the readout's
+    held-out log-loss, fitted in its dual: with an L2 penalty the weights are a combination of
+    the training rows, so a fit needs only the Gram matrix of the features, which adds up view
+    by view and stays n × n however many labels the views hold."""
+
+    def __init__(self, labels: np.ndarray, n_classes: int, folds: int = FOLDS) -> None:
+        self.labels, self.n_classes = labels, n_classes
+        self.fold = np.empty(len(labels), dtype=int)
+        for c in np.unique(labels):
+            members = np.flatnonzero(labels == c)
+            self.fold[members] = np.arange(len(members)) % folds
+        self.folds = min(folds, int(np.bincount(labels).min()))
+
+    def log_loss(self, gram: np.ndarray, l2: float, steps: int = 400) -> float:
+        """Mean held-out cross-entropy of a readout over features whose Gram matrix is ``gram``
+        (the bias is its own feature, as in ``LinearReadout``)."""
+        kernel = gram + 1.0
+        total = 0.0
+        for k in range(self.folds):
+            held, kept = self.fold == k, self.fold != k
+            coefficients = fit_dual(kernel[np.ix_(kept, kept)], self.labels[kept], self.n_classes, l2, steps)
+            probabilities = softmax(kernel[np.ix_(held, kept)] @ coefficients)
+            total -= float(np.log(probabilities[np.arange(held.sum()), self.labels[held]] + 1e-12).sum())
+        return total / len(self.labels)
+
+
+def fit_dual(kernel: np.ndarray, labels: np.ndarray, n_classes: int, l2: float, steps: int) -> np.ndarray:
+    """``LinearReadout.fit`` with weights = Zᵀ·A: the same Nesterov iterations on A (n × C)."""
+    n = len(kernel)
+    lipschitz = float(np.linalg.eigvalsh(kernel / n)[-1]) / 2 + l2
+    targets = np.eye(n_classes)[labels]
+    a = np.zeros((n, n_classes))
+    look_ahead, momentum = a.copy(), 1.0
+    for _ in range(steps):
+        gradient = (softmax(kernel @ look_ahead) - targets) / n + l2 * look_ahead
+        updated = look_ahead - gradient / lipschitz
+        next_momentum = (1 + np.sqrt(1 + 4 * momentum**2)) / 2
+        look_ahead = updated + (momentum - 1) / next_momentum * (updated - a)
+        a, momentum = updated, next_momentum
+    return a

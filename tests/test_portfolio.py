@@ -1,0 +1,174 @@
+"""A portfolio of programs read by one readout: priced both ways, resumed bit-identically, chosen
+on the training images only, served by eval, predict and export alike."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes import ProjectionModel
+from pydantic import ValidationError
+from test_cli import fake_provider  # noqa: F401 - a fixture
+from test_trainer import config as small_config
+
+from barapi.artifact import LearnedProgram
+from barapi.config import DataConfig, RunConfig
+from barapi.errors import ConfigError, ProviderError
+from barapi.planning import estimate_run, run_summary
+from barapi.portfolio import CrossValidation, fit_dual, forward_selection, standardised
+from barapi.readout import LinearReadout, features
+from barapi.store import Store
+from barapi.trainer import Trainer
+
+N_TRAIN, N_TEST = 30, 20  # digits: 3 per class; 20 held out
+
+
+def config(candidates: int = 6, views: int = 3, **changes: object) -> RunConfig:
+    base = small_config(iterations=0, mapping="linear", labels_per_class=None, candidates=candidates, views=views)
+    return base.model_copy(update={"data": DataConfig(train_per_class=3, test_size=N_TEST)} | changes)
+
+
+def test_a_portfolio_costs_what_was_estimated_both_for_training_and_per_prediction(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    planned = estimate_run(config(), ProjectionModel(), store)
+    assert (planned.label_mapping, planned.candidates, planned.training, planned.readout) == (N_TRAIN, 5 * N_TRAIN, 0, 0)
+    assert planned.evaluation == 3 * N_TEST and planned.as_json()["queries_per_prediction"] == 3
+    assert planned.as_json()["usd_per_1k_predictions"] == pytest.approx(3 * 1.0)  # $1 per 1,000 images, 3 images a prediction
+    result = Trainer(config(), ProjectionModel(), store).run()
+    assert result.queries == result.queries_paid == planned.total  # nothing asked twice, nothing unestimated
+    assert (result.views, result.candidates_paid, result.as_json()["queries_per_prediction"]) == (3, 6, 3)
+    shown = run_summary(store, store.get_run("run"))
+    assert (shown["views"], shown["queries_per_prediction"], shown["program_sha256"]) == (3, 3, result.program_sha256)
+
+
+def test_a_portfolio_killed_while_paying_for_candidates_resumes_bit_identically(tmp_path: Path) -> None:
+    reference = Trainer(config(), ProjectionModel(), Store(tmp_path / "ref")).run()
+    crashed = Store(tmp_path / "crashed")
+    with pytest.raises(ProviderError):
+        Trainer(config(), ProjectionModel(fail_after=20), crashed).run()  # 4 images a call: mid-candidates
+    resumed = Trainer(config(), ProjectionModel(), crashed).run()
+    assert (resumed.program_sha256, resumed.test_accuracy, resumed.queries_paid) == (
+        reference.program_sha256, reference.test_accuracy, reference.queries_paid)
+
+
+def test_more_candidates_and_views_later_reuse_every_answer_already_paid(tmp_path: Path) -> None:
+    store = Store(tmp_path / "grown")
+    first = Trainer(config(candidates=4, views=2), ProjectionModel(), store).run()
+    grown = Trainer(config(candidates=8, views=3), ProjectionModel(), store).run()
+    fresh = Trainer(config(candidates=8, views=3), ProjectionModel(), Store(tmp_path / "fresh")).run()
+    assert (grown.program_sha256, grown.test_accuracy) == (fresh.program_sha256, fresh.test_accuracy)
+    assert first.queries_paid == 4 * N_TRAIN + 2 * N_TEST
+    # The second run paid only the 4 new candidates and the test answers of views it had not served.
+    assert 4 * N_TRAIN <= grown.queries_paid - first.queries_paid <= 4 * N_TRAIN + 3 * N_TEST
+    assert grown.queries_paid - first.queries_paid < fresh.queries_paid
+
+
+def test_a_budget_reserves_the_test_set_through_every_view(tmp_path: Path) -> None:
+    needed = N_TRAIN + 3 * N_TEST  # the label mapping's pass, then the test set through 3 views
+    with pytest.raises(ConfigError, match="--views"):
+        Trainer(config(budget_usd=(needed - 1) / 1000), ProjectionModel(), Store(tmp_path / "refused")).run()
+    store = Store(tmp_path / "short")
+    stopped = Trainer(config(budget_usd=(needed + 2 * N_TRAIN) / 1000), ProjectionModel(), store).run()
+    assert stopped.status == "budget_exhausted" and stopped.candidates_paid == 3
+    assert stopped.test_accuracy is not None and stopped.queries_paid == needed + 2 * N_TRAIN
+
+
+def test_export_and_eval_serve_the_portfolio_as_the_run_measured_it(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    result = Trainer(config(), ProjectionModel(), store).run()
+    trainer = Trainer(config(), ProjectionModel(), store, record_status=False)
+    truth, predicted = trainer.evaluate()
+    assert float(np.mean(truth == predicted)) == result.test_accuracy
+    learned = LearnedProgram.from_run(store, "run", trainer.split.classes)
+    assert learned.views == 3 and learned.sha256 == result.program_sha256
+    learned.save(tmp_path / "export", trainer.split.x_test)
+    assert {"view-2.png", "view-3.png"} <= {p.name for p in (tmp_path / "export").iterdir()}
+    assert json.loads((tmp_path / "export" / "mapping.json").read_text())["views"] == 3
+    loaded = LearnedProgram.load(tmp_path / "export")
+    prediction = loaded.predict(ProjectionModel(), Store(tmp_path / "elsewhere"), trainer.split.x_test, budget_usd=None, price_per_1k=1.0, ledger=None)
+    assert np.array_equal(np.argmax(prediction.shares, axis=1), predicted)
+    assert prediction.queries_paid == 3 * N_TEST  # every image through every view
+
+
+def test_one_candidate_and_one_view_is_the_single_program_method(tmp_path: Path) -> None:
+    single = small_config(iterations=0, mapping="linear", labels_per_class=None)
+    assert not single.method.is_portfolio
+    result = Trainer(single, ProjectionModel(), Store(tmp_path)).run()
+    assert (result.views, result.candidates_paid) == (1, None)
+
+
+@pytest.mark.parametrize(("settings", "fragment"), [
+    ({"candidates": 2, "views": 3}, "raise --candidates"),
+    ({"candidates": 4, "views": 2, "iterations": 5}, "--iterations 0"),
+    ({"candidates": 4, "views": 2, "mapping": "frequency"}, "--mapping linear"),
+])
+def test_a_portfolio_that_cannot_run_is_refused_with_the_fix(settings: dict, fragment: str) -> None:
+    with pytest.raises(ValidationError, match=fragment):
+        small_config(**({"iterations": 0, "mapping": "linear"} | settings))
+
+
+def test_forward_selection_takes_the_view_that_carries_the_labels_first() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 12)
+    noise = [rng.dirichlet(np.ones(5), size=len(labels)) for _ in range(4)]
+    informative = np.full((len(labels), 5), 0.05)
+    informative[np.arange(len(labels)), labels] = 0.8
+    views = [standardised(features(v)) for v in (*noise[:2], informative, *noise[2:])]
+    chosen = forward_selection([v @ v.T for v in views], 2, CrossValidation(labels, 3))
+    assert chosen[0] == 2 and len(set(chosen)) == 2
+
+
+def test_the_dual_fit_is_the_readouts_fit() -> None:
+    """CrossValidation fits in the dual (weights = Zᵀ·A): the same logits as LinearReadout.fit."""
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(2), 10)
+    dense = rng.dirichlet(np.ones(30), size=20)  # more features than images, as with 1,000 labels
+    readout = LinearReadout.fit(dense, labels, 2, l2=0.1, steps=300)
+    z = np.hstack([(features(dense) - readout.mean) / readout.scale, np.ones((20, 1))])
+    a = fit_dual(z @ z.T, labels, 2, 0.1, 300)
+    np.testing.assert_allclose(z @ z.T @ a, z @ readout.weights, atol=1e-8)
+
+
+PORTFOLIO_FLAGS = ("--dataset", "digits", "--train-per-class", "3", "--test-size", "10", "--candidates", "4", "--views", "2",
+                   "--price-per-1k", "1.5")
+
+
+def last_json(output: str) -> dict:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def test_the_cli_prices_predictions_and_caps_the_views_by_it(home: Path) -> None:
+    from test_cli import assert_one_line_error, invoke
+
+    figures = last_json(invoke("estimate", *PORTFOLIO_FLAGS, "--json").output)
+    assert figures["queries"]["candidates"] == 3 * 30 and figures["queries"]["training"] == 0
+    assert (figures["queries_per_prediction"], figures["usd_per_1k_predictions"]) == (2, 3.0)
+    human = invoke("estimate", *PORTFOLIO_FLAGS)
+    assert "each prediction: 2 queries → $3.00 per 1,000 predicted images" in human.output
+    # A cap lowers the views nobody asked for, and refuses those asked for that it cannot pay.
+    capped = last_json(invoke("estimate", "--candidates", "48", "--max-usd-per-1k-predictions", "6", "--price-per-1k", "1.5", "--json").output)
+    assert capped["queries_per_prediction"] == 4
+    assert_one_line_error(invoke("estimate", *PORTFOLIO_FLAGS, "--max-usd-per-1k-predictions", "2"), "--views 1 or fewer")
+    assert_one_line_error(invoke("estimate", "--views", "3", "--candidates", "2"), "raise --candidates")
+
+
+def test_train_export_predict_and_resume_know_the_views(home: Path, fake_provider: None, tmp_path: Path) -> None:
+    from test_cli import digit_files, invoke
+
+    trained = last_json(invoke("train", *PORTFOLIO_FLAGS, "--name", "p", "--json").output)
+    assert (trained["views"], trained["queries_per_prediction"]) == (2, 2)
+    assert "the portfolio: 2 view(s) chosen of 4 candidate programs" in invoke("train", *PORTFOLIO_FLAGS, "--name", "q").output
+    out = tmp_path / "export"
+    assert invoke("export", "p", "--out", str(out)).exit_code == 0
+    with np.load(out / "program.npz") as program:
+        assert program["programs"].shape == (2, 16, 16, 3)
+    images = digit_files(tmp_path / "new")
+    by_run = invoke("predict", "p", *map(str, images))
+    assert f"{2 * len(images)} queries paid" in by_run.output  # every image through both views
+    by_export = [last_json(line) for line in invoke("predict", "--program", str(out), *map(str, images), "--json").output.strip().splitlines()]
+    assert [p["class"] for p in by_export] == [line.split(": ")[1].split(" (")[0] for line in by_run.output.splitlines() if line.startswith(str(tmp_path))]
+    grown = last_json(invoke("resume", "p", "--candidates", "6", "--views", "3", "--json").output)
+    assert (grown["views"], grown["candidates_paid"]) == (3, 6)
+    assert grown["queries_paid"] - trained["queries_paid"] <= 2 * 30 + 3 * 10  # the new candidates; test answers of new views
