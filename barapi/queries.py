@@ -3,13 +3,14 @@ and the ledger written around every attempt."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from barapi.classifier import Classifier, Scores
 from barapi.errors import BudgetExceeded, ProviderError
-from barapi.money import Budget
-from barapi.store import Store, response_key
+from barapi.money import Budget, cost_usd
+from barapi.store import PoolHold, Store, lease_holder, response_key
 
 
 # A batch whose adapter ran out of retries on a transient failure is sent again (only the images
@@ -30,6 +31,8 @@ class LedgerMeter:
     def __init__(self, store: Store, budget: Budget, run: str, classifier: Classifier, pool: str | None = None) -> None:
         self.store, self.budget, self.run, self.classifier, self.pool = store, budget, run, classifier, pool
         self.on_answered: Callable[[int], None] | None = None  # progress: called with each paid batch's size
+        self.hold: PoolHold | None = None  # what this run keeps aside on its pool to end measured
+        self.ending = False  # the images sent now end the run measured: they may use the hold
 
     def key(self, image: bytes) -> str:
         return response_key(self.classifier.name, self.classifier.cache_scope, image)
@@ -39,11 +42,15 @@ class LedgerMeter:
         keys = [self.key(image) for image in images]
         unit = self.budget.per_1k / 1000.0
         try:
-            ids = self.store.reserve(self.run, self.classifier.name, self.classifier.model_id, keys, unit, pool=self.pool)
+            ids = self.store.reserve(self.run, self.classifier.name, self.classifier.model_id, keys, unit, pool=self.pool, hold=self.drawing_on())
         except BudgetExceeded:
             self.budget.release(len(images))  # the pool refused: nothing was sent
             raise
         return Ticket(ids, keys)
+
+    def drawing_on(self) -> str | None:
+        """The hold these images may use: the run's, while it ends measured."""
+        return self.hold.holder if self.hold is not None and self.ending else None
 
     def on_success(self, ticket: Ticket, results: Sequence[Scores]) -> None:
         self.store.settle_paid(ticket.ids, self.classifier.name, self.classifier.model_id, dict(zip(ticket.keys, results)))
@@ -77,7 +84,7 @@ class QueryEngine:
         for key, image in zip(keys, images):
             if key not in answers:
                 pending.setdefault(key, image)
-        if pending and all_or_nothing and not self.fits(len(pending) + keep):
+        if pending and all_or_nothing and not self.fits(len(pending), keep):
             raise BudgetExceeded(f"{len(pending)} more image(s) do not fit the budget ({self.describe()})")
         for round_ in range(1, SEND_ROUNDS + 1):
             if not pending:
@@ -108,15 +115,52 @@ class QueryEngine:
         keys = [self.meter.key(image) for image in images]
         return keys, self.store.cached(list(dict.fromkeys(keys)))
 
-    def fits(self, n: int) -> bool:
-        """Whether n more paid images fit the run's budget and its pool's (whatever other runs
-        on the pool have spent so far: the pool's atomic check is at each reservation)."""
-        if not self.budget.fits(n):
+    def fits(self, n: int, keep: int = 0) -> bool:
+        """Whether n more paid images, with ``keep`` to spare after them, fit the run's budget and
+        its pool's (what other runs on it have spent or hold so far: the pool's atomic check is at
+        each reservation). On a pool, the run's own hold is what it keeps to spare."""
+        if not self.budget.fits(n + keep):
             return False
-        return self.pool is None or self.store.pool_left(self.pool) >= n * self.budget.per_1k / 1000.0 - 1e-9
+        on_pool = n if self.meter.hold is not None else n + keep
+        return self.pool is None or self.store.pool_left(self.pool, self.meter.drawing_on()) >= on_pool * self.budget.per_1k / 1000.0 - 1e-9
+
+    @contextlib.contextmanager
+    def ending(self) -> Iterator[None]:
+        """The images sent inside end the run measured (label mapping, closing pass, test set):
+        on a pool they may use what the run holds aside for that."""
+        self.meter.ending = True
+        try:
+            yield
+        finally:
+            self.meter.ending = False
+
+    @contextlib.contextmanager
+    def holding(self, queries: int) -> Iterator[None]:
+        """Keep what ``queries`` cost aside on the run's pool while inside (refused before any of
+        them is sent if the pool cannot), and let them use it."""
+        held_here = self.meter.hold is None
+        if held_here:
+            self.hold_for_ending(queries, holder=f"{self.run}@{lease_holder()}")
+        try:
+            with self.ending():
+                yield
+        finally:
+            if held_here:
+                self.let_go()
+
+    def hold_for_ending(self, queries: int, holder: str | None = None) -> None:
+        """A run on a pool keeps what it needs to end measured aside from here until ``let_go``
+        (``holder``: the run's own hold by default, which a resumed run takes over)."""
+        if self.pool is not None:
+            self.meter.hold = PoolHold(self.store, self.pool, self.run, cost_usd(queries, self.budget.per_1k), holder or self.run)
+
+    def let_go(self) -> None:
+        if self.meter.hold is not None:
+            self.meter.hold.release()
+            self.meter.hold = None
 
     def describe(self) -> str:
-        pool = f"; pool {self.pool!r}: ${self.store.pool_left(self.pool):.4f} left" if self.pool else ""
+        pool = f"; pool {self.pool!r}: ${self.store.pool_left(self.pool, self.meter.drawing_on()):.4f} left" if self.pool else ""
         return self.budget.describe() + pool
 
 

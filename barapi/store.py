@@ -111,6 +111,17 @@ class Pool(SQLModel, table=True):
     updated_at: float
 
 
+class PoolHoldRow(SQLModel, table=True):
+    """Dollars a run keeps aside on a pool to end measured, while its holder renews them."""
+
+    __tablename__ = "pool_holds"
+    holder: str = Field(primary_key=True)
+    pool: str = Field(index=True)
+    run: str
+    usd: float
+    expires_at: float
+
+
 class LeaseRow(SQLModel, table=True):
     """Which process drives a run, until when; renewed while it lives."""
 
@@ -312,11 +323,15 @@ class Store:
         self._write([LedgerEntry(ts=now, run=run, provider=provider, model=model, image_key=k, kind="hit", cost_usd=0.0) for k in keys])
 
     @booking
-    def reserve(self, run: str, provider: str, model: str, keys: Sequence[str], unit_cost: float, pool: str | None = None) -> list[int]:
+    def reserve(
+        self, run: str, provider: str, model: str, keys: Sequence[str], unit_cost: float, pool: str | None = None, hold: str | None = None,
+    ) -> list[int]:
         """Ledger rows for images about to be sent. With a pool, atomically against every other
         reservation on it, from any process or machine: the pool's row is locked (a server) or
         the database is (SQLite's one write lock, taken by writing the rows first), the total is
-        checked, and nothing is reserved if the pool cannot cover them."""
+        checked against what the pool has spent and what live holds keep aside, and nothing is
+        reserved if the pool cannot cover them. With ``hold``, the images are that hold's (a run
+        ending measured): they may use what it keeps aside, which shrinks by what they cost."""
         now = time.time()
         rows = [LedgerEntry(ts=now, run=run, provider=provider, model=model, image_key=k, kind="reserved", cost_usd=unit_cost, pool=pool) for k in keys]
         if pool is None:
@@ -331,13 +346,16 @@ class Store:
                     budget = self._pool(session, pool, lock=True).budget_usd
                     session.add_all(rows)
                     session.flush()
-                spent = self._pool_spent(session, pool)
-                if spent > budget + 1e-9:
+                spent, held = self._pool_spent(session, pool), self._pool_held(session, pool, excluding=hold)
+                if spent + held > budget + 1e-9:
                     session.rollback()
                     raise BudgetExceeded(
                         f"pool {pool!r} cannot cover {len(rows)} more image(s): ${spent - len(rows) * unit_cost:.4f} of ${budget:.2f} "
-                        f"spent; raise it with `barapi pool set {pool} --budget N`"
+                        f"spent and ${held:.4f} held for running runs to end measured; raise it with `barapi pool set {pool} --budget N`"
                     )
+                if hold is not None:
+                    session.execute(text("UPDATE pool_holds SET usd = CASE WHEN usd > :cost THEN usd - :cost ELSE 0 END WHERE holder = :holder"),
+                                    {"cost": len(rows) * unit_cost, "holder": hold})
                 session.commit()
         return [row.id for row in rows if row.id is not None]
 
@@ -386,10 +404,45 @@ class Store:
             session.commit()
 
     @reconnecting
-    def pool_left(self, name: str) -> float:
-        """Dollars the pool still holds (what every run on it has not spent or reserved)."""
+    def pool_left(self, name: str, excluding: str | None = None) -> float:
+        """Dollars the pool can still pay for: what no run on it has spent, reserved or holds
+        aside to end measured (but the hold ``excluding``, whose images may use it)."""
         with self.session() as session:
-            return self._pool(session, name).budget_usd - self._pool_spent(session, name)
+            return self._pool(session, name).budget_usd - self._pool_spent(session, name) - self._pool_held(session, name, excluding)
+
+    @reconnecting
+    def hold(self, pool: str, run: str, holder: str, usd: float, ttl_s: float) -> None:
+        """Keep ``usd`` of the pool aside for ``holder`` (a run's ending), atomically like a
+        reservation; refused, with what the pool has and what the run needs, if it cannot."""
+        now = time.time()
+        with self._write_lock, self.session() as session:
+            session.execute(text("DELETE FROM pool_holds WHERE holder = :holder"), {"holder": holder})
+            session.add(PoolHoldRow(holder=holder, pool=pool, run=run, usd=usd, expires_at=now + ttl_s))
+            session.flush()  # SQLite: the write lock, before anything is read
+            budget = self._pool(session, pool, lock=self.dialect != "sqlite").budget_usd
+            spent, held = self._pool_spent(session, pool), self._pool_held(session, pool, excluding=holder)
+            if spent + held + usd > budget + 1e-9:
+                session.rollback()
+                raise BudgetExceeded(
+                    f"pool {pool!r} has ${max(budget - spent - held, 0.0):.4f} left (of ${budget:.2f}: ${spent:.4f} spent, ${held:.4f} held "
+                    f"for running runs to end measured) and run {run!r} needs ${usd:.4f} to end measured; nothing was sent. "
+                    f"Raise the pool with `barapi pool set {pool} --budget N`, or wait for the runs on it to end"
+                )
+            session.commit()
+
+    @reconnecting
+    def renew_hold(self, holder: str, ttl_s: float) -> bool:
+        with self._write_lock, self.session() as session:
+            renewed = session.execute(text("UPDATE pool_holds SET expires_at = :until WHERE holder = :holder"),
+                                      {"until": time.time() + ttl_s, "holder": holder}).rowcount
+            session.commit()
+        return bool(renewed)
+
+    @reconnecting
+    def release_hold(self, holder: str) -> None:
+        with self._write_lock, self.session() as session:
+            session.execute(text("DELETE FROM pool_holds WHERE holder = :holder"), {"holder": holder})
+            session.commit()
 
     @reconnecting
     def pool_report(self, name: str) -> dict:
@@ -400,10 +453,16 @@ class Store:
                 text(f"SELECT run, COUNT(*), COALESCE(SUM(cost_usd), 0) FROM ledger WHERE pool = :pool AND kind IN {PAID_KINDS} GROUP BY run ORDER BY run"),
                 {"pool": name},
             ).all()
+            holds = session.execute(
+                text("SELECT run, COALESCE(SUM(usd), 0) FROM pool_holds WHERE pool = :pool AND expires_at >= :now GROUP BY run ORDER BY run"),
+                {"pool": name, "now": time.time()},
+            ).all()
         runs = [{"run": run, "queries_paid": int(n), "spent_usd": round(float(cost), 6)} for run, n, cost in rows]
+        reserves = [{"run": run, "held_usd": round(float(usd), 6)} for run, usd in holds]
         return {
             "pool": name, "budget_usd": budget, "spent_usd": round(sum(r["spent_usd"] for r in runs), 6),
             "queries_paid": sum(r["queries_paid"] for r in runs), "runs": runs,
+            "held_usd": round(sum(r["held_usd"] for r in reserves), 6), "reserves": reserves,
         }
 
     def _pool(self, session: Session, name: str, lock: bool = False) -> Pool:
@@ -412,6 +471,14 @@ class Store:
         if pool is None:
             raise StoreError(f"no pool named {name!r} in {self.where}: create it with `barapi pool set {name} --budget N`")
         return pool
+
+    @staticmethod
+    def _pool_held(session: Session, name: str, excluding: str | None = None) -> float:
+        """What live holds keep aside (a hold whose holder stopped renewing it has expired)."""
+        return float(session.execute(
+            text("SELECT COALESCE(SUM(usd), 0) FROM pool_holds WHERE pool = :pool AND expires_at >= :now AND holder != :excluding"),
+            {"pool": name, "now": time.time(), "excluding": excluding or ""},
+        ).scalar())
 
     @staticmethod
     def _pool_spent(session: Session, name: str) -> float:
@@ -658,17 +725,10 @@ class Lease:
                 f"on another machine, its lease expires {ttl_s:.0f} s after its last renewal and `barapi resume {run}` takes over"
             )
         self.lost = False
-        self._stop = threading.Event()
-        threading.Thread(target=self._renew, name=f"lease-{run}", daemon=True).start()
+        self._stop = renewing(lambda: store.renew_lease(run, self.holder, ttl_s), ttl_s, self._lose, f"lease-{run}")
 
-    def _renew(self) -> None:
-        while not self._stop.wait(self.ttl_s / 4):
-            try:
-                if not self.store.renew_lease(self.run, self.holder, self.ttl_s):
-                    self.lost = True
-                    return
-            except (OperationalError, DBAPIError):
-                continue  # the server is unreachable for now: the next renewal tries again
+    def _lose(self) -> None:
+        self.lost = True
 
     def check(self) -> None:
         """Stop driving a run another process has taken over (this one was thought dead)."""
@@ -678,3 +738,39 @@ class Lease:
     def release(self) -> None:
         self._stop.set()
         self.store.release_lease(self.run, self.holder)
+
+
+def renewing(renew: Callable[[], bool], ttl_s: float, on_lost: Callable[[], None], name: str) -> threading.Event:
+    """Call ``renew`` every ``ttl_s / 4`` in a daemon thread until the returned event is set;
+    ``on_lost`` once it returns False (what it renewed expired and was taken)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(ttl_s / 4):
+            try:
+                if not renew():
+                    on_lost()
+                    return
+            except (OperationalError, DBAPIError):
+                continue  # the server is unreachable for now: the next renewal tries again
+
+    threading.Thread(target=loop, name=name, daemon=True).start()
+    return stop
+
+
+class PoolHold:
+    """What a run (or an evaluation) on a pool keeps aside to end measured: booked before its
+    first query or refused, renewed while this process lives, drawn on by the images that end it
+    (``Store.reserve(hold=…)``), released when it stops. A holder killed and never resumed stops
+    renewing: its hold expires ``ttl_s`` later and the next process that looks sees it gone."""
+
+    def __init__(self, store: Store, pool: str, run: str, usd: float, holder: str, ttl_s: float = LEASE_TTL_S) -> None:
+        """``holder``: the run's name for the run itself (a resumed run replaces the hold its
+        killed process left), something unique for anything else."""
+        self.store, self.holder = store, holder
+        store.hold(pool, run, self.holder, usd, ttl_s)
+        self._stop = renewing(lambda: store.renew_hold(self.holder, ttl_s), ttl_s, lambda: None, f"hold-{run}")
+
+    def release(self) -> None:
+        self._stop.set()
+        self.store.release_hold(self.holder)

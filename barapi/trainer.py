@@ -127,7 +127,9 @@ class Trainer:
 
     def _run(self) -> RunResult:
         method = self.config.method
-        state = self._restore() or self._start()
+        saved = self._restore()
+        self.engine.hold_for_ending(sum(self._ending_queries(started=saved is not None)))
+        state = saved or self._start()
         status = "completed" if self._search(state) else "budget_exhausted"
         while state.iteration < method.iterations:
             if not self._step(state):
@@ -150,6 +152,7 @@ class Trainer:
         self._let_go()
 
     def _let_go(self) -> None:
+        self.engine.let_go()
         if self.lease is not None:
             self.lease.release()
 
@@ -173,8 +176,10 @@ class Trainer:
                 ))
 
         self.engine.meter.on_answered = tick
+        closing = closing_queries(self.config.method, len(self.split.y_train)) if state.mapping.lags(state.iteration) else 0
         try:
-            scores = self.predict_scores(*self._serving(state, keep=len(images)), images, state.vocabulary)
+            with self.engine.holding(self.config.method.views * len(images) + closing):
+                scores = self.predict_scores(*self._serving(state, keep=len(images)), images, state.vocabulary)
         finally:
             self.engine.meter.on_answered = None
         return truth, np.argmax(scores, axis=1)
@@ -209,13 +214,15 @@ class Trainer:
         w0 = starting_parameters(method, self.config.seed)
         self.optimizer.w = w0
         images = self.program.encode_batch(w0, self.split.x_train)
-        self._check_budget_covers_the_essentials(len(images))
-        vocabulary, published, complete = self._vocabulary(images[0])
+        self._check_budget_covers_the_essentials()
+        with self.engine.ending():
+            vocabulary, published, complete = self._vocabulary(images[0])
         mapping = self._new_mapping(vocabulary) if complete else None
         responses: list[Scores] = []
         if mapping is None or mapping.needs_start_answers or not published:
             self._emit("mapping", None, None)
-            responses = self.engine.score(images)
+            with self.engine.ending():
+                responses = self.engine.score(images)
         if mapping is None:
             # Truncated answers (top-k) of an unpublished vocabulary: every label shown so far.
             vocabulary = sorted({label for r in responses for label in r})
@@ -227,14 +234,22 @@ class Trainer:
         self._checkpoint(state, test_accuracy=None)
         return state
 
-    def _check_budget_covers_the_essentials(self, n_train: int) -> None:
+    def _ending_queries(self, started: bool) -> tuple[int, int, int]:
+        """What a run must spend to end measured: the label mapping (unless it has started), the
+        closing pass and the test set through every view."""
+        n_train, method = len(self.split.y_train), self.config.method
+        start = 0 if started else MAPPINGS[method.mapping].start_queries(n_train, bool(self.classifier.labels()))
+        return start, closing_queries(method, n_train), method.views * len(self.split.y_test)
+
+    def _check_budget_covers_the_essentials(self) -> None:
         """Refuse, before the first query, a budget that cannot pay for the label mapping, the
-        closing pass and the test set: a run that could not measure its program is money lost."""
-        mapping = MAPPINGS[self.config.method.mapping]
-        start, closing = mapping.start_queries(n_train, bool(self.classifier.labels())), closing_queries(self.config.method, n_train)
-        testing = self.config.method.views * len(self.split.y_test)
+        closing pass and the test set: a run that could not measure its program is money lost.
+        (On a pool, the run's hold has already kept them aside.)"""
+        start, closing, testing = self._ending_queries(started=False)
         needed = start + closing + testing
-        if not self.engine.fits(needed):
+        with self.engine.ending():
+            affordable = self.engine.fits(needed)
+        if not affordable:
             raise ConfigError(
                 f"the budget ({self.engine.describe()}) cannot cover the label mapping ({start}), the closing pass ({closing}) "
                 f"and the test set ({testing}): {needed} queries before any training; raise --budget / --max-queries "
@@ -348,7 +363,8 @@ class Trainer:
             return
         self._emit("reading", state, None)
         try:
-            dense = self._training_set_at_w(state, keep=len(self.split.y_test))
+            with self.engine.ending():
+                dense = self._training_set_at_w(state, keep=len(self.split.y_test))
         except BudgetExceeded:
             return
         state.mapping.close(state.iteration, dense, self.split.y_train)
@@ -390,7 +406,8 @@ class Trainer:
 
     def _final_evaluation(self) -> float | None:
         self._emit("evaluating", self._current, None)
-        return self._evaluate_if_affordable(self._current)
+        with self.engine.ending():
+            return self._evaluate_if_affordable(self._current)
 
     def _evaluate_if_affordable(self, state: State) -> float | None:
         """Test accuracy if the whole test set still fits the budget, else None."""

@@ -1,7 +1,9 @@
 """Budget pools under a race, on the SQLite file and on PostgreSQL, against the local server: 8
-`barapi train` processes on a $1.20 pool at $1.20 / 1,000; 4 processes killed at random moments
-and resumed by other processes (other homes); and a second run on the same images through
-another process. Writes bench/results/pools.md. The same scenarios are asserted, smaller, by
+`barapi train` processes on a $1.20 pool at $1.20 / 1,000; 6 on a $0.20 pool that holds the
+reserves (what a run needs to end measured) of only some of them; 4 processes killed at random
+moments and resumed by other processes (other homes); and a second run on the same images
+through another process. Every run must end measured or be refused before paying: the table
+counts the runs that did neither (it must be 0). Writes bench/results/pools.md. The same scenarios are asserted, smaller, by
 tests/test_pools.py.
 
     python bench/pools.py          # ~5 minutes on 2 cores
@@ -22,6 +24,7 @@ from poolrace import POOL_USD, RUN, finish, kill_race, race, store_of, worker  #
 
 WORK = Path(__file__).resolve().parent / ".work"
 RESULTS = Path(__file__).resolve().parent / "results"
+TIGHT_POOL_USD = 0.20
 
 
 def cache_figures(server_url: str, shared: dict[str, str], tmp: Path) -> dict:
@@ -42,12 +45,14 @@ def main() -> None:
     try:
         with throwaway_cluster(durable=True) as postgres:
             for backend in ("SQLite", "PostgreSQL"):
-                for scenario in ("race", "kill", "cache"):
+                for scenario in ("race", "tight", "kill", "cache"):
                     tmp = Path(tempfile.mkdtemp(prefix=f"bench-pools-{scenario}-", dir=WORK))
                     shared = {"BARAPI_HOME": str(tmp / "home")} if backend == "SQLite" else {"BARAPI_STORE": fresh_database(postgres)}
                     began = time.monotonic()
                     if scenario == "race":
                         figures = race(url, shared, tmp)[1]
+                    elif scenario == "tight":
+                        figures = race(url, shared, tmp, workers=6, pool_usd=TIGHT_POOL_USD)[1]
                     elif scenario == "kill":
                         figures = kill_race(url, shared, tmp)[1]
                     else:
@@ -61,15 +66,18 @@ def main() -> None:
         "",
         f"A ${POOL_USD:.2f} pool at $1.20 / 1,000 images (1,000 images), against the local server; each run would want ~310.",
         "",
-        "| store | scenario | spent of the pool | queries paid | overrun | reservations left unsettled | run outcomes | seconds |",
-        "|---|---|---|---|---|---|---|---|",
+        f"The tight race: a ${TIGHT_POOL_USD:.2f} pool; each run holds $0.084 (70 images) aside to end measured.",
+        "",
+        "| store | scenario | spent of the pool | queries paid | overrun | reservations left unsettled | ended measured | refused before paying | neither | paid by refused runs | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for backend, scenario, f, seconds in rows:
         if scenario == "cache":
             continue
-        outcomes = ", ".join(f"{n}× {o}" for o, n in sorted({o: f["outcomes"].count(o) for o in f["outcomes"]}.items()))
-        what = "8 workers racing" if scenario == "race" else f"4 workers, {f['kills']} kills, resumed elsewhere"
-        lines.append(f"| {backend} | {what} | ${f['spent_usd']:.4f} | {f['queries_paid']:,} | ${f['overrun_usd']:.4f} | {f['unsettled']} | {outcomes} | {seconds:.0f} |")
+        measured, refused = f["outcomes"].count("measured"), f["outcomes"].count("refused by the pool")
+        what = {"race": f"8 workers, ${POOL_USD:.2f}", "tight": f"6 workers, ${TIGHT_POOL_USD:.2f}"}.get(scenario, f"4 workers, {f['kills']} kills, resumed elsewhere")
+        lines.append(f"| {backend} | {what} | ${f['spent_usd']:.4f} | {f['queries_paid']:,} | ${f['overrun_usd']:.4f} | {f['unsettled']} | "
+                     f"{measured} | {refused} | {len(f['outcomes']) - measured - refused} | {f['paid_by_refused']} | {seconds:.0f} |")
     lines += ["", "| store | a second run on the same images, through another process | paid | from the cache |", "|---|---|---|---|"]
     for backend, scenario, f, _ in rows:
         if scenario == "cache":

@@ -26,7 +26,7 @@ def pool_set(
 @pool_app.command("show")
 @friendly
 def pool_show(name: Annotated[str, typer.Argument(help="Pool name.")], as_json: JsonOption = False) -> None:
-    """A pool's limit and spend, by run."""
+    """A pool's limit and spend, by run, and what running runs hold aside to end measured."""
     report = Store().pool_report(name)
     if as_json:
         typer.echo(json.dumps(report))
@@ -34,3 +34,8 @@ def pool_show(name: Annotated[str, typer.Argument(help="Pool name.")], as_json: 
     typer.echo(f"pool {name}: ${report['spent_usd']:.4f} of ${report['budget_usd']:.2f} ({report['queries_paid']:,} queries paid)")
     for row in report["runs"]:
         typer.echo(f"  {row['run']:<32} {row['queries_paid']:>9,} queries  ${row['spent_usd']:.4f}")
+    if report["reserves"]:
+        typer.echo(f"held for running runs to end measured (label mapping, closing pass, test set): ${report['held_usd']:.4f}; "
+                   f"free for training: ${report['budget_usd'] - report['spent_usd'] - report['held_usd']:.4f}")
+        for row in report["reserves"]:
+            typer.echo(f"  {row['run']:<32} held  ${row['held_usd']:.4f}")

@@ -37,20 +37,21 @@ def finish(process: subprocess.Popen) -> tuple[int, str, str]:
 
 
 def outcome(code: int, out: str, err: str) -> str:
+    """"measured" (a test accuracy), "refused by the pool" (before its first query), or what went wrong."""
     if code == 0:
-        return json.loads(out.strip().splitlines()[-1])["status"]
-    if "pool 'team'" in err or "cannot cover" in err:
+        return "measured" if json.loads(out.strip().splitlines()[-1])["test_accuracy"] is not None else "ended unmeasured"
+    if "pool 'team'" in err and "nothing was sent" in err:
         return "refused by the pool"
     return "failed: " + err.strip().splitlines()[-1][:200]
 
 
-def race(server_url: str, shared: dict[str, str], tmp_path: Path, workers: int = 8) -> tuple[list[tuple[int, str, str]], dict]:
+def race(server_url: str, shared: dict[str, str], tmp_path: Path, workers: int = 8, pool_usd: float = POOL_USD) -> tuple[list[tuple[int, str, str]], dict]:
     store = store_of(shared, tmp_path)
-    store.set_pool("team", POOL_USD)
-    processes = [worker(shared, tmp_path / f"w{i}", "train", "--base-url", server_url, *RUN, "--seed", str(i), "--name", f"w{i}")
-                 for i in range(workers)]
+    store.set_pool("team", pool_usd)
+    names = [f"w{i}" for i in range(workers)]
+    processes = [worker(shared, tmp_path / name, "train", "--base-url", server_url, *RUN, "--seed", str(i), "--name", name) for i, name in enumerate(names)]
     results = [finish(p) for p in processes]
-    return results, figures(store, [outcome(*r) for r in results])
+    return results, figures(store, names, [outcome(*r) for r in results], pool_usd)
 
 
 def kill_race(server_url: str, shared: dict[str, str], tmp_path: Path, workers: int = 4, rounds: int = 2, seed: int = 7) -> tuple[list[tuple[int, str, str]], dict]:
@@ -76,16 +77,18 @@ def kill_race(server_url: str, shared: dict[str, str], tmp_path: Path, workers: 
     results = [finish(p) for p in processes.values()]
     for name in names:
         store.mark_lost(name)  # what a killed worker had in flight: counted, never dropped
-    return results, figures(store, [outcome(*r) for r in results]) | {"kills": kills}
+    return results, figures(store, names, [outcome(*r) for r in results]) | {"kills": kills}
 
 
-def figures(store: Store, outcomes: list[str]) -> dict:
+def figures(store: Store, names: list[str], outcomes: list[str], pool_usd: float = POOL_USD) -> dict:
     report = store.pool_report("team")
     with store.session() as session:
         kinds = dict(session.execute(text("SELECT kind, COUNT(*) FROM ledger WHERE pool = 'team' GROUP BY kind")).all())
         paid = session.execute(text(f"SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM ledger WHERE pool = 'team' AND kind IN {PAID_KINDS}")).one()
     return {
-        "spent_usd": report["spent_usd"], "queries_paid": report["queries_paid"], "overrun_usd": round(max(report["spent_usd"] - POOL_USD, 0.0), 6),
+        "spent_usd": report["spent_usd"], "queries_paid": report["queries_paid"], "overrun_usd": round(max(report["spent_usd"] - pool_usd, 0.0), 6),
         "ledger_paid_rows": int(paid[0]), "ledger_paid_usd": round(float(paid[1]), 6), "ledger_kinds": {k: int(v) for k, v in kinds.items()},
         "unsettled": int(kinds.get("reserved", 0)), "outcomes": outcomes,
+        "paid_by_refused": sum(store.spent(name)[0] for name, o in zip(names, outcomes) if o == "refused by the pool"),
+        "held_after": report["held_usd"],
     }

@@ -4,6 +4,7 @@ PostgreSQL server, checked by racing real `barapi train` processes against the l
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,9 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
 def assert_pool_held(results: list[tuple[int, str, str]], figures: dict) -> None:
     for code, _, err in results:
         assert "Traceback" not in err, err
-    assert all(not o.startswith("failed") for o in figures["outcomes"]), figures["outcomes"]  # ended measured, or refused
+    # Each run ended measured (a test accuracy), or was refused before paying anything.
+    assert set(figures["outcomes"]) <= {"measured", "refused by the pool"}, figures["outcomes"]
+    assert figures["paid_by_refused"] == 0 and figures["held_after"] == 0  # every run that ended gave its hold back
     assert figures["overrun_usd"] == 0 and figures["spent_usd"] <= POOL_USD + 1e-9  # never overspent together
     assert figures["unsettled"] == 0  # every reservation settled: paid, failed, released or lost
     assert (figures["ledger_paid_rows"], figures["ledger_paid_usd"]) == (figures["queries_paid"], figures["spent_usd"])
@@ -39,10 +42,48 @@ def test_a_pool_refuses_what_it_cannot_cover_and_reserves_nothing(tmp_path: Path
     with pytest.raises(BudgetExceeded, match="pool 'team'"):
         store.reserve("other", "p", "m", ["b", "c"], 0.5, pool="team")
     assert store.pool_report("team") == {"pool": "team", "budget_usd": 1.0, "spent_usd": 0.5, "queries_paid": 1,
-                                         "runs": [{"run": "r", "queries_paid": 1, "spent_usd": 0.5}]}
+                                         "runs": [{"run": "r", "queries_paid": 1, "spent_usd": 0.5}], "held_usd": 0, "reserves": []}
     store.set_pool("team", 2.0)  # raised: the same request now fits
     store.reserve("other", "p", "m", ["b", "c"], 0.5, pool="team")
     assert store.pool_left("team") == pytest.approx(0.5)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def pool_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "sqlite":
+        return Store(tmp_path)
+    return Store(tmp_path, url=request.getfixturevalue("fresh_postgres_url"))
+
+
+def test_a_hold_keeps_a_runs_ending_from_every_other_spender_and_shrinks_as_it_ends(pool_store: Store) -> None:
+    store = pool_store
+    store.set_pool("team", 1.0)
+    store.hold("team", "a", "a@1", 0.6, ttl_s=60)
+    with pytest.raises(BudgetExceeded, match=r"has \$0.4000 left .* run 'b' needs \$0.5000 to end measured; nothing was sent"):
+        store.hold("team", "b", "b@1", 0.5, ttl_s=60)
+    assert store.pool_report("team")["reserves"] == [{"run": "a", "held_usd": 0.6}]
+    store.hold("team", "b", "b@1", 0.3, ttl_s=60)
+    # Training (no hold named) draws only on what is above every hold: $0.10 here.
+    store.reserve("b", "p", "m", ["x"], 0.1, pool="team")
+    with pytest.raises(BudgetExceeded, match="held for running runs"):
+        store.reserve("a", "p", "m", ["y"], 0.1, pool="team")
+    # The ending of run a uses its hold, which shrinks by what it cost; b's stays whole.
+    store.reserve("a", "p", "m", ["y", "z"], 0.2, pool="team", hold="a@1")
+    assert {r["run"]: r["held_usd"] for r in store.pool_report("team")["reserves"]} == {"a": 0.2, "b": 0.3}
+    assert store.pool_left("team") == pytest.approx(0.0) and store.pool_left("team", excluding="a@1") == pytest.approx(0.2)
+    store.release_hold("a@1")
+    assert store.pool_left("team") == pytest.approx(0.2)
+
+
+def test_a_killed_holders_reserve_comes_back_once_its_lease_expires(pool_store: Store) -> None:
+    store = pool_store
+    store.set_pool("team", 1.0)
+    store.hold("team", "killed", "killed@1", 0.9, ttl_s=0.5)  # never renewed: its process died
+    with pytest.raises(BudgetExceeded):
+        store.hold("team", "next", "next@1", 0.5, ttl_s=60)
+    time.sleep(0.6)
+    store.hold("team", "next", "next@1", 0.5, ttl_s=60)  # the next process to look sees it gone
+    assert store.pool_report("team")["reserves"] == [{"run": "next", "held_usd": 0.5}]
 
 
 @pytest.mark.slow
@@ -55,6 +96,16 @@ def test_eight_workers_racing_for_one_pool_never_overspend_it(server_url: str, s
         if code == 0:
             summary = json.loads(out.strip().splitlines()[-1])
             assert store.spent(summary["run"])[0] == summary["queries_paid"]
+
+
+@pytest.mark.slow
+def test_workers_on_a_pool_that_holds_the_reserves_of_only_some_end_measured_or_are_refused_unpaid(
+    server_url: str, shared: dict[str, str], tmp_path: Path
+) -> None:
+    # Each run needs $0.084 to end measured (30 label-mapping, 30 closing and 10 test images at $1.20/1k).
+    results, figures = race(server_url, shared, tmp_path, workers=6, pool_usd=0.20)
+    assert_pool_held(results, figures)
+    assert "measured" in figures["outcomes"] and "refused by the pool" in figures["outcomes"], figures["outcomes"]
 
 
 @pytest.mark.slow
@@ -75,3 +126,16 @@ def test_a_second_run_on_the_same_images_through_another_process_pays_nothing(se
     assert summary["queries_paid"] == 0 and summary["queries"] == summary["queries_cached"] > 0  # the first one's answers
     store = store_of(shared, tmp_path)
     assert store.spent("second") == (0, 0.0) and store.spent("first")[0] > 0  # the ledger says who paid
+
+
+def test_pool_show_lists_what_runs_hold_apart_from_what_they_spent(home: Path) -> None:
+    from test_cli import invoke
+
+    store = Store()
+    store.set_pool("team", 1.0)
+    store.reserve("a", "p", "m", ["x"], 0.25, pool="team")
+    store.hold("team", "a", "a", 0.5, ttl_s=60)
+    shown = invoke("pool", "show", "team")
+    assert "pool team: $0.2500 of $1.00" in shown.output
+    assert "held for running runs to end measured (label mapping, closing pass, test set): $0.5000; free for training: $0.2500" in shown.output
+    assert json.loads(invoke("pool", "show", "team", "--json").output)["reserves"] == [{"run": "a", "held_usd": 0.5}]
