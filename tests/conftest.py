@@ -23,6 +23,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def fake_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's provider is the fast, deterministic stand-in model (tests/fakes.py)."""
+    from fakes import ProjectionModel
+
+    monkeypatch.setattr("barapi.cli.options.classifier_for", lambda config: ProjectionModel())
+
+
+@pytest.fixture
 def store(home: Path) -> Store:
     return Store(home)
 

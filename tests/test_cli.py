@@ -107,13 +107,6 @@ def test_runs_list_empty_and_json(home: Path) -> None:
 
 
 # -- a trained run through the CLI, on a cheap stand-in provider -----------------------------------
-@pytest.fixture
-def fake_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fakes import ProjectionModel
-
-    monkeypatch.setattr("barapi.cli.options.classifier_for", lambda config: ProjectionModel())
-
-
 TINY = ("--dataset", "digits", "--train-per-class", "3", "--test-size", "10", "--iterations", "2", "--batch-size", "3",
         "--q", "1", "--labels-per-class", "2", "--price-per-1k", "1.5")
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from fakes import ProjectionModel
 from pydantic import ValidationError
-from test_cli import fake_provider  # noqa: F401 - a fixture
 from test_trainer import config as small_config
 
 from barapi.artifact import LearnedProgram
