@@ -13,6 +13,7 @@ Randomness comes in through ``ask(rng)``: the trainer derives one generator per 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -30,6 +31,7 @@ def unit_sphere(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 class Estimator(Protocol):
     queries_per_sample: int
+    informed: bool  # whether its estimate follows the gradient (False: the null, a control)
 
     def offsets(self, rng: np.random.Generator, shape: tuple[int, ...]) -> list[np.ndarray]: ...
     def gradient(self, losses: np.ndarray) -> np.ndarray: ...
@@ -40,6 +42,7 @@ class OneSidedEstimator:
     unit sphere, b = d by default (unbiased for the smoothed loss)."""
 
     name = "one-sided"
+    informed = True  # its estimate points along the gradient on average (the null's does not)
 
     def __init__(self, q: int, beta: float, b: float | None = None) -> None:
         if q < 1 or beta <= 0:
@@ -64,6 +67,7 @@ class TwoSidedEstimator:
     terms of the Taylor expansion (less bias) for 2q+1 queries per sample."""
 
     name = "two-sided"
+    informed = True
 
     def __init__(self, q: int, beta: float, b: float | None = None) -> None:
         if q < 1 or beta <= 0:
@@ -198,13 +202,65 @@ class Adam:
         self.v = np.array(state["v"]) if "v" in state else None
 
 
+class NullEstimator(TwoSidedEstimator):
+    """The null: a two-sided estimate whose losses at the perturbed points are shuffled among
+    them first, so W takes steps of the same size in directions that carry nothing about the
+    loss. What a run gains beyond this is what its estimates knew. The shuffle is drawn from the
+    step's own generator: the same for the same seed, and after a resume."""
+
+    name = "null"
+    informed = False  # its steps know nothing of the loss, by design
+
+    def offsets(self, rng: np.random.Generator, shape: tuple[int, ...]) -> list[np.ndarray]:
+        offsets = super().offsets(rng, shape)
+        self._order = rng.permutation(2 * self.q)
+        return offsets
+
+    def gradient(self, losses: np.ndarray) -> np.ndarray:
+        return super().gradient(np.concatenate([losses[:1], np.asarray(losses[1:])[self._order]]))
+
+
 ESTIMATORS: dict[str, Callable[..., Estimator]] = {
     OneSidedEstimator.name: OneSidedEstimator,
     TwoSidedEstimator.name: TwoSidedEstimator,
     SPSAEstimator.name: SPSAEstimator,
+    NullEstimator.name: NullEstimator,
 }
 # "spsa-gc" is the SPSA estimator driven by the Nesterov gradient-correction rule.
 STEP_RULES: dict[str, Callable[..., StepRule]] = {"sgd": SGD, "adam": Adam, "sign-sgd": SignSGD, "nesterov-gc": NesterovGC}
+
+
+@dataclass(frozen=True)
+class SignalReading:
+    """A run's step signal beside what it would be if the answers carried nothing (0, with
+    ``null_sd``) and if every estimate were made of exact directional derivatives of a fixed
+    gradient (``expected`` = T·q/d: each of q directions in d coordinates sees 1/d of ‖g‖²)."""
+
+    ratio: float
+    expected: float
+    null_sd: float
+
+    @property
+    def random_walk(self) -> bool:
+        """Inside the null's ±2 sd: what steps that knew nothing would read."""
+        return abs(self.ratio) <= 2 * self.null_sd
+
+    def describe(self, steps: int) -> str:
+        band = f"steps that knew nothing read 0 ± {2 * self.null_sd:.2f}"
+        if self.random_walk:
+            return (f"signal-to-noise {self.ratio:.2f}: indistinguishable from a random walk ({band}); "
+                    f"exact derivatives would give about {self.expected:.2f} at these {steps} steps")
+        if self.ratio < 0:
+            return f"signal-to-noise {self.ratio:.2f}: below a random walk's band ({band}): the steps undid each other more than chance"
+        return (f"signal-to-noise {self.ratio:.2f}: above a random walk ({band}), {self.ratio / self.expected:.0%} of the "
+                f"{self.expected:.2f} exact derivatives would give at these {steps} steps")
+
+
+def signal_figures(reading: SignalReading | None) -> dict[str, float | None]:
+    """The step signal's band, as `train --json` and `runs show` report it."""
+    if reading is None:
+        return {"step_signal_expected": None, "step_signal_null_sd": None}
+    return {"step_signal_expected": round(reading.expected, 6), "step_signal_null_sd": round(reading.null_sd, 6)}
 
 
 class StepSignal:
@@ -233,6 +289,14 @@ class StepSignal:
         if self.steps < 2 or self.squares == 0:
             return None
         return self.steps * (float(np.sum(self.total**2)) / self.squares - 1) / (self.steps - 1)
+
+    def reading(self, directions: int) -> SignalReading | None:
+        """The ratio with its null band (sd √(2T/((T−1)d)) for T independent estimates in d
+        coordinates with no common direction) and its exact-derivative expectation."""
+        ratio, d = self.ratio, self.total.size
+        if ratio is None:
+            return None
+        return SignalReading(ratio, self.steps * directions / d, float(np.sqrt(2 * self.steps / ((self.steps - 1) * d))))
 
     def state(self) -> dict[str, np.ndarray]:
         return {"signal.total": self.total, "signal.squares": np.asarray(self.squares), "signal.steps": np.asarray(self.steps)}

@@ -11,7 +11,7 @@ from barapi.config import RunConfig
 from barapi.data import Split, run_split
 from barapi.mapping import MAPPINGS, closing_queries, new_mapping
 from barapi.money import Estimate
-from barapi.optim import StepSignal, optimizer_for
+from barapi.optim import StepSignal, optimizer_for, signal_figures
 from barapi.program import Program, starting_parameters
 from barapi.store import RunRecord, Store, response_key
 
@@ -73,6 +73,7 @@ def run_summary(store: Store, record: RunRecord) -> dict:
         "queries_per_prediction": len(state.views) if state else config.method.views,
         "usd_per_1k_predictions": round((len(state.views) if state else config.method.views) * config.price_per_1k, 6),
         "step_signal": StepSignal.restored(state.arrays, state.w.shape).ratio if state else None,
+        **signal_figures(StepSignal.restored(state.arrays, state.w.shape).reading(config.method.q) if state else None),
         "selection": result.get("selection"),
         "config": json.loads(record.config),
     }

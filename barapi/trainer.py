@@ -24,7 +24,7 @@ from barapi.errors import BudgetExceeded, ConfigError
 from barapi.losses import accuracy, class_weights, cross_entropy, focal_loss
 from barapi.mapping import MAPPINGS, Mapper, Mapping, closing_queries, new_mapping, restored_mapping
 from barapi.money import Budget
-from barapi.optim import Optimizer, optimizer_for
+from barapi.optim import Optimizer, optimizer_for, signal_figures
 from barapi.portfolio import Portfolio, PortfolioSearch
 from barapi.program import Program, program_sha256, starting_parameters
 from barapi.queries import QueryEngine
@@ -62,6 +62,8 @@ class RunResult:
     test_accuracy: float | None
     program_sha256: str
     step_signal: float | None = None  # StepSignal.ratio: ≈ 0 when the program's steps were a random walk
+    step_signal_expected: float | None = None  # what exact directional derivatives would give at these steps
+    step_signal_null_sd: float | None = None  # its sd for steps that knew nothing (about 0)
     selection: dict | None = None  # Selection.as_json: which program the closing pass kept, and why
     views: int = 1  # programs each prediction is sent through
     candidates_paid: int | None = None  # a portfolio's candidates answered on the training images
@@ -482,6 +484,7 @@ class Trainer:
             cost_usd=round(spent, 6), budget_usd=self.config.budget_usd,
             train_accuracy=self._train_accuracy(state), test_accuracy=test_accuracy,
             program_sha256=program_sha256(self._served_programs(state)), step_signal=self.optimizer.signal.ratio,
+            **signal_figures(self.optimizer.signal.reading(self.config.method.q)),
             selection=self.selection.as_json() if self.selection and self.selection.iteration == state.iteration else None,
             views=self.portfolio.views if self.portfolio is not None else 1,
             candidates_paid=state.candidates_paid if self.config.method.is_portfolio else None,
@@ -496,4 +499,5 @@ class Trainer:
             test_accuracy=test_accuracy, queries_paid=self.budget.spent_queries, queries_cached=self.engine.queries_cached,
             cost_usd=self.budget.spent_usd, elapsed_s=time.monotonic() - self.started, notice=notice,
         ))
+
 

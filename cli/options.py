@@ -228,7 +228,7 @@ def run_options(
     estimator: Annotated[
         Optional[str],
         typer.Option(
-            help=f"one-sided (the paper), two-sided or spsa. (preset: {_DEFAULT_METHOD.estimator})",
+            help=f"one-sided (the paper), two-sided, spsa, or null (a control: the same steps with the losses shuffled, knowing nothing). (preset: {_DEFAULT_METHOD.estimator})",
             rich_help_panel="Method",
         ),
     ] = None,

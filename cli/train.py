@@ -14,6 +14,7 @@ from barapi.checkpoint import load_config
 from barapi.config import MethodConfig, RunConfig
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.money import Estimate
+from barapi.optim import SignalReading
 from barapi.store import Store
 
 
@@ -120,10 +121,8 @@ def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, sp
             f"each prediction sends {result.queries_per_prediction} queries (${result.queries_per_prediction * config.price_per_1k:.4f} per image)"
         )
     if result.step_signal is not None:
-        typer.echo(f"the program's steps: signal-to-noise {result.step_signal:.2f} — " + (
-            "their sum points along the gradient" if result.step_signal >= 1
-            else "below 1: the steps added up to a random walk, so what changed was not taught by the answers"
-        ))
+        reading = SignalReading(result.step_signal, result.step_signal_expected, result.step_signal_null_sd)
+        typer.echo(f"the program's steps: {reading.describe(result.iterations)}")
     if result.selection is not None:
         kept = result.selection["kept"]
         typer.echo(

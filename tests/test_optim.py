@@ -20,7 +20,10 @@ def true_gradient(w: np.ndarray) -> np.ndarray:
     return A @ (w.ravel() - TARGET)
 
 
-@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+INFORMED = sorted(name for name, estimator in ESTIMATORS.items() if estimator.informed)
+
+
+@pytest.mark.parametrize("name", INFORMED)
 def test_estimator_is_unbiased_on_a_quadratic(name: str) -> None:
     w = np.zeros(12)
     estimator = ESTIMATORS[name](q=4, beta=0.05)
@@ -59,7 +62,7 @@ def test_one_sided_uses_q_plus_one_queries_and_puts_w_first() -> None:
     assert all(np.linalg.norm(o) == pytest.approx(0.5) for o in offsets[1:])
 
 
-@pytest.mark.parametrize("estimator,rule", list(itertools.product(sorted(ESTIMATORS), sorted(STEP_RULES))))
+@pytest.mark.parametrize("estimator,rule", list(itertools.product(INFORMED, sorted(STEP_RULES))))
 def test_every_estimator_and_step_rule_minimises_a_convex_toy(estimator: str, rule: str) -> None:
     lr = {"sgd": 0.05, "adam": 0.05, "sign-sgd": 0.01, "nesterov-gc": 0.01}[rule]
     optimizer = make_optimizer(np.zeros(12), estimator=estimator, q=6, beta=0.01, optimizer=rule, lr=lr, lr_decay=0.999)
@@ -186,3 +189,50 @@ def test_cma_es_costs_what_a_two_sided_estimate_of_q_directions_costs_and_starts
     offsets = [c - optimizer.w for c in optimizer.ask(np.random.default_rng(0))[1:]]
     per_coordinate = np.sqrt(np.mean(np.square(offsets)))
     assert per_coordinate == pytest.approx(method.perturbation_radius / np.sqrt(optimizer.w.size), rel=0.1)
+
+
+def linear_run(steps: int, seed: int, shuffled: bool) -> StepSignal:
+    """Exact two-sided differences of a linear loss (a fixed, known gradient); ``shuffled``: the
+    losses at the perturbed points shuffled among them before each step, as the null row does."""
+    g = np.random.default_rng(99).normal(size=(16, 16, 3))
+    optimizer = make_optimizer(np.zeros((16, 16, 3)), estimator="two-sided", q=5, beta=0.3, optimizer="sgd", lr=1e-6, lr_decay=1.0)
+    for t in range(steps):
+        losses = np.array([float(np.sum(g * c)) for c in optimizer.ask(np.random.default_rng([seed, t]))])
+        if shuffled:
+            losses[1:] = np.random.default_rng([seed, t, 1]).permutation(losses[1:])
+        optimizer.tell(losses)
+    return optimizer.signal
+
+
+def test_exact_derivatives_give_the_step_signal_its_expectation_and_the_shuffled_null_gives_zero() -> None:
+    """T·q/d = 20 · 5 / 768 ≈ 0.13 with exact derivatives; 0 ± √(2T/((T−1)d)) ≈ 0.05 without information."""
+    exact = [linear_run(20, seed, shuffled=False).reading(5) for seed in range(40)]
+    null = [linear_run(20, seed, shuffled=True).reading(5) for seed in range(40)]
+    assert exact[0].expected == pytest.approx(20 * 5 / 768) and exact[0].null_sd == pytest.approx(np.sqrt(2 * 20 / (19 * 768)))
+    assert np.mean([r.ratio for r in exact]) == pytest.approx(exact[0].expected, abs=0.03)
+    assert np.mean([r.ratio for r in null]) == pytest.approx(0.0, abs=0.03)
+    assert np.std([r.ratio for r in null]) == pytest.approx(null[0].null_sd, rel=0.35)
+    assert sum(r.random_walk for r in null) >= 36  # about 95 % inside ±2 sd
+
+
+def test_the_closing_line_calls_a_walk_random_only_inside_the_nulls_band() -> None:
+    long_exact = linear_run(300, 0, shuffled=False).reading(5)  # expected 300 · 5 / 768 ≈ 1.95
+    assert not long_exact.random_walk and "above a random walk" in long_exact.describe(300)
+    assert f"{long_exact.ratio / long_exact.expected:.0%} of the {long_exact.expected:.2f} exact derivatives" in long_exact.describe(300)
+    null = linear_run(300, 0, shuffled=True).reading(5)
+    assert null.random_walk and "indistinguishable from a random walk" in null.describe(300)
+
+
+def test_the_null_estimator_shuffles_by_the_steps_own_generator() -> None:
+    """The null row's steps: the same for the same seed and step (so a resumed run replays them),
+    different across seeds, and of the two-sided estimate's size."""
+    def gradient(seed: int) -> np.ndarray:
+        null = ESTIMATORS["null"](q=5, beta=0.3)
+        points = null.offsets(np.random.default_rng([seed, 4]), (16, 16, 3))
+        return null.gradient(np.asarray([float(np.sum(p)) for p in points]) + np.arange(len(points)))
+    assert np.array_equal(gradient(0), gradient(0)) and not np.array_equal(gradient(0), gradient(1))
+    walk = make_optimizer(np.zeros(12), estimator="null", q=6, beta=0.01, optimizer="sgd", lr=0.05, lr_decay=0.999)
+    start = quadratic(walk.w)
+    for t in range(600):
+        walk.tell([quadratic(c) for c in walk.ask(np.random.default_rng([7, t]))])
+    assert quadratic(walk.w) > 0.5 * start  # where every informed estimator reaches below 0.05 × start
