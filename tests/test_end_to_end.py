@@ -41,7 +41,8 @@ def test_train_reprograms_the_real_model_and_reports_json(server_url: str, tmp_p
     assert summary["queries"] == summary["queries_paid"] + summary["queries_cached"] == 30 + 96 + 30 + 10
     assert summary["queries_cached"] < 10
     assert summary["cost_usd"] == pytest.approx(summary["queries_paid"] * 1.2 / 1000)
-    assert 0.0 <= summary["test_accuracy"] <= 1.0 and len(summary["program_sha256"]) == 64
+    # Ten digits, chance 10 %: the 1,000-label model's readout alone reads them far better (7 of 10 here).
+    assert summary["test_accuracy"] >= 0.4 and len(summary["program_sha256"]) == 64
     shown = last_json(barapi(tmp_path, "runs", "show", "e2e", "--json").stdout)
     assert shown["program_sha256"] == summary["program_sha256"] and shown["status"] == "completed"
     # Evaluating the same program on the same test split is free: every answer is cached.

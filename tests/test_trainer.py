@@ -141,9 +141,14 @@ def test_interim_evaluations_never_change_the_course_of_a_run(tmp_path: Path) ->
 
 
 def test_iterative_mapping_changes_the_mapping_from_paid_answers_only(tmp_path: Path) -> None:
-    fixed = Trainer(config(mapping="frequency", iterations=8), ProjectionModel(), Store(tmp_path / "a")).run()
-    moving = Trainer(config(mapping="iterative", iterations=8), ProjectionModel(), Store(tmp_path / "b")).run()
+    from barapi.checkpoint import load_state
+
+    stores = {mapping: Store(tmp_path / mapping) for mapping in ("frequency", "iterative")}
+    fixed, moving = (Trainer(config(mapping=m, iterations=8), ProjectionModel(), store).run() for m, store in stores.items())
     assert moving.queries_paid == fixed.queries_paid  # re-fitting costs no query
+    # Both start from the same W0's frequency mapping; only the iterative one moved it.
+    start, moved = (load_state(store, "run").arrays["assignment"] for store in stores.values())
+    assert start.shape == moved.shape and not np.array_equal(start, moved)
 
 
 @pytest.mark.parametrize("mapping", ["frequency", "random", "iterative"])
@@ -186,22 +191,29 @@ def test_the_linear_readout_is_refitted_from_paid_answers_only(tmp_path: Path) -
     assert result.queries == paid_after_mapping + training + closing + test  # nothing more was bought for the refits
 
 
-def test_a_checkpoint_from_before_the_readout_still_resumes(tmp_path: Path) -> None:
+def test_a_checkpoint_from_before_the_closing_pass_still_resumes_to_the_same_program(tmp_path: Path) -> None:
+    """Linear-mapping checkpoints written before the closing pass existed hold one readout
+    (``readout.*``) and no ``training_readout.*`` or ``read_at``: the run resumes from them."""
     import io
 
-    store = Store(tmp_path)
+    reference = Trainer(config(mapping="linear"), ProjectionModel(), Store(tmp_path / "ref")).run()
+    store = Store(tmp_path / "old")
     with pytest.raises(ProviderError):
-        Trainer(config(mapping="frequency"), ProjectionModel(fail_after=15), store).run()
+        Trainer(config(mapping="linear"), ProjectionModel(fail_after=15), store).run()
     checkpoint = store.load_checkpoint("run")
     with np.load(io.BytesIO(checkpoint.state)) as archive:
-        arrays = {k: archive[k] for k in archive.files if k not in ("answers", "answer_labels")}
+        arrays = {k: archive[k] for k in archive.files if not k.startswith("training_readout.") and k != "read_at"}
+    assert any(k.startswith("readout.") for k in arrays) and len(arrays) < len(np.load(io.BytesIO(checkpoint.state)).files)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     with store.session() as session:
         checkpoint.state = buffer.getvalue()
         session.merge(checkpoint)
         session.commit()
-    assert Trainer(config(mapping="frequency"), ProjectionModel(), store).run().status == "completed"
+    resumed = Trainer(config(mapping="linear"), ProjectionModel(), store).run()
+    # Mid-run, the readout predictions would use is the training one: nothing was lost.
+    assert (resumed.program_sha256, resumed.test_accuracy, resumed.queries_paid) == (
+        reference.program_sha256, reference.test_accuracy, reference.queries_paid)
 
 
 def test_no_two_purposes_of_a_run_share_a_random_stream() -> None:
