@@ -53,6 +53,7 @@ class Portfolio:
     programs: np.ndarray  # (V, *W's shape)
     readout: LinearReadout  # over the V views' dense answers, concatenated view by view
     chosen: np.ndarray  # (V,) candidate indices, in the order chosen
+    validation_loss: float  # the chosen views' cross-validated log-loss on the training images
 
     @property
     def views(self) -> int:
@@ -63,7 +64,7 @@ class Portfolio:
         return self.readout.target_scores(dense)
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"portfolio.programs": self.programs, "portfolio.chosen": self.chosen} | {
+        return {"portfolio.programs": self.programs, "portfolio.chosen": self.chosen, "portfolio.validation_loss": np.asarray(self.validation_loss)} | {
             f"portfolio.readout.{k}": v for k, v in self.readout.state().items()
         }
 
@@ -72,7 +73,8 @@ class Portfolio:
         if "portfolio.programs" not in arrays:
             return None
         readout = {k.removeprefix("portfolio.readout."): v for k, v in arrays.items() if k.startswith("portfolio.readout.")}
-        return cls(np.asarray(arrays["portfolio.programs"]), LinearReadout.from_state(readout), np.asarray(arrays["portfolio.chosen"]))
+        loss = float(arrays.get("portfolio.validation_loss", np.nan))
+        return cls(np.asarray(arrays["portfolio.programs"]), LinearReadout.from_state(readout), np.asarray(arrays["portfolio.chosen"]), loss)
 
 
 class PortfolioSearch:
@@ -98,10 +100,11 @@ class PortfolioSearch:
         cv = CrossValidation(labels, self.n_classes)
         chosen = forward_selection([v @ v.T for v in views], min(self.views, len(views)), cv)
         gram = sum(views[c] @ views[c].T for c in chosen)
-        l2 = min(L2_GRID, key=lambda value: cv.log_loss(gram, value))
+        losses = {value: cv.log_loss(gram, value) for value in L2_GRID}
+        l2 = min(losses, key=losses.get)
         dense = np.hstack([self.answers[c] for c in chosen])
         readout = LinearReadout.fit(dense.astype(np.float64), labels, self.n_classes, l2)
-        return Portfolio(np.stack([programs[c] for c in chosen]), readout, np.asarray(chosen))
+        return Portfolio(np.stack([programs[c] for c in chosen]), readout, np.asarray(chosen), losses[l2])
 
 
 def standardised(x: np.ndarray) -> np.ndarray:

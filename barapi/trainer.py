@@ -67,6 +67,7 @@ class RunResult:
     selection: dict | None = None  # Selection.as_json: which program the closing pass kept, and why
     views: int = 1  # programs each prediction is sent through
     candidates_paid: int | None = None  # a portfolio's candidates answered on the training images
+    validation_loss: float | None = None  # a portfolio's cross-validated log-loss on the training images
 
     @property
     def queries_per_prediction(self) -> int:
@@ -488,6 +489,7 @@ class Trainer:
             selection=self.selection.as_json() if self.selection and self.selection.iteration == state.iteration else None,
             views=self.portfolio.views if self.portfolio is not None else 1,
             candidates_paid=state.candidates_paid if self.config.method.is_portfolio else None,
+            validation_loss=round(self.portfolio.validation_loss, 6) if self.portfolio is not None else None,
         )
 
     def _emit(self, phase: str, state: State | None, test_accuracy: float | None, notice: str | None = None) -> None:

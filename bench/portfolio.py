@@ -37,9 +37,15 @@ import numpy as np
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import run_split
+from barapi.labels import fill_missing
+from barapi.mapping import closing_queries
+from barapi.money import Budget
+from barapi.optim import optimizer_for
+from barapi.program import Program, starting_parameters
+from barapi.queries import QueryEngine
 from barapi.mock.heads import coarse_model, imagenet_model, trained_project
 from barapi.mock.model import ImageNetModel, InProcessClassifier
-from barapi.portfolio import DEFAULT_CANDIDATES
+from barapi.portfolio import DEFAULT_CANDIDATES, PortfolioSearch
 from barapi.store import Store
 from barapi.trainer import Trainer
 
@@ -55,6 +61,7 @@ TASKS = {
 TARGETS = ["coarse-5/tshirt-shirt", "coarse-5/pullover-coat", "project/digits"]
 RANDOM_VIEWS = [1, 2, 4, 8, 16, 32, 48]
 SELECTED_VIEWS = [1, 2, 4, 8]
+ZO_BUDGETS = [5000]  # the single-program default at about a portfolio's training queries (only when asked: --rows zo-5000)
 TRAIN_PER_CLASS, SPLIT_SEED = 50, 0
 NO_API_SIDE = 28
 
@@ -71,6 +78,35 @@ def run_config(task: str, seed: int, test_size: int, candidates: int, views: int
     method = MethodConfig.model_validate(PRESETS["default"].model_dump() | {"iterations": 0, "candidates": candidates, "views": views})
     data = DataConfig(dataset=TASKS[task], train_per_class=TRAIN_PER_CLASS, test_size=test_size, split_seed=SPLIT_SEED)
     return RunConfig(name=f"c{candidates}-v{views}", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method)
+
+
+def zeroth_order(classifier: InProcessClassifier, store: Store, task: str, seed: int, test_size: int, budget: int) -> dict:
+    """The single-program default within ``budget`` training queries (label mapping, steps,
+    closing pass), on the same split: what the portfolio replaces, at comparable training cost."""
+    method = PRESETS["default"]
+    n_train = TRAIN_PER_CLASS * len(run_split(run_config(task, seed, test_size, 1, 1)).classes)
+    per_step = method.batch_size * optimizer_for(method).queries_per_sample
+    iterations = (budget - n_train - closing_queries(method, n_train)) // per_step
+    config = run_config(task, seed, test_size, 1, 1).model_copy(update={"name": f"zo-{budget}", "method": method.model_copy(update={"iterations": iterations})})
+    result = Trainer(config, classifier, store).run()
+    return {"accuracy": result.test_accuracy, "training_queries": n_train + iterations * per_step + closing_queries(method, n_train),
+            "queries_per_prediction": 1, "candidates": 1, "views": 1, "step_signal": result.step_signal}
+
+
+def validation_loss(classifier: InProcessClassifier, store: Store, config: RunConfig) -> float:
+    """A portfolio run's cross-validated log-loss on its training images, chosen again from its
+    cached answers (for runs measured before runs reported it): no query."""
+    split, method = run_split(config), config.method
+    program, search = Program(method.geometry), PortfolioSearch(method.candidates, method.views, split.n_classes)
+    engine = QueryEngine(classifier, store, Budget(max_usd=None, max_queries=None, per_1k=0.0), config.name)
+    vocabulary = classifier.labels()
+    index = {label: i for i, label in enumerate(vocabulary)}
+    start, programs = starting_parameters(method, config.seed), []
+    for k in range(method.candidates):
+        programs.append(search.candidate(k, start, config.seed))
+        answers = engine.cached(program.encode_batch(programs[-1], split.x_train))
+        search.tell(np.stack([fill_missing(a, vocabulary, index) for a in answers]))
+    return search.choose(split.y_train, programs).validation_loss
 
 
 def no_api(task: str, seed: int, test_size: int) -> tuple[float, int]:
@@ -152,6 +188,11 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
             # The product's rows first; the wide random portfolios (V queries per prediction) last.
             of = "" if candidates == DEFAULT_CANDIDATES else f"-of-{candidates}"
             planned = [(f"selected-{v}{of}", candidates, v) for v in SELECTED_VIEWS] + [(f"random-{v}", v, v) for v in RANDOM_VIEWS]
+            for budget in ZO_BUDGETS:
+                row = f"zo-{budget}"
+                if (combo, row, seed) not in done and row in (rows or []):
+                    record({"combo": combo, "row": row, "seed": seed, "test_images": test_size}
+                           | zeroth_order(classifier, store, task, seed, test_size, budget))
             for row, n, v in planned:
                 if (combo, row, seed) in done or (rows and row not in rows):
                     continue
@@ -161,7 +202,8 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
                 result = Trainer(config, classifier, store, split=split).run()  # resumes a run a kill interrupted
                 record({"combo": combo, "row": row, "seed": seed, "accuracy": result.test_accuracy, "test_images": len(split.y_test),
                         "candidates": n, "views": result.views, "training_queries": n * len(split.y_train),
-                        "queries_per_prediction": result.queries_per_prediction, "seconds": round(time.monotonic() - started, 1)})
+                        "queries_per_prediction": result.queries_per_prediction, "validation_loss": result.validation_loss,
+                        "seconds": round(time.monotonic() - started, 1)})
 
 
 def summary(values: list[float]) -> str:
@@ -182,6 +224,8 @@ CLARIFAI_PER_1K = 1.20
 def row_name(row: str, entry: dict) -> str:
     if row in ROW_NAMES:
         return ROW_NAMES[row]
+    if row.startswith("zo-"):
+        return f"one program, zeroth-order default ({entry['training_queries']:,} training queries)"
     views = entry["views"]
     if row.startswith("random-"):
         return "zero-program (the start, readout only)" if views == 1 else f"{views} random programs, one readout"
@@ -190,7 +234,8 @@ def row_name(row: str, entry: dict) -> str:
 
 def report() -> None:
     # One entry per cell, row and seed: the first measured (a rerun may have written it again).
-    entries = list({(e["combo"], e["row"], e["seed"]): e for e in reversed(measured()) if e["accuracy"] is not None}.values())[::-1]
+    entries = list({(e["combo"], e["row"], e["seed"]): e for e in reversed(measured()) if e.get("accuracy") is not None}.values())[::-1]
+    validation = {(e["combo"], e["row"], e["seed"]): e["validation_loss"] for e in measured() if e.get("validation_loss") is not None}
     combos = list(dict.fromkeys(e["combo"] for e in entries))
     earlier = [json.loads(line) for line in FEWLABEL.read_text().splitlines() if line.strip()] if FEWLABEL.exists() else []
     lines = [
@@ -205,22 +250,24 @@ def report() -> None:
         "",
     ]
     for combo in combos:
-        lines += [f"## {combo}", "", "| row | test accuracy, % | seeds | training queries | training $ | queries per predicted image | $ per 1,000 predictions |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [f"## {combo}", "", "| row | test accuracy, % | seeds | training queries | training $ | queries per predicted image | $ per 1,000 predictions "
+                  "| validation log-loss (training images, 5-fold) |", "|---|---|---|---|---|---|---|---|"]
         order = sorted({e["row"] for e in entries if e["combo"] == combo}, key=lambda r: (
-            ["noapi", "lite1"].index(r) if r in ("noapi", "lite1") else 2, r.split("-")[0] != "random", int(r.split("-")[1]) if "-" in r else 0, r))
+            ["noapi", "lite1"].index(r) if r in ("noapi", "lite1") else 3 if r.startswith("zo-") else 2, r.split("-")[0] != "random", int(r.split("-")[1]) if "-" in r else 0, r))
         for row in order:
             cell = [e for e in entries if e["combo"] == combo and e["row"] == row]
             first = cell[0]
             per_image = first["queries_per_prediction"]
             cost = f"${first['training_queries'] * CLARIFAI_PER_1K / 1000:.2f}" if per_image else "–"
+            losses = [validation[(combo, row, e["seed"])] for e in cell if (combo, row, e["seed"]) in validation]
+            loss = f"{statistics.mean(losses):.3f} ({len(losses)} seeds)" if losses else "–"
             lines.append(f"| {row_name(row, first)} | {summary([e['accuracy'] for e in cell])} | {len(cell)} | {first['training_queries']:,} | {cost} | "
-                         f"{per_image or '–'} | {'$' + format(per_image * CLARIFAI_PER_1K, '.2f') if per_image else '–'} |")
+                         f"{per_image or '–'} | {'$' + format(per_image * CLARIFAI_PER_1K, '.2f') if per_image else '–'} | {loss} |")
         zo = [e["accuracy"] for e in earlier if e["combo"] == combo and e["row"] == "wide-trained" and e["at"] == 20000]
         if zo:
-            lines.append(f"| one program, zeroth-order default @ 20k (`bench/fewlabel.py`, wide check) | {summary(zo)} | {len(zo)} | 20,000 | $24.00 | 1 | $1.20 |")
+            lines.append(f"| one program, zeroth-order default @ 20k (`bench/fewlabel.py`, wide check) | {summary(zo)} | {len(zo)} | 20,000 | $24.00 | 1 | $1.20 | – |")
         if combo in WHITEBOX_CONVERGED:
-            lines.append(f"| one 16×16 program, white-box to convergence (design.md § 7, GPU stand-in; not rerun here) | {WHITEBOX_CONVERGED[combo]} | 3 | – | – | 1 | $1.20 |")
+            lines.append(f"| one 16×16 program, white-box to convergence (design.md § 7, GPU stand-in; not rerun here) | {WHITEBOX_CONVERGED[combo]} | 3 | – | – | 1 | $1.20 | – |")
         lines.append("")
         plot(combo, [e for e in entries if e["combo"] == combo])
     (RESULTS / "portfolio.md").write_text("\n".join(lines))
@@ -257,6 +304,22 @@ def plot(combo: str, entries: list[dict]) -> None:
     plt.close(figure)
 
 
+def revalidate() -> None:
+    """Validation losses for portfolio runs measured before runs reported them, from their cache."""
+    network = ImageNetModel(home=WORK / "home", threads=1)
+    known = {(e["combo"], e["row"], e["seed"]) for e in measured() if e.get("validation_loss") is not None}
+    for entry in measured():
+        key = (entry["combo"], entry["row"], entry["seed"])
+        if entry.get("candidates", 1) < 2 or key in known or entry.get("accuracy") is None:
+            continue
+        model, task = entry["combo"].split("/")
+        classifier = InProcessClassifier(network, served=served_model(model, network))
+        store = Store(WORK / f"portfolio-{model}-{task}-{entry['seed']}")
+        config = run_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"])
+        record({"combo": entry["combo"], "row": entry["row"], "seed": entry["seed"], "validation_loss": round(validation_loss(classifier, store, config), 6)})
+        known.add(key)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", action="store_true", help="the issue's three cells")
@@ -267,9 +330,10 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=48)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--revalidate", action="store_true", help="validation losses of runs measured before runs reported them")
     args = parser.parse_args()
-    if args.report:
-        report()
+    if args.report or args.revalidate:
+        revalidate() if args.revalidate else report()
         return
     combos = (TARGETS if args.targets else []) + [c for c in args.combos.split(",") if c]
     if not combos:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The portfolio benchmark on two cores, in the order the issue's targets need it: V ≤ 8 on every
-# target cell and seed, the baselines, 8 views of 96 candidates, then the wide random portfolios
+# target cell and seed, the baselines, 8 views of 96 candidates, the 1,000-label model beside
+# the single-program default at the same training queries, then the wide random portfolios
 # (V = 16–48: 48 test queries per image) on seed 0. Every line resumes where a kill left it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +15,6 @@ WIDE=random-16,random-32,random-48
 { $PY bench/portfolio.py --combos coarse-5/pullover-coat --rows $CHEAP
   $PY bench/portfolio.py --combos project/digits --seeds 2 --rows $CHEAP
   $PY bench/portfolio.py --targets --rows noapi,lite1
+  $PY bench/portfolio.py --combos imagenet/tshirt-shirt --rows noapi,lite1,zo-5000,$CHEAP
   $PY bench/portfolio.py --combos coarse-5/pullover-coat --seeds 0 --rows $WIDE; } &
 wait
