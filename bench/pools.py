@@ -75,7 +75,8 @@ def main() -> None:
         if scenario == "cache":
             continue
         measured, refused = f["outcomes"].count("measured"), f["outcomes"].count("refused by the pool")
-        what = {"race": f"8 workers, ${POOL_USD:.2f}", "tight": f"6 workers, ${TIGHT_POOL_USD:.2f}"}.get(scenario, f"4 workers, {f['kills']} kills, resumed elsewhere")
+        what = (f"8 workers, ${POOL_USD:.2f}" if scenario == "race" else f"6 workers, ${TIGHT_POOL_USD:.2f}" if scenario == "tight"
+                else f"4 workers, {f['kills']} kills, resumed elsewhere")
         lines.append(f"| {backend} | {what} | ${f['spent_usd']:.4f} | {f['queries_paid']:,} | ${f['overrun_usd']:.4f} | {f['unsettled']} | "
                      f"{measured} | {refused} | {len(f['outcomes']) - measured - refused} | {f['paid_by_refused']} | {seconds:.0f} |")
     lines += ["", "| store | a second run on the same images, through another process | paid | from the cache |", "|---|---|---|---|"]
