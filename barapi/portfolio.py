@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from barapi.readout import LinearReadout, features, softmax
+from barapi.readout import LinearReadout, accelerated_descent, features, softmax
 from barapi.streams import Stream, generator
 
 # A portfolio's size when only --views or a price cap asks for one: 8 views of 48 candidates
@@ -156,12 +156,4 @@ def fit_dual(kernel: np.ndarray, labels: np.ndarray, n_classes: int, l2: float, 
     n = len(kernel)
     lipschitz = float(np.linalg.eigvalsh(kernel / n)[-1]) / 2 + l2
     targets = np.eye(n_classes)[labels]
-    a = np.zeros((n, n_classes))
-    look_ahead, momentum = a.copy(), 1.0
-    for _ in range(steps):
-        gradient = (softmax(kernel @ look_ahead) - targets) / n + l2 * look_ahead
-        updated = look_ahead - gradient / lipschitz
-        next_momentum = (1 + np.sqrt(1 + 4 * momentum**2)) / 2
-        look_ahead = updated + (momentum - 1) / next_momentum * (updated - a)
-        a, momentum = updated, next_momentum
-    return a
+    return accelerated_descent(lambda a: (softmax(kernel @ a) - targets) / n + l2 * a, np.zeros((n, n_classes)), lipschitz, steps)

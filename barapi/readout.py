@@ -11,6 +11,7 @@ exactly the same weights.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,19 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def accelerated_descent(gradient: Callable[[np.ndarray], np.ndarray], start: np.ndarray, lipschitz: float, steps: int) -> np.ndarray:
+    """Nesterov's accelerated gradient descent with step 1/L, a fixed number of steps: the same
+    iterates for the same inputs, so a resumed run refits exactly the same weights."""
+    weights = start
+    look_ahead, momentum = weights.copy(), 1.0
+    for _ in range(steps):
+        updated = look_ahead - gradient(look_ahead) / lipschitz
+        next_momentum = (1 + np.sqrt(1 + 4 * momentum**2)) / 2
+        look_ahead = updated + (momentum - 1) / next_momentum * (updated - weights)
+        weights, momentum = updated, next_momentum
+    return weights
+
+
 @dataclass(frozen=True)
 class LinearReadout:
     mean: np.ndarray  # (K,) feature means of the fitting answers
@@ -49,14 +63,7 @@ class LinearReadout:
         n = len(z)
         lipschitz = float(np.linalg.eigvalsh(z @ z.T / n)[-1]) / 2 + l2
         targets = np.eye(n_classes)[labels]
-        weights = np.zeros((z.shape[1], n_classes))
-        look_ahead, momentum = weights.copy(), 1.0
-        for _ in range(steps):
-            gradient = z.T @ (softmax(z @ look_ahead) - targets) / n + l2 * look_ahead
-            updated = look_ahead - gradient / lipschitz
-            next_momentum = (1 + np.sqrt(1 + 4 * momentum**2)) / 2
-            look_ahead = updated + (momentum - 1) / next_momentum * (updated - weights)
-            weights, momentum = updated, next_momentum
+        weights = accelerated_descent(lambda w: z.T @ (softmax(z @ w) - targets) / n + l2 * w, np.zeros((z.shape[1], n_classes)), lipschitz, steps)
         return cls(mean, scale, weights)
 
     @staticmethod
