@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
 import json
 import statistics
 import sys
@@ -320,6 +321,28 @@ def revalidate() -> None:
         known.add(key)
 
 
+def picture(combo: str = "coarse-5/tshirt-shirt", row: str = "selected-8", seed: int = 0, test_size: int = 2000) -> Path:
+    """docs/portfolio.png: one test image as the API receives it through each chosen view (from
+    the run's store: no query)."""
+    from PIL import Image
+
+    from barapi.artifact import LearnedProgram
+
+    model, task = combo.split("/")
+    entry = next(e for e in measured() if (e["combo"], e["row"], e["seed"]) == (combo, row, seed) and e.get("accuracy") is not None)
+    config = run_config(task, seed, test_size, entry["candidates"], entry["views"])
+    split = run_split(config)
+    learned = LearnedProgram.from_run(Store(WORK / f"portfolio-{model}-{task}-{seed}"), config.name, split.classes)
+    program = Program(config.method.geometry)
+    tiles = [Image.open(io.BytesIO(program.encode_batch(w, split.x_test[:1])[0])) for w in learned.programs]
+    sheet = Image.new("RGB", (len(tiles) * 112, 112), "white")
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile.resize((112, 112), Image.Resampling.LANCZOS), (i * 112, 0))
+    path = BENCH.parent / "docs" / "portfolio.png"
+    sheet.save(path)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", action="store_true", help="the issue's three cells")
@@ -331,7 +354,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--revalidate", action="store_true", help="validation losses of runs measured before runs reported them")
+    parser.add_argument("--picture", action="store_true", help="docs/portfolio.png from the T-shirt/Shirt run's chosen views")
     args = parser.parse_args()
+    if args.picture:
+        print(picture())
+        return
     if args.report or args.revalidate:
         revalidate() if args.revalidate else report()
         return
