@@ -109,16 +109,19 @@ def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, sp
     if as_json:
         typer.echo(json.dumps(result.as_json()))
         return
+    portfolio = result.candidates_paid is not None
+    steps = "" if portfolio else f" after {result.iterations} iterations"
+    training = "" if portfolio else f", train accuracy {percent(result.train_accuracy)}"
     typer.echo(
-        f"run {result.run}: {result.status} after {result.iterations} iterations — "
-        f"test accuracy {percent(result.test_accuracy)}, train accuracy {percent(result.train_accuracy)}, "
+        f"run {result.run}: {result.status}{steps} — test accuracy {percent(result.test_accuracy)}{training}, "
         f"{result.queries_paid:,} queries paid + {result.queries_cached:,} from cache, ${result.cost_usd:.4f}"
         + (f" of ${result.budget_usd:.2f}" if result.budget_usd is not None else "")
     )
-    if result.views > 1 or result.candidates_paid:
+    if portfolio:
         typer.echo(
-            f"the portfolio: {result.views} view(s) chosen of {result.candidates_paid} candidate programs; "
-            f"each prediction sends {result.queries_per_prediction} queries (${result.queries_per_prediction * config.price_per_1k:.4f} per image)"
+            f"the portfolio: {result.views} view(s) chosen of {result.candidates_paid} candidate programs (cross-validated log-loss "
+            f"{result.validation_loss:.3f} on the training images); each prediction sends {result.queries_per_prediction} "
+            f"queries: ${result.queries_per_prediction * config.price_per_1k:.2f} per 1,000 predicted images"
         )
     if result.step_signal is not None:
         reading = SignalReading(result.step_signal, result.step_signal_expected, result.step_signal_null_sd)
@@ -145,8 +148,9 @@ def _print_estimate(figures: Estimate, as_json: bool) -> None:
         if figures.vocabulary
         else "its labels are learnt from the label mapping's first answer"
     )
+    training = f" + {q['training']:,} training" if q["training"] or not q["candidates"] else ""
     typer.echo(
-        f"estimate: {q['label_mapping']:,} label mapping + {q['training']:,} training{candidates}{readout} + {q['evaluation']:,} evaluation "
+        f"estimate: {q['label_mapping']:,} label mapping{training}{candidates}{readout} + {q['evaluation']:,} evaluation "
         f"= {q['total']:,} queries ({q['cached']:,} already cached) → ${figures.cost_usd:.2f} at ${figures.price_per_1k:.2f}/1k; "
         f"the model: {labels}",
         err=True,

@@ -158,7 +158,9 @@ def test_train_export_predict_and_resume_know_the_views(home: Path, fake_provide
 
     trained = last_json(invoke("train", *PORTFOLIO_FLAGS, "--name", "p", "--json").output)
     assert (trained["views"], trained["queries_per_prediction"]) == (2, 2)
-    assert "the portfolio: 2 view(s) chosen of 4 candidate programs" in invoke("train", *PORTFOLIO_FLAGS, "--name", "q").output
+    human = invoke("train", *PORTFOLIO_FLAGS, "--name", "q").output
+    assert "the portfolio: 2 view(s) chosen of 4 candidate programs (cross-validated log-loss" in human
+    assert "each prediction sends 2 queries: $3.00 per 1,000 predicted images" in human and "train accuracy" not in human
     out = tmp_path / "export"
     assert invoke("export", "p", "--out", str(out)).exit_code == 0
     with np.load(out / "program.npz") as program:
