@@ -7,13 +7,25 @@ import json
 
 from barapi.checkpoint import config_of, load_state
 from barapi.classifier import Classifier
-from barapi.config import RunConfig
+from barapi.config import MethodConfig, RunConfig
 from barapi.data import Split, run_split
 from barapi.mapping import MAPPINGS, closing_queries, new_mapping
 from barapi.money import Estimate
 from barapi.optim import StepSignal, optimizer_for, signal_figures
 from barapi.program import Program, starting_parameters
 from barapi.store import RunRecord, Store, response_key
+
+
+def queries_per_step(method: MethodConfig) -> int:
+    """A training step's queries: its batch through every point the optimiser asks for."""
+    return method.batch_size * optimizer_for(method).queries_per_sample
+
+
+def iterations_within(method: MethodConfig, n_train: int, budget: int) -> int:
+    """The steps a budget of training queries pays for besides the label mapping's pass and the
+    closing pass (what benchmarks compare at equal training cost)."""
+    fixed = n_train + MAPPINGS[method.mapping].closing_queries(n_train)
+    return max((budget - fixed) // queries_per_step(method), 0)
 
 
 def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split: Split | None = None) -> Estimate:
@@ -29,13 +41,12 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
     # Refused here, before any query, when the mapping cannot fit a published vocabulary.
     notice = new_mapping(method, split.n_classes, len(vocabulary))[1] if vocabulary else None
     start_queries = mapping.start_queries(n_train, bool(vocabulary))
-    per_sample = optimizer_for(method).queries_per_sample
     interim = (method.iterations - 1) // method.eval_every if method.eval_every else 0
     known = Program(method.geometry).encode_batch(starting_parameters(method, config.seed), split.x_train) if start_queries else []
     keys = list({response_key(classifier.name, classifier.cache_scope, image) for image in known})
     return Estimate(
         label_mapping=start_queries,
-        training=method.iterations * method.batch_size * per_sample,
+        training=method.iterations * queries_per_step(method),
         candidates=(method.candidates - 1) * n_train,
         readout=closing_queries(method, n_train) * (1 + interim),
         evaluation=method.views * n_test * (1 + interim),

@@ -60,8 +60,7 @@ from barapi.errors import ConfigError
 from barapi.mock.heads import ServedModel, coarse_groups, coarse_model, group_matrix, imagenet_model, project_path, trained_project
 from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier
 from barapi.losses import accuracy, class_weights
-from barapi.mapping import MAPPINGS
-from barapi.optim import optimizer_for
+from barapi.planning import iterations_within
 from barapi.program import Program, starting_parameters
 from barapi.readout import SCORE_FLOOR, LinearReadout
 from barapi.store import Store
@@ -158,12 +157,6 @@ def zeroth_order(classifier: InProcessClassifier, base: RunConfig, budgets: list
             extended = base.model_copy(update={"method": method.model_copy(update={"iterations": iterations})})
             result = Trainer(extended, classifier, store, split=trainer.split).run()
             record(budget, result.test_accuracy, step_signal=result.step_signal, kept=(result.selection or {}).get("kept"))
-
-
-def iterations_within(method: MethodConfig, n_train: int, budget: int) -> int:
-    """The steps a budget of training queries pays for besides the label mapping and the closing pass."""
-    fixed = n_train + MAPPINGS[method.mapping].closing_queries(n_train)
-    return (budget - fixed) // (method.batch_size * optimizer_for(method).queries_per_sample)
 
 
 class AnswerStores:

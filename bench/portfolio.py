@@ -41,7 +41,7 @@ from barapi.data import run_split
 from barapi.labels import fill_missing
 from barapi.mapping import closing_queries
 from barapi.money import Budget
-from barapi.optim import optimizer_for
+from barapi.planning import iterations_within, queries_per_step
 from barapi.program import Program, starting_parameters
 from barapi.queries import QueryEngine
 from barapi.mock.heads import coarse_model, imagenet_model, trained_project
@@ -86,11 +86,10 @@ def zeroth_order(classifier: InProcessClassifier, store: Store, task: str, seed:
     closing pass), on the same split: what the portfolio replaces, at comparable training cost."""
     method = PRESETS["default"]
     n_train = TRAIN_PER_CLASS * len(run_split(run_config(task, seed, test_size, 1, 1)).classes)
-    per_step = method.batch_size * optimizer_for(method).queries_per_sample
-    iterations = (budget - n_train - closing_queries(method, n_train)) // per_step
+    iterations = iterations_within(method, n_train, budget)
     config = run_config(task, seed, test_size, 1, 1).model_copy(update={"name": f"zo-{budget}", "method": method.model_copy(update={"iterations": iterations})})
     result = Trainer(config, classifier, store).run()
-    return {"accuracy": result.test_accuracy, "training_queries": n_train + iterations * per_step + closing_queries(method, n_train),
+    return {"accuracy": result.test_accuracy, "training_queries": n_train + iterations * queries_per_step(method) + closing_queries(method, n_train),
             "queries_per_prediction": 1, "candidates": 1, "views": 1, "step_signal": result.step_signal}
 
 

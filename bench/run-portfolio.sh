@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # The portfolio benchmark on two cores, in the order the issue's targets need it: V ≤ 8 on every
-# target cell and seed, the baselines, 8 views of 96 candidates, the 1,000-label model beside
-# the single-program default at the same training queries, then the wide random portfolios
-# (V = 16–48: 48 test queries per image) on seed 0. Every line resumes where a kill left it.
+# target cell and seed; the digits' views within 10,000 training queries (20 candidates of 500
+# images); the 1,000-label model beside the single-program default at the same training queries;
+# 8 views of 96 candidates; the baselines; then the wide random portfolios (V = 16–48) on seed 0.
+# Every line resumes where a kill left it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 CHEAP=selected-1,selected-2,selected-4,selected-8,random-1,random-2,random-4,random-8
 WIDE=random-16,random-32,random-48
-{ $PY bench/portfolio.py --combos coarse-5/tshirt-shirt --rows $CHEAP
+{ $PY bench/portfolio.py --combos coarse-5/tshirt-shirt,coarse-5/pullover-coat --rows $CHEAP
   $PY bench/portfolio.py --combos project/digits --seeds 0,1 --rows $CHEAP
+  $PY bench/portfolio.py --combos project/digits --candidates 20 --rows selected-8-of-20,selected-4-of-20
   $PY bench/portfolio.py --combos coarse-5/tshirt-shirt,coarse-5/pullover-coat --candidates 96 --rows selected-8-of-96,selected-4-of-96
   $PY bench/portfolio.py --combos coarse-5/tshirt-shirt --seeds 0 --rows $WIDE; } &
-{ $PY bench/portfolio.py --combos coarse-5/pullover-coat --rows $CHEAP
-  $PY bench/portfolio.py --combos project/digits --seeds 2 --rows $CHEAP
+{ $PY bench/portfolio.py --combos project/digits --seeds 2 --rows $CHEAP
+  $PY bench/portfolio.py --combos imagenet/tshirt-shirt --rows noapi,lite1,zo-5000,selected-1,selected-2,selected-4,selected-8,random-1
   $PY bench/portfolio.py --targets --rows noapi,lite1
-  $PY bench/portfolio.py --combos imagenet/tshirt-shirt --rows noapi,lite1,zo-5000,$CHEAP
   $PY bench/portfolio.py --combos coarse-5/pullover-coat --seeds 0 --rows $WIDE; } &
 wait
