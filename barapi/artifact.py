@@ -79,8 +79,8 @@ class LearnedProgram:
 
     @property
     def sha256(self) -> str:
-        """As the run reports it: of W for one program, of the stack for a portfolio."""
-        return program_sha256(self.programs if self.config.method.is_portfolio else self.w)
+        """As the run reports it (one view's stack hashes as its W: the same bytes)."""
+        return program_sha256(self.programs)
 
     @property
     def mapped_labels(self) -> list[str] | None:

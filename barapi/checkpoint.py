@@ -47,8 +47,8 @@ class RunState:
 
     @property
     def sha256(self) -> str:
-        """What ``RunResult.program_sha256`` reports: of W for one program, of the stack for a portfolio."""
-        return program_sha256(self.views if "portfolio.programs" in self.arrays else self.program)
+        """What ``RunResult.program_sha256`` reports (one view's stack hashes as its W: the same bytes)."""
+        return program_sha256(self.views)
 
     def encode(self) -> bytes:
         buffer = io.BytesIO()

@@ -10,7 +10,7 @@ from barapi.classifier import Classifier
 from barapi.config import MethodConfig, RunConfig
 from barapi.data import Split, run_split
 from barapi.mapping import MAPPINGS, closing_queries, new_mapping
-from barapi.money import Estimate
+from barapi.money import Estimate, cost_usd
 from barapi.optim import StepSignal, optimizer_for, signal_figures
 from barapi.program import Program, starting_parameters
 from barapi.store import RunRecord, Store, response_key
@@ -67,6 +67,8 @@ def run_summary(store: Store, record: RunRecord) -> dict:
     metrics = store.metrics(record.name)
     latest = metrics[-1] if metrics else None
     state = load_state(store, record.name)
+    views = len(state.views) if state else config.method.views
+    signal = StepSignal.restored(state.arrays, state.w.shape) if state else None
     return {
         "name": record.name,
         "status": record.status,
@@ -80,11 +82,11 @@ def run_summary(store: Store, record: RunRecord) -> dict:
         "train_accuracy": result.get("train_accuracy", latest.train_accuracy if latest else None),
         "test_accuracy": result.get("test_accuracy", next((m.test_accuracy for m in reversed(metrics) if m.test_accuracy is not None), None)),
         "program_sha256": state.sha256 if state else None,
-        "views": len(state.views) if state else config.method.views,
-        "queries_per_prediction": len(state.views) if state else config.method.views,
-        "usd_per_1k_predictions": round((len(state.views) if state else config.method.views) * config.price_per_1k, 6),
-        "step_signal": StepSignal.restored(state.arrays, state.w.shape).ratio if state else None,
-        **signal_figures(StepSignal.restored(state.arrays, state.w.shape).reading(config.method.q) if state else None),
+        "views": views,
+        "queries_per_prediction": views,
+        "usd_per_1k_predictions": round(cost_usd(1000 * views, config.price_per_1k), 6),
+        "step_signal": signal.ratio if signal else None,
+        **signal_figures(signal.reading(config.method.q) if signal else None),
         "selection": result.get("selection"),
         "config": json.loads(record.config),
     }

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from barapi.mapping import prefixed
 from barapi.readout import LinearReadout, accelerated_descent, features, softmax
+from barapi.selection import FOLDS, stratified_folds
 from barapi.streams import Stream, generator
 
 # A portfolio's size when only --views or a price cap asks for one: 8 views of 48 candidates
@@ -29,7 +31,6 @@ DEFAULT_CANDIDATES = 48
 # Random programs W ~ N(0, s²) in the program's basis, s cycling through these: small moves
 # around grey, programs that saturate half the canvas, and near-binary ones (design.md § 7).
 RANDOM_SCALES = (0.5, 1.0, 2.0)
-FOLDS = 5
 # The readout's L2 is chosen by the same cross-validation from these (mean cross-entropy +
 # l2/2·‖weights‖²; 0.1 is scikit-learn's C = 0.1 at 100 images, what design.md § 7 used).
 L2_GRID = (0.01, 0.1, 1.0)
@@ -72,7 +73,7 @@ class Portfolio:
     def restored(cls, arrays: dict[str, np.ndarray]) -> Portfolio | None:
         if "portfolio.programs" not in arrays:
             return None
-        readout = {k.removeprefix("portfolio.readout."): v for k, v in arrays.items() if k.startswith("portfolio.readout.")}
+        readout = prefixed(arrays, "portfolio.readout.")
         loss = float(arrays.get("portfolio.validation_loss", np.nan))
         return cls(np.asarray(arrays["portfolio.programs"]), LinearReadout.from_state(readout), np.asarray(arrays["portfolio.chosen"]), loss)
 
@@ -80,8 +81,8 @@ class Portfolio:
 class PortfolioSearch:
     """Ask for candidates, tell their answers on the training images, then choose V of them."""
 
-    def __init__(self, candidates: int, views: int, n_classes: int, generate: str = "random") -> None:
-        self.candidates, self.views, self.n_classes = candidates, views, n_classes
+    def __init__(self, views: int, n_classes: int, generate: str = "random") -> None:
+        self.views, self.n_classes = views, n_classes
         self.generate = CANDIDATES[generate]
         self.answers: list[np.ndarray] = []  # (n, labels) per candidate told so far
 
@@ -132,10 +133,7 @@ class CrossValidation:
 
     def __init__(self, labels: np.ndarray, n_classes: int, folds: int = FOLDS) -> None:
         self.labels, self.n_classes = labels, n_classes
-        self.fold = np.empty(len(labels), dtype=int)
-        for c in np.unique(labels):
-            members = np.flatnonzero(labels == c)
-            self.fold[members] = np.arange(len(members)) % folds
+        self.fold = stratified_folds(labels, folds)
         self.folds = min(folds, int(np.bincount(labels).min()))
 
     def log_loss(self, gram: np.ndarray, l2: float, steps: int = 400) -> float:

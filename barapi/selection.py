@@ -23,13 +23,20 @@ FOLDS = 5
 SIGNIFICANCE = 1.645  # one-sided 5 %
 
 
-def cross_validated_correct(mapping: Mapping, dense: np.ndarray, labels: np.ndarray, folds: int = FOLDS) -> np.ndarray:
-    """Whether each image is classified right by the mapping refitted without it: stratified
-    folds (each class's images dealt in turn), deterministic so that a resumed run decides alike."""
+def stratified_folds(labels: np.ndarray, folds: int = FOLDS) -> np.ndarray:
+    """Each image's fold: each class's images dealt in turn, deterministic so that a resumed run
+    decides alike."""
     fold = np.empty(len(labels), dtype=int)
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
         fold[members] = np.arange(len(members)) % folds
+    return fold
+
+
+def cross_validated_correct(mapping: Mapping, dense: np.ndarray, labels: np.ndarray, folds: int = FOLDS) -> np.ndarray:
+    """Whether each image is classified right by the mapping refitted without it: stratified
+    folds (each class's images dealt in turn), deterministic so that a resumed run decides alike."""
+    fold = stratified_folds(labels, folds)
     correct = np.zeros(len(labels), dtype=bool)
     for k in range(folds):
         held = fold == k

@@ -331,7 +331,7 @@ class Trainer:
         method = self.config.method
         if not method.is_portfolio or (self.portfolio is not None and state.candidates_paid == method.candidates and self.portfolio.views == method.views):
             return True
-        search = PortfolioSearch(method.candidates, method.views, self.split.n_classes)
+        search = PortfolioSearch(method.views, self.split.n_classes)
         start = starting_parameters(method, self.config.seed)
         programs, complete = [], True
         for k in range(method.candidates):
@@ -493,10 +493,10 @@ class Trainer:
         )
 
     def _emit(self, phase: str, state: State | None, test_accuracy: float | None, notice: str | None = None) -> None:
-        counting = (state.candidates_paid, self.config.method.candidates) if phase == "candidates" and state else (None, None)
+        method, counting = self.config.method, phase == "candidates" and state is not None
         self.on_progress(Progress(
-            phase=phase, iteration=counting[0] if counting[0] is not None else (state.iteration if state else 0),
-            iterations=counting[1] or self.config.method.iterations,
+            phase=phase, iteration=state.candidates_paid if counting else (state.iteration if state else 0),
+            iterations=method.candidates if counting else method.iterations,
             loss=state.last_loss if state else None, train_accuracy=self._train_accuracy(state) if state else None,
             test_accuracy=test_accuracy, queries_paid=self.budget.spent_queries, queries_cached=self.engine.queries_cached,
             cost_usd=self.budget.spent_usd, elapsed_s=time.monotonic() - self.started, notice=notice,

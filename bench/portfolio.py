@@ -97,7 +97,7 @@ def validation_loss(classifier: InProcessClassifier, store: Store, config: RunCo
     """A portfolio run's cross-validated log-loss on its training images, chosen again from its
     cached answers (for runs measured before runs reported it): no query."""
     split, method = run_split(config), config.method
-    program, search = Program(method.geometry), PortfolioSearch(method.candidates, method.views, split.n_classes)
+    program, search = Program(method.geometry), PortfolioSearch(method.views, split.n_classes)
     engine = QueryEngine(classifier, store, Budget(max_usd=None, max_queries=None, per_1k=0.0), config.name)
     vocabulary = classifier.labels()
     index = {label: i for i, label in enumerate(vocabulary)}
