@@ -33,7 +33,7 @@ class ProviderOptions(BaseModel):
     concurrency: int | None = Field(None, ge=1, description="Parallel requests (default per provider).")
     rate_limit: float | None = Field(None, ge=0, description="Client-side cap on requests/s (default per provider: Clarifai 15, Azure 10); 0 = off.")
     timeout: float | None = Field(None, ge=0.1, description="Seconds to wait for an answer before retrying (default 60).")
-    key_file: str | None = Field(None, description="Read the API key from this file (mode 600) instead of CLARIFAI_PAT / AZURE_CV_PREDICTION_KEY.")
+    key_file: str | None = Field(None, description="Read the API key from this file (mode 600) instead of CLARIFAI_PAT / AZURE_CV_PREDICTION_KEY / HF_TOKEN.")
 
     def model_id(self) -> str:
         """The model name the price table sees before a classifier exists."""
@@ -51,7 +51,7 @@ class Provider:
     name: str
     summary: str
     options: type[ProviderOptions]
-    price_per_1k: float  # list price; a user's price file or --price-per-1k overrides it
+    price_per_1k: float | None  # list price (None: none per image); a user's price file or --price-per-1k overrides it
     build: Callable[[Any, httpx.Client, str | None], Classifier]  # (options, client, key)
     key_variable: str | None = None  # None: the provider takes no key
 
@@ -70,10 +70,10 @@ class Provider:
 @cache
 def providers() -> dict[str, Provider]:
     """The registry (built on first use: the adapter modules import this one)."""
-    from barapi.adapters import azure, clarifai, torchserve
+    from barapi.adapters import azure, clarifai, huggingface, oip, torchserve
     from barapi.mock.model import PROVIDER as local
 
-    return {p.name: p for p in (torchserve.PROVIDER, clarifai.PROVIDER, azure.PROVIDER, local)}
+    return {p.name: p for p in (torchserve.PROVIDER, clarifai.PROVIDER, azure.PROVIDER, huggingface.PROVIDER, oip.PROVIDER, local)}
 
 
 def provider(name: str) -> Provider:

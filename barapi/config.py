@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from barapi.money import Pricing
 from barapi.program import GREY_LEVEL, Geometry
 
 # The estimator's default perturbation, in 8-bit grey levels per coordinate of W (root mean
@@ -102,6 +103,7 @@ class RunConfig(BaseModel):
     pool: str | None = Field(None, description="a named budget pool the run also draws on (shared by every run on the store)")
     max_queries: int | None = Field(None, ge=0)
     price_per_1k: float = Field(0.0, ge=0)
+    pricing: Pricing | None = Field(None, description="billed by the hour or the request: how price_per_1k was reached")
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:

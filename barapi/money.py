@@ -7,7 +7,7 @@ import math
 import threading
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from barapi.errors import BudgetExceeded, PriceError
 
@@ -34,13 +34,48 @@ def price_per_1k(provider: str, model: str, *, listed: float | None = None, over
     if listed is not None:
         return listed
     raise PriceError(
-        f"no known price for {provider}/{model}: pass --price-per-1k, or add "
-        f'"{provider}/{model}": <dollars per 1,000 images> to {price_file or PRICE_FILE_NAME}'
+        f"no known price for {provider}/{model}: pass --price-per-1k (per image) or --price-per-hour (an endpoint billed by "
+        f'the hour), or add "{provider}/{model}": <dollars per 1,000 images> to {price_file or PRICE_FILE_NAME}'
     )
 
 
 def cost_usd(queries: int, per_1k: float) -> float:
     return queries * per_1k / 1000.0
+
+
+class Pricing(BaseModel):
+    """A provider billed by the endpoint-hour (Hugging Face Inference Endpoints, a self-hosted
+    KServe or Triton on rented hardware) and/or per request, turned into the price per image
+    that budgets, estimates and the ledger use: an hour buys ``3,600 × throughput`` images.
+    A request is charged per image sent (an upper bound where one request carries several)."""
+
+    per_hour: float | None = Field(None, ge=0)
+    per_request: float = Field(0.0, ge=0)
+    per_1k_images: float = Field(0.0, ge=0)
+    throughput: float | None = Field(None, gt=0, description="images/s the endpoint answers")
+    throughput_measured: bool = False  # False: given by the user (--throughput)
+
+    @property
+    def per_1k(self) -> float:
+        hourly = 0.0
+        if self.per_hour:
+            if self.throughput is None:
+                raise PriceError("an hourly price needs the endpoint's throughput: pass --throughput IMAGES_PER_S, or let train/estimate measure it")
+            hourly = self.per_hour / (3.6 * self.throughput)
+        return self.per_1k_images + 1000 * self.per_request + hourly
+
+    def measured(self, throughput: float) -> Pricing:
+        return self.model_copy(update={"throughput": throughput, "throughput_measured": True})
+
+    def describe(self) -> str:
+        parts = [f"${self.per_hour:g}/endpoint-hour at {self.throughput:,.1f} images/s ("
+                 + ("measured on the first batch" if self.throughput_measured else "--throughput") + ")"] if self.per_hour else []
+        parts += [f"${self.per_request:g}/request"] if self.per_request else []
+        parts += [f"${self.per_1k_images:g}/1k images"] if self.per_1k_images else []
+        return " + ".join(parts) + f" = ${self.per_1k:.4f}/1k images"
+
+    def as_json(self) -> dict:
+        return self.model_dump() | {"per_1k": round(self.per_1k, 6), "throughput_source": ("measured" if self.throughput_measured else "given") if self.throughput else None}
 
 
 class Estimate(BaseModel):
@@ -54,6 +89,7 @@ class Estimate(BaseModel):
     vocabulary: int | None = None  # labels the provider publishes; None: learnt from its first answer
     notice: str | None = None  # e.g. the m-to-1 mapping shrank to fit the vocabulary
     views: int = 1  # programs each predicted image is sent through
+    pricing: Pricing | None = None  # billed by the hour or the request: how price_per_1k was reached
 
     @property
     def usd_per_1k_predictions(self) -> float:
@@ -80,6 +116,7 @@ class Estimate(BaseModel):
             },
             "cost_usd": round(self.cost_usd, 6),
             "price_per_1k": self.price_per_1k,
+            "pricing": self.pricing.as_json() if self.pricing else None,
             "queries_per_prediction": self.views,
             "usd_per_1k_predictions": round(self.usd_per_1k_predictions, 6),
             "vocabulary": self.vocabulary,

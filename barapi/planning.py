@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from barapi.checkpoint import config_of, load_state
 from barapi.classifier import Classifier
@@ -26,6 +27,23 @@ def iterations_within(method: MethodConfig, n_train: int, budget: int) -> int:
     closing pass (what benchmarks compare at equal training cost)."""
     fixed = n_train + MAPPINGS[method.mapping].closing_queries(n_train)
     return max((budget - fixed) // queries_per_step(method), 0)
+
+
+THROUGHPUT_PROBE_IMAGES = 16
+
+
+def priced(config: RunConfig, classifier: Classifier, split: Split) -> RunConfig:
+    """The run's price per image once its pricing is complete: an hourly price without a given
+    throughput is measured on a first batch (the run's first training images under its starting
+    program, sent unmetered: a second or so of the endpoint's time)."""
+    pricing = config.pricing
+    if pricing is None or not pricing.per_hour or pricing.throughput is not None:
+        return config
+    images = Program(config.method.geometry).encode_batch(starting_parameters(config.method, config.seed), split.x_train[:THROUGHPUT_PROBE_IMAGES])
+    started = time.monotonic()
+    classifier.predict(images)
+    pricing = pricing.measured(len(images) / max(time.monotonic() - started, 1e-6))
+    return config.model_copy(update={"pricing": pricing, "price_per_1k": pricing.per_1k})
 
 
 def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split: Split | None = None) -> Estimate:
@@ -53,6 +71,7 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
         views=method.views,
         cached=len(store.cached(keys)),
         price_per_1k=config.price_per_1k,
+        pricing=config.pricing,
         vocabulary=len(vocabulary) if vocabulary else None,
         notice=notice,
     )

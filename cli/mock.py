@@ -30,8 +30,11 @@ def mock_serve(
     ] = 0.0,
     hang_s: Annotated[float, typer.Option(min=0, help="How long a 'timeout' fault holds the request.")] = 2.0,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the fault injection.")] = None,
+    loading_s: Annotated[
+        float, typer.Option(min=0, help="Hugging Face's routes answer 503 'model loading' (with estimated_time) for this long after start.")
+    ] = 0.0,
     api_key: Annotated[
-        str, typer.Option(envvar="BARAPI_MOCK_KEY", help="Key the Clarifai and Azure routes accept.")
+        str, typer.Option(envvar="BARAPI_MOCK_KEY", help="Key the Clarifai, Azure and Hugging Face routes accept.")
     ] = "mock-key",
     project: Annotated[
         Optional[list[str]],
@@ -41,7 +44,8 @@ def mock_serve(
     ] = None,
 ) -> None:
     """Serve a real ImageNet model, and few-label models over it (coarse-2, coarse-5, coarse-10,
-    trained projects), over the TorchServe, Clarifai and Azure Custom Vision APIs."""
+    trained projects), over the TorchServe, Clarifai, Azure Custom Vision, Hugging Face and Open Inference
+    Protocol (KServe, Triton) APIs."""
     try:
         from barapi.mock.heads import parse_project, trained_project
         from barapi.mock.model import ImageNetModel
@@ -63,11 +67,12 @@ def mock_serve(
             faults=Faults(fail_rate, throttle_rate, latency_ms, seed, timeout_rate, reset_rate, truncate_rate, hang_s),
             api_key=api_key,
             projects=projects,
+            loading_s=loading_s,
         )
     except OSError as error:
         raise ConfigError(f"cannot listen on {host}:{port}: {error}; pick another --port") from error
     typer.echo(
-        f"serving {', '.join(server.models)} on http://{host}:{server.server_address[1]} (TorchServe, Clarifai v2 and Azure Custom Vision APIs; Ctrl-C stops)",
+        f"serving {', '.join(server.models)} on http://{host}:{server.server_address[1]} (TorchServe, Clarifai v2, Azure Custom Vision, Hugging Face and Open Inference Protocol APIs; GET /models lists the routes; Ctrl-C stops)",
         err=True,
     )
     try:

@@ -16,6 +16,7 @@ import typer
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.errors import ConfigError
 from barapi.portfolio import DEFAULT_CANDIDATES, DEFAULT_VIEWS
+from barapi.money import Pricing
 from barapi.money import price_per_1k as lookup_price
 from barapi.store import Store
 
@@ -66,7 +67,7 @@ def _provider_flags() -> list[inspect.Parameter]:
     ]
     for name, (field, owners) in fields.items():
         kind = next(t for t in typing.get_args(field.annotation) or (field.annotation,) if t is not type(None))
-        kind = Path if name == "key_file" else kind
+        kind = Path if name == "key_file" else str if typing.get_origin(field.annotation) is typing.Literal else kind
         only = "" if len(owners) == len(providers()) else f" [{', '.join(owners)}]"
         option = typer.Option(help=(field.description or "") + only, rich_help_panel="Provider")
         default = False if kind is bool else None
@@ -279,6 +280,18 @@ def run_options(
         Optional[float],
         typer.Option(help="Dollars per 1,000 images (overrides the price table).", rich_help_panel="Budget"),
     ] = None,
+    price_per_hour: Annotated[
+        Optional[float],
+        typer.Option(min=0, help="An endpoint billed by the hour (Hugging Face Inference Endpoints, your own KServe or Triton): "
+                     "dollars per endpoint-hour, turned into a price per image by the throughput.", rich_help_panel="Budget"),
+    ] = None,
+    price_per_request: Annotated[
+        Optional[float], typer.Option(min=0, help="Dollars per request, where a host charges one (booked per image sent).", rich_help_panel="Budget"),
+    ] = None,
+    throughput: Annotated[
+        Optional[float],
+        typer.Option(min=0.001, help="Images/s the endpoint answers, for --price-per-hour (default: measured on a first batch of 16).", rich_help_panel="Budget"),
+    ] = None,
     pool: Annotated[
         Optional[str],
         typer.Option(
@@ -336,9 +349,16 @@ def run_options(
     )
     data = DataConfig(dataset=dataset, train_per_class=train_per_class, test_size=test_size)
 
+    pricing = None
+    if price_per_hour is not None or price_per_request is not None:
+        pricing = Pricing(per_hour=price_per_hour, per_request=price_per_request or 0.0, per_1k_images=price_per_1k or 0.0, throughput=throughput)
+    elif throughput is not None:
+        raise ConfigError("--throughput prices an endpoint billed by the hour: pass --price-per-hour with it")
+
     def config(choice: ProviderChoice) -> RunConfig:
         provider = choice.for_new_run()
-        price = price_of(provider, price_per_1k)
+        # Without a throughput yet, the hourly part is priced once measured (barapi.planning.priced).
+        price = price_of(provider, price_per_1k) if pricing is None else pricing.per_1k if pricing.throughput or not pricing.per_hour else 0.0
         priced = method if max_usd_per_1k_predictions is None else views_within(method, price, max_usd_per_1k_predictions, views_given)
         return RunConfig(
             name=name or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}",
@@ -350,6 +370,7 @@ def run_options(
             max_queries=max_queries,
             pool=pool,
             price_per_1k=price,
+            pricing=pricing,
         )
 
     return config

@@ -25,8 +25,12 @@ def estimate(config: RunConfig, as_json: JsonOption = False) -> None:
     """Queries and dollars a run would cost, before anything is spent."""
     from barapi.planning import estimate_run
 
+    from barapi.data import run_split
+    from barapi.planning import priced
+
     store = Store()
-    figures = estimate_run(config, options.classifier_for(config), store)
+    classifier, split = options.classifier_for(config), run_split(config)
+    figures = estimate_run(priced(config, classifier, split), classifier, store, split)
     _print_estimate(figures, as_json)
 
 
@@ -48,8 +52,11 @@ def train(
         )
     from barapi.data import run_split
 
+    from barapi.planning import priced
+
     classifier = options.classifier_for(config)
     split = run_split(config)  # decoded once, for the estimate and the training
+    config = priced(config, classifier, split)
     figures = estimate_run(config, classifier, store, split)
     if not as_json:
         _print_estimate(figures, as_json=False)
@@ -159,6 +166,8 @@ def _print_estimate(figures: Estimate, as_json: bool) -> None:
         f"each prediction: {figures.views} quer{'y' if figures.views == 1 else 'ies'} → ${figures.usd_per_1k_predictions:.2f} per 1,000 predicted images",
         err=True,
     )
+    if figures.pricing:
+        typer.echo(f"price: {figures.pricing.describe()}", err=True)
     if figures.notice:
         typer.echo(f"note: {figures.notice}", err=True)
 

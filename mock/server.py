@@ -1,5 +1,6 @@
-"""`barapi mock serve`: a real ImageNet model behind the TorchServe, Clarifai v2 and Azure Custom
-Vision prediction APIs, on loopback, with few-label models over it (``barapi.mock.heads``).
+"""`barapi mock serve`: a real ImageNet model behind the TorchServe, Clarifai v2, Azure Custom
+Vision, Hugging Face and Open Inference Protocol APIs (the last two in ``openinference``), on
+loopback, with few-label models over it (``barapi.mock.heads``).
 
 Every served model answers under every protocol: as a TorchServe model name, a Clarifai model
 id and an Azure project id (any other project id answers with the ImageNet model). Each
@@ -36,12 +37,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 
 from barapi.errors import BadInputError, ConfigError
+from barapi.mock import openinference
 from barapi.mock.heads import COARSE_MODELS, ServedModel, coarse_model, imagenet_model
 from barapi.mock.model import ImageNetModel, preprocess, top_k
 
 # Largest body accepted: TorchServe's default max_request_size is 6.5 MB; a Clarifai request
 # carries up to 128 base64 images; Azure takes one image of at most 4 MB (plus multipart framing).
-MAX_BODY_BYTES = {"torchserve": 6_553_500, "clarifai": 128 * 1024 * 1024, "azure": 4 * 1024 * 1024 + 64 * 1024}
+# Hugging Face takes an image (raw or base64 in JSON); an OIP request a batch of FP32 tensors.
+MAX_BODY_BYTES = {"torchserve": 6_553_500, "clarifai": 128 * 1024 * 1024, "azure": 4 * 1024 * 1024 + 64 * 1024,
+                  "huggingface": 16 * 1024 * 1024, "oip": 64 * 1024 * 1024}
 BATCH_WAIT_S = 0.002
 MAX_SERVER_BATCH = 16
 MODEL_VERSION = "1.0"
@@ -51,6 +55,17 @@ DEFAULT_API_KEY = "mock-key"
 CLARIFAI_MODELS = ("general-image-recognition",)
 CLARIFAI_DEFAULT_CONCEPTS = 20
 CLARIFAI_MAX_INPUTS = 128
+# What each protocol answers to an injected HTTP fault: (status, body) for "fail" and "throttle".
+FAULT_ANSWERS: dict[str, dict[str, tuple[int, object]]] = {
+    "torchserve": {"fail": (500, {"code": 500, "type": "InternalServerException", "message": "injected failure"}),
+                   "throttle": (429, {"code": 429, "type": "ServiceUnavailableException", "message": "injected throttling"})},
+    "clarifai": {"fail": (500, {"status": {"code": 21313, "description": "Model prediction failed", "details": "injected failure"}, "outputs": []}),
+                 "throttle": (429, {"status": {"code": 11005, "description": "Making too many requests", "details": "injected throttling"}, "outputs": []})},
+    "azure": {"fail": (500, {"code": "InternalServerError", "message": "injected failure"}),
+              "throttle": (429, {"code": "429", "message": "Rate limit is exceeded. Try again later."})},
+    "huggingface": {"fail": (500, {"error": "injected failure"}), "throttle": (429, {"error": "Rate limit reached. Try again later."})},
+    "oip": {"fail": (500, {"error": "injected failure"}), "throttle": (429, {"error": "injected throttling"})},
+}
 
 
 class Batcher:
@@ -125,7 +140,7 @@ class MockServer(ThreadingHTTPServer):
 
     def __init__(
         self, host: str, port: int, model: ImageNetModel, *, topk: int | None = None, faults: Faults | None = None,
-        api_key: str = DEFAULT_API_KEY, projects: tuple[ServedModel, ...] = (),
+        api_key: str = DEFAULT_API_KEY, projects: tuple[ServedModel, ...] = (), loading_s: float = 0.0,
     ) -> None:
         super().__init__((host, port), Handler)
         self.model = model
@@ -135,9 +150,14 @@ class MockServer(ThreadingHTTPServer):
         self.topk = topk
         self.faults = faults or Faults()
         self.api_key = api_key
+        self.loading_until = time.monotonic() + loading_s  # Hugging Face's routes answer 503 "loading" until then
 
     def probabilities(self, data: bytes) -> np.ndarray:
         return self.batcher.submit(preprocess(data, self.model.size))
+
+    def probabilities_of(self, pixels: np.ndarray) -> np.ndarray:
+        """Already preprocessed (3, size, size) input, as an OIP tensor sends it."""
+        return self.batcher.submit(pixels)
 
     def handle_error(self, request: object, client_address: object) -> None:
         """A client that hung up before its answer (its own timeout) is routine, not an error."""
@@ -160,6 +180,14 @@ PREDICTION_PATH = re.compile(r"^/predictions/(?P<model>[^/]+)(?:/(?P<version>[^/
 CLARIFAI_PATH = re.compile(r"^/v2/(?:users/(?P<user>[^/]+)/apps/(?P<app>[^/]+)/)?models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?/outputs/?$")
 CLARIFAI_INFO_PATH = re.compile(r"^/v2/(?:users/(?P<user>[^/]+)/apps/(?P<app>[^/]+)/)?models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?/output_info/?$")
 DESCRIBE_PATH = re.compile(r"^/models/(?P<model>[^/]+)(?:/(?P<version>[^/]+))?/?$")
+# GET /models lists them, with each protocol's prediction route.
+ROUTES = {
+    "torchserve": "POST /predictions/{model}[/{version}]",
+    "clarifai": "POST /v2/[users/{user}/apps/{app}/]models/{model}[/versions/{version}]/outputs",
+    "azure": "POST /customvision/v3.{0,1}/prediction/{project}/classify/iterations/{iteration}/image[/nostore]",
+    "huggingface": "POST /hf-inference/models/{model} (labels: GET /{model}/resolve/main/config.json)",
+    "oip": "POST /v2/models/{model}[/versions/1]/infer (metadata: GET /v2/models/{model})",
+}
 AZURE_PATH = re.compile(r"^/customvision/v3\.[01]/prediction/(?P<project>[^/]+)/classify/iterations/(?P<iteration>[^/]+)/image(?:/nostore)?/?$", re.IGNORECASE)
 
 
@@ -173,9 +201,15 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         path, _, query = self.path.partition("?")
         if path == "/ping":
-            self._json(200, {"status": "Healthy"})
+            self.send_json(200, {"status": "Healthy"})
         elif path == "/models":
-            self._json(200, {"models": [{"modelName": name, "modelUrl": f"{name}.mar"} for name in self.server.models]})
+            self.send_json(200, {"models": [{"modelName": name, "modelUrl": f"{name}.mar"} for name in self.server.models], "routes": ROUTES})
+        elif path in ("/v2/health/live", "/v2/health/ready"):
+            self.send_json(200, {"live": True} if path.endswith("live") else {"ready": True})
+        elif match := openinference.OIP_MODEL_PATH.match(path):
+            openinference.oip_metadata(self, match)
+        elif match := openinference.HF_CONFIG_PATH.match(path):
+            openinference.huggingface_config(self, match)
         elif match := DESCRIBE_PATH.match(path):
             self._describe(match, customized="customized=true" in query)
         elif match := CLARIFAI_INFO_PATH.match(path):
@@ -188,7 +222,7 @@ class Handler(BaseHTTPRequestHandler):
         ?customized=true it adds the handler's metadata, here the model's labels."""
         model = self.server.served(match["model"])
         if model is None:
-            self._json(404, {"code": 404, "type": "ModelNotFoundException", "message": f"Model not found: {match['model']}"})
+            self.send_json(404, {"code": 404, "type": "ModelNotFoundException", "message": f"Model not found: {match['model']}"})
             return
         description = {
             "modelName": model.name, "modelVersion": MODEL_VERSION, "modelUrl": f"{model.name}.mar", "runtime": "python",
@@ -197,11 +231,13 @@ class Handler(BaseHTTPRequestHandler):
         }
         if customized:
             description["customizedMetadata"] = json.dumps({"labels": model.labels})
-        self._json(200, [description])
+        self.send_json(200, [description])
 
     def do_POST(self) -> None:  # noqa: N802
         path = self.path.split("?")[0]
-        routes = (("torchserve", PREDICTION_PATH, self._torchserve), ("clarifai", CLARIFAI_PATH, self._clarifai), ("azure", AZURE_PATH, self._azure))
+        routes = (("torchserve", PREDICTION_PATH, self._torchserve), ("clarifai", CLARIFAI_PATH, self._clarifai), ("azure", AZURE_PATH, self._azure),
+                  ("huggingface", openinference.HF_PATH, lambda m, b: openinference.huggingface(self, m, b)),
+                  ("oip", openinference.OIP_INFER_PATH, lambda m, b: openinference.oip_infer(self, m, b)))
         for protocol, pattern, route in routes:
             match = pattern.match(path)
             if match:
@@ -214,32 +250,25 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- TorchServe --------------------------------------------------------------------------
     def _torchserve(self, match: re.Match, body: bytes) -> None:
-        fault = self._inject_fault()
-        if fault == "dropped":
-            return
-        if fault == "fail":
-            self._json(500, {"code": 500, "type": "InternalServerException", "message": "injected failure"})
-            return
-        if fault == "throttle":
-            self._json(429, {"code": 429, "type": "ServiceUnavailableException", "message": "injected throttling"}, {"Retry-After": str(RETRY_AFTER_S)})
+        if self.answered_fault("torchserve"):
             return
         name, version = match["model"], match["version"]
         model = self.server.served(name)
         if model is None:
-            self._json(404, {"code": 404, "type": "ModelNotFoundException", "message": f"Model not found: {name}"})
+            self.send_json(404, {"code": 404, "type": "ModelNotFoundException", "message": f"Model not found: {name}"})
             return
         if version not in (None, MODEL_VERSION):
-            self._json(404, {"code": 404, "type": "ModelVersionNotFoundException", "message": f"Model version: {version} does not exist for model: {name}"})
+            self.send_json(404, {"code": 404, "type": "ModelVersionNotFoundException", "message": f"Model version: {version} does not exist for model: {name}"})
             return
         image = self._image_from(body, "data")
         try:
-            self._json(200, self.server.classify(image, model))
+            self.send_json(200, self.server.classify(image, model))
         except BadInputError:
-            self._json(503, {"code": 503, "type": "InternalServerException", "message": "Prediction failed"})
+            self.send_json(503, {"code": 503, "type": "InternalServerException", "message": "Prediction failed"})
 
     # -- Clarifai v2 -------------------------------------------------------------------------
     def _clarifai_status(self, http: int, code: int, description: str, details: str = "", headers: dict[str, str] | None = None) -> None:
-        self._json(http, {"status": {"code": code, "description": description, "details": details, "req_id": uuid.uuid4().hex}, "outputs": []}, headers)
+        self.send_json(http, {"status": {"code": code, "description": description, "details": details, "req_id": uuid.uuid4().hex}, "outputs": []}, headers)
 
     def _clarifai_authorised(self) -> bool:
         authorization = self.headers.get("Authorization", "")
@@ -254,14 +283,7 @@ class Handler(BaseHTTPRequestHandler):
     def _clarifai(self, match: re.Match, body: bytes) -> None:
         if not self._clarifai_authorised():
             return
-        fault = self._inject_fault()
-        if fault == "dropped":
-            return
-        if fault == "fail":
-            self._clarifai_status(500, 21313, "Model prediction failed", "injected failure")
-            return
-        if fault == "throttle":
-            self._clarifai_status(429, 11005, "Making too many requests", "injected throttling", {"Retry-After": str(RETRY_AFTER_S)})
+        if self.answered_fault("clarifai"):
             return
         model = self._clarifai_model(match["model"])
         if model is None:
@@ -287,7 +309,7 @@ class Handler(BaseHTTPRequestHandler):
             status, http = {"code": 10010, "description": "Mixed Success"}, 200
         else:
             status, http = {"code": 10000, "description": "Ok"}, 200
-        self._json(http, {"status": status | {"req_id": uuid.uuid4().hex}, "outputs": outputs})
+        self.send_json(http, {"status": status | {"req_id": uuid.uuid4().hex}, "outputs": outputs})
 
     def _clarifai_model(self, name: str) -> ServedModel | None:
         """The served model a Clarifai model id names (answering 404 if none)."""
@@ -304,7 +326,7 @@ class Handler(BaseHTTPRequestHandler):
         if model is None:
             return
         concepts = [_concept(name) for name in model.labels]
-        self._json(200, {
+        self.send_json(200, {
             "status": {"code": 10000, "description": "Ok", "req_id": uuid.uuid4().hex},
             "model": {"id": match["model"], "app_id": match["app"] or "main", "user_id": match["user"] or "clarifai",
                       "output_info": {"data": {"concepts": concepts}, "output_config": {}, "message": "Show output_info with: GET /models/{model_id}/output_info"}},
@@ -333,27 +355,20 @@ class Handler(BaseHTTPRequestHandler):
     # -- Azure Custom Vision -----------------------------------------------------------------
     def _azure(self, match: re.Match, body: bytes) -> None:
         if self.headers.get("Prediction-Key") != self.server.api_key:
-            self._json(401, {"code": "Unauthorized", "message": "Access denied due to invalid subscription key or wrong API endpoint."})
+            self.send_json(401, {"code": "Unauthorized", "message": "Access denied due to invalid subscription key or wrong API endpoint."})
             return
-        fault = self._inject_fault()
-        if fault == "dropped":
-            return
-        if fault == "fail":
-            self._json(500, {"code": "InternalServerError", "message": "injected failure"})
-            return
-        if fault == "throttle":
-            self._json(429, {"code": "429", "message": "Rate limit is exceeded. Try again later."}, {"Retry-After": str(RETRY_AFTER_S)})
+        if self.answered_fault("azure"):
             return
         image = self._image_from(body, "imageData")
         model = self.server.served(match["project"]) or self.server.served(self.server.model.name)
         try:
             probabilities = self.server.scores(image, model)
         except BadInputError:
-            self._json(400, {"code": "BadRequestImageFormat", "message": "Bad Request Image Format, Uri: " + uuid.uuid4().hex})
+            self.send_json(400, {"code": "BadRequestImageFormat", "message": "Bad Request Image Format, Uri: " + uuid.uuid4().hex})
             return
         classes = model.labels
         order = np.argsort(-probabilities, kind="stable")
-        self._json(200, {
+        self.send_json(200, {
             "id": str(uuid.uuid4()), "project": match["project"], "iteration": match["iteration"], "created": _now(),
             "predictions": [{"probability": float(probabilities[i]), "tagId": str(uuid.UUID(int=int(i) + 1)), "tagName": classes[i]} for i in order],
         })
@@ -362,7 +377,7 @@ class Handler(BaseHTTPRequestHandler):
     def _body(self, limit: int) -> bytes | None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > limit:
-            self._json(413, {"code": 413, "type": "RequestTooLargeException", "message": f"request larger than {limit} bytes"})
+            self.send_json(413, {"code": 413, "type": "RequestTooLargeException", "message": f"request larger than {limit} bytes"})
             self.close_connection = True
             return None
         return self.rfile.read(length) if length else b""
@@ -378,6 +393,14 @@ class Handler(BaseHTTPRequestHandler):
             if part.get_param("name", header="content-disposition") == field:
                 return part.get_payload(decode=True) or b""
         return b""
+
+    def answered_fault(self, protocol: str) -> bool:
+        """Whether an injected fault answered this request (in ``protocol``'s words) or dropped it."""
+        fault = self._inject_fault()
+        if fault in ("fail", "throttle"):
+            status, payload = FAULT_ANSWERS[protocol][fault]
+            self.send_json(status, payload, {"Retry-After": str(RETRY_AFTER_S)} if fault == "throttle" else None)
+        return fault is not None
 
     def _inject_fault(self) -> str | None:
         """An HTTP fault for the route to answer ("fail", "throttle"), or None. Transport faults
@@ -406,12 +429,14 @@ class Handler(BaseHTTPRequestHandler):
         return "dropped"
 
     def _not_found(self) -> None:
-        self._json(404, {"code": 404, "type": "ResourceNotFoundException", "message": "Requested resource is not found, please refer to API document."})
+        self.send_json(404, {"code": 404, "type": "ResourceNotFoundException", "message": "Requested resource is not found, please refer to API document."})
 
-    def _json(self, status: int, payload: object, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+    def send_json(self, status: int, payload: object, headers: dict[str, str] | None = None) -> None:
+        self.send_body(status, json.dumps(payload).encode(), "application/json", headers)
+
+    def send_body(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)

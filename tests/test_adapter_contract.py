@@ -15,6 +15,8 @@ import pytest
 from barapi.adapters.azure import AzureCustomVisionClassifier
 from barapi.adapters.clarifai import ClarifaiClassifier
 from barapi.adapters.http import MAX_ATTEMPTS, make_client
+from barapi.adapters.huggingface import HuggingFaceClassifier
+from barapi.adapters.oip import OipClassifier, byte_strings
 from barapi.adapters.torchserve import TorchServeClassifier
 from barapi.errors import AuthenticationError, BadInputError, ProviderError, ProviderResponseError
 from barapi.labels import fill_missing
@@ -57,6 +59,39 @@ def azure_answer(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"id": "x", "project": "p", "iteration": "i", "created": "2026-01-01T00:00:00Z", "predictions": predictions})
 
 
+def huggingface_answer(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json=[{"label": k, "score": v} for k, v in scores_for(huggingface_images(request)[0]).items()])
+
+
+def huggingface_images(request: httpx.Request) -> list[bytes]:
+    return [base64.b64decode(json.loads(request.content)["inputs"])]
+
+
+OIP_METADATA = {"name": "m", "versions": ["1"], "platform": "ensemble",
+                "inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [-1, 1]}], "outputs": [{"name": "SCORES", "datatype": "FP32", "shape": [-1, 3]}]}
+
+
+def oip_images(request: httpx.Request) -> list[bytes]:
+    header = int(request.headers["Inference-Header-Content-Length"])
+    return byte_strings(request.content[header:], None)
+
+
+def oip_answer(request: httpx.Request) -> httpx.Response:
+    """A Triton ensemble that decodes images itself, answering through its classification
+    extension ("value:index:label", best first) as JSON."""
+    if request.method == "GET":
+        return httpx.Response(200, json=OIP_METADATA)
+    images = oip_images(request)
+    rows = [[f"{v}:{i}:{label}" for i, (label, v) in enumerate(scores_for(image).items())] for image in images]
+    return httpx.Response(200, json={"model_name": "m", "model_version": "1", "outputs": [
+        {"name": "SCORES", "datatype": "BYTES", "shape": [len(images), 3], "data": [e for row in rows for e in row]}]})
+
+
+def oip(handler: Callable[[httpx.Request], httpx.Response]) -> Callable[[httpx.Request], httpx.Response]:
+    """The metadata (a free GET) besides whatever the test scripts for the inference requests."""
+    return lambda r: oip_answer(r) if r.method == "GET" else handler(r)
+
+
 SPECS = [
     Spec("torchserve", lambda c, url: TorchServeClassifier(c, base_url=url, concurrency=4),
          lambda r: httpx.Response(200, json=scores_for(r.content)), lambda r: [r.content],
@@ -73,6 +108,16 @@ SPECS = [
          httpx.Response(429, headers={"Retry-After": "3"}, json={"code": "429", "message": "Rate limit is exceeded."}),
          httpx.Response(500, json={"code": "InternalServerError", "message": "oops"}),
          httpx.Response(401, json={"code": "Unauthorized", "message": "Access denied"}), 1, "Prediction-Key"),
+    Spec("huggingface", lambda c, url: HuggingFaceClassifier(c, key=SECRET, model="org/model", base_url=url, concurrency=4),
+         huggingface_answer, huggingface_images,
+         httpx.Response(429, headers={"Retry-After": "3"}, json={"error": "Rate limit reached"}),
+         httpx.Response(500, json={"error": "Internal Server Error"}),
+         httpx.Response(401, json={"error": "Invalid credentials in Authorization header"}), 1, "Authorization"),
+    Spec("oip", lambda c, url: OipClassifier(c, base_url=url, model="m", input_format="bytes", labels_from_server=True),
+         oip_answer, oip_images,
+         httpx.Response(429, headers={"Retry-After": "3"}, json={"error": "busy"}),
+         httpx.Response(500, json={"error": "failed to infer"}),
+         httpx.Response(401, json={"error": "unauthorized"}), 8, None),
 ]
 
 
@@ -82,6 +127,7 @@ def spec(request) -> Spec:
 
 
 def make(spec: Spec, handler) -> object:
+    handler = oip(handler) if spec.name == "oip" else handler
     classifier = spec.build(httpx.Client(transport=httpx.MockTransport(handler)), "http://127.0.0.1:9")
     classifier.sender.sleep = lambda s: None
     return classifier
@@ -163,6 +209,8 @@ def test_keys_are_refused_over_plain_http_to_other_hosts() -> None:
         ClarifaiClassifier(httpx.Client(), pat=SECRET, base_url="http://api.example.com")
     with pytest.raises(ConfigError, match="https"):
         AzureCustomVisionClassifier(httpx.Client(), key=SECRET, endpoint="http://westus.example.com", project_id="p", iteration="i")
+    with pytest.raises(ConfigError, match="https"):
+        HuggingFaceClassifier(httpx.Client(), key=SECRET, model="m", endpoint_url="http://x.endpoints.huggingface.cloud")
 
 
 def test_clarifai_mixed_status_names_the_refused_image() -> None:
@@ -197,6 +245,8 @@ LIVE = {
     "torchserve": lambda url: TorchServeClassifier(make_client(), base_url=url),
     "clarifai": lambda url: ClarifaiClassifier(make_client(), pat="mock-key", base_url=url, rate_per_second=None),
     "azure": lambda url: AzureCustomVisionClassifier(make_client(), key="mock-key", endpoint=url, project_id="p", iteration="i", rate_per_second=None),
+    "huggingface": lambda url: HuggingFaceClassifier(make_client(), key="mock-key", model="efficientnet-lite0", base_url=url, hub_url=url),
+    "oip": lambda url: OipClassifier(make_client(), base_url=url, model="efficientnet-lite0"),
 }
 
 
@@ -216,15 +266,16 @@ def test_live_server_speaks_each_protocol(name: str, server_url: str, png: bytes
     assert len(results) == 3
     top = max(results[0], key=results[0].get)
     assert all(max(r, key=r.get) == top for r in results)  # the same model behind every protocol
-    expected = {"torchserve": 1000, "azure": 1000, "clarifai": 200}[name]
+    expected = {"torchserve": 1000, "azure": 1000, "clarifai": 200, "huggingface": 5, "oip": 1000}[name]
     assert len(results[0]) == expected
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["clarifai", "azure"])
+@pytest.mark.parametrize("name", ["clarifai", "azure", "huggingface"])
 def test_live_server_checks_the_key(name: str, server_url: str, png: bytes) -> None:
     build = {"clarifai": lambda: ClarifaiClassifier(httpx.Client(), pat="wrong", base_url=server_url),
-             "azure": lambda: AzureCustomVisionClassifier(httpx.Client(), key="wrong", endpoint=server_url, project_id="p", iteration="i")}[name]
+             "azure": lambda: AzureCustomVisionClassifier(httpx.Client(), key="wrong", endpoint=server_url, project_id="p", iteration="i"),
+             "huggingface": lambda: HuggingFaceClassifier(httpx.Client(), key="wrong", model="coarse-5", base_url=server_url)}[name]
     with pytest.raises(AuthenticationError):
         build().predict([png])
 
@@ -245,6 +296,8 @@ RATE_LIMITED = {
     "torchserve": lambda c, url: TorchServeClassifier(c, base_url=url, rate_per_second=20.0, concurrency=4),
     "clarifai": lambda c, url: ClarifaiClassifier(c, pat=SECRET, base_url=url, rate_per_second=20.0, concurrency=4),
     "azure": lambda c, url: AzureCustomVisionClassifier(c, key=SECRET, endpoint=url, project_id="p", iteration="it", rate_per_second=20.0),
+    "huggingface": lambda c, url: HuggingFaceClassifier(c, key=SECRET, model="m", base_url=url, rate_per_second=20.0, concurrency=4),
+    "oip": lambda c, url: OipClassifier(c, base_url=url, model="m", input_format="bytes", labels_from_server=True, rate_per_second=20.0),
 }
 
 
@@ -252,7 +305,8 @@ def test_the_client_side_rate_limit_spaces_every_adapters_requests(spec: Spec) -
     import time
 
     stamps = []
-    classifier = RATE_LIMITED[spec.name](httpx.Client(transport=httpx.MockTransport(lambda r: stamps.append(time.monotonic()) or spec.answer(r))), "http://127.0.0.1:9")
+    answer = lambda r: stamps.append(time.monotonic()) or spec.answer(r)  # noqa: E731
+    classifier = RATE_LIMITED[spec.name](httpx.Client(transport=httpx.MockTransport(oip(answer) if spec.name == "oip" else answer)), "http://127.0.0.1:9")
     images = [b"x"] * (5 * spec.max_batch)  # five requests whatever the batch limit
     classifier.predict(images)
     assert len(stamps) == 5

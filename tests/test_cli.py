@@ -46,6 +46,11 @@ def test_estimate_json_counts_queries_and_dollars_before_spending(home: Path) ->
     assert cma["queries"]["training"] == 10 * 20 * 9  # W and a population of 2q
 
 
+def test_hourly_and_unpriced_providers_say_which_price_flag_they_need(home: Path) -> None:
+    assert_one_line_error(invoke("estimate", "--throughput", "5"), "--price-per-hour")
+    assert_one_line_error(invoke("estimate", "--provider", "huggingface", "--model", "org/m"), "--price-per-1k", "--price-per-hour")
+
+
 def test_paper_preset_is_algorithm_1_and_flags_override_it(home: Path) -> None:
     figures = json.loads(invoke("estimate", "--preset", "paper", "--iterations", "3", "--json").output.strip().splitlines()[-1])
     assert figures["queries"]["training"] == 3 * 20 * 26  # q = 25, one-sided, minibatch 20

@@ -10,13 +10,16 @@ def test_list_prices_come_from_each_provider_and_match_the_design_table() -> Non
     from barapi.adapters import providers
 
     listed = {name: p.price_per_1k for name, p in providers().items()}
-    assert listed == {"clarifai": 1.20, "azure": 2.00, "torchserve": 0.0, "local": 0.0}
+    # Hugging Face bills by the hour or compute time: no price per image to assume.
+    assert listed == {"clarifai": 1.20, "azure": 2.00, "torchserve": 0.0, "huggingface": None, "oip": 0.0, "local": 0.0}
     assert price_per_1k("clarifai", "general-image-recognition", listed=listed["clarifai"]) == 1.20
 
 
 def test_unknown_provider_is_an_error_that_says_how_to_set_a_price(tmp_path: Path) -> None:
-    with pytest.raises(PriceError, match="--price-per-1k"):
+    with pytest.raises(PriceError, match="--price-per-1k .*--price-per-hour"):
         price_per_1k("acme", "vision", price_file=tmp_path / "prices.json")
+    with pytest.raises(PriceError, match="--price-per-hour"):
+        price_per_1k("huggingface", "google/vit-base-patch16-224", listed=None, price_file=tmp_path / "prices.json")
 
 
 def test_user_price_file_and_override_take_precedence(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """The local server answers closely enough to the real services that their official Python
-clients parse it: clarifai-grpc (JSON channel) and azure-cognitiveservices-vision-customvision."""
+clients parse it: clarifai-grpc (JSON channel), azure-cognitiveservices-vision-customvision,
+huggingface_hub's InferenceClient and tritonclient.http (the Open Inference Protocol)."""
 
 import io
 import uuid
@@ -48,3 +49,37 @@ def test_azure_custom_vision_prediction_client(server_url: str, png: bytes) -> N
     assert len(result.predictions) == 1000
     assert result.predictions[0].probability >= result.predictions[1].probability
     assert result.predictions[0].tag_name
+
+
+def test_huggingface_inference_client(server_url: str, png: bytes) -> None:
+    from huggingface_hub import InferenceClient
+    from huggingface_hub.errors import HfHubHTTPError
+
+    client = InferenceClient(base_url=f"{server_url}/hf-inference/models/coarse-5", api_key="mock-key")
+    default = client.image_classification(png)  # raw bytes, no parameters
+    assert len(default) == 5 and abs(sum(e.score for e in default) - 1) < 1e-4
+    asked = client.image_classification(png, top_k=3, function_to_apply="softmax")  # JSON, base64 inputs
+    assert [e.label for e in asked] == [e.label for e in default[:3]]
+    assert asked[0].score == pytest.approx(default[0].score)
+    with pytest.raises(HfHubHTTPError) as refused:
+        InferenceClient(base_url=f"{server_url}/hf-inference/models/coarse-5", api_key="wrong").image_classification(png)
+    assert refused.value.response.status_code == 401
+
+
+def test_tritonclient_http_infer(server_url: str, png: bytes) -> None:
+    import tritonclient.http as triton
+    from barapi.mock.model import preprocess
+
+    client = triton.InferenceServerClient(url=server_url.removeprefix("http://"))
+    metadata = client.get_model_metadata("coarse-5")
+    assert metadata["inputs"][0]["shape"] == [-1, 3, 224, 224] and metadata["outputs"][0]["shape"] == [-1, 5]
+    pixels = preprocess(png, 224)[None].repeat(2, axis=0)
+    for binary in (True, False):
+        tensor = triton.InferInput("image", list(pixels.shape), "FP32")
+        tensor.set_data_from_numpy(pixels, binary_data=binary)
+        answer = client.infer("coarse-5", [tensor], outputs=[triton.InferRequestedOutput("probabilities", binary_data=binary)])
+        probabilities = answer.as_numpy("probabilities")
+        assert probabilities.shape == (2, 5) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
+    labelled = client.infer("coarse-5", [tensor], outputs=[triton.InferRequestedOutput("probabilities", class_count=2)])
+    best = labelled.as_numpy("probabilities")[0][0].decode().split(":")
+    assert int(best[1]) == int(np.argmax(probabilities[0])) and best[2]
