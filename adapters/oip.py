@@ -31,6 +31,7 @@ from barapi.adapters.http import HttpClassifier, retry_after_seconds
 from barapi.adapters.parsing import error_message, parse_json
 from barapi.classifier import Scores
 from barapi.errors import BadInputError, ConfigError, ProviderError, ProviderResponseError, RateLimited
+from barapi.program import float_canvas
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 DEFAULT_MODEL = "efficientnet-lite0"
@@ -52,19 +53,38 @@ class Preprocessing(BaseModel):
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
     def tensor(self, image: bytes, size: int, datatype: str, channels_first: bool) -> np.ndarray:
+        """Encoded image bytes (resized as 8-bit, as a server would), or a float canvas
+        (``barapi.program.npy_bytes``: resized in float, nothing rounded) → the model's input."""
+        resized = self.resize_to or int(round(size / CROP_FRACTION))
         try:
-            with Image.open(io.BytesIO(image)) as opened:
-                rgb = opened.convert("RGB")
+            canvas = float_canvas(image)
+            if canvas is not None:
+                pixels = resize_crop_float((canvas + 1) / 2, size, resized, self.interpolation)
+            else:
+                with Image.open(io.BytesIO(image)) as opened:
+                    pixels = np.asarray(resize_crop(opened.convert("RGB"), size, resized, self.interpolation), dtype=np.float32) / 255.0
         except (OSError, ValueError) as error:
             raise BadInputError(f"cannot decode the image to send it as a tensor: {error}", maybe_billed=False) from error
-        resized = self.resize_to or int(round(size / CROP_FRACTION))
-        scale = resized / min(rgb.size)
-        rgb = rgb.resize((max(size, round(rgb.width * scale)), max(size, round(rgb.height * scale))), INTERPOLATION[self.interpolation])
-        left, top = (rgb.width - size) // 2, (rgb.height - size) // 2
-        pixels = np.asarray(rgb.crop((left, top, left + size, top + size)))
-        if datatype != "UINT8":
-            pixels = (pixels.astype(np.float32) / 255.0 - np.float32(self.mean)) / np.float32(self.std)
+        if datatype == "UINT8":
+            pixels = np.rint(np.clip(pixels, 0, 1) * 255)
+        else:
+            pixels = (pixels - np.float32(self.mean)) / np.float32(self.std)
         return (pixels.transpose(2, 0, 1) if channels_first else pixels).astype(NUMPY_TYPES[datatype])
+
+
+def resize_crop(image: Image.Image, size: int, resized: int, interpolation: str) -> Image.Image:
+    """The shorter side to ``resized``, then the centre ``size`` × ``size``."""
+    scale = resized / min(image.size)
+    image = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))), INTERPOLATION[interpolation])
+    left, top = (image.width - size) // 2, (image.height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def resize_crop_float(pixels: np.ndarray, size: int, resized: int, interpolation: str) -> np.ndarray:
+    """``resize_crop`` of a float (H, W, 3) image, channel by channel in PIL's 32-bit float mode:
+    the same filter, nothing rounded."""
+    channels = [np.asarray(resize_crop(Image.fromarray(pixels[:, :, c].astype(np.float32), mode="F"), size, resized, interpolation)) for c in range(3)]
+    return np.stack(channels, axis=2).astype(np.float32)
 
 
 class OipClassifier(HttpClassifier):
@@ -79,6 +99,7 @@ class OipClassifier(HttpClassifier):
         version: str | None = None,
         preprocessing: Preprocessing | None = None,
         input_format: Literal["tensor", "bytes"] = "tensor",
+        canvas: Literal["float", "8-bit"] = "float",
         binary: bool = True,
         softmax: bool = False,
         labels_file: Path | None = None,
@@ -94,6 +115,8 @@ class OipClassifier(HttpClassifier):
         self.model_id, self.version = model, version
         self.preprocessing = preprocessing or Preprocessing()
         self.input_format, self.binary, self.softmax = input_format, binary, softmax
+        # A tensor carries the program unrounded unless told otherwise; encoded images are 8-bit.
+        self.canvas_encoding = "float32" if input_format == "tensor" and canvas == "float" else "png8"
         self.labels_from_server = labels_from_server
         self.max_batch = images_per_request
         self._labels = read_labels(labels_file) if labels_file else None
@@ -247,6 +270,7 @@ class Options(ProviderOptions):
     model: str = Field(DEFAULT_MODEL, description="Model name at the provider.")
     model_version: str | None = Field(None, description="Model version, if the provider has versions.")
     input_format: Literal["tensor", "bytes"] = Field("tensor", description="tensor (preprocessed here) or bytes (encoded images, for a server that decodes them) (oip).")
+    canvas: Literal["float", "8-bit"] = Field("float", description="float: the program reaches the model unrounded (tensors only); 8-bit: rounded, as every image API sees it (oip, local).")
     input_size: int | None = Field(None, ge=8, description="Side of the model's input (default: from its metadata) (oip).")
     resize_to: int | None = Field(None, ge=8, description="Resize the shorter side to this before the centre crop (default: input size / 0.875) (oip).")
     interpolation: Literal["bicubic", "bilinear", "nearest"] = Field("bicubic", description="Resize interpolation: bicubic, bilinear or nearest (oip).")
@@ -269,7 +293,7 @@ def build(options: Options, client: httpx.Client, key: str | None) -> OipClassif
     )
     return OipClassifier(
         client, base_url=options.base_url, model=options.model, version=options.model_version, preprocessing=preprocessing,
-        input_format=options.input_format, binary=not options.json_tensors, softmax=bool(options.softmax),
+        input_format=options.input_format, canvas=options.canvas, binary=not options.json_tensors, softmax=bool(options.softmax),
         labels_file=Path(options.labels_file) if options.labels_file else None, labels_from_server=bool(options.labels_from_server),
         images_per_request=options.images_per_request, concurrency=options.concurrency or DEFAULT_CONCURRENCY, rate_per_second=options.rate(None),
     )

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from barapi.checkpoint import load_config, require_state
-from barapi.classifier import Classifier, Scores, SelectableLabels
+from barapi.classifier import Classifier, Scores, SelectableLabels, canvas_encoding
 from barapi.config import RunConfig
 from barapi.errors import ConfigError
 from barapi.labels import LabelMap, fill_missing
@@ -113,7 +113,7 @@ class LearnedProgram:
         spending = Budget(max_usd=budget_usd, max_queries=None, per_1k=price_per_1k)
         engine = QueryEngine(classifier, store, spending, ledger or f"predict-{self.sha256[:12]}")
         cached_before = engine.queries_cached
-        program = Program(self.geometry)
+        program = Program(self.geometry, canvas_encoding(classifier))
         responses = engine.score([image for w in self.programs for image in program.encode_batch(w, images)], all_or_nothing=True)
         return Prediction(self.target_shares(responses), spending.spent_queries, engine.queries_cached - cached_before, spending.spent_usd)
 

@@ -56,6 +56,12 @@ class Classifier(Protocol):
         """Encoded images → per image, label → probability as the provider gave it."""
 
 
+def canvas_encoding(classifier: object) -> str:
+    """How the classifier takes a canvas: "png8" (any image API), or "float32" where it declares
+    ``canvas_encoding`` so (a tensor API, sent the program unrounded)."""
+    return getattr(classifier, "canvas_encoding", "png8")
+
+
 @runtime_checkable
 class SelectableLabels(Protocol):
     """A provider that can be asked for exactly some labels (Clarifai's select_concepts)."""

@@ -7,7 +7,7 @@ import json
 import time
 
 from barapi.checkpoint import config_of, load_state
-from barapi.classifier import Classifier
+from barapi.classifier import Classifier, canvas_encoding
 from barapi.config import MethodConfig, RunConfig
 from barapi.data import Split, run_split
 from barapi.mapping import MAPPINGS, closing_queries, new_mapping
@@ -39,7 +39,7 @@ def priced(config: RunConfig, classifier: Classifier, split: Split) -> RunConfig
     pricing = config.pricing
     if pricing is None or not pricing.per_hour or pricing.throughput is not None:
         return config
-    images = Program(config.method.geometry).encode_batch(starting_parameters(config.method, config.seed), split.x_train[:THROUGHPUT_PROBE_IMAGES])
+    images = Program(config.method.geometry, canvas_encoding(classifier)).encode_batch(starting_parameters(config.method, config.seed), split.x_train[:THROUGHPUT_PROBE_IMAGES])
     started = time.monotonic()
     classifier.predict(images)
     pricing = pricing.measured(len(images) / max(time.monotonic() - started, 1e-6))
@@ -60,7 +60,7 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
     notice = new_mapping(method, split.n_classes, len(vocabulary))[1] if vocabulary else None
     start_queries = mapping.start_queries(n_train, bool(vocabulary))
     interim = (method.iterations - 1) // method.eval_every if method.eval_every else 0
-    known = Program(method.geometry).encode_batch(starting_parameters(method, config.seed), split.x_train) if start_queries else []
+    known = Program(method.geometry, canvas_encoding(classifier)).encode_batch(starting_parameters(method, config.seed), split.x_train) if start_queries else []
     keys = list({response_key(classifier.name, classifier.cache_scope, image) for image in known})
     return Estimate(
         label_mapping=start_queries,

@@ -6,8 +6,10 @@ sees after its own crop (``visible_size``): a coordinate spent where nothing is 
 every zeroth-order estimate.
 
 Values live in [-1, 1] (the paper's scaled input space). What leaves this module for an API is
-always 8-bit PNG bytes, because that is all a real API ever sees: the loss is computed on the
-responses to exactly those bytes.
+8-bit PNG bytes, because that is all an image API ever sees — or, for an API that takes tensors
+(the Open Inference Protocol), the canvas itself as float32 (a .npy), unrounded: a step below one
+grey level then still moves what the model sees. Either way the loss is computed on the responses
+to exactly those bytes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ PNG_COMPRESS_LEVEL = 1
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_FILTER_SUB = 1
 GREY_LEVEL = 1 / 127.5  # one 8-bit step of the [-1, 1] canvas (see quantize)
+CanvasEncoding = Literal["png8", "float32"]
+NPY_MAGIC = b"\x93NUMPY"
 
 
 class Geometry(BaseModel):
@@ -113,8 +117,8 @@ BASES: dict[str, Callable[[int, int], np.ndarray]] = {"bilinear": interpolation_
 class Program:
     """Renders target images with a program W into the bytes sent to an API."""
 
-    def __init__(self, geometry: Geometry) -> None:
-        self.geometry = geometry
+    def __init__(self, geometry: Geometry, encoding: CanvasEncoding = "png8") -> None:
+        self.geometry, self.encoding = geometry, encoding
         g = geometry
         self.mask = np.ones((g.canvas_size, g.canvas_size, 1))
         self.mask[g.offset : g.offset + g.embed_size, g.offset : g.offset + g.embed_size] = 0.0
@@ -146,8 +150,11 @@ class Program:
         return canvas
 
     def encode_batch(self, w: np.ndarray, targets: np.ndarray) -> list[bytes]:
-        """The PNG bytes an API receives for each target image under program W. Quantising P
-        and the targets separately is exact: the paste never mixes their pixels."""
+        """The bytes an API receives for each target image under program W. Quantising P and the
+        targets separately is exact: the paste never mixes their pixels."""
+        if self.encoding == "float32":
+            perturbation = self.perturbation(w)
+            return [npy_bytes(self._paste(perturbation, target)) for target in targets]
         return self.encode_on(quantize(self.perturbation(w)), targets)
 
     def encode_on(self, canvas: np.ndarray, targets: np.ndarray) -> list[bytes]:
@@ -158,6 +165,23 @@ class Program:
 def quantize(canvas: np.ndarray) -> np.ndarray:
     """[-1, 1] floats → the uint8 pixels an API receives."""
     return np.rint((np.clip(canvas, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
+def npy_bytes(canvas: np.ndarray) -> bytes:
+    """The [-1, 1] canvas as float32 in .npy form: lossless, deterministic, self-describing."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(canvas, dtype=np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def float_canvas(data: bytes) -> np.ndarray | None:
+    """A float canvas (H, W, 3) in [-1, 1] sent as .npy; None for encoded image bytes."""
+    if not data.startswith(NPY_MAGIC):
+        return None
+    canvas = np.load(io.BytesIO(data), allow_pickle=False)
+    if canvas.ndim != 3 or canvas.shape[2] != 3 or not np.all(np.isfinite(canvas)):
+        raise ValueError(f"a float canvas must be finite (height, width, 3), got {canvas.shape}")
+    return canvas
 
 
 def encode_png(canvas: np.ndarray) -> bytes:

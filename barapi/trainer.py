@@ -17,7 +17,7 @@ import numpy as np
 
 from barapi import labels as labelling
 from barapi.checkpoint import RunState, load_state
-from barapi.classifier import Classifier, Scores, SelectableLabels
+from barapi.classifier import Classifier, Scores, SelectableLabels, canvas_encoding
 from barapi.config import RunConfig
 from barapi.data import Split, run_split
 from barapi.errors import BudgetExceeded, ConfigError
@@ -100,7 +100,7 @@ class Trainer:
         self.store = store
         self.on_progress = on_progress or (lambda _: None)
         method = config.method
-        self.program = Program(method.geometry)
+        self.program = Program(method.geometry, canvas_encoding(classifier))
         self.split = split or run_split(config)
         if method.iterations and method.batch_size > len(self.split.y_train):
             raise ConfigError(f"--batch-size {method.batch_size} exceeds the {len(self.split.y_train)} training images")

@@ -16,6 +16,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Sequence
+from typing import Literal
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from barapi.classifier import NULL_METER, Meter, Scores
 from barapi.errors import BadInputError, ConfigError
 from barapi.labels import imagenet_classes
 from barapi.mock.heads import ServedModel, imagenet_model
+from barapi.program import float_canvas
 from barapi.store import home_dir
 
 # name → (weights package, its class, input resolution)
@@ -76,18 +78,21 @@ def export_onnx(name: str, path: Path) -> None:
 
 
 def preprocess(data: bytes, size: int) -> np.ndarray:
-    """Image bytes → (3, size, size) float32, exactly the model's own preprocessing."""
+    """Image bytes → (3, size, size) float32, exactly the model's own preprocessing. A float
+    canvas (``barapi.program.npy_bytes``, what a tensor API is sent) goes through the same resize
+    and crop in float, nothing rounded."""
+    from barapi.adapters.oip import resize_crop, resize_crop_float
+
+    resized = int(round(size / CROP_FRACTION))
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            rgb = image.convert("RGB")
+        canvas = float_canvas(data)
+        if canvas is not None:
+            pixels = resize_crop_float((canvas + 1) / 2, size, resized, "bicubic")
+        else:
+            with Image.open(io.BytesIO(data)) as image:
+                pixels = np.asarray(resize_crop(image.convert("RGB"), size, resized, "bicubic"), dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         raise BadInputError(f"cannot decode image: {error}", status=400, maybe_billed=False) from error
-    resized = int(round(size / CROP_FRACTION))
-    width, height = rgb.size
-    scale = resized / min(width, height)
-    rgb = rgb.resize((max(size, round(width * scale)), max(size, round(height * scale))), Image.Resampling.BICUBIC)
-    left, top = (rgb.width - size) // 2, (rgb.height - size) // 2
-    pixels = np.asarray(rgb.crop((left, top, left + size, top + size)), dtype=np.float32) / 255.0
     return ((pixels - 0.5) / 0.5).transpose(2, 0, 1)
 
 
@@ -137,8 +142,10 @@ class InProcessClassifier:
     name = "local"
     max_batch = 32
 
-    def __init__(self, model: ImageNetModel | None = None, topk: int | None = None, served: ServedModel | None = None) -> None:
+    def __init__(self, model: ImageNetModel | None = None, topk: int | None = None, served: ServedModel | None = None,
+                 canvas_encoding: str = "png8") -> None:
         self.model = model or ImageNetModel()
+        self.canvas_encoding = canvas_encoding  # "float32": as a tensor API, the program unrounded
         self.served = served or imagenet_model(self.model.name, self.model.classes)
         self.model_id = self.served.name
         self.topk = topk
@@ -168,6 +175,7 @@ class InProcessClassifier:
 
 class LocalOptions(ProviderOptions):
     model: str = Field(DEFAULT_MODEL, description="Model name at the provider.")
+    canvas: Literal["float", "8-bit"] = Field("8-bit", description="float: the program reaches the model unrounded (tensors only); 8-bit: rounded, as every image API sees it (oip, local).")
 
     def model_id(self) -> str:
         return self.model
@@ -176,9 +184,10 @@ class LocalOptions(ProviderOptions):
 def build_local(options: LocalOptions, client: object, key: str | None) -> InProcessClassifier:
     from barapi.mock.heads import COARSE_MODELS, coarse_model
 
+    encoding = "float32" if options.canvas == "float" else "png8"
     if options.model in COARSE_MODELS:
-        return InProcessClassifier(ImageNetModel(), served=coarse_model(options.model))
-    return InProcessClassifier(ImageNetModel(options.model))
+        return InProcessClassifier(ImageNetModel(), served=coarse_model(options.model), canvas_encoding=encoding)
+    return InProcessClassifier(ImageNetModel(options.model), canvas_encoding=encoding)
 
 
 PROVIDER = Provider("local", "the model in-process, no HTTP", LocalOptions, 0.0, build_local)

@@ -66,7 +66,7 @@ def test_each_new_provider_estimates_trains_resumes_evaluates_and_predicts_at_it
     assert sum(prediction["scores"].values()) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_the_adapters_tensors_get_the_answers_the_server_gives_to_the_encoded_image(server_url: str) -> None:
+def test_the_adapters_tensors_get_the_answers_the_server_gives_to_the_encoded_image(server_url: str, imagenet_model) -> None:
     """The same model through a tensor this side preprocessed (oip), through the server's own
     decoding (oip --input-format bytes, labelled by Triton's classification extension) and through
     Hugging Face: the same scores, so the adapter preprocesses as the model does."""
@@ -77,7 +77,8 @@ def test_the_adapters_tensors_get_the_answers_the_server_gives_to_the_encoded_im
 
     g = Geometry(program_resolution=8)
     rng = np.random.default_rng(0)
-    images = Program(g).encode_batch(initial_parameters(g, 1.0, rng), rng.uniform(-1, 1, (3, 64, 64, 3)))
+    w, targets = initial_parameters(g, 1.0, rng), rng.uniform(-1, 1, (3, 64, 64, 3))
+    images = Program(g).encode_batch(w, targets)
     with make_client() as client:
         hf = HuggingFaceClassifier(client, key="mock-key", model="coarse-5", base_url=server_url, hub_url=server_url)
         labels = hf.labels()
@@ -88,6 +89,18 @@ def test_the_adapters_tensors_get_the_answers_the_server_gives_to_the_encoded_im
         assert len(named) == 5 and sum(named.values()) == pytest.approx(1, abs=1e-5)
         assert [indexed[str(i)] for i in range(5)] == pytest.approx([named[label] for label in labels], abs=1e-6)
         assert decoded == pytest.approx(named, abs=1e-5)  # the extension writes 6 decimals
+    # The program unrounded (a float canvas, oip's default for tensors): what the model in process
+    # answers to the same float canvas, and not quite what it answers to the 8-bit one.
+    from barapi.mock.heads import coarse_model
+    from barapi.mock.model import InProcessClassifier
+
+    exact = Program(g, "float32").encode_batch(w, targets)
+    with make_client() as client:
+        by_float = OipClassifier(client, base_url=server_url, model="coarse-5").predict(exact)
+    in_process = InProcessClassifier(imagenet_model, served=coarse_model("coarse-5"), canvas_encoding="float32").predict(exact)
+    for served, local, rounded in zip(by_float, in_process, by_tensor):
+        assert [served[str(i)] for i in range(5)] == pytest.approx([local[label] for label in labels], abs=1e-5)
+        assert served != rounded and list(served.values()) == pytest.approx(list(rounded.values()), abs=0.05)
 
 
 def test_an_hourly_price_without_a_throughput_is_measured_on_a_first_batch(server_url: str, tmp_path: Path) -> None:

@@ -130,3 +130,24 @@ def test_the_default_perturbation_moves_the_program_by_a_grey_level_or_two_at_ev
     assert (levels > 0).mean() > 0.3
     assert np.percentile(levels, 99) <= 5
     assert MethodConfig(beta=2.0, geometry=method.geometry).perturbation_radius == 2.0
+
+
+def test_a_float_canvas_is_the_composed_program_unrounded_and_a_png_is_it_rounded() -> None:
+    from barapi.program import GREY_LEVEL, float_canvas
+
+    g = Geometry(program_resolution=8)
+    w = initial_parameters(g, 1.0, np.random.default_rng(0))
+    target = np.random.default_rng(1).uniform(-1, 1, (1, g.embed_size, g.embed_size, 3))
+    exact = float_canvas(Program(g, "float32").encode_batch(w, target)[0])
+    assert exact.dtype == np.float32 and np.allclose(exact, Program(g).compose(w, target[0]), atol=1e-6)
+    rounded = decode_png(Program(g).encode_batch(w, target)[0])
+    assert np.abs(rounded - exact).max() <= GREY_LEVEL / 2 + 1e-6
+    # A move of a fifth of a grey level: the PNG carries it only where a pixel crosses a rounding
+    # boundary (a whole level, at about a fifth of the pixels); the float canvas moves every pixel.
+    nudged = w + 0.2 * GREY_LEVEL
+    program = Program(g).mask[:, :, 0] > 0
+    moved_png = np.abs(decode_png(Program(g).encode_batch(nudged, target)[0]) - rounded)[program]
+    moved_float = np.abs(float_canvas(Program(g, "float32").encode_batch(nudged, target)[0]) - exact)[program]
+    assert set(np.round(moved_png / GREY_LEVEL).astype(int).ravel()) <= {0, 1} and (moved_png > 0).mean() < 0.5
+    assert (moved_float > 0).mean() > 0.95
+    assert float_canvas(b"\x89PNG...") is None
