@@ -124,3 +124,9 @@ class ProgressPrinter:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+def dollars(amount: float) -> str:
+    """Cents where they matter; the digits that are not zero where an endpoint-hour makes
+    prices small ($0.0019 per 1,000 images)."""
+    return f"${amount:.2f}" if amount >= 0.1 or amount == 0 else f"${amount:.2g}"

@@ -8,6 +8,7 @@ import typer
 from barapi.cli import options
 from barapi.cli.app import EXIT_INTERRUPTED, app, fail, friendly
 from barapi.cli.options import JsonOption, percent, with_run_options
+from barapi.cli.render import dollars
 from barapi.cli.render import ProgressPrinter
 
 from barapi.checkpoint import load_config
@@ -128,7 +129,7 @@ def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, sp
         typer.echo(
             f"the portfolio: {result.views} view(s) chosen of {result.candidates_paid} candidate programs (cross-validated log-loss "
             f"{result.validation_loss:.3f} on the training images); each prediction sends {result.queries_per_prediction} "
-            f"queries: ${result.queries_per_prediction * config.price_per_1k:.2f} per 1,000 predicted images"
+            f"queries: {dollars(result.queries_per_prediction * config.price_per_1k)} per 1,000 predicted images"
         )
     if result.step_signal is not None:
         reading = SignalReading(result.step_signal, result.step_signal_expected, result.step_signal_null_sd)
@@ -158,12 +159,12 @@ def _print_estimate(figures: Estimate, as_json: bool) -> None:
     training = f" + {q['training']:,} training" if q["training"] or not q["candidates"] else ""
     typer.echo(
         f"estimate: {q['label_mapping']:,} label mapping{training}{candidates}{readout} + {q['evaluation']:,} evaluation "
-        f"= {q['total']:,} queries ({q['cached']:,} already cached) → ${figures.cost_usd:.2f} at ${figures.price_per_1k:.2f}/1k; "
+        f"= {q['total']:,} queries ({q['cached']:,} already cached) → {dollars(figures.cost_usd)} at {dollars(figures.price_per_1k)}/1k; "
         f"the model: {labels}",
         err=True,
     )
     typer.echo(
-        f"each prediction: {figures.views} quer{'y' if figures.views == 1 else 'ies'} → ${figures.usd_per_1k_predictions:.2f} per 1,000 predicted images",
+        f"each prediction: {figures.views} quer{'y' if figures.views == 1 else 'ies'} → {dollars(figures.usd_per_1k_predictions)} per 1,000 predicted images",
         err=True,
     )
     if figures.pricing:
