@@ -213,6 +213,8 @@ class OipClassifier(HttpClassifier):
 def probabilities(answer: dict[str, float], softmax: bool) -> Scores:
     """The answer as probabilities: softmax over it for a model that answers logits (exact when
     the answer names every label, as it does unless --labels-from-server asks for fewer)."""
+    if not answer:
+        raise ProviderResponseError("the answer names no label")
     values = np.array(list(answer.values()), dtype=np.float64)
     if softmax:
         values = np.exp(values - values.max())

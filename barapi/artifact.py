@@ -33,7 +33,8 @@ from barapi.errors import ConfigError
 from barapi.labels import LabelMap, fill_missing
 from barapi.mapping import prefixed, restored_mapping
 from barapi.readout import LinearReadout, target_mapper
-from barapi.program import Geometry, Program, encode_png, program_sha256
+from barapi.program import Program, encode_png, program_sha256
+from barapi.config import Geometry
 from barapi.money import Budget
 from barapi.queries import QueryEngine
 from barapi.store import Store

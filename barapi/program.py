@@ -19,16 +19,14 @@ import io
 import struct
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, Field, model_validator
 
+from barapi.config import Geometry, MethodConfig
 from barapi.streams import Stream, generator
 
-if TYPE_CHECKING:
-    from barapi.config import MethodConfig
 
 # Encoding is on the hot path ((q+1) images per sample per step) and the bytes only need to be
 # lossless and deterministic: zlib level 1 with PNG's "Sub" filter is ~4x faster than pillow's
@@ -36,54 +34,8 @@ if TYPE_CHECKING:
 PNG_COMPRESS_LEVEL = 1
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_FILTER_SUB = 1
-GREY_LEVEL = 1 / 127.5  # one 8-bit step of the [-1, 1] canvas (see quantize)
 CanvasEncoding = Literal["png8", "float32"]
 NPY_MAGIC = b"\x93NUMPY"
-
-
-class Geometry(BaseModel):
-    """Canvas size, the embedded target image's size, the resolution of W and how W becomes the canvas."""
-
-    canvas_size: int = Field(224, ge=16, le=1024)
-    embed_size: int = Field(64, ge=4)
-    program_resolution: int | None = Field(
-        None, ge=2, description="side of W per channel (grid points, or cosine frequencies); None = one per visible pixel"
-    )
-    basis: Literal["bilinear", "cosine"] = Field("bilinear", description="W as a grid upsampled bilinearly, or as coefficients of the lowest 2-D cosines")
-    visible_size: int | None = Field(
-        None, ge=4, description="side of the canvas centre the provider's model sees after its own resize and crop; "
-        "the program lives there (None: the whole canvas)",
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> Geometry:
-        if self.embed_size >= self.span:
-            raise ValueError(
-                f"embed size {self.embed_size} leaves no room for a program in the {self.span}px the model sees: "
-                "choose an embed size below the canvas (or visible) size"
-            )
-        if self.visible_size is not None and self.visible_size > self.canvas_size:
-            raise ValueError(f"visible size {self.visible_size} exceeds the {self.canvas_size}px canvas")
-        if self.program_resolution is not None and self.program_resolution > self.span:
-            raise ValueError("program resolution cannot exceed the canvas (or visible) size")
-        return self
-
-    @property
-    def span(self) -> int:
-        """Side of the square the program covers: what the model sees."""
-        return self.visible_size or self.canvas_size
-
-    @property
-    def resolution(self) -> int:
-        return self.program_resolution or self.span
-
-    @property
-    def offset(self) -> int:
-        return (self.canvas_size - self.embed_size) // 2
-
-    @property
-    def parameter_shape(self) -> tuple[int, int, int]:
-        return (self.resolution, self.resolution, 3)
 
 
 def interpolation_matrix(out_size: int, in_size: int) -> np.ndarray:

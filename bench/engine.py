@@ -32,7 +32,8 @@ from barapi.labels import frequency_mapping
 from barapi.mock.server import MockServer
 from barapi.optim import optimizer_for
 from barapi.mapping import DEFAULT_LABELS_PER_CLASS
-from barapi.program import Geometry, Program, initial_parameters
+from barapi.program import Program, initial_parameters
+from barapi.config import Geometry
 from barapi.store import Store
 from barapi.trainer import Trainer
 

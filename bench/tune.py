@@ -24,7 +24,7 @@ from fewlabel import RESULTS, SPLIT_SEED, TASKS, TEST_SIZE, TRAIN_PER_CLASS, WOR
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import load_split
 from barapi.mock.model import ImageNetModel, InProcessClassifier
-from barapi.program import Geometry
+from barapi.config import Geometry
 
 MEASURED = RESULTS / "tune.jsonl"
 # Each variant changes the default in one way: name → (what it is, settings).

@@ -47,7 +47,8 @@ from fewlabel import COSINE_8, PLACED, RESULTS, TARGETS, WORK, TorchPath, read_l
 from barapi.config import PRESETS
 from barapi.losses import class_weights, focal_loss
 from barapi.mock.model import ImageNetModel, InProcessClassifier
-from barapi.program import GREY_LEVEL, Program, quantize
+from barapi.program import Program, quantize
+from barapi.config import GREY_LEVEL
 from barapi.readout import LinearReadout
 from barapi.store import Store
 from barapi.trainer import Trainer

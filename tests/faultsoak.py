@@ -19,7 +19,7 @@ from barapi.adapters.http import CONNECT_TIMEOUT_S
 from barapi.adapters.torchserve import TorchServeClassifier
 from barapi.config import DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.mock.server import Faults, MockServer
-from barapi.program import Geometry
+from barapi.config import Geometry
 from barapi.store import Store
 from barapi.trainer import Trainer
 

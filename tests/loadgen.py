@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 
-from barapi.program import Geometry, Program, initial_parameters
+from barapi.program import Program, initial_parameters
+from barapi.config import Geometry
 
 
 @dataclass

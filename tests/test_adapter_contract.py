@@ -252,7 +252,8 @@ LIVE = {
 
 @pytest.fixture(scope="module")
 def png() -> bytes:
-    from barapi.program import Geometry, Program, initial_parameters
+    from barapi.program import Program, initial_parameters
+    from barapi.config import Geometry
 
     g = Geometry(program_resolution=8)
     return Program(g).encode_batch(initial_parameters(g, 1.0, np.random.default_rng(0)), np.zeros((3, 64, 64, 3)))[0]
@@ -282,7 +283,8 @@ def test_live_server_checks_the_key(name: str, server_url: str, png: bytes) -> N
 
 @pytest.mark.slow
 def test_live_server_takes_a_full_clarifai_request_of_real_sized_images(server_url: str) -> None:
-    from barapi.program import Geometry, Program, initial_parameters
+    from barapi.program import Program, initial_parameters
+    from barapi.config import Geometry
 
     g = Geometry(program_resolution=16)
     rng = np.random.default_rng(1)

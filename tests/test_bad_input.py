@@ -86,12 +86,18 @@ def body_with(spec: Spec, scores: dict, count: int = 1) -> bytes:
     elif spec.name == "clarifai":
         output = {"status": {"code": 10000}, "data": {"concepts": [{"id": k, "name": k, "value": v} for k, v in scores.items()]}}
         payload = {"status": {"code": 10000, "description": "Ok"}, "outputs": [output] * count}
-    else:
+    elif spec.name == "azure":
         payload = {"predictions": [{"probability": v, "tagId": k, "tagName": k} for k, v in scores.items()]}
+    elif spec.name == "huggingface":
+        payload = [{"label": k, "score": v} for k, v in scores.items()]
+    else:  # oip: Triton's classification extension, "value:index:label"
+        labelled = [f"{v}:{i}:{k}" for i, (k, v) in enumerate(scores.items())]
+        payload = {"model_name": "m", "outputs": [{"name": "SCORES", "datatype": "BYTES", "shape": [count, len(scores)], "data": labelled * count}]}
     return json.dumps(payload).encode()
 
 
-WRONG_SCHEMA = {"torchserve": b'{"predictions": [{"label": "alpha", "score": 0.5}]}', "clarifai": b'{"status": {"code": 10000}, "outputs": "none"}', "azure": b'{"predictions": {"alpha": 1}}'}
+WRONG_SCHEMA = {"torchserve": b'{"predictions": [{"label": "alpha", "score": 0.5}]}', "clarifai": b'{"status": {"code": 10000}, "outputs": "none"}',
+                "azure": b'{"predictions": {"alpha": 1}}', "huggingface": b'{"alpha": 0.5}', "oip": b'{"outputs": [{"name": "SCORES", "data": [0.5]}]}'}
 RESPONSES = {
     "malformed JSON": lambda spec: b'{"alpha": 0.4, "be',
     "wrong schema": lambda spec: WRONG_SCHEMA[spec.name],

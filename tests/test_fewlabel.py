@@ -137,7 +137,8 @@ def test_a_wrong_key_publishes_nothing(server_url: str) -> None:
 
 
 def _image() -> bytes:
-    from barapi.program import Geometry, Program, initial_parameters
+    from barapi.program import Program, initial_parameters
+    from barapi.config import Geometry
 
     g = Geometry(embed_size=64)
     return Program(g).encode_batch(initial_parameters(g, 1.0, np.random.default_rng(0)), np.zeros((1, 64, 64, 3)))[0]

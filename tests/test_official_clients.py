@@ -8,7 +8,8 @@ import uuid
 import numpy as np
 import pytest
 
-from barapi.program import Geometry, Program, initial_parameters
+from barapi.program import Program, initial_parameters
+from barapi.config import Geometry
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,8 @@ import pytest
 from pydantic import ValidationError
 
 from barapi.config import MethodConfig
-from barapi.program import Geometry, Program, cosine_matrix, decode_png, initial_parameters, interpolation_matrix, program_sha256, quantize
+from barapi.program import Program, cosine_matrix, decode_png, initial_parameters, interpolation_matrix, program_sha256, quantize
+from barapi.config import Geometry
 
 
 def test_embedding_keeps_target_pixels_intact() -> None:
@@ -133,7 +134,8 @@ def test_the_default_perturbation_moves_the_program_by_a_grey_level_or_two_at_ev
 
 
 def test_a_float_canvas_is_the_composed_program_unrounded_and_a_png_is_it_rounded() -> None:
-    from barapi.program import GREY_LEVEL, float_canvas
+    from barapi.program import float_canvas
+    from barapi.config import GREY_LEVEL
 
     g = Geometry(program_resolution=8)
     w = initial_parameters(g, 1.0, np.random.default_rng(0))

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from barapi.labels import imagenet_classes
-from barapi.program import Geometry, Program, initial_parameters
+from barapi.program import Program, initial_parameters
+from barapi.config import Geometry
 from conftest import start_server
 
 pytestmark = pytest.mark.slow

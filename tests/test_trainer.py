@@ -15,7 +15,7 @@ from barapi.config import DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.errors import ProviderError
 from barapi.optim import ESTIMATORS, STEP_RULES
 from barapi.planning import estimate_run
-from barapi.program import Geometry
+from barapi.config import Geometry
 from barapi.readout import LinearReadout
 from barapi.store import Store
 from barapi.trainer import Trainer
