@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,6 +20,12 @@ PERTURBATION_LEVELS = 1.5
 GREY_LEVEL = 1 / 127.5  # one 8-bit step of the [-1, 1] canvas (barapi.program.quantize)
 
 
+def registered(field: str, name: str, registry: dict) -> None:
+    """A strategy named in a config must be one its registry holds."""
+    if name not in registry:
+        raise ValueError(f"unknown {field} {name!r}: choose one of {', '.join(registry)}")
+
+
 class Geometry(BaseModel):
     """Canvas size, the embedded target image's size, the resolution of W and how W becomes the canvas."""
 
@@ -29,7 +34,7 @@ class Geometry(BaseModel):
     program_resolution: int | None = Field(
         None, ge=2, description="side of W per channel (grid points, or cosine frequencies); None = one per visible pixel"
     )
-    basis: Literal["bilinear", "cosine"] = Field("bilinear", description="W as a grid upsampled bilinearly, or as coefficients of the lowest 2-D cosines")
+    basis: str = Field("bilinear", description="W as a grid upsampled bilinearly, or as coefficients of the lowest 2-D cosines (barapi.program.BASES)")
     visible_size: int | None = Field(
         None, ge=4, description="side of the canvas centre the provider's model sees after its own resize and crop; "
         "the program lives there (None: the whole canvas)",
@@ -37,6 +42,9 @@ class Geometry(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Geometry:
+        from barapi.bases import BASES
+
+        registered("basis", self.basis, BASES)
         if self.embed_size >= self.span:
             raise ValueError(
                 f"embed size {self.embed_size} leaves no room for a program in the {self.span}px the model sees: "
@@ -77,10 +85,10 @@ class MethodConfig(BaseModel):
     lr_decay: float = Field(0.995, gt=0, le=1)
     estimator: str = "two-sided"
     optimizer: str = "adam"
-    loss: Literal["focal", "ce"] = "focal"
+    loss: str = "focal"
     focal_gamma: float = Field(2.0, ge=0)
     relative_scores: bool = Field(True, description="loss on h_j / Σ_k h_k (the target classes' share) instead of h_j")
-    mapping: Literal["frequency", "random", "iterative", "linear"] = "linear"
+    mapping: str = "linear"
     remap_every: int = Field(5, ge=1, description="iterative and linear mappings: re-fit every N iterations")
     remap_memory: float = Field(0.9, ge=0, lt=1, description="iterative mapping: weight kept by older answers per iteration")
     labels_per_class: int | None = Field(None, ge=1, description="m of the m-to-1 mappings; None: 5, or the most the vocabulary allows")
@@ -98,10 +106,17 @@ class MethodConfig(BaseModel):
     candidates: int = Field(1, ge=1, description="programs whose answers on the training images are paid for, of which the views are chosen")
 
     @model_validator(mode="after")
-    def _check_portfolio(self) -> MethodConfig:
+    def _check(self) -> MethodConfig:
+        # The registries hold the names (imported here: they import this module).
+        from barapi.losses import LOSSES
+        from barapi.mapping import MAPPINGS
+        from barapi.optim import ESTIMATORS, OPTIMIZERS
+
+        for field, registry in (("estimator", ESTIMATORS), ("optimizer", OPTIMIZERS), ("loss", LOSSES), ("mapping", MAPPINGS)):
+            registered(field, getattr(self, field), registry)
         if self.views > self.candidates:
             raise ValueError(f"{self.views} views need at least as many candidates (got {self.candidates}): raise --candidates")
-        if self.is_portfolio and self.mapping != "linear":
+        if self.is_portfolio and not MAPPINGS[self.mapping].reads_every_label:
             raise ValueError(f"a portfolio is read by one linear readout over its views' answers: use --mapping linear, not {self.mapping}")
         if self.is_portfolio and self.iterations:
             raise ValueError(

@@ -3,6 +3,8 @@ source probabilities)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 # log(0) guard: a mapped source label can legitimately get probability 0 from a top-k answer.
@@ -30,3 +32,12 @@ def cross_entropy(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(scores, axis=1) == labels)) if len(labels) else float("nan")
+
+
+def weighted_cross_entropy(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray, gamma: float) -> float:
+    """Cross-entropy as a loss of the registry's shape (it weighs every image alike)."""
+    return cross_entropy(scores, labels)
+
+
+# Losses by name, each (scores, labels, class weights, focal γ) → mean loss.
+LOSSES: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, float], float]] = {"focal": focal_loss, "ce": weighted_cross_entropy}

@@ -466,14 +466,29 @@ class CMAES:
 def optimizer_for(method: MethodConfig, w: np.ndarray | None = None) -> Optimizer:
     """A run's optimiser, at W (zeros until the run's start sets it)."""
     w = np.zeros(method.geometry.parameter_shape) if w is None else w
-    if method.optimizer == CMAES.name:
-        return CMAES(w, population=2 * method.q, sigma=method.perturbation_radius / np.sqrt(w.size))
-    return make_optimizer(w, estimator=method.estimator, q=method.q, beta=method.perturbation_radius, optimizer=method.optimizer, lr=method.lr, lr_decay=method.lr_decay)
+    if method.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {method.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[method.optimizer](method, w)
+
+
+def zeroth_order(rule: str) -> Callable[[MethodConfig, np.ndarray], Optimizer]:
+    """A step rule driving the run's zeroth-order estimator."""
+    return lambda method, w: make_optimizer(w, estimator=method.estimator, q=method.q, beta=method.perturbation_radius, optimizer=rule,
+                                            lr=method.lr, lr_decay=method.lr_decay)
+
+
+def cma_es(method: MethodConfig, w: np.ndarray) -> Optimizer:
+    """A population of 2q programs a step, spread over the radius that moves W as β does."""
+    return CMAES(w, population=2 * method.q, sigma=method.perturbation_radius / np.sqrt(w.size))
+
+
+# Every optimiser by name: the step rules (each with the run's estimator), and CMA-ES.
+OPTIMIZERS: dict[str, Callable[[MethodConfig, np.ndarray], Optimizer]] = {rule: zeroth_order(rule) for rule in STEP_RULES} | {CMAES.name: cma_es}
 
 
 def make_optimizer(w: np.ndarray, *, estimator: str, q: int, beta: float, optimizer: str, lr: float, lr_decay: float) -> ZerothOrderOptimizer:
     if estimator not in ESTIMATORS:
         raise ConfigError(f"unknown estimator {estimator!r}: choose one of {', '.join(ESTIMATORS)}")
     if optimizer not in STEP_RULES:
-        raise ConfigError(f"unknown optimizer {optimizer!r}: choose one of {', '.join([*STEP_RULES, CMAES.name])}")
+        raise ConfigError(f"unknown step rule {optimizer!r}: choose one of {', '.join(STEP_RULES)}")
     return ZerothOrderOptimizer(w, ESTIMATORS[estimator](q=q, beta=beta), STEP_RULES[optimizer](lr=lr, decay=lr_decay))

@@ -18,12 +18,12 @@ import hashlib
 import io
 import struct
 import zlib
-from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
 from PIL import Image
 
+from barapi.bases import BASES
 from barapi.config import Geometry, MethodConfig
 from barapi.streams import Stream, generator
 
@@ -38,34 +38,6 @@ CanvasEncoding = Literal["png8", "float32"]
 NPY_MAGIC = b"\x93NUMPY"
 
 
-def interpolation_matrix(out_size: int, in_size: int) -> np.ndarray:
-    """Linear interpolation (align-corners) as a matrix, so upsampling is two matrix products."""
-    if in_size == out_size:
-        return np.eye(out_size)
-    if in_size == 1:
-        return np.ones((out_size, 1))
-    position = np.linspace(0.0, in_size - 1, out_size)
-    low = np.minimum(np.floor(position).astype(int), in_size - 2)
-    frac = position - low
-    matrix = np.zeros((out_size, in_size))
-    matrix[np.arange(out_size), low] = 1.0 - frac
-    matrix[np.arange(out_size), low + 1] += frac
-    return matrix
-
-
-def cosine_matrix(out_size: int, in_size: int) -> np.ndarray:
-    """The lowest ``in_size`` DCT-II frequencies as columns, scaled so that each pixel's row has
-    a mean square of 1 (as an interpolation row about has): a move of W by one unit per
-    coordinate moves a pixel by about one unit, whichever basis W is in."""
-    pixel = np.arange(out_size)[:, None] + 0.5
-    matrix = np.cos(np.pi * pixel * np.arange(in_size)[None, :] / out_size)
-    matrix[:, 1:] *= np.sqrt(2.0)
-    return matrix / np.sqrt(in_size)
-
-
-BASES: dict[str, Callable[[int, int], np.ndarray]] = {"bilinear": interpolation_matrix, "cosine": cosine_matrix}
-
-
 class Program:
     """Renders target images with a program W into the bytes sent to an API."""
 
@@ -78,7 +50,8 @@ class Program:
         self.expansion = np.zeros((g.canvas_size, g.resolution))
         start = (g.canvas_size - g.span) // 2
         self.expansion[start : start + g.span] = BASES[g.basis](g.span, g.resolution)
-        self._identity = g.basis == "bilinear" and g.resolution == g.canvas_size
+        # A basis that is the identity (one coordinate per pixel) needs no products.
+        self._identity = self.expansion.shape[0] == self.expansion.shape[1] and np.array_equal(self.expansion, np.eye(g.canvas_size))
 
     def perturbation(self, w: np.ndarray) -> np.ndarray:
         """P = tanh(B(W) ⊙ M), shape (canvas, canvas, 3), in [-1, 1]."""

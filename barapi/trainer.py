@@ -21,7 +21,7 @@ from barapi.classifier import Classifier, Scores, SelectableLabels, canvas_encod
 from barapi.config import RunConfig
 from barapi.data import Split, run_split
 from barapi.errors import BudgetExceeded, ConfigError
-from barapi.losses import accuracy, class_weights, cross_entropy, focal_loss
+from barapi.losses import LOSSES, accuracy, class_weights
 from barapi.mapping import MAPPINGS, Mapper, Mapping, closing_queries, new_mapping, restored_mapping
 from barapi.money import Budget
 from barapi.optim import Optimizer, optimizer_for, signal_figures
@@ -442,9 +442,7 @@ class Trainer:
             # Accuracy depends only on how the target classes compare, not on their absolute
             # share of the source distribution.
             scores = scores / scores.sum(axis=1, keepdims=True)
-        if method.loss == "ce":
-            return cross_entropy(scores, labels)
-        return focal_loss(scores, labels, self.weights, method.focal_gamma)
+        return LOSSES[method.loss](scores, labels, self.weights, method.focal_gamma)
 
     def _train_accuracy(self, state: State) -> float | None:
         return float(state.recent_correct.mean()) if len(state.recent_correct) else None

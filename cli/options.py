@@ -16,11 +16,23 @@ import typer
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.errors import ConfigError
 from barapi.portfolio import DEFAULT_CANDIDATES, DEFAULT_VIEWS
+from barapi.bases import BASES
+from barapi.losses import LOSSES
+from barapi.mapping import MAPPINGS
 from barapi.money import Pricing
+from barapi.optim import ESTIMATORS, OPTIMIZERS
 from barapi.money import price_per_1k as lookup_price
 from barapi.store import Store
 
 DEFAULT_PROVIDER = "torchserve"
+
+
+def choices(registry: dict) -> str:
+    """A strategy flag's choices, as its registry holds them."""
+    return ", ".join(registry)
+
+
+
 _DEFAULT_METHOD = MethodConfig()
 _DEFAULT_DATA = DataConfig()
 
@@ -163,7 +175,7 @@ def run_options(
     program_basis: Annotated[
         Optional[str],
         typer.Option(
-            help=f"How W becomes the canvas: bilinear (a grid, upsampled) or cosine (the lowest 2-D frequencies). (preset: {_DEFAULT_METHOD.geometry.basis})",
+            help=f"How W becomes the canvas, {choices(BASES)}: bilinear is a grid, upsampled; cosine the lowest 2-D frequencies. (preset: {_DEFAULT_METHOD.geometry.basis})",
             rich_help_panel="Method",
         ),
     ] = None,
@@ -229,14 +241,14 @@ def run_options(
     estimator: Annotated[
         Optional[str],
         typer.Option(
-            help=f"one-sided (the paper), two-sided, spsa, or null (a control: the same steps with the losses shuffled, knowing nothing). (preset: {_DEFAULT_METHOD.estimator})",
+            help=f"{choices(ESTIMATORS)}: one-sided is the paper's; null is a control (the same steps with the losses shuffled, knowing nothing). (preset: {_DEFAULT_METHOD.estimator})",
             rich_help_panel="Method",
         ),
     ] = None,
     optimizer: Annotated[
         Optional[str],
         typer.Option(
-            help=f"adam, sgd (the paper), sign-sgd, nesterov-gc (with spsa: SPSA-GC) or cma-es (a population of 2q programs a step; no estimator). (preset: {_DEFAULT_METHOD.optimizer})",
+            help=f"{choices(OPTIMIZERS)}: sgd is the paper's; nesterov-gc with spsa is SPSA-GC; cma-es samples a population of 2q programs a step (no estimator). (preset: {_DEFAULT_METHOD.optimizer})",
             rich_help_panel="Method",
         ),
     ] = None,
@@ -251,12 +263,12 @@ def run_options(
     mapping: Annotated[
         Optional[str],
         typer.Option(
-            help=f"frequency, random, iterative (re-fitted from paid answers) or linear (a readout over every label's score). (preset: {_DEFAULT_METHOD.mapping})",
+            help=f"{choices(MAPPINGS)}: iterative is re-fitted from paid answers; linear is a readout over every label's score. (preset: {_DEFAULT_METHOD.mapping})",
             rich_help_panel="Method",
         ),
     ] = None,
     loss: Annotated[
-        Optional[str], typer.Option(help=f"focal or ce. (preset: {_DEFAULT_METHOD.loss})", rich_help_panel="Method")
+        Optional[str], typer.Option(help=f"{choices(LOSSES)}. (preset: {_DEFAULT_METHOD.loss})", rich_help_panel="Method")
     ] = None,
     eval_every: Annotated[
         Optional[int],

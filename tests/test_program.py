@@ -3,7 +3,8 @@ import pytest
 from pydantic import ValidationError
 
 from barapi.config import MethodConfig
-from barapi.program import Program, cosine_matrix, decode_png, initial_parameters, interpolation_matrix, program_sha256, quantize
+from barapi.bases import cosine_matrix, interpolation_matrix
+from barapi.program import Program, decode_png, initial_parameters, program_sha256, quantize
 from barapi.config import Geometry
 
 
