@@ -1,4 +1,4 @@
-"""Azure Custom Vision prediction, v3.0 and v3.1 (design.md § Azure).
+"""Azure Custom Vision prediction, v3.0 and v3.1.
 
 One image per request, sent to ``/image/nostore`` by default (Azure keeps nothing and allows 20
 transactions/s instead of 10), concurrently within the client-side rate limit.

@@ -1,4 +1,4 @@
-"""Clarifai v2 predict (design.md § Clarifai), over its JSON REST API.
+"""Clarifai v2 predict, over its JSON REST API.
 
 Up to 128 images per request; once the label mapping is fixed, the request asks for exactly the
 mapped concepts (``select_concepts``) so top-k truncation never hides one.

@@ -31,7 +31,7 @@ from barapi.adapters.http import HttpClassifier, retry_after_seconds
 from barapi.adapters.parsing import error_message, parse_json
 from barapi.classifier import Scores
 from barapi.errors import BadInputError, ConfigError, ProviderError, ProviderResponseError, RateLimited
-from barapi.program import float_canvas
+from barapi.method.program import float_canvas
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 DEFAULT_MODEL = "efficientnet-lite0"
@@ -54,7 +54,7 @@ class Preprocessing(BaseModel):
 
     def tensor(self, image: bytes, size: int, datatype: str, channels_first: bool) -> np.ndarray:
         """Encoded image bytes (resized as 8-bit, as a server would), or a float canvas
-        (``barapi.program.npy_bytes``: resized in float, nothing rounded) → the model's input."""
+        (``barapi.method.program.npy_bytes``: resized in float, nothing rounded) → the model's input."""
         resized = self.resize_to or int(round(size / CROP_FRACTION))
         try:
             canvas = float_canvas(image)

@@ -1,4 +1,4 @@
-"""The provider contract (design.md § provider contract) and the per-attempt metering hook.
+"""The provider contract and the per-attempt metering hook.
 
 Adapters call the meter around every HTTP attempt, retries included, so that money is reserved
 before each send and every response is stored the moment it arrives: a crash loses at most the

@@ -17,7 +17,7 @@ from barapi.money import Pricing
 PERTURBATION_LEVELS = 1.5
 
 
-GREY_LEVEL = 1 / 127.5  # one 8-bit step of the [-1, 1] canvas (barapi.program.quantize)
+GREY_LEVEL = 1 / 127.5  # one 8-bit step of the [-1, 1] canvas (barapi.method.program.quantize)
 
 
 def registered(field: str, name: str, registry: dict) -> None:
@@ -34,7 +34,7 @@ class Geometry(BaseModel):
     program_resolution: int | None = Field(
         None, ge=2, description="side of W per channel (grid points, or cosine frequencies); None = one per visible pixel"
     )
-    basis: str = Field("bilinear", description="W as a grid upsampled bilinearly, or as coefficients of the lowest 2-D cosines (barapi.program.BASES)")
+    basis: str = Field("bilinear", description="W as a grid upsampled bilinearly, or as coefficients of the lowest 2-D cosines (barapi.method.program.BASES)")
     visible_size: int | None = Field(
         None, ge=4, description="side of the canvas centre the provider's model sees after its own resize and crop; "
         "the program lives there (None: the whole canvas)",
@@ -42,7 +42,7 @@ class Geometry(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Geometry:
-        from barapi.bases import BASES
+        from barapi.method.bases import BASES
 
         registered("basis", self.basis, BASES)
         if self.embed_size >= self.span:
@@ -98,19 +98,19 @@ class MethodConfig(BaseModel):
     eval_every: int = Field(0, ge=0, description="evaluate on the test set every N iterations; 0 = only at the end")
     keep_better_start: bool = Field(
         False, description="at the closing pass, serve the starting program instead of the trained one when its training answers "
-        "cross-validate significantly better (barapi.selection; no extra query: the label mapping's answers at W0 are cached; "
+        "cross-validate significantly better (barapi.method.selection; no extra query: the label mapping's answers at W0 are cached; "
         "mappings with a closing pass only)",
     )
 
-    views: int = Field(1, ge=1, description="programs each prediction is sent through (barapi.portfolio): V queries per predicted image")
+    views: int = Field(1, ge=1, description="programs each prediction is sent through (barapi.method.portfolio): V queries per predicted image")
     candidates: int = Field(1, ge=1, description="programs whose answers on the training images are paid for, of which the views are chosen")
 
     @model_validator(mode="after")
     def _check(self) -> MethodConfig:
         # The registries hold the names (imported here: they import this module).
-        from barapi.losses import LOSSES
-        from barapi.mapping import MAPPINGS
-        from barapi.optim import ESTIMATORS, OPTIMIZERS
+        from barapi.method.losses import LOSSES
+        from barapi.method.mapping import MAPPINGS
+        from barapi.method.optim import ESTIMATORS, OPTIMIZERS
 
         for field, registry in (("estimator", ESTIMATORS), ("optimizer", OPTIMIZERS), ("loss", LOSSES), ("mapping", MAPPINGS)):
             registered(field, getattr(self, field), registry)
@@ -126,7 +126,7 @@ class MethodConfig(BaseModel):
 
     @property
     def is_portfolio(self) -> bool:
-        """Several candidates or views (barapi.portfolio); otherwise the one program of Algorithm 1."""
+        """Several candidates or views (barapi.method.portfolio); otherwise the one program of Algorithm 1."""
         return self.candidates > 1
 
     @property
@@ -177,7 +177,7 @@ class RunConfig(BaseModel):
 # Named method settings. "paper" is Algorithm 1 as published (full-resolution W, one-sided
 # estimator with q = 25 unit-sphere directions, b = d, SGD with exponential decay, minibatch 20,
 # focal loss, frequency mapping) with the one change an 8-bit API forces: β = 0.01 moves no
-# pixel by a grey level (design.md § 5), so β and the step are the best found for that
+# pixel by a grey level (tests/test_program.py shows it), so β and the step are the best found for that
 # algorithm. "default" is what the benchmark (bench/efficiency.py) shows works best: above all
 # the linear readout over every label's score instead of m labels per class.
 PRESETS: dict[str, MethodConfig] = {

@@ -17,7 +17,7 @@ from pathlib import Path
 from barapi.config import DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.mock.model import ImageNetModel, InProcessClassifier
 from barapi.store import Store
-from barapi.trainer import Trainer
+from barapi.run.trainer import Trainer
 
 SMALL = {"iterations": 3, "batch_size": 4, "q": 2}
 CASES: dict[str, dict] = {

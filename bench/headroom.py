@@ -31,10 +31,10 @@ from barapi.mock.model import ImageNetModel
 
 from barapi.config import PRESETS
 from barapi.data import Split, load_split
-from barapi.program import Program, initial_parameters
-from barapi.streams import Stream, generator
-from barapi.optim import unit_sphere
-from barapi.readout import LinearReadout
+from barapi.method.program import Program, initial_parameters
+from barapi.method.streams import Stream, generator
+from barapi.method.optim import unit_sphere
+from barapi.method.readout import LinearReadout
 
 WORK = Path(__file__).resolve().parent / ".work"
 RESULTS = Path(__file__).resolve().parent / "results"

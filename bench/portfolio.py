@@ -38,17 +38,17 @@ import numpy as np
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import run_split
-from barapi.labels import fill_missing
-from barapi.mapping import closing_queries
+from barapi.method.labels import fill_missing
+from barapi.method.mapping import closing_queries
 from barapi.money import Budget
-from barapi.planning import iterations_within, queries_per_step
-from barapi.program import Program, starting_parameters
-from barapi.queries import QueryEngine
+from barapi.run.planning import iterations_within, queries_per_step
+from barapi.method.program import Program, starting_parameters
+from barapi.run.queries import QueryEngine
 from barapi.mock.heads import coarse_model, imagenet_model, trained_project
 from barapi.mock.model import ImageNetModel, InProcessClassifier
-from barapi.portfolio import DEFAULT_CANDIDATES, PortfolioSearch
+from barapi.method.portfolio import DEFAULT_CANDIDATES, PortfolioSearch
 from barapi.store import Store
-from barapi.trainer import Trainer
+from barapi.run.trainer import Trainer
 
 BENCH = Path(__file__).resolve().parent
 WORK, RESULTS = BENCH / ".work", BENCH / "results"
@@ -325,7 +325,7 @@ def picture(combo: str = "coarse-5/tshirt-shirt", row: str = "selected-8", seed:
     the run's store: no query)."""
     from PIL import Image
 
-    from barapi.artifact import LearnedProgram
+    from barapi.run.artifact import LearnedProgram
 
     model, task = combo.split("/")
     entry = next(e for e in measured() if (e["combo"], e["row"], e["seed"]) == (combo, row, seed) and e.get("accuracy") is not None)

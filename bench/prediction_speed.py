@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import start_server  # noqa: E402
 
 from barapi.adapters import build_classifier, client_for  # noqa: E402
-from barapi.artifact import LearnedProgram  # noqa: E402
+from barapi.run.artifact import LearnedProgram  # noqa: E402
 from barapi.config import MethodConfig, ProviderConfig, RunConfig  # noqa: E402
 from barapi.mock.heads import coarse_model  # noqa: E402
 from barapi.mock.model import ImageNetModel, InProcessClassifier  # noqa: E402

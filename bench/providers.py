@@ -21,7 +21,7 @@ from barapi.adapters.clarifai import ClarifaiClassifier
 from barapi.adapters.torchserve import TorchServeClassifier
 from barapi.mock.model import ImageNetModel, InProcessClassifier
 from barapi.mock.server import MockServer
-from barapi.program import Program, initial_parameters
+from barapi.method.program import Program, initial_parameters
 from barapi.config import Geometry
 
 WORK = Path(__file__).resolve().parent / ".work"

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from pgcluster import throwaway_cluster  # noqa: E402
 
-from barapi.labels import imagenet_classes  # noqa: E402
+from barapi.method.labels import imagenet_classes  # noqa: E402
 from barapi.store import Store, response_key  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -45,13 +45,13 @@ import numpy as np
 from fewlabel import COSINE_8, PLACED, RESULTS, TARGETS, WORK, TorchPath, read_lines, run_config, served_model
 
 from barapi.config import PRESETS
-from barapi.losses import class_weights, focal_loss
+from barapi.method.losses import class_weights, focal_loss
 from barapi.mock.model import ImageNetModel, InProcessClassifier
-from barapi.program import Program, quantize
+from barapi.method.program import Program, quantize
 from barapi.config import GREY_LEVEL
-from barapi.readout import LinearReadout
+from barapi.method.readout import LinearReadout
 from barapi.store import Store
-from barapi.trainer import Trainer
+from barapi.run.trainer import Trainer
 
 MEASURED = RESULTS / "zo_signal.jsonl"
 NOISE = RESULTS / "gradient_noise.jsonl"

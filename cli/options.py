@@ -15,12 +15,12 @@ import typer
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.errors import ConfigError
-from barapi.portfolio import DEFAULT_CANDIDATES, DEFAULT_VIEWS
-from barapi.bases import BASES
-from barapi.losses import LOSSES
-from barapi.mapping import MAPPINGS
+from barapi.method.portfolio import DEFAULT_CANDIDATES, DEFAULT_VIEWS
+from barapi.method.bases import BASES
+from barapi.method.losses import LOSSES
+from barapi.method.mapping import MAPPINGS
 from barapi.money import Pricing
-from barapi.optim import ESTIMATORS, OPTIMIZERS
+from barapi.method.optim import ESTIMATORS, OPTIMIZERS
 from barapi.money import price_per_1k as lookup_price
 from barapi.store import Store
 
@@ -369,7 +369,7 @@ def run_options(
 
     def config(choice: ProviderChoice) -> RunConfig:
         provider = choice.for_new_run()
-        # Without a throughput yet, the hourly part is priced once measured (barapi.planning.priced).
+        # Without a throughput yet, the hourly part is priced once measured (barapi.run.planning.priced).
         price = price_of(provider, price_per_1k) if pricing is None else pricing.per_1k if pricing.throughput or not pricing.per_hour else 0.0
         priced = method if max_usd_per_1k_predictions is None else views_within(method, price, max_usd_per_1k_predictions, views_given)
         return RunConfig(

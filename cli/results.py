@@ -18,7 +18,7 @@ from barapi.cli.options import (
 )
 from barapi.cli.render import ProgressPrinter
 
-from barapi.checkpoint import load_config
+from barapi.run.checkpoint import load_config
 from barapi.errors import ConfigError
 from barapi.store import Store
 
@@ -35,7 +35,7 @@ def evaluate(
 ) -> None:
     """Accuracy, per-class accuracy and confusion matrix of a run's program; queries go through
     the budget, cache and ledger like any other."""
-    from barapi.evaluation import evaluate_run
+    from barapi.run.evaluation import evaluate_run
 
     store = Store()
     config = load_config(store, run)
@@ -86,7 +86,7 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout.")] = False,
 ) -> None:
     """Apply a learned program and label mapping to new images through the same provider."""
-    from barapi.artifact import LearnedProgram
+    from barapi.run.artifact import LearnedProgram
     from barapi.data import read_image
 
     run, names = (None, targets) if program is not None else (targets[0], targets[1:])
@@ -135,7 +135,7 @@ def export(
 ) -> None:
     """Write a run's program as a portable artifact: program.npz, mapping.json, config.json,
     program.png and example-*.png (what the API sees). `barapi predict --program DIR` uses it."""
-    from barapi.artifact import LearnedProgram
+    from barapi.run.artifact import LearnedProgram
     from barapi.data import run_split
 
     store = Store()

@@ -15,7 +15,7 @@ from barapi.store import Store
 @friendly
 def runs_list(as_json: JsonOption = False) -> None:
     """Every run with its status and spend."""
-    from barapi.planning import run_summary
+    from barapi.run.planning import run_summary
 
     summaries = [run_summary(Store(), record) for record in Store().list_runs()]
     if as_json:
@@ -43,7 +43,7 @@ def runs_show(
     run: Annotated[str, typer.Argument(help="Run name.")], plot: PlotOption = None, as_json: JsonOption = False
 ) -> None:
     """A run's status, figures and configuration."""
-    from barapi.planning import run_summary
+    from barapi.run.planning import run_summary
 
     store = Store()
     summary = run_summary(store, store.get_run(run))
@@ -65,7 +65,7 @@ def runs_compare(
     as_json: JsonOption = False,
 ) -> None:
     """Several runs side by side: queries, dollars, accuracy; --plot overlays their curves."""
-    from barapi.planning import run_summary
+    from barapi.run.planning import run_summary
 
     store = Store()
     summaries = [run_summary(store, store.get_run(run)) for run in runs]

@@ -11,11 +11,11 @@ from barapi.cli.options import JsonOption, percent, with_run_options
 from barapi.cli.render import dollars
 from barapi.cli.render import ProgressPrinter
 
-from barapi.checkpoint import load_config
+from barapi.run.checkpoint import load_config
 from barapi.config import MethodConfig, RunConfig
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.money import Estimate
-from barapi.optim import SignalReading
+from barapi.method.optim import SignalReading
 from barapi.store import Store
 
 
@@ -24,10 +24,10 @@ from barapi.store import Store
 @with_run_options
 def estimate(config: RunConfig, as_json: JsonOption = False) -> None:
     """Queries and dollars a run would cost, before anything is spent."""
-    from barapi.planning import estimate_run
+    from barapi.run.planning import estimate_run
 
     from barapi.data import run_split
-    from barapi.planning import priced
+    from barapi.run.planning import priced
 
     store = Store()
     classifier, split = options.classifier_for(config), run_split(config)
@@ -44,7 +44,7 @@ def train(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before spending past the budget.")] = False,
 ) -> None:
     """Train a program: embed, query, estimate gradients, step — within the budget."""
-    from barapi.planning import estimate_run
+    from barapi.run.planning import estimate_run
 
     store = Store()
     if store.has_run(config.name):
@@ -53,7 +53,7 @@ def train(
         )
     from barapi.data import run_split
 
-    from barapi.planning import priced
+    from barapi.run.planning import priced
 
     classifier = options.classifier_for(config)
     split = run_split(config)  # decoded once, for the estimate and the training
@@ -94,7 +94,7 @@ def resume(
 
 
 def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, split: Any = None) -> None:
-    from barapi.trainer import Trainer
+    from barapi.run.trainer import Trainer
 
     printer = ProgressPrinter(quiet=as_json)
     trainer = Trainer(config, classifier, store, on_progress=printer, split=split)

@@ -26,8 +26,8 @@ import numpy as np
 
 from barapi.data import load_split
 from barapi.errors import ConfigError
-from barapi.program import encode_png
-from barapi.readout import LinearReadout
+from barapi.method.program import encode_png
+from barapi.method.readout import LinearReadout
 
 COARSE_MODELS = ("coarse-2", "coarse-5", "coarse-10")
 # A project is fitted on this many images per class (Custom Vision needs ≥ 5 per tag; more

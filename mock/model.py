@@ -27,9 +27,9 @@ from barapi.adapters import Provider, ProviderOptions
 
 from barapi.classifier import NULL_METER, Meter, Scores
 from barapi.errors import BadInputError, ConfigError
-from barapi.labels import imagenet_classes
+from barapi.method.labels import imagenet_classes
 from barapi.mock.heads import ServedModel, imagenet_model
-from barapi.program import float_canvas
+from barapi.method.program import float_canvas
 from barapi.store import home_dir
 
 # name → (weights package, its class, input resolution)
@@ -79,7 +79,7 @@ def export_onnx(name: str, path: Path) -> None:
 
 def preprocess(data: bytes, size: int) -> np.ndarray:
     """Image bytes → (3, size, size) float32, exactly the model's own preprocessing. A float
-    canvas (``barapi.program.npy_bytes``, what a tensor API is sent) goes through the same resize
+    canvas (``barapi.method.program.npy_bytes``, what a tensor API is sent) goes through the same resize
     and crop in float, nothing rounded."""
     from barapi.adapters.oip import resize_crop, resize_crop_float
 

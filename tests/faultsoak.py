@@ -21,7 +21,7 @@ from barapi.config import DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.mock.server import Faults, MockServer
 from barapi.config import Geometry
 from barapi.store import Store
-from barapi.trainer import Trainer
+from barapi.run.trainer import Trainer
 
 # 30 % of requests fail, spread over every kind of failure the server can inject.
 FAULT_MIX = {"fail_rate": 0.08, "throttle_rate": 0.08, "timeout_rate": 0.04, "reset_rate": 0.05, "truncate_rate": 0.05}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 
-from barapi.program import Program, initial_parameters
+from barapi.method.program import Program, initial_parameters
 from barapi.config import Geometry
 
 

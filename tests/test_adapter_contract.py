@@ -19,7 +19,7 @@ from barapi.adapters.huggingface import HuggingFaceClassifier
 from barapi.adapters.oip import OipClassifier, byte_strings
 from barapi.adapters.torchserve import TorchServeClassifier
 from barapi.errors import AuthenticationError, BadInputError, ProviderError, ProviderResponseError
-from barapi.labels import fill_missing
+from barapi.method.labels import fill_missing
 from test_torchserve_adapter import RecordingMeter
 
 SECRET = "sk-CONTRACT-TEST-SECRET-0451"
@@ -252,7 +252,7 @@ LIVE = {
 
 @pytest.fixture(scope="module")
 def png() -> bytes:
-    from barapi.program import Program, initial_parameters
+    from barapi.method.program import Program, initial_parameters
     from barapi.config import Geometry
 
     g = Geometry(program_resolution=8)
@@ -283,7 +283,7 @@ def test_live_server_checks_the_key(name: str, server_url: str, png: bytes) -> N
 
 @pytest.mark.slow
 def test_live_server_takes_a_full_clarifai_request_of_real_sized_images(server_url: str) -> None:
-    from barapi.program import Program, initial_parameters
+    from barapi.method.program import Program, initial_parameters
     from barapi.config import Geometry
 
     g = Geometry(program_resolution=16)

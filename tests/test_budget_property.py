@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from barapi.adapters.torchserve import TorchServeClassifier
 from barapi.errors import BudgetExceeded, ProviderError
 from barapi.money import Budget
-from barapi.queries import QueryEngine
+from barapi.run.queries import QueryEngine
 from barapi.store import Store
 
 

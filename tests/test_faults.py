@@ -47,7 +47,7 @@ def test_fault_rates_above_one_are_refused() -> None:
 def test_the_newer_protocols_fail_in_their_own_words_and_their_adapters_retry_through(imagenet_model, provider: str) -> None:
     from barapi.adapters.huggingface import HuggingFaceClassifier
     from barapi.adapters.oip import OipClassifier
-    from barapi.program import Program, initial_parameters
+    from barapi.method.program import Program, initial_parameters
     from barapi.config import Geometry
 
     import numpy as np

@@ -25,9 +25,9 @@ from barapi.adapters.torchserve import TorchServeClassifier
 from barapi.classifier import Scores
 from barapi.errors import ConfigError
 from barapi.mock.heads import COARSE_MODELS, coarse_groups, coarse_model, group_matrix
-from barapi.planning import estimate_run
+from barapi.run.planning import estimate_run
 from barapi.store import Store
-from barapi.trainer import Trainer
+from barapi.run.trainer import Trainer
 
 
 class FewLabelModel(ProjectionModel):
@@ -137,7 +137,7 @@ def test_a_wrong_key_publishes_nothing(server_url: str) -> None:
 
 
 def _image() -> bytes:
-    from barapi.program import Program, initial_parameters
+    from barapi.method.program import Program, initial_parameters
     from barapi.config import Geometry
 
     g = Geometry(embed_size=64)

@@ -15,7 +15,7 @@ from barapi.adapters.huggingface import HuggingFaceClassifier
 from barapi.adapters.oip import HEADER_LENGTH, OipClassifier, Preprocessing
 from barapi.errors import PriceError, ProviderResponseError
 from barapi.money import Pricing
-from barapi.program import Program, initial_parameters
+from barapi.method.program import Program, initial_parameters
 from barapi.config import Geometry
 from test_torchserve_adapter import RecordingMeter
 

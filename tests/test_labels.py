@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from barapi.errors import ConfigError, ProviderResponseError
-from barapi.labels import LabelMap, fill_missing, frequency_mapping, imagenet_classes, random_mapping
+from barapi.method.labels import LabelMap, fill_missing, frequency_mapping, imagenet_classes, random_mapping
 
 VOCAB = [f"label{i}" for i in range(10)]
 

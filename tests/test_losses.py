@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from barapi.losses import accuracy, class_weights, cross_entropy, focal_loss
+from barapi.method.losses import accuracy, class_weights, cross_entropy, focal_loss
 
 
 def test_focal_loss_reduces_to_cross_entropy_at_gamma_zero_and_unit_weights() -> None:
@@ -31,7 +31,7 @@ def test_accuracy_counts_argmax_hits() -> None:
 
 
 def test_evaluation_report_counts_and_two_class_rates() -> None:
-    from barapi.evaluation import report
+    from barapi.run.evaluation import report
 
     figures = report(np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 0]), ["healthy", "sick"])
     assert figures["confusion"] == [[1, 1], [1, 2]]

@@ -73,7 +73,7 @@ def test_the_adapters_tensors_get_the_answers_the_server_gives_to_the_encoded_im
     from barapi.adapters.huggingface import HuggingFaceClassifier
     from barapi.adapters.http import make_client
     from barapi.adapters.oip import OipClassifier
-    from barapi.program import Program, initial_parameters
+    from barapi.method.program import Program, initial_parameters
     from barapi.config import Geometry
 
     g = Geometry(program_resolution=8)

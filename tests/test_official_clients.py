@@ -8,7 +8,7 @@ import uuid
 import numpy as np
 import pytest
 
-from barapi.program import Program, initial_parameters
+from barapi.method.program import Program, initial_parameters
 from barapi.config import Geometry
 
 pytestmark = pytest.mark.slow

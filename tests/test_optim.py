@@ -5,7 +5,7 @@ import pytest
 
 from barapi.config import MethodConfig
 from barapi.errors import ConfigError
-from barapi.optim import CMAES, ESTIMATORS, STEP_RULES, SGD, Adam, OneSidedEstimator, StepSignal, ZerothOrderOptimizer, make_optimizer, optimizer_for
+from barapi.method.optim import CMAES, ESTIMATORS, STEP_RULES, SGD, Adam, OneSidedEstimator, StepSignal, ZerothOrderOptimizer, make_optimizer, optimizer_for
 
 A = np.diag(np.linspace(1.0, 3.0, 12))
 TARGET = np.linspace(-1.0, 1.0, 12)

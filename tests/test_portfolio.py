@@ -12,14 +12,14 @@ from fakes import ProjectionModel
 from pydantic import ValidationError
 from test_trainer import config as small_config
 
-from barapi.artifact import LearnedProgram
+from barapi.run.artifact import LearnedProgram
 from barapi.config import DataConfig, RunConfig
 from barapi.errors import ConfigError, ProviderError
-from barapi.planning import estimate_run, run_summary
-from barapi.portfolio import CrossValidation, fit_dual, forward_selection, standardised
-from barapi.readout import LinearReadout, features
+from barapi.run.planning import estimate_run, run_summary
+from barapi.method.portfolio import CrossValidation, fit_dual, forward_selection, standardised
+from barapi.method.readout import LinearReadout, features
 from barapi.store import Store
-from barapi.trainer import Trainer
+from barapi.run.trainer import Trainer
 
 N_TRAIN, N_TEST = 30, 20  # digits: 3 per class; 20 held out
 

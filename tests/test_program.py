@@ -3,8 +3,8 @@ import pytest
 from pydantic import ValidationError
 
 from barapi.config import MethodConfig
-from barapi.bases import cosine_matrix, interpolation_matrix
-from barapi.program import Program, decode_png, initial_parameters, program_sha256, quantize
+from barapi.method.bases import cosine_matrix, interpolation_matrix
+from barapi.method.program import Program, decode_png, initial_parameters, program_sha256, quantize
 from barapi.config import Geometry
 
 
@@ -96,7 +96,7 @@ def test_program_hash_depends_on_every_bit() -> None:
 
 
 def test_quantisation_swallows_the_papers_beta_at_full_resolution() -> None:
-    """design.md § 5: with d ≈ 150k and β = 0.01 on a unit direction, no pixel moves a grey
+    """With d ≈ 150k and β = 0.01 on a unit direction, no pixel moves a grey
     level, so the finite difference through an 8-bit API is exactly zero; a low-resolution W
     with β = 1 moves many pixels."""
     rng = np.random.default_rng(4)
@@ -135,7 +135,7 @@ def test_the_default_perturbation_moves_the_program_by_a_grey_level_or_two_at_ev
 
 
 def test_a_float_canvas_is_the_composed_program_unrounded_and_a_png_is_it_rounded() -> None:
-    from barapi.program import float_canvas
+    from barapi.method.program import float_canvas
     from barapi.config import GREY_LEVEL
 
     g = Geometry(program_resolution=8)

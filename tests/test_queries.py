@@ -8,7 +8,7 @@ import pytest
 from barapi.classifier import NULL_METER, Meter, Scores
 from barapi.errors import BadInputError, ProviderError
 from barapi.money import Budget
-from barapi.queries import SEND_ROUNDS, QueryEngine
+from barapi.run.queries import SEND_ROUNDS, QueryEngine
 from barapi.store import Store
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from barapi.readout import LinearReadout
+from barapi.method.readout import LinearReadout
 
 
 def toy_answers(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,8 +6,8 @@ import httpx
 import numpy as np
 import pytest
 
-from barapi.labels import imagenet_classes
-from barapi.program import Program, initial_parameters
+from barapi.method.labels import imagenet_classes
+from barapi.method.program import Program, initial_parameters
 from barapi.config import Geometry
 from conftest import start_server
 

@@ -125,7 +125,7 @@ def test_a_run_trains_and_resumes_bit_identically_on_a_server(home: Path, fresh_
     from test_trainer import config
 
     from barapi.errors import ProviderError
-    from barapi.trainer import Trainer
+    from barapi.run.trainer import Trainer
 
     reference = Trainer(config(), ProjectionModel(), Store(tmp_path / "ref")).run()
     server = Store(home, url=fresh_postgres_url)
@@ -153,7 +153,7 @@ def test_two_processes_never_drive_one_run_and_a_dead_ones_run_is_taken_over(sto
     from test_trainer import config
 
     from barapi.store import LeaseRow
-    from barapi.trainer import Trainer
+    from barapi.run.trainer import Trainer
 
     elsewhere = "another-machine:4242:cafe0000"  # alive until its lease expires
     assert store.acquire_lease("run", elsewhere, ttl_s=60) is None
@@ -182,7 +182,7 @@ def test_a_run_survives_its_server_connections_being_cut(home: Path, fresh_postg
     from sqlalchemy import create_engine
     from test_trainer import config
 
-    from barapi.trainer import Trainer
+    from barapi.run.trainer import Trainer
 
     reference = Trainer(config(iterations=30), ProjectionModel(), Store(tmp_path / "ref")).run()
     admin = create_engine(fresh_postgres_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")

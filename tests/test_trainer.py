@@ -13,12 +13,12 @@ from fakes import ProjectionModel
 
 from barapi.config import DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.errors import ProviderError
-from barapi.optim import ESTIMATORS, STEP_RULES
-from barapi.planning import estimate_run
+from barapi.method.optim import ESTIMATORS, STEP_RULES
+from barapi.run.planning import estimate_run
 from barapi.config import Geometry
-from barapi.readout import LinearReadout
+from barapi.method.readout import LinearReadout
 from barapi.store import Store
-from barapi.trainer import Trainer
+from barapi.run.trainer import Trainer
 
 
 def config(name: str = "run", **method: object) -> RunConfig:
@@ -141,7 +141,7 @@ def test_interim_evaluations_never_change_the_course_of_a_run(tmp_path: Path) ->
 
 
 def test_iterative_mapping_changes_the_mapping_from_paid_answers_only(tmp_path: Path) -> None:
-    from barapi.checkpoint import load_state
+    from barapi.run.checkpoint import load_state
 
     stores = {mapping: Store(tmp_path / mapping) for mapping in ("frequency", "iterative")}
     fixed, moving = (Trainer(config(mapping=m, iterations=8), ProjectionModel(), store).run() for m, store in stores.items())
@@ -219,7 +219,7 @@ def test_a_checkpoint_from_before_the_closing_pass_still_resumes_to_the_same_pro
 def test_no_two_purposes_of_a_run_share_a_random_stream() -> None:
     """Step t was once seeded (seed, t): the starting W's generator at t = 1, the random
     mapping's at t = 2."""
-    from barapi.streams import Stream, generator
+    from barapi.method.streams import Stream, generator
 
     draws = [generator(3, Stream.INIT).random(4), generator(3, Stream.MAPPING).random(4)]
     draws += [generator(3, Stream.STEP, t).random(4) for t in range(50)]
@@ -244,9 +244,9 @@ class ForgetfulModel(ProjectionModel):
 
 
 def test_a_run_whose_training_lost_ends_with_its_start_at_no_extra_query(tmp_path: Path) -> None:
-    from barapi.artifact import LearnedProgram
-    from barapi.checkpoint import require_state
-    from barapi.program import program_sha256, starting_parameters
+    from barapi.run.artifact import LearnedProgram
+    from barapi.run.checkpoint import require_state
+    from barapi.method.program import program_sha256, starting_parameters
 
     store = Store(tmp_path / "kept")
     kept = Trainer(config(mapping="linear", keep_better_start=True), ForgetfulModel(remembered=30), store).run()  # the label mapping's 30 answers
@@ -264,8 +264,8 @@ def test_a_run_whose_training_lost_ends_with_its_start_at_no_extra_query(tmp_pat
 
 
 def test_a_run_extended_after_keeping_its_start_serves_its_w_until_it_chooses_again(tmp_path: Path) -> None:
-    from barapi.checkpoint import require_state
-    from barapi.program import starting_parameters
+    from barapi.run.checkpoint import require_state
+    from barapi.method.program import starting_parameters
 
     store = Store(tmp_path)
     assert Trainer(config(mapping="linear", keep_better_start=True), ForgetfulModel(remembered=30), store).run().selection["kept"] == "start"
@@ -282,8 +282,8 @@ def test_a_run_extended_after_keeping_its_start_serves_its_w_until_it_chooses_ag
 
 
 def test_cross_validation_scores_each_image_by_a_mapping_fitted_without_it() -> None:
-    from barapi.mapping import new_mapping
-    from barapi.selection import cross_validated_correct
+    from barapi.method.mapping import new_mapping
+    from barapi.method.selection import cross_validated_correct
 
     mapping, _ = new_mapping(MethodConfig(), 2, 60)
     rng = np.random.default_rng(0)
@@ -316,7 +316,7 @@ class ScoresAreAnswers:
 def test_the_start_is_kept_only_when_its_answers_are_significantly_better(start_right: int, trained_right: int, kept: str) -> None:
     """Of 100 images, those only one program gets right decide (a sign test): 50 against 40 is
     within a fair coin's 1.645 sd (10 < 1.645 · √90 = 15.6), 50 against 30 is not (20 > 14.7)."""
-    from barapi.selection import Selection
+    from barapi.method.selection import Selection
 
     labels = np.repeat([0, 1], 50)
     def answers(right: np.ndarray) -> np.ndarray:

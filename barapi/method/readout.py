@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from barapi.labels import LabelMap
+from barapi.method.labels import LabelMap
 
 # Scores are floored before the log: providers round small scores to 0 (and top-k fill-in
 # spreads tiny masses), and log(0) would make one rounding step an infinite feature.

@@ -1,7 +1,7 @@
 """Many views, one readout: a portfolio of programs read together.
 
 One program taught by zeroth-order steps learns about one number per pair of queries; the
-answers to *different, large* programs hold far more (design.md § 7). A portfolio run pays for
+answers to *different, large* programs hold far more (bench/results/portfolio.md). A portfolio run pays for
 N candidate programs' answers on the training images once, keeps the V whose answers
 cross-validate best together (forward selection on the training images only), and serves one
 readout over the V answers of each image: every prediction sends V queries.
@@ -19,20 +19,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from barapi.mapping import prefixed
-from barapi.readout import LinearReadout, accelerated_descent, features, softmax
-from barapi.selection import FOLDS, stratified_folds
-from barapi.streams import Stream, generator
+from barapi.method.mapping import prefixed
+from barapi.method.readout import LinearReadout, accelerated_descent, features, softmax
+from barapi.method.selection import FOLDS, stratified_folds
+from barapi.method.streams import Stream, generator
 
 # A portfolio's size when only --views or a price cap asks for one: 8 views of 48 candidates
 # (bench/portfolio.py measures the alternatives).
 DEFAULT_VIEWS = 8
 DEFAULT_CANDIDATES = 48
 # Random programs W ~ N(0, s²) in the program's basis, s cycling through these: small moves
-# around grey, programs that saturate half the canvas, and near-binary ones (design.md § 7).
+# around grey, programs that saturate half the canvas, and near-binary ones.
 RANDOM_SCALES = (0.5, 1.0, 2.0)
 # The readout's L2 is chosen by the same cross-validation from these (mean cross-entropy +
-# l2/2·‖weights‖²; 0.1 is scikit-learn's C = 0.1 at 100 images, what design.md § 7 used).
+# l2/2·‖weights‖²; 0.1 is scikit-learn's C = 0.1 at 100 images, what the first measurements used).
 L2_GRID = (0.01, 0.1, 1.0)
 SELECTION_L2 = 0.1
 SELECTION_STEPS = 200

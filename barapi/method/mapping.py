@@ -9,7 +9,7 @@ mapping it drives, and nothing here knows about queries, budgets or the trainer.
   known);
 - ``frequency``: the m labels each class's images score highest at the starting program;
 - ``iterative``: the frequency mapping re-fitted from the answers training already paid for;
-- ``linear``: a readout over every label's score (``barapi.readout``), refitted during training
+- ``linear``: a readout over every label's score (``barapi.method.readout``), refitted during training
   and once more at the final program (the closing pass), which is what predictions use.
 
 The m-to-1 mappings need ``classes × m`` distinct labels. ``labels_per_class`` None means the
@@ -22,10 +22,10 @@ from typing import Protocol
 
 import numpy as np
 
-from barapi import labels as labelling
+from barapi.method import labels as labelling
 from barapi.config import MethodConfig
 from barapi.errors import ConfigError
-from barapi.readout import LinearReadout
+from barapi.method.readout import LinearReadout
 
 DEFAULT_LABELS_PER_CLASS = 5
 

@@ -7,7 +7,7 @@ knows which estimator or rule it drives. ``ask`` always puts the unperturbed W f
 trainer reads f(W) (loss, accuracy and answers at the current program) from the same queries.
 
 Randomness comes in through ``ask(rng)``: the trainer derives one generator per iteration
-(``barapi.streams``), which is what makes a resumed run bit-identical.
+(``barapi.method.streams``), which is what makes a resumed run bit-identical.
 """
 
 from __future__ import annotations

@@ -26,17 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
-from barapi.checkpoint import load_config, require_state
+from barapi.run.checkpoint import load_config, require_state
 from barapi.classifier import Classifier, Scores, SelectableLabels, canvas_encoding
 from barapi.config import RunConfig
 from barapi.errors import ConfigError
-from barapi.labels import LabelMap, fill_missing
-from barapi.mapping import prefixed, restored_mapping
-from barapi.readout import LinearReadout, target_mapper
-from barapi.program import Program, encode_png, program_sha256
+from barapi.method.labels import LabelMap, fill_missing
+from barapi.method.mapping import prefixed, restored_mapping
+from barapi.method.readout import LinearReadout, target_mapper
+from barapi.method.program import Program, encode_png, program_sha256
 from barapi.config import Geometry
 from barapi.money import Budget
-from barapi.queries import QueryEngine
+from barapi.run.queries import QueryEngine
 from barapi.store import Store
 
 PROGRAM_FILE, MAPPING_FILE, CONFIG_FILE = "program.npz", "mapping.json", "config.json"

@@ -23,9 +23,9 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from barapi.bases import BASES
+from barapi.method.bases import BASES
 from barapi.config import Geometry, MethodConfig
-from barapi.streams import Stream, generator
+from barapi.method.streams import Stream, generator
 
 
 # Encoding is on the hot path ((q+1) images per sample per step) and the bytes only need to be

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from barapi.classifier import Classifier
     from barapi.config import RunConfig
     from barapi.store import Store
-    from barapi.trainer import Progress
+    from barapi.run.trainer import Progress
 
 
 def evaluate_run(
@@ -22,7 +22,7 @@ def evaluate_run(
     """A run's program on its test split, or on another dataset with the same classes: the
     report, and what its queries cost (booked to the run like any other)."""
     from barapi.data import load_dataset
-    from barapi.trainer import Trainer
+    from barapi.run.trainer import Trainer
 
     trainer = Trainer(config, classifier, store, on_progress, record_status=False)
     paid_before, cost_before = trainer.budget.spent_queries, trainer.budget.spent_usd

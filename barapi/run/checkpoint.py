@@ -15,8 +15,8 @@ import numpy as np
 
 from barapi.config import RunConfig
 from barapi.errors import ConfigError
-from barapi.program import program_sha256
-from barapi.selection import served_program
+from barapi.method.program import program_sha256
+from barapi.method.selection import served_program
 from barapi.store import RunRecord, Store
 
 RUN_KEYS = ("iteration", "vocabulary", "recent_correct", "last_loss")

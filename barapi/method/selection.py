@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from barapi.mapping import Mapping
+from barapi.method.mapping import Mapping
 
 FOLDS = 5
 SIGNIFICANCE = 1.645  # one-sided 5 %

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import time
 
-from barapi.checkpoint import config_of, load_state
+from barapi.run.checkpoint import config_of, load_state
 from barapi.classifier import Classifier, canvas_encoding
 from barapi.config import MethodConfig, RunConfig
 from barapi.data import Split, run_split
-from barapi.mapping import MAPPINGS, closing_queries, new_mapping
+from barapi.method.mapping import MAPPINGS, closing_queries, new_mapping
 from barapi.money import Estimate, cost_usd
-from barapi.optim import StepSignal, optimizer_for, signal_figures
-from barapi.program import Program, starting_parameters
+from barapi.method.optim import StepSignal, optimizer_for, signal_figures
+from barapi.method.program import Program, starting_parameters
 from barapi.store import RunRecord, Store, response_key
 
 

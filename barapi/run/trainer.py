@@ -1,6 +1,6 @@
 """Algorithm 1 against any Classifier, checkpointed after every iteration.
 
-Reproducibility: every random draw comes from a generator of its own (``barapi.streams``), so a
+Reproducibility: every random draw comes from a generator of its own (``barapi.method.streams``), so a
 run resumed from its checkpoint draws exactly what the uninterrupted run would have drawn, and
 renders exactly the same bytes — whose responses are then free from the cache.
 """
@@ -15,22 +15,22 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from barapi import labels as labelling
-from barapi.checkpoint import RunState, load_state
+from barapi.method import labels as labelling
+from barapi.run.checkpoint import RunState, load_state
 from barapi.classifier import Classifier, Scores, SelectableLabels, canvas_encoding
 from barapi.config import RunConfig
 from barapi.data import Split, run_split
 from barapi.errors import BudgetExceeded, ConfigError
-from barapi.losses import LOSSES, accuracy, class_weights
-from barapi.mapping import MAPPINGS, Mapper, Mapping, closing_queries, new_mapping, restored_mapping
+from barapi.method.losses import LOSSES, accuracy, class_weights
+from barapi.method.mapping import MAPPINGS, Mapper, Mapping, closing_queries, new_mapping, restored_mapping
 from barapi.money import Budget
-from barapi.optim import Optimizer, optimizer_for, signal_figures
-from barapi.portfolio import Portfolio, PortfolioSearch
-from barapi.program import Program, program_sha256, starting_parameters
-from barapi.queries import QueryEngine
-from barapi.selection import Selection
+from barapi.method.optim import Optimizer, optimizer_for, signal_figures
+from barapi.method.portfolio import Portfolio, PortfolioSearch
+from barapi.method.program import Program, program_sha256, starting_parameters
+from barapi.run.queries import QueryEngine
+from barapi.method.selection import Selection
 from barapi.store import Lease, MetricRow, RunRecord, Store
-from barapi.streams import Stream, generator
+from barapi.method.streams import Stream, generator
 
 
 @dataclass
@@ -375,7 +375,7 @@ class Trainer:
         self._checkpoint(state, test_accuracy=None)
 
     def _keep_the_better_program(self, state: State, trained: np.ndarray) -> None:
-        """barapi.selection: the start's answers come from the cache; where they are not there
+        """barapi.method.selection: the start's answers come from the cache; where they are not there
         (a mapping that never read them), the trained program stays, unpaid for."""
         method = self.config.method
         if not method.keep_better_start or state.iteration == 0:

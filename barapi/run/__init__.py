@@ -1,0 +1,1 @@
+"""A run: the training loop, its checkpoints, planning (estimates), queries through budget and cache, evaluation and the exported artifact."""
