@@ -13,7 +13,7 @@ per class, 200 test images, split seed 0) and, per seed, these rows:
   no step) then test accuracy after 2k / 5k / 10k / 20k training queries (label mapping,
   training, closing pass; evaluation is measurement and is not counted), from one run extended
   between budgets; a preset whose mapping cannot fit the model's labels is recorded as refused;
-- ``guarded``: the default with ``--keep-better-start`` (barapi.selection); ``beta-2`` and
+- ``guarded``: the default with ``--keep-better-start`` (barapi.method.selection); ``beta-2`` and
   ``res-4``: the default with β = 2 (as it was) and on a 4×4 W; ``shuffled``: the null row (``--estimator null``), the
   default whose estimator sees its losses shuffled among the perturbed points: steps of the same
   size that know nothing of the loss; ``placed``: the default's 16×16 grid spread over the
@@ -59,12 +59,12 @@ from barapi.data import run_split
 from barapi.errors import ConfigError
 from barapi.mock.heads import ServedModel, coarse_groups, coarse_model, group_matrix, imagenet_model, project_path, trained_project
 from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier
-from barapi.losses import accuracy, class_weights
-from barapi.planning import iterations_within
-from barapi.program import Program, starting_parameters
-from barapi.readout import SCORE_FLOOR, LinearReadout
+from barapi.method.losses import accuracy, class_weights
+from barapi.run.planning import iterations_within
+from barapi.method.program import Program, starting_parameters
+from barapi.method.readout import SCORE_FLOOR, LinearReadout
 from barapi.store import Store
-from barapi.trainer import Trainer
+from barapi.run.trainer import Trainer
 
 WORK = Path(__file__).resolve().parent / ".work"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -107,7 +107,7 @@ CLARIFAI_PRICE = 1.20
 # The zeroth-order rows: the presets, the default as it was before β followed the resolution, the
 # default on a 4×4 W (bench/results/zo_signal.md: the only W here whose gradient a 20k-query run
 # could resolve) and the null row (the default driven by ShuffledSteps).
-# "guarded" is the default with --keep-better-start (barapi.selection).
+# "guarded" is the default with --keep-better-start (barapi.method.selection).
 DEFAULT = PRESETS["default"]
 METHODS = PRESETS | {
     "guarded": DEFAULT.model_copy(update={"keep_better_start": True}),
@@ -117,11 +117,13 @@ METHODS = PRESETS | {
     "placed": DEFAULT.model_copy(update={"geometry": DEFAULT.geometry.model_copy(update=PLACED)}),
     "cosine-8": DEFAULT.model_copy(update={"geometry": DEFAULT.geometry.model_copy(update=COSINE_8)}),
     "cma-es": DEFAULT.model_copy(update={"optimizer": "cma-es", "geometry": DEFAULT.geometry.model_copy(update=COSINE_8)}),
+    "paper-random": PRESETS["paper"].model_copy(update={"mapping": "random"}),  # as the paper's API experiments (Tables 4-5) ran it
 }
 ROW_NAMES = {"guarded": "default --keep-better-start", "beta-2": "default before (β = 2)", "res-4": "default on a 4×4 W",
              "shuffled": "default, losses shuffled (null)", "placed": f"default placed on the visible {VISIBLE} px",
-             "cosine-8": "default, W = 8×8 lowest cosines, placed", "cma-es": "CMA-ES on the 8×8 cosines, placed"}
-ROW_ORDER = ["noapi", "default", "guarded", "shuffled", "beta-2", "res-4", "placed", "cosine-8", "cma-es", "paper",
+             "cosine-8": "default, W = 8×8 lowest cosines, placed", "cma-es": "CMA-ES on the 8×8 cosines, placed",
+             "paper-random": "paper preset, random mapping (the paper's API runs)"}
+ROW_ORDER = ["noapi", "default", "guarded", "shuffled", "beta-2", "res-4", "placed", "cosine-8", "cma-es", "paper", "paper-random",
              "whitebox", "whitebox-4", "whitebox-cosine-8", "whitebox-full", *WHITEBOX_SUBSPACES]
 TRAIN_PER_CLASS, TEST_SIZE, SPLIT_SEED = 50, 200, 0
 WIDE_TEST = 2000  # the held-out images of the wide check (all there are, for the digits)
@@ -294,7 +296,7 @@ class TorchPath:
         return torch.softmax(standardised @ readout["weights"][:-1] + readout["weights"][-1], dim=1)
 
     def focal_loss(self, w, targets: np.ndarray, labels: np.ndarray, readout: dict, weights: np.ndarray, gamma: float):  # noqa: ANN001, ANN201
-        """barapi.losses.focal_loss, differentiable."""
+        """barapi.method.losses.focal_loss, differentiable."""
         import torch
 
         y = torch.tensor(labels)
@@ -366,7 +368,7 @@ def read_lines(path: Path) -> list[dict]:
 
 def recorder(combo: str, row: str, seed: int):  # noqa: ANN201
     def record(at: int, accuracy: float | None, **facts: float | str | None) -> None:
-        """facts: step_signal (barapi.optim.StepSignal), kept (barapi.selection), refused (why)."""
+        """facts: step_signal (barapi.method.optim.StepSignal), kept (barapi.method.selection), refused (why)."""
         entry = {"combo": combo, "row": row, "seed": seed, "at": at, "accuracy": accuracy, "ts": time.time()}
         entry |= {k: v for k, v in facts.items() if v is not None}
         with MEASURED.open("a") as handle:
@@ -427,8 +429,8 @@ def summary(values: list[float]) -> str:
 def report() -> None:
     entries = measured()
     cells: dict[tuple[str, str, int], dict[int, float]] = {}
-    signals: dict[tuple[str, str, int], dict[int, float]] = {}  # barapi.optim.StepSignal of each run
-    kept: dict[tuple[str, str, int], dict[int, str]] = {}  # barapi.selection: which program each run served
+    signals: dict[tuple[str, str, int], dict[int, float]] = {}  # barapi.method.optim.StepSignal of each run
+    kept: dict[tuple[str, str, int], dict[int, str]] = {}  # barapi.method.selection: which program each run served
     refused: dict[tuple[str, str], str] = {}
     for e in entries:
         key = (e["combo"], e["row"], e["at"])
@@ -518,7 +520,7 @@ def summary_tables(cells: dict, cell, kept: dict, refused: dict, wide_images: di
     guarded = [c for c in present if any((c, "guarded", b) in kept for b in BUDGETS)]
     if guarded:
         lines += [
-            "", "The start guard (`--keep-better-start`, barapi.selection): the same runs, serving their start where the "
+            "", "The start guard (`--keep-better-start`, barapi.method.selection): the same runs, serving their start where the "
             "closing pass's sign test says training lost; how many of the seeds kept their start.", "",
             f"| model × task | default {' | '.join(f'{b // 1000}k' for b in BUDGETS)} | guarded {' | '.join(f'{b // 1000}k' for b in BUDGETS)} "
             f"| kept their start at {' · '.join(f'{b // 1000}k' for b in BUDGETS)} |",
