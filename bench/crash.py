@@ -15,9 +15,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import start_server  # noqa: E402
+from servers import start_server  # noqa: E402
 from killsoak import kill_and_resume  # noqa: E402
 
 

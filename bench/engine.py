@@ -54,7 +54,7 @@ def flat_canvas_accuracy(preset: str, classifier: InProcessClassifier, test_size
     store = Store(Path(tempfile.mkdtemp(prefix="bench-flat-", dir=WORK)))
     trainer = Trainer(RunConfig(name="flat", seed=seed, provider=ProviderConfig(name="local"), data=DataConfig(test_size=test_size), method=method), classifier, store)
     w0 = np.zeros(method.geometry.parameter_shape)
-    dense = trainer._dense(trainer.engine.score(trainer.program.encode_batch(w0, trainer.split.x_train)), classifier.labels())  # noqa: SLF001
+    dense = trainer.dense(trainer.engine.score(trainer.program.encode_batch(w0, trainer.split.x_train)), classifier.labels())
     mapping = frequency_mapping(dense, trainer.split.y_train, trainer.split.n_classes, method.labels_per_class or DEFAULT_LABELS_PER_CLASS)
     scores = trainer.predict_scores(w0, trainer.split.x_test, classifier.labels(), mapping)
     return float(np.mean(np.argmax(scores, axis=1) == trainer.split.y_test))
@@ -73,8 +73,8 @@ def accuracy_curve(preset: str, budgets: list[int | None], classifier: InProcess
     store = Store(Path(tempfile.mkdtemp(prefix="bench-curve-", dir=WORK)))
     base = RunConfig(name="bench", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method)
     trainer = Trainer(base, classifier, store)
-    state = trainer._start()  # noqa: SLF001 - the baseline needs the mapping without a step
-    zero = trainer._evaluate(state)  # noqa: SLF001
+    state = trainer.start()  # the baseline needs the mapping without a step
+    zero = trainer.test_accuracy(state)
     accuracies: list[float | None] = []
     for budget in budgets:
         if budget is None:

@@ -8,12 +8,10 @@ against the same run without faults. Prints one table.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 from faultsoak import FAULT_MIX, fault_soak  # noqa: E402
 

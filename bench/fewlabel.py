@@ -151,8 +151,8 @@ def zeroth_order(classifier: InProcessClassifier, base: RunConfig, budgets: list
     method = base.method
     store = answers.store_for(base, classifier.model_id)
     trainer = Trainer(base, classifier, store)
-    state = trainer._start()  # noqa: SLF001 - the zero-program row is the mapping without a step
-    record(0, trainer._evaluate(state))  # noqa: SLF001
+    state = trainer.start()  # the zero-program row: the mapping without a step
+    record(0, trainer.test_accuracy(state))
     for budget in budgets:
         iterations = iterations_within(method, len(trainer.split.y_train), budget)
         if iterations >= 1:
@@ -206,12 +206,12 @@ def wide_check(classifier: InProcessClassifier, task: str, seed: int, answers: A
     run = config.model_copy(update={"method": config.method.model_copy(update={"iterations": iterations})})
     Trainer(run, classifier, store, split=split).run()
     trainer = Trainer(run.model_copy(update={"data": run.data.model_copy(update={"test_size": WIDE_TEST})}), classifier, store, record_status=False)
-    state = trainer._restore()  # noqa: SLF001
+    state = trainer.restore()
     served = "start" if trainer.selection is not None and trainer.selection.kept_start is not None else "trained"
     accuracy_of = {}
     for label, w in (("start", starting_parameters(config.method, seed)), ("trained", trainer.optimizer.w.copy())):
         trainer.optimizer.w = w
-        mapper = state.mapping.fitted(trainer._training_set_at_w(state), trainer.split.y_train)  # noqa: SLF001
+        mapper = state.mapping.fitted(trainer.training_answers(state), trainer.split.y_train)
         accuracy_of[label] = accuracy(trainer.predict_scores(w, trainer.split.x_test, state.vocabulary, mapper), trainer.split.y_test)
     for label, value in (*accuracy_of.items(), ("guarded", accuracy_of[served])):
         record(f"wide-{label}", budget, value, test_images=len(trainer.split.y_test), kept=served if label == "guarded" else None)
@@ -312,8 +312,8 @@ def white_box(classifier: InProcessClassifier, task: str, row: str, seed: int, r
     geometry, lr = WHITEBOX[row]
     method = DEFAULT.model_copy(update={"geometry": DEFAULT.geometry.model_copy(update=geometry)})
     trainer = Trainer(run_config(task, method, seed), classifier, Store(Path(tempfile.mkdtemp(prefix="fewlabel-wb-", dir=WORK))))
-    state = trainer._start()  # noqa: SLF001
-    record(0, trainer._evaluate(state))  # noqa: SLF001
+    state = trainer.start()
+    record(0, trainer.test_accuracy(state))
     path = TorchPath(classifier, trainer.program)
     split = trainer.split
     w0 = path.tensor(trainer.optimizer.w).detach()
@@ -334,7 +334,7 @@ def white_box(classifier: InProcessClassifier, task: str, row: str, seed: int, r
     def refit() -> dict:
         """The readout at this W, from the in-process model's exact answers (free here)."""
         trainer.optimizer.w = current()
-        dense = trainer._training_set_at_w(state)  # noqa: SLF001
+        dense = trainer.training_answers(state)
         return path.readout(LinearReadout.fit(dense, split.y_train, split.n_classes, method.readout_l2))
 
     rng = np.random.default_rng([seed, 0xB0B])
@@ -352,7 +352,7 @@ def white_box(classifier: InProcessClassifier, task: str, row: str, seed: int, r
             seen, steps = seen + len(batch), steps + 1
         trainer.optimizer.w = current()
         state.mapping.read_at = -1  # measured like a black-box run: the readout refitted at this W
-        record(goal, trainer._evaluate(state))  # noqa: SLF001
+        record(goal, trainer.test_accuracy(state))
         print(f"    {seen} images in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
 

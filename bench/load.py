@@ -8,13 +8,11 @@ and throughput. Prints one table.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import start_server  # noqa: E402
+from servers import start_server  # noqa: E402
 from loadgen import load  # noqa: E402
 
 from barapi.mock.model import DEFAULT_MODEL  # noqa: E402

@@ -17,8 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import start_server  # noqa: E402
+from servers import start_server  # noqa: E402
 from pgcluster import fresh_database, throwaway_cluster  # noqa: E402
 from poolrace import POOL_USD, RUN, finish, kill_race, race, store_of, worker  # noqa: E402
 

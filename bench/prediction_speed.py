@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import start_server  # noqa: E402
+from servers import start_server  # noqa: E402
 
 from barapi.adapters import build_classifier, client_for  # noqa: E402
 from barapi.run.artifact import LearnedProgram  # noqa: E402

@@ -22,7 +22,6 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from pgcluster import throwaway_cluster  # noqa: E402
 
 from barapi.method.labels import imagenet_classes  # noqa: E402

@@ -205,7 +205,7 @@ def starting_point(classifier: InProcessClassifier, task: str, resolution: int |
     method = default.model_copy(update={"geometry": default.geometry.model_copy(update=update)})
     trainer = Trainer(run_config(task, method, 0), classifier, Store(Path(tempfile.mkdtemp(prefix="zo-signal-", dir=WORK))))
     split, program = trainer.split, trainer.program
-    trainer._start()  # noqa: SLF001
+    trainer.start()
     w0 = trainer.optimizer.w
     fitted = LinearReadout.fit(answers(classifier, program, w0, split.x_train), split.y_train, split.n_classes, method.readout_l2)
     return method, split, program, w0, class_weights(split.y_train, split.n_classes), fitted

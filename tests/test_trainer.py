@@ -106,9 +106,9 @@ def test_the_linear_readout_is_fitted_at_the_final_program(tmp_path: Path) -> No
     model = ProjectionModel()
     trainer = Trainer(config(), model, store)
     result = trainer.run()
-    state = trainer._restore()
+    state = trainer.restore()
     assert state.mapping.read_at == state.iteration == 6
-    answers = trainer._dense(model.predict(trainer.program.encode_batch(trainer.optimizer.w, trainer.split.x_train)), state.vocabulary)
+    answers = trainer.dense(model.predict(trainer.program.encode_batch(trainer.optimizer.w, trainer.split.x_train)), state.vocabulary)
     refitted = LinearReadout.fit(answers, trainer.split.y_train, trainer.split.n_classes, trainer.config.method.readout_l2)
     np.testing.assert_allclose(state.mapping.closing_readout["weights"], refitted.weights, rtol=1e-5, atol=1e-8)
     mapping, training, closing, test = 30, 6 * 12, 30, 12
@@ -120,15 +120,15 @@ def test_evaluating_an_interrupted_run_reads_the_training_set_at_its_program(tmp
     with pytest.raises(ProviderError):
         Trainer(config(), ProjectionModel(fail_after=15), store).run()
     evaluator = Trainer(config(), ProjectionModel(), store, record_status=False)
-    state = evaluator._restore()
+    state = evaluator.restore()
     assert 0 < state.iteration < 6 and state.mapping.read_at != state.iteration  # stopped before its closing pass
     truth, predicted = evaluator.evaluate()
     model = ProjectionModel()
     def dense(images: np.ndarray) -> np.ndarray:
-        return evaluator._dense(model.predict(evaluator.program.encode_batch(evaluator.optimizer.w, images)), state.vocabulary)
+        return evaluator.dense(model.predict(evaluator.program.encode_batch(evaluator.optimizer.w, images)), state.vocabulary)
     readout = LinearReadout.fit(dense(evaluator.split.x_train), evaluator.split.y_train, evaluator.split.n_classes, evaluator.config.method.readout_l2)
     np.testing.assert_array_equal(predicted, np.argmax(readout.target_scores(dense(evaluator.split.x_test)), axis=1))
-    assert evaluator._restore().mapping.read_at == state.mapping.read_at  # a measurement: the run itself is untouched
+    assert evaluator.restore().mapping.read_at == state.mapping.read_at  # a measurement: the run itself is untouched
 
 
 def test_interim_evaluations_never_change_the_course_of_a_run(tmp_path: Path) -> None:
@@ -180,11 +180,11 @@ def test_opening_a_run_read_only_leaves_its_requests_in_flight_alone(tmp_path: P
 def test_the_linear_readout_is_refitted_from_paid_answers_only(tmp_path: Path) -> None:
     store = Store(tmp_path)
     trainer = Trainer(config(mapping="linear"), ProjectionModel(), store)
-    state = trainer._start()  # noqa: SLF001
+    state = trainer.start()
     first = state.mapping.readout["weights"].copy()
     paid_after_mapping = store.spent("run")[0]
     result = Trainer(config(mapping="linear"), ProjectionModel(), store).run()
-    restored = Trainer(config(mapping="linear"), ProjectionModel(), store)._restore()  # noqa: SLF001
+    restored = Trainer(config(mapping="linear"), ProjectionModel(), store).restore()
     assert not np.array_equal(restored.mapping.readout["weights"], first)  # refitted during training…
     assert len(restored.mapping.answers) == len(restored.mapping.answer_labels) == 30  # …on one answer per training image
     training, closing, test = 6 * 4 * 3, 30, 12  # iterations × batch × (q + 1), the closing pass, the test set

@@ -130,9 +130,9 @@ class Trainer:
 
     def _run(self) -> RunResult:
         method = self.config.method
-        saved = self._restore()
+        saved = self.restore()
         self.engine.hold_for_ending(sum(self._ending_queries(started=saved is not None)))
-        state = saved or self._start()
+        state = saved or self.start()
         status = "completed" if self._search(state) else "budget_exhausted"
         while state.iteration < method.iterations:
             if not self._step(state):
@@ -163,7 +163,7 @@ class Trainer:
         """(true labels, predicted labels) of the run's current program on its test split, or on
         the images given; every query goes through the budget, cache and ledger, and each answer
         is reported to ``on_progress`` (phase "evaluating": images answered of the set)."""
-        state = self._restore()
+        state = self.restore()
         if state is None:
             raise ConfigError(f"run {self.config.name!r} has no checkpoint yet: train it first")
         images = self.split.x_test if images is None else images
@@ -192,7 +192,7 @@ class Trainer:
         together (the adapters batch or send them concurrently), and the mapper reads the views'
         answers side by side."""
         encoded = [image for w in programs for image in self.program.encode_batch(w, images)]
-        dense = self._dense(self.engine.score(encoded, all_or_nothing=True), vocabulary)
+        dense = self.dense(self.engine.score(encoded, all_or_nothing=True), vocabulary)
         return mapper.target_scores(np.hstack(np.split(dense, len(programs))))
 
     # -- phases ------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ class Trainer:
         self.store.save_run(record)
         return record
 
-    def _start(self) -> State:
+    def start(self) -> State:
         """Random W0, the provider's vocabulary, then the label mapping from W0's answers on
         the training set. A mapping that cannot fit the vocabulary is refused before any paid
         query where the provider publishes its labels, else after the first answer (which the
@@ -230,7 +230,7 @@ class Trainer:
             # Truncated answers (top-k) of an unpublished vocabulary: every label shown so far.
             vocabulary = sorted({label for r in responses for label in r})
             mapping = self._new_mapping(vocabulary)
-        dense = self._dense(responses, vocabulary) if mapping.needs_start_answers else None
+        dense = self.dense(responses, vocabulary) if mapping.needs_start_answers else None
         mapping.start(dense, self.split.y_train, len(vocabulary), generator(self.config.seed, Stream.MAPPING))
         state = State(0, vocabulary, mapping, np.zeros(0), None)
         self._focus(state)
@@ -300,7 +300,7 @@ class Trainer:
         labels = self.split.y_train[batch]
         losses = []
         for c in range(len(candidates)):
-            dense = self._dense(responses[c * len(batch) : (c + 1) * len(batch)], state.vocabulary)
+            dense = self.dense(responses[c * len(batch) : (c + 1) * len(batch)], state.vocabulary)
             scores = mapper.target_scores(dense)
             losses.append(self._loss(scores, labels))
             if c == 0:
@@ -344,7 +344,7 @@ class Trainer:
             except BudgetExceeded:
                 complete = False
                 break
-            search.tell(self._dense(responses, state.vocabulary))
+            search.tell(self.dense(responses, state.vocabulary))
             programs.append(w)
             if k >= state.candidates_paid:
                 state.candidates_paid = k + 1
@@ -367,7 +367,7 @@ class Trainer:
         self._emit("reading", state, None)
         try:
             with self.engine.ending():
-                dense = self._training_set_at_w(state, keep=len(self.split.y_test))
+                dense = self.training_answers(state, keep=len(self.split.y_test))
         except BudgetExceeded:
             return
         state.mapping.close(state.iteration, dense, self.split.y_train)
@@ -384,7 +384,7 @@ class Trainer:
         answers = self.engine.cached(self.program.encode_batch(w0, self.split.x_train))
         if answers is None:
             return
-        labels, at_start = self.split.y_train, self._dense(answers, state.vocabulary)
+        labels, at_start = self.split.y_train, self.dense(answers, state.vocabulary)
         self.selection = Selection.between(state.iteration, state.mapping, labels, w0, at_start, trained)
         if self.selection.kept_start is not None:
             state.mapping.close(state.iteration, at_start, labels)
@@ -403,9 +403,10 @@ class Trainer:
     def _served_programs(self, state: State) -> np.ndarray:
         return self.portfolio.programs if self.portfolio is not None else self._program(state)
 
-    def _training_set_at_w(self, state: State, keep: int = 0) -> np.ndarray:
+    def training_answers(self, state: State, keep: int = 0) -> np.ndarray:
+        """The training images' answers at the current W, dense over the vocabulary (paid, or cached)."""
         responses = self.engine.score(self.program.encode_batch(self.optimizer.w, self.split.x_train), all_or_nothing=True, keep=keep)
-        return self._dense(responses, state.vocabulary)
+        return self.dense(responses, state.vocabulary)
 
     def _final_evaluation(self) -> float | None:
         self._emit("evaluating", self._current, None)
@@ -415,11 +416,12 @@ class Trainer:
     def _evaluate_if_affordable(self, state: State) -> float | None:
         """Test accuracy if the whole test set still fits the budget, else None."""
         try:
-            return self._evaluate(state)
+            return self.test_accuracy(state)
         except BudgetExceeded:
             return None
 
-    def _evaluate(self, state: State) -> float:
+    def test_accuracy(self, state: State) -> float:
+        """The test set through what the run serves at ``state`` (paid, or cached)."""
         scores = self.predict_scores(*self._serving(state, keep=len(self.split.y_test)), self.split.x_test, state.vocabulary)
         return accuracy(scores, self.split.y_test)
 
@@ -428,11 +430,12 @@ class Trainer:
         or evaluating an interrupted run): then the one the pass would fit at this W, used for
         this measurement only, so that the run's course never depends on it."""
         if state.mapping.lags(state.iteration):
-            return state.mapping.fitted(self._training_set_at_w(state, keep=keep), self.split.y_train)
+            return state.mapping.fitted(self.training_answers(state, keep=keep), self.split.y_train)
         return state.mapping.serving_mapper(state.iteration)
 
     # -- pieces ------------------------------------------------------------------------------
-    def _dense(self, responses: list[Scores], vocabulary: list[str]) -> np.ndarray:
+    def dense(self, responses: list[Scores], vocabulary: list[str]) -> np.ndarray:
+        """Answers as an (images, vocabulary) array, labels an answer left out filled in."""
         index = {label: i for i, label in enumerate(vocabulary)}
         return np.stack([labelling.fill_missing(r, vocabulary, index) for r in responses])
 
@@ -461,7 +464,8 @@ class Trainer:
         )
         self.store.save_checkpoint(self.record, state.iteration, blob, metrics)
 
-    def _restore(self) -> State | None:
+    def restore(self) -> State | None:
+        """The run's state from its checkpoint (None before the first), optimiser and mapping included."""
         saved = load_state(self.store, self.config.name)
         if saved is None:
             return None
