@@ -110,7 +110,8 @@ class MethodConfig(BaseModel):
         # The registries hold the names (imported here: they import this module).
         from barapi.method.losses import LOSSES
         from barapi.method.mapping import MAPPINGS
-        from barapi.method.optim import ESTIMATORS, OPTIMIZERS
+        from barapi.method.estimators import ESTIMATORS
+        from barapi.method.optim import OPTIMIZERS
 
         for field, registry in (("estimator", ESTIMATORS), ("optimizer", OPTIMIZERS), ("loss", LOSSES), ("mapping", MAPPINGS)):
             registered(field, getattr(self, field), registry)

@@ -33,7 +33,7 @@ from barapi.config import PRESETS
 from barapi.data import Split, load_split
 from barapi.method.program import Program, initial_parameters
 from barapi.method.streams import Stream, generator
-from barapi.method.optim import unit_sphere
+from barapi.method.estimators import unit_sphere
 from barapi.method.readout import LinearReadout
 
 WORK = Path(__file__).resolve().parent / ".work"

@@ -14,8 +14,6 @@ what arrives within a couple of milliseconds into one model call. Faults can be 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import email.parser
 import email.policy
 import json
@@ -28,7 +26,6 @@ import sys
 import threading
 import time
 import uuid
-import zlib
 from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -37,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 
 from barapi.errors import BadInputError, ConfigError
-from barapi.mock import openinference
+from barapi.mock import clarifai, openinference
 from barapi.mock.heads import COARSE_MODELS, ServedModel, coarse_model, imagenet_model
 from barapi.mock.model import ImageNetModel, preprocess, top_k
 
@@ -52,9 +49,6 @@ MODEL_VERSION = "1.0"
 RETRY_AFTER_S = 1
 # The key the Clarifai and Azure routes expect unless `--api-key` says otherwise.
 DEFAULT_API_KEY = "mock-key"
-CLARIFAI_MODELS = ("general-image-recognition",)
-CLARIFAI_DEFAULT_CONCEPTS = 20
-CLARIFAI_MAX_INPUTS = 128
 # What each protocol answers to an injected HTTP fault: (status, body) for "fail" and "throttle".
 FAULT_ANSWERS: dict[str, dict[str, tuple[int, object]]] = {
     "torchserve": {"fail": (500, {"code": 500, "type": "InternalServerException", "message": "injected failure"}),
@@ -177,8 +171,6 @@ class MockServer(ThreadingHTTPServer):
 
 
 PREDICTION_PATH = re.compile(r"^/predictions/(?P<model>[^/]+)(?:/(?P<version>[^/]+))?/?$")
-CLARIFAI_PATH = re.compile(r"^/v2/(?:users/(?P<user>[^/]+)/apps/(?P<app>[^/]+)/)?models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?/outputs/?$")
-CLARIFAI_INFO_PATH = re.compile(r"^/v2/(?:users/(?P<user>[^/]+)/apps/(?P<app>[^/]+)/)?models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?/output_info/?$")
 DESCRIBE_PATH = re.compile(r"^/models/(?P<model>[^/]+)(?:/(?P<version>[^/]+))?/?$")
 # GET /models lists them, with each protocol's prediction route.
 ROUTES = {
@@ -212,8 +204,8 @@ class Handler(BaseHTTPRequestHandler):
             openinference.huggingface_config(self, match)
         elif match := DESCRIBE_PATH.match(path):
             self._describe(match, customized="customized=true" in query)
-        elif match := CLARIFAI_INFO_PATH.match(path):
-            self._clarifai_output_info(match)
+        elif match := clarifai.INFO_PATH.match(path):
+            clarifai.output_info(self, match)
         else:
             self._not_found()
 
@@ -235,7 +227,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         path = self.path.split("?")[0]
-        routes = (("torchserve", PREDICTION_PATH, self._torchserve), ("clarifai", CLARIFAI_PATH, self._clarifai), ("azure", AZURE_PATH, self._azure),
+        routes = (("torchserve", PREDICTION_PATH, self._torchserve), ("clarifai", clarifai.PATH, lambda m, b: clarifai.predict(self, m, b)), ("azure", AZURE_PATH, self._azure),
                   ("huggingface", openinference.HF_PATH, lambda m, b: openinference.huggingface(self, m, b)),
                   ("oip", openinference.OIP_INFER_PATH, lambda m, b: openinference.oip_infer(self, m, b)))
         for protocol, pattern, route in routes:
@@ -266,92 +258,6 @@ class Handler(BaseHTTPRequestHandler):
         except BadInputError:
             self.send_json(503, {"code": 503, "type": "InternalServerException", "message": "Prediction failed"})
 
-    # -- Clarifai v2 -------------------------------------------------------------------------
-    def _clarifai_status(self, http: int, code: int, description: str, details: str = "", headers: dict[str, str] | None = None) -> None:
-        self.send_json(http, {"status": {"code": code, "description": description, "details": details, "req_id": uuid.uuid4().hex}, "outputs": []}, headers)
-
-    def _clarifai_authorised(self) -> bool:
-        authorization = self.headers.get("Authorization", "")
-        if not authorization:
-            self._clarifai_status(401, 11009, "API key not found", "Missing Authorization header: use 'Authorization: Key <PAT>'")
-            return False
-        if authorization != f"Key {self.server.api_key}":
-            self._clarifai_status(401, 11008, "Invalid API key or Invalid API key/application pair")
-            return False
-        return True
-
-    def _clarifai(self, match: re.Match, body: bytes) -> None:
-        if not self._clarifai_authorised():
-            return
-        if self.answered_fault("clarifai"):
-            return
-        model = self._clarifai_model(match["model"])
-        if model is None:
-            return
-        try:
-            request = json.loads(body)
-            inputs = request["inputs"]
-            if not isinstance(inputs, list) or not inputs:
-                raise ValueError("inputs must be a non-empty list")
-            output_config = ((request.get("model") or {}).get("output_info") or {}).get("output_config") or {}
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
-            self._clarifai_status(400, 11102, "Invalid request", str(error))
-            return
-        if len(inputs) > CLARIFAI_MAX_INPUTS:
-            self._clarifai_status(400, 11102, "Invalid request", f"at most {CLARIFAI_MAX_INPUTS} inputs per request")
-            return
-        outputs = [self._clarifai_output(item, output_config, model) for item in inputs]
-        failed = sum(o["status"]["code"] != 10000 for o in outputs)
-        if failed == len(outputs):
-            status = {"code": 10020, "description": "Failure"}
-            http = 400
-        elif failed:
-            status, http = {"code": 10010, "description": "Mixed Success"}, 200
-        else:
-            status, http = {"code": 10000, "description": "Ok"}, 200
-        self.send_json(http, {"status": status | {"req_id": uuid.uuid4().hex}, "outputs": outputs})
-
-    def _clarifai_model(self, name: str) -> ServedModel | None:
-        """The served model a Clarifai model id names (answering 404 if none)."""
-        model = self.server.served(self.server.model.name if name in CLARIFAI_MODELS else name)
-        if model is None:
-            self._clarifai_status(404, 21200, "Model does not exist", f"Model '{name}' not found")
-        return model
-
-    def _clarifai_output_info(self, match: re.Match) -> None:
-        """GetModelOutputInfo: the model with every concept it can predict."""
-        if not self._clarifai_authorised():
-            return
-        model = self._clarifai_model(match["model"])
-        if model is None:
-            return
-        concepts = [_concept(name) for name in model.labels]
-        self.send_json(200, {
-            "status": {"code": 10000, "description": "Ok", "req_id": uuid.uuid4().hex},
-            "model": {"id": match["model"], "app_id": match["app"] or "main", "user_id": match["user"] or "clarifai",
-                      "output_info": {"data": {"concepts": concepts}, "output_config": {}, "message": "Show output_info with: GET /models/{model_id}/output_info"}},
-        })
-
-    def _clarifai_output(self, item: object, config: dict, model: ServedModel) -> dict:
-        output = {"id": uuid.uuid4().hex, "created_at": _now(), "model": {"id": model.name, "app_id": "main", "user_id": "clarifai"}}
-        try:
-            image = base64.b64decode(item["data"]["image"]["base64"], validate=True)  # type: ignore[index]
-            probabilities = self.server.scores(image, model)
-        except (KeyError, TypeError, ValueError, binascii.Error, BadInputError):
-            return output | {"status": {"code": 30002, "description": "Download failed or invalid image"}, "data": {}}
-        classes = model.labels
-        selected = config.get("select_concepts") or []
-        if selected:
-            index = {name: i for i, name in enumerate(classes)}
-            names = [c.get("name") for c in selected if isinstance(c, dict)]
-            chosen = [(n, float(probabilities[index[n]])) for n in names if n in index]
-        else:
-            limit = int(config.get("max_concepts") or CLARIFAI_DEFAULT_CONCEPTS)
-            minimum = float(config.get("min_value") or 0.0)
-            chosen = [(n, v) for n, v in top_k(probabilities, classes, min(max(limit, 1), 200)).items() if v >= minimum]
-        concepts = [_concept(n) | {"value": v} for n, v in chosen]
-        return output | {"status": {"code": 10000, "description": "Ok"}, "input": {"id": uuid.uuid4().hex}, "data": {"concepts": concepts}}
-
     # -- Azure Custom Vision -----------------------------------------------------------------
     def _azure(self, match: re.Match, body: bytes) -> None:
         if self.headers.get("Prediction-Key") != self.server.api_key:
@@ -369,7 +275,7 @@ class Handler(BaseHTTPRequestHandler):
         classes = model.labels
         order = np.argsort(-probabilities, kind="stable")
         self.send_json(200, {
-            "id": str(uuid.uuid4()), "project": match["project"], "iteration": match["iteration"], "created": _now(),
+            "id": str(uuid.uuid4()), "project": match["project"], "iteration": match["iteration"], "created": clarifai.now(),
             "predictions": [{"probability": float(probabilities[i]), "tagId": str(uuid.UUID(int=int(i) + 1)), "tagName": classes[i]} for i in order],
         })
 
@@ -442,11 +348,3 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
-
-
-def _concept(name: str) -> dict:
-    return {"id": f"ai_{zlib.crc32(name.encode()):08x}", "name": name, "app_id": "main"}
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

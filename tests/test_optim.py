@@ -5,7 +5,11 @@ import pytest
 
 from barapi.config import MethodConfig
 from barapi.errors import ConfigError
-from barapi.method.optim import CMAES, ESTIMATORS, STEP_RULES, SGD, Adam, OneSidedEstimator, StepSignal, ZerothOrderOptimizer, make_optimizer, optimizer_for
+from barapi.method.cmaes import CMAES
+from barapi.method.estimators import ESTIMATORS, OneSidedEstimator
+from barapi.method.optim import ZerothOrderOptimizer, make_optimizer, optimizer_for
+from barapi.method.signal import StepSignal
+from barapi.method.steps import STEP_RULES, SGD, Adam
 
 A = np.diag(np.linspace(1.0, 3.0, 12))
 TARGET = np.linspace(-1.0, 1.0, 12)

@@ -13,7 +13,8 @@ from fakes import ProjectionModel
 
 from barapi.config import DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.errors import ProviderError
-from barapi.method.optim import ESTIMATORS, STEP_RULES
+from barapi.method.estimators import ESTIMATORS
+from barapi.method.steps import STEP_RULES
 from barapi.run.planning import estimate_run
 from barapi.config import Geometry
 from barapi.method.readout import LinearReadout

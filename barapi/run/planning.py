@@ -12,7 +12,8 @@ from barapi.config import MethodConfig, RunConfig
 from barapi.data import Split, run_split
 from barapi.method.mapping import MAPPINGS, closing_queries, new_mapping
 from barapi.money import Estimate, cost_usd
-from barapi.method.optim import StepSignal, optimizer_for, signal_figures
+from barapi.method.optim import optimizer_for
+from barapi.method.signal import StepSignal, signal_figures
 from barapi.method.program import Program, starting_parameters
 from barapi.store import RunRecord, Store, response_key
 

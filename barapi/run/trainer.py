@@ -24,7 +24,8 @@ from barapi.errors import BudgetExceeded, ConfigError
 from barapi.method.losses import LOSSES, accuracy, class_weights
 from barapi.method.mapping import MAPPINGS, Mapper, Mapping, closing_queries, new_mapping, restored_mapping
 from barapi.money import Budget
-from barapi.method.optim import Optimizer, optimizer_for, signal_figures
+from barapi.method.optim import Optimizer, optimizer_for
+from barapi.method.signal import signal_figures
 from barapi.method.portfolio import Portfolio, PortfolioSearch
 from barapi.method.program import Program, program_sha256, starting_parameters
 from barapi.run.queries import QueryEngine
