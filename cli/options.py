@@ -20,7 +20,8 @@ from barapi.method.bases import BASES
 from barapi.method.losses import LOSSES
 from barapi.method.mapping import MAPPINGS
 from barapi.money import Pricing
-from barapi.method.optim import ESTIMATORS, OPTIMIZERS
+from barapi.method.estimators import ESTIMATORS
+from barapi.method.optim import OPTIMIZERS
 from barapi.money import price_per_1k as lookup_price
 from barapi.store import Store
 

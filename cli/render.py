@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.progress import Progress as Bar
 
-from barapi.run.trainer import Progress
+from barapi.run.records import Progress
 
 # Off a terminal, one line per this many seconds keeps logs readable.
 PLAIN_INTERVAL_S = 10.0

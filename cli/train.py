@@ -15,7 +15,7 @@ from barapi.run.checkpoint import load_config
 from barapi.config import MethodConfig, RunConfig
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.money import Estimate
-from barapi.method.optim import SignalReading
+from barapi.method.signal import SignalReading
 from barapi.store import Store
 
 

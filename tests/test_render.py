@@ -3,7 +3,7 @@
 import pytest
 
 from barapi.cli.render import ProgressPrinter
-from barapi.run.trainer import Progress
+from barapi.run.records import Progress
 
 
 def progress(iteration: int, phase: str = "training") -> Progress:

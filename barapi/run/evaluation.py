@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from barapi.classifier import Classifier
     from barapi.config import RunConfig
     from barapi.store import Store
-    from barapi.run.trainer import Progress
+    from barapi.run.records import Progress
 
 
 def evaluate_run(

@@ -1,4 +1,6 @@
-"""Algorithm 1 against any Classifier, checkpointed after every iteration.
+"""A run's session around its training stages: the lease, the run record, the budget and the
+queries, the start (label mapping), the stages of the method (barapi.run.stages, driven without
+knowing which), the closing pass, evaluation, and a checkpoint after every step.
 
 Reproducibility: every random draw comes from a generator of its own (``barapi.method.streams``), so a
 run resumed from its checkpoint draws exactly what the uninterrupted run would have drawn, and
@@ -11,7 +13,6 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -26,66 +27,14 @@ from barapi.method.mapping import MAPPINGS, Mapper, Mapping, closing_queries, ne
 from barapi.money import Budget
 from barapi.method.optim import Optimizer, optimizer_for
 from barapi.method.signal import signal_figures
-from barapi.method.portfolio import Portfolio, PortfolioSearch
+from barapi.method.portfolio import Portfolio
 from barapi.method.program import Program, program_sha256, starting_parameters
 from barapi.run.queries import QueryEngine
+from barapi.run.records import Progress, RunResult, State
+from barapi.run.stages import stages_for
 from barapi.method.selection import Selection
 from barapi.store import Lease, MetricRow, RunRecord, Store
 from barapi.method.streams import Stream, generator
-
-
-@dataclass
-class Progress:
-    phase: str  # "mapping", "candidates" (a portfolio's), "training", "reading" (the readout's closing pass), "evaluating", "done"
-    iteration: int
-    iterations: int
-    loss: float | None
-    train_accuracy: float | None
-    test_accuracy: float | None
-    queries_paid: int
-    queries_cached: int
-    cost_usd: float
-    elapsed_s: float
-    notice: str | None = None  # something the user should know about the run's set-up
-
-
-@dataclass
-class RunResult:
-    run: str
-    status: str  # completed | budget_exhausted
-    iterations: int
-    queries: int
-    queries_paid: int
-    queries_cached: int
-    cost_usd: float
-    budget_usd: float | None
-    train_accuracy: float | None
-    test_accuracy: float | None
-    program_sha256: str
-    step_signal: float | None = None  # StepSignal.ratio: ≈ 0 when the program's steps were a random walk
-    step_signal_expected: float | None = None  # what exact directional derivatives would give at these steps
-    step_signal_null_sd: float | None = None  # its sd for steps that knew nothing (about 0)
-    selection: dict | None = None  # Selection.as_json: which program the closing pass kept, and why
-    views: int = 1  # programs each prediction is sent through
-    candidates_paid: int | None = None  # a portfolio's candidates answered on the training images
-    validation_loss: float | None = None  # a portfolio's cross-validated log-loss on the training images
-
-    @property
-    def queries_per_prediction(self) -> int:
-        return self.views
-
-    def as_json(self) -> dict:
-        return asdict(self) | {"queries_per_prediction": self.queries_per_prediction}
-
-
-@dataclass
-class State:
-    iteration: int
-    vocabulary: list[str]
-    mapping: Mapping
-    recent_correct: np.ndarray  # correctness at W of the latest training samples (≤ one epoch)
-    last_loss: float | None
-    candidates_paid: int = 0  # a portfolio's candidates whose training answers are paid for
 
 
 class Trainer:
@@ -134,19 +83,17 @@ class Trainer:
         saved = self.restore()
         self.engine.hold_for_ending(sum(self._ending_queries(started=saved is not None)))
         state = saved or self.start()
-        status = "completed" if self._search(state) else "budget_exhausted"
-        while state.iteration < method.iterations:
-            if not self._step(state):
-                status = "budget_exhausted"
-                break
+        # The method's stages in order (barapi.run.stages); one stopped by the budget ends training.
+        done = all(stage.run(self, state) for stage in stages_for(method))
+        status = "completed" if done else "budget_exhausted"
         self._read_training_set(state)
         test_accuracy = self._final_evaluation()
-        self._checkpoint(state, test_accuracy)  # the same state; its metrics row gains the test accuracy
+        self.checkpoint(state, test_accuracy)  # the same state; its metrics row gains the test accuracy
         result = self._result(state, status, test_accuracy)
         self.record.status = status
         self.record.result = json.dumps(result.as_json())
         self.store.save_run(self.record)
-        self._emit("done", state, test_accuracy)
+        self.emit("done", state, test_accuracy)
         return result
 
     def mark(self, status: str) -> None:
@@ -224,7 +171,7 @@ class Trainer:
         mapping = self._new_mapping(vocabulary) if complete else None
         responses: list[Scores] = []
         if mapping is None or mapping.needs_start_answers or not published:
-            self._emit("mapping", None, None)
+            self.emit("mapping", None, None)
             with self.engine.ending():
                 responses = self.engine.score(images)
         if mapping is None:
@@ -235,7 +182,7 @@ class Trainer:
         mapping.start(dense, self.split.y_train, len(vocabulary), generator(self.config.seed, Stream.MAPPING))
         state = State(0, vocabulary, mapping, np.zeros(0), None)
         self._focus(state)
-        self._checkpoint(state, test_accuracy=None)
+        self.checkpoint(state, test_accuracy=None)
         return state
 
     def _ending_queries(self, started: bool) -> tuple[int, int, int]:
@@ -275,7 +222,7 @@ class Trainer:
     def _new_mapping(self, vocabulary: list[str]) -> Mapping:
         mapping, notice = new_mapping(self.config.method, self.split.n_classes, len(vocabulary))
         if notice:
-            self._emit("mapping", None, None, notice=notice)
+            self.emit("mapping", None, None, notice=notice)
         return mapping
 
     def _focus(self, state: State) -> None:
@@ -285,76 +232,10 @@ class Trainer:
         if isinstance(self.classifier, SelectableLabels) and focus is not None:
             self.classifier.restrict_to(sorted({state.vocabulary[i] for i in focus}))
 
-    def _step(self, state: State) -> bool:
-        """One iteration of Algorithm 1; False when its queries no longer fit the budget."""
-        method = self.config.method
-        rng = generator(self.config.seed, Stream.STEP, state.iteration)
-        batch = rng.choice(len(self.split.y_train), size=method.batch_size, replace=False)
-        candidates = self.optimizer.ask(rng)
-        targets = self.split.x_train[batch]
-        images = [image for w in candidates for image in self.program.encode_batch(w, targets)]
-        try:
-            responses = self.engine.score(images, all_or_nothing=True, keep=self._reserve(state))
-        except BudgetExceeded:
-            return False
-        mapper = state.mapping.training_mapper()
-        labels = self.split.y_train[batch]
-        losses = []
-        for c in range(len(candidates)):
-            dense = self.dense(responses[c * len(batch) : (c + 1) * len(batch)], state.vocabulary)
-            scores = mapper.target_scores(dense)
-            losses.append(self._loss(scores, labels))
-            if c == 0:
-                correct = (np.argmax(scores, axis=1) == labels).astype(float)
-                at_w = dense
-        self.optimizer.tell(losses)
-        state.iteration += 1
-        state.last_loss = losses[0]
-        state.recent_correct = np.concatenate([state.recent_correct, correct])[-len(self.split.y_train) :]
-        state.mapping.observe(state.iteration, at_w, labels)
-        test_accuracy = None
-        if method.eval_every and state.iteration % method.eval_every == 0 and state.iteration < method.iterations:
-            test_accuracy = self._evaluate_if_affordable(state)
-        self._checkpoint(state, test_accuracy)
-        self._emit("training", state, test_accuracy)
-        return True
-
-    def _reserve(self, state: State) -> int:
+    def reserve_for_ending(self) -> int:
         """What training leaves in the budget: the mapping's closing pass and the test set (through
         every view), so that a run stopped by its budget still ends measured."""
         return closing_queries(self.config.method, len(self.split.y_train)) + self.config.method.views * len(self.split.y_test)
-
-    def _search(self, state: State) -> bool:
-        """A portfolio's stage: every candidate's answers on the training images (paid once, then
-        cached; the start's were the label mapping's), then V chosen and one readout over them.
-        False when the budget stopped the candidates early: the views are chosen among those paid.
-        A resumed run whose portfolio was chosen for this many candidates and views keeps it."""
-        method = self.config.method
-        if not method.is_portfolio or (self.portfolio is not None and state.candidates_paid == method.candidates and self.portfolio.views == method.views):
-            return True
-        search = PortfolioSearch(method.views, self.split.n_classes)
-        start = starting_parameters(method, self.config.seed)
-        programs, complete = [], True
-        for k in range(method.candidates):
-            w = search.candidate(k, start, self.config.seed)
-            images = self.program.encode_batch(w, self.split.x_train)
-            # Answers this run already has (the start's, or before a resume) are read, not asked again.
-            responses = self.engine.cached(images) if k < max(state.candidates_paid, 1) else None
-            try:
-                responses = responses or self.engine.score(images, all_or_nothing=True, keep=self._reserve(state))
-            except BudgetExceeded:
-                complete = False
-                break
-            search.tell(self.dense(responses, state.vocabulary))
-            programs.append(w)
-            if k >= state.candidates_paid:
-                state.candidates_paid = k + 1
-                self._checkpoint(state, None)
-            self._emit("candidates", state, None)
-        self.portfolio = search.choose(self.split.y_train, programs)
-        state.candidates_paid = len(programs)
-        self._checkpoint(state, None)
-        return complete
 
     def _read_training_set(self, state: State) -> None:
         """The closing pass: every training image answered at the final W, and the mapping
@@ -365,7 +246,7 @@ class Trainer:
         so only a lowered budget does that)."""
         if not state.mapping.lags(state.iteration):
             return
-        self._emit("reading", state, None)
+        self.emit("reading", state, None)
         try:
             with self.engine.ending():
                 dense = self.training_answers(state, keep=len(self.split.y_test))
@@ -373,7 +254,7 @@ class Trainer:
             return
         state.mapping.close(state.iteration, dense, self.split.y_train)
         self._keep_the_better_program(state, dense)
-        self._checkpoint(state, test_accuracy=None)
+        self.checkpoint(state, test_accuracy=None)
 
     def _keep_the_better_program(self, state: State, trained: np.ndarray) -> None:
         """barapi.method.selection: the start's answers come from the cache; where they are not there
@@ -410,11 +291,11 @@ class Trainer:
         return self.dense(responses, state.vocabulary)
 
     def _final_evaluation(self) -> float | None:
-        self._emit("evaluating", self._current, None)
+        self.emit("evaluating", self._current, None)
         with self.engine.ending():
-            return self._evaluate_if_affordable(self._current)
+            return self.test_accuracy_if_affordable(self._current)
 
-    def _evaluate_if_affordable(self, state: State) -> float | None:
+    def test_accuracy_if_affordable(self, state: State) -> float | None:
         """Test accuracy if the whole test set still fits the budget, else None."""
         try:
             return self.test_accuracy(state)
@@ -440,7 +321,7 @@ class Trainer:
         index = {label: i for i, label in enumerate(vocabulary)}
         return np.stack([labelling.fill_missing(r, vocabulary, index) for r in responses])
 
-    def _loss(self, scores: np.ndarray, labels: np.ndarray) -> float:
+    def loss(self, scores: np.ndarray, labels: np.ndarray) -> float:
         method = self.config.method
         if method.relative_scores:
             # Accuracy depends only on how the target classes compare, not on their absolute
@@ -451,7 +332,7 @@ class Trainer:
     def _train_accuracy(self, state: State) -> float | None:
         return float(state.recent_correct.mean()) if len(state.recent_correct) else None
 
-    def _checkpoint(self, state: State, test_accuracy: float | None) -> None:
+    def checkpoint(self, state: State, test_accuracy: float | None) -> None:
         if self.lease is not None:
             self.lease.check()
         self._current = state
@@ -495,7 +376,7 @@ class Trainer:
             validation_loss=round(self.portfolio.validation_loss, 6) if self.portfolio is not None else None,
         )
 
-    def _emit(self, phase: str, state: State | None, test_accuracy: float | None, notice: str | None = None) -> None:
+    def emit(self, phase: str, state: State | None, test_accuracy: float | None, notice: str | None = None) -> None:
         method, counting = self.config.method, phase == "candidates" and state is not None
         self.on_progress(Progress(
             phase=phase, iteration=state.candidates_paid if counting else (state.iteration if state else 0),
