@@ -12,6 +12,7 @@ import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,7 +29,6 @@ MAX_IMAGE_PIXELS = 64_000_000
 # Debian's package installs the original idx files here; BARAPI_FASHION_MNIST relocates them.
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-BUNDLED = ("digits", "fashion-mnist")
 
 
 @dataclass(frozen=True)
@@ -168,15 +168,19 @@ def stratified_indices(
     return rng.permutation(np.asarray(train)), np.sort(test)
 
 
+# The datasets that ship with barapi's dependencies, by name; anything else is a folder or an .npz.
+BUNDLED: dict[str, Callable[[], tuple[np.ndarray | list[Path], np.ndarray, list[str]]]] = {
+    "digits": load_digits_images, "fashion-mnist": load_fashion_mnist,
+}
+
+
 def _source(spec: str) -> tuple[np.ndarray | list[Path], np.ndarray, list[str]]:
     """``spec`` is 'digits', 'fashion-mnist', a folder path or an .npz path, optionally followed
     by ':' and the classes to keep, by name or index ('fashion-mnist:T-shirt/top,Shirt',
     'digits:3,8'): raw images (or their files), labels, class names."""
     base, selection = _split_selection(spec)
-    if base == "digits":
-        source, labels, classes = load_digits_images()
-    elif base == "fashion-mnist":
-        source, labels, classes = load_fashion_mnist()
+    if base in BUNDLED:
+        source, labels, classes = BUNDLED[base]()
     else:
         path = Path(base).expanduser()
         if path.suffix == ".npz" and path.is_file():
@@ -192,7 +196,7 @@ def _source(spec: str) -> tuple[np.ndarray | list[Path], np.ndarray, list[str]]:
 
 def _split_selection(spec: str) -> tuple[str, list[str] | None]:
     base, colon, selection = spec.rpartition(":")
-    named = base in ("digits", "fashion-mnist") or (bool(base) and Path(base).expanduser().exists())
+    named = base in BUNDLED or (bool(base) and Path(base).expanduser().exists())
     if not colon or not selection or not named or Path(spec).expanduser().exists():
         return spec, None
     return base, [name.strip() for name in selection.split(",")]
