@@ -8,14 +8,8 @@ import numpy as np
 import typer
 from barapi.cli import options
 from barapi.cli.app import app, friendly
-from barapi.cli.options import (
-    JsonOption,
-    ProviderChoice,
-    percent,
-    price_of,
-    provider_options,
-    with_options,
-)
+from barapi.cli.options import JsonOption, percent, with_options
+from barapi.cli.providers import ProviderChoice, price_of, provider_options
 from barapi.cli.render import ProgressPrinter
 
 from barapi.run.checkpoint import load_config
