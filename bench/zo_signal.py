@@ -3,7 +3,7 @@ carries the learning).
 
 At each learning target's starting program (bench/fewlabel.py's split, training images only),
 for a batch of 20 training images: the gradient of the training loss (focal, through the
-readout fitted at W0) by autograd through the same network and head (``fewlabel.TorchPath``),
+readout fitted at W0) by autograd through the same network and head (``torchpath.TorchPath``),
 and the two-sided estimate from ``q`` unit-sphere directions at several β, every loss read
 through the black-box path (8-bit PNG, the model's own preprocessing). Per β:
 
@@ -42,7 +42,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from fewlabel import COSINE_8, PLACED, RESULTS, TARGETS, WORK, TorchPath, read_lines, run_config, served_model
+from torchpath import TorchPath
+from fewlabel import COSINE_8, PLACED, RESULTS, TARGETS, WORK, read_lines, run_config, served_model
 
 from barapi.config import PRESETS
 from barapi.method.losses import class_weights, focal_loss
