@@ -30,6 +30,7 @@ from barapi.errors import BadInputError, ConfigError
 from barapi.method.labels import imagenet_classes
 from barapi.mock.heads import ServedModel, imagenet_model
 from barapi.method.program import float_canvas
+from barapi.method.readout import softmax
 from barapi.store import home_dir
 
 # name → (weights package, its class, input resolution)
@@ -94,12 +95,6 @@ def preprocess(data: bytes, size: int) -> np.ndarray:
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         raise BadInputError(f"cannot decode image: {error}", status=400, maybe_billed=False) from error
     return ((pixels - 0.5) / 0.5).transpose(2, 0, 1)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 class ImageNetModel:

@@ -18,7 +18,7 @@ import hashlib
 import io
 import struct
 import zlib
-from typing import Literal
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -34,14 +34,13 @@ from barapi.method.streams import Stream, generator
 PNG_COMPRESS_LEVEL = 1
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_FILTER_SUB = 1
-CanvasEncoding = Literal["png8", "float32"]
 NPY_MAGIC = b"\x93NUMPY"
 
 
 class Program:
     """Renders target images with a program W into the bytes sent to an API."""
 
-    def __init__(self, geometry: Geometry, encoding: CanvasEncoding = "png8") -> None:
+    def __init__(self, geometry: Geometry, encoding: str = "png8") -> None:
         self.geometry, self.encoding = geometry, encoding
         g = geometry
         self.mask = np.ones((g.canvas_size, g.canvas_size, 1))
@@ -75,16 +74,28 @@ class Program:
         return canvas
 
     def encode_batch(self, w: np.ndarray, targets: np.ndarray) -> list[bytes]:
-        """The bytes an API receives for each target image under program W. Quantising P and the
-        targets separately is exact: the paste never mixes their pixels."""
-        if self.encoding == "float32":
-            perturbation = self.perturbation(w)
-            return [npy_bytes(self._paste(perturbation, target)) for target in targets]
-        return self.encode_on(quantize(self.perturbation(w)), targets)
+        """The bytes an API receives for each target image under program W, in this program's
+        canvas encoding (CANVAS_ENCODINGS)."""
+        return CANVAS_ENCODINGS[self.encoding](self, w, targets)
 
     def encode_on(self, canvas: np.ndarray, targets: np.ndarray) -> list[bytes]:
         """The PNG bytes for each target image pasted on an 8-bit program canvas."""
         return [png_bytes(self._paste(canvas, quantize(t))) for t in targets]
+
+
+def png8(program: Program, w: np.ndarray, targets: np.ndarray) -> list[bytes]:
+    """8-bit PNGs. Quantising P and the targets separately is exact: the paste never mixes their pixels."""
+    return program.encode_on(quantize(program.perturbation(w)), targets)
+
+
+def float32(program: Program, w: np.ndarray, targets: np.ndarray) -> list[bytes]:
+    """The canvases unrounded, as .npy float32 (npy_bytes)."""
+    perturbation = program.perturbation(w)
+    return [npy_bytes(program.compose_with(perturbation, target)) for target in targets]
+
+
+# How a canvas leaves for an API, by name (a classifier declares which it takes).
+CANVAS_ENCODINGS: dict[str, Callable[[Program, np.ndarray, np.ndarray], list[bytes]]] = {"png8": png8, "float32": float32}
 
 
 def quantize(canvas: np.ndarray) -> np.ndarray:
