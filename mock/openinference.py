@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from barapi.errors import BadInputError
+from barapi.adapters.oip import byte_strings
 from barapi.mock.model import preprocess, top_k
 
 if TYPE_CHECKING:
@@ -177,19 +178,9 @@ def input_images(request: dict, tensors: bytes, size: int) -> list[np.ndarray]:
     binary_size = (tensor.get("parameters") or {}).get("binary_data_size")
     raw = tensors[: int(binary_size)] if binary_size is not None else None
     if datatype == "BYTES":
-        return [preprocess(image, size) for image in byte_strings(raw, tensor.get("data"))]
+        images = byte_strings(raw, None) if raw is not None else [base64.b64decode(item) for item in tensor.get("data") or []]
+        return [preprocess(image, size) for image in images]
     if datatype not in NUMPY_TYPES or shape[1:] != [3, size, size]:
         raise ValueError(f"input '{OIP_INPUT}' must be FP32 [n, 3, {size}, {size}] or BYTES, got {datatype} {shape}")
     values = np.frombuffer(raw, dtype=NUMPY_TYPES[datatype]) if raw is not None else np.asarray(tensor["data"], dtype=NUMPY_TYPES[datatype])
     return list(values.reshape(shape).astype(np.float32))
-
-
-def byte_strings(raw: bytes | None, data: list | None) -> list[bytes]:
-    if raw is None:
-        return [base64.b64decode(item) for item in data or []]
-    strings, at = [], 0
-    while at < len(raw):
-        (length,) = struct.unpack_from("<I", raw, at)
-        strings.append(raw[at + 4 : at + 4 + length])
-        at += 4 + length
-    return strings
