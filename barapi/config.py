@@ -104,6 +104,7 @@ class MethodConfig(BaseModel):
 
     views: int = Field(1, ge=1, description="programs each prediction is sent through (barapi.method.portfolio): V queries per predicted image")
     candidates: int = Field(1, ge=1, description="programs whose answers on the training images are paid for, of which the views are chosen")
+    candidate_family: str = Field("random", description="how the candidates are drawn (barapi.method.portfolio.CANDIDATES)")
 
     @model_validator(mode="after")
     def _check(self) -> MethodConfig:
@@ -112,8 +113,10 @@ class MethodConfig(BaseModel):
         from barapi.method.mapping import MAPPINGS
         from barapi.method.estimators import ESTIMATORS
         from barapi.method.optim import OPTIMIZERS
+        from barapi.method.portfolio import CANDIDATES
 
-        for field, registry in (("estimator", ESTIMATORS), ("optimizer", OPTIMIZERS), ("loss", LOSSES), ("mapping", MAPPINGS)):
+        for field, registry in (("estimator", ESTIMATORS), ("optimizer", OPTIMIZERS), ("loss", LOSSES), ("mapping", MAPPINGS),
+                                ("candidate_family", CANDIDATES)):
             registered(field, getattr(self, field), registry)
         if self.views > self.candidates:
             raise ValueError(f"{self.views} views need at least as many candidates (got {self.candidates}): raise --candidates")

@@ -75,8 +75,9 @@ def served_model(name: str, network: ImageNetModel):  # noqa: ANN201 - a ServedM
     return coarse_model(name)
 
 
-def run_config(task: str, seed: int, test_size: int, candidates: int, views: int) -> RunConfig:
-    method = MethodConfig.model_validate(PRESETS["default"].model_dump() | {"iterations": 0, "candidates": candidates, "views": views})
+def run_config(task: str, seed: int, test_size: int, candidates: int, views: int, family: str = "random") -> RunConfig:
+    method = MethodConfig.model_validate(PRESETS["default"].model_dump() | {"iterations": 0, "candidates": candidates, "views": views,
+                                                                           "candidate_family": family})
     data = DataConfig(dataset=TASKS[task], train_per_class=TRAIN_PER_CLASS, test_size=test_size, split_seed=SPLIT_SEED)
     return RunConfig(name=f"c{candidates}-v{views}", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method)
 
@@ -172,7 +173,7 @@ def record(entry: dict) -> None:
     print(json.dumps(entry), flush=True)
 
 
-def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_size: int, candidates: int, threads: int) -> None:
+def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_size: int, candidates: int, threads: int, family: str = "random") -> None:
     network = ImageNetModel(home=WORK / "home", threads=threads)
     done = {(m["combo"], m["row"], m["seed"]) for m in measured()}
     for seed in seeds:
@@ -186,7 +187,7 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
             classifier = InProcessClassifier(network, served=served_model(model, network))
             store = Store(WORK / f"portfolio-{model}-{task}-{seed}")
             # The product's rows first; the wide random portfolios (V queries per prediction) last.
-            of = "" if candidates == DEFAULT_CANDIDATES else f"-of-{candidates}"
+            of = ("" if candidates == DEFAULT_CANDIDATES else f"-of-{candidates}") + ("" if family == "random" else f"-{family}")
             planned = [(f"selected-{v}{of}", candidates, v) for v in SELECTED_VIEWS] + [(f"random-{v}", v, v) for v in RANDOM_VIEWS]
             for budget in ZO_BUDGETS:
                 row = f"zo-{budget}"
@@ -196,7 +197,7 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
             for row, n, v in planned:
                 if (combo, row, seed) in done or (rows and row not in rows):
                     continue
-                config = run_config(task, seed, test_size, n, v)
+                config = run_config(task, seed, test_size, n, v, family if row.startswith("selected") else "random")
                 split = run_split(config)
                 started = time.monotonic()
                 result = Trainer(config, classifier, store, split=split).run()  # resumes a run a kill interrupted
@@ -229,7 +230,8 @@ def row_name(row: str, entry: dict) -> str:
     views = entry["views"]
     if row.startswith("random-"):
         return "zero-program (the start, readout only)" if views == 1 else f"{views} random programs, one readout"
-    return f"{views} chosen of {entry['candidates']} candidates"
+    family = next((f for f in ("bands", "casts", "mixed") if row.endswith(f"-{f}")), None)
+    return f"{views} chosen of {entry['candidates']} candidates" + (f" ({family})" if family else "")
 
 
 def report() -> None:
@@ -350,6 +352,7 @@ def main() -> None:
     parser.add_argument("--rows", default="", help="comma-separated rows (default: all); e.g. the cheap ones first")
     parser.add_argument("--test-size", type=int, default=2000)
     parser.add_argument("--candidates", type=int, default=48)
+    parser.add_argument("--family", default="random", help="the candidates' family (barapi.method.portfolio.CANDIDATES); rows gain its name")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--revalidate", action="store_true", help="validation losses of runs measured before runs reported them")
@@ -365,7 +368,7 @@ def main() -> None:
     if not combos:
         sys.exit("nothing to measure: --targets or --combos")
     rows = [r for r in args.rows.split(",") if r]
-    measure(combos, [int(s) for s in args.seeds.split(",")], rows, args.test_size, args.candidates, args.threads)
+    measure(combos, [int(s) for s in args.seeds.split(",")], rows, args.test_size, args.candidates, args.threads, args.family)
 
 
 if __name__ == "__main__":

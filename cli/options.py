@@ -14,7 +14,7 @@ from barapi.cli.providers import ProviderChoice, price_of, provider_options
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, RunConfig
 from barapi.errors import ConfigError
-from barapi.method.portfolio import DEFAULT_CANDIDATES, DEFAULT_VIEWS
+from barapi.method.portfolio import CANDIDATES, DEFAULT_CANDIDATES, DEFAULT_VIEWS
 from barapi.method.bases import BASES
 from barapi.method.losses import LOSSES
 from barapi.method.mapping import MAPPINGS
@@ -123,6 +123,11 @@ def run_options(
             min=1, help="Programs whose answers on the training images are paid for, of which the views are chosen by "
             f"cross-validation on the training images. (default: 1; {DEFAULT_CANDIDATES} with --views above 1)", rich_help_panel="Portfolio",
         ),
+    ] = None,
+    candidate_family: Annotated[
+        Optional[str],
+        typer.Option(help=f"How candidates are drawn, {choices(CANDIDATES)}: random programs at three scales; one cosine wave each "
+                     "(a frequency band); a colour cast each; or the three in turn. (default: random)", rich_help_panel="Portfolio"),
     ] = None,
     max_usd_per_1k_predictions: Annotated[
         Optional[float],
@@ -259,6 +264,7 @@ def run_options(
         "iterations": iterations,
         "views": views,
         "candidates": candidates,
+        "candidate_family": candidate_family,
         "batch_size": batch_size,
         "q": q,
         "beta": beta,

@@ -52,6 +52,28 @@ def test_a_portfolio_killed_while_paying_for_candidates_resumes_bit_identically(
         reference.program_sha256, reference.test_accuracy, reference.queries_paid)
 
 
+@pytest.mark.parametrize("family", ["bands", "casts", "mixed"])
+def test_each_candidate_family_draws_its_own_programs_and_the_same_again_on_resume(tmp_path: Path, family: str) -> None:
+    from barapi.method.portfolio import CANDIDATES
+
+    start = np.zeros((16, 16, 3))
+    drawn = [CANDIDATES[family](start, 7, k) for k in range(1, 7)]
+    assert all(np.array_equal(w, CANDIDATES[family](start, 7, k)) for k, w in enumerate(drawn, 1))  # from (seed, k) alone
+    assert len({w.tobytes() for w in drawn}) == 6
+    # Not the random family's programs (mixed takes every third from it).
+    assert sum(not np.array_equal(w, CANDIDATES["random"](start, 7, k)) for k, w in enumerate(drawn, 1)) >= 4
+    run = config()
+    run = run.model_copy(update={"method": run.method.model_copy(update={"candidate_family": family})})
+    reference = Trainer(run, ProjectionModel(), Store(tmp_path / "ref")).run()
+    crashed = Store(tmp_path / "crashed")
+    with pytest.raises(ProviderError):
+        Trainer(run, ProjectionModel(fail_after=20), crashed).run()
+    resumed = Trainer(run, ProjectionModel(), crashed).run()
+    assert (resumed.program_sha256, resumed.queries_paid) == (reference.program_sha256, reference.queries_paid)
+    with pytest.raises(ValidationError, match="unknown candidate_family 'noise'"):
+        run.method.model_validate(run.method.model_dump() | {"candidate_family": "noise"})
+
+
 def test_more_candidates_and_views_later_reuse_every_answer_already_paid(tmp_path: Path) -> None:
     store = Store(tmp_path / "grown")
     first = Trainer(config(candidates=4, views=2), ProjectionModel(), store).run()

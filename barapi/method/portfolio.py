@@ -44,7 +44,36 @@ def random_candidate(start: np.ndarray, seed: int, k: int) -> np.ndarray:
     return generator(seed, Stream.CANDIDATE, k).normal(0.0, scale, size=start.shape)
 
 
-CANDIDATES: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {"random": random_candidate}
+def band_candidate(start: np.ndarray, seed: int, k: int) -> np.ndarray:
+    """The k-th candidate: one 2-D cosine wave over W's grid (a frequency band: stripes or a
+    checkerboard of random frequency and orientation), its phase random per channel, amplitude
+    cycling through RANDOM_SCALES (×2: it saturates where the wave peaks)."""
+    rng = generator(seed, Stream.CANDIDATE, k)
+    rows, cols, channels = start.shape
+    fy, fx = rng.integers(0, rows // 2 + 1), rng.integers(0, cols // 2 + 1)
+    phase = rng.uniform(0, 2 * np.pi, channels)
+    wave = 2 * np.pi * (fy * np.arange(rows)[:, None] / rows + fx * np.arange(cols)[None, :] / cols)
+    return 2 * RANDOM_SCALES[(k - 1) % len(RANDOM_SCALES)] * np.cos(wave[:, :, None] + phase)
+
+
+def cast_candidate(start: np.ndarray, seed: int, k: int) -> np.ndarray:
+    """The k-th candidate: a colour cast (one value per channel over the whole program, drawn
+    N(0, (2s)²)) with a little texture on it (N(0, (s/4)²) per coordinate)."""
+    rng = generator(seed, Stream.CANDIDATE, k)
+    scale = RANDOM_SCALES[(k - 1) % len(RANDOM_SCALES)]
+    return rng.normal(0.0, 2 * scale, start.shape[-1]) + rng.normal(0.0, scale / 4, start.shape)
+
+
+def mixed_candidate(start: np.ndarray, seed: int, k: int) -> np.ndarray:
+    """Random, band and cast candidates in turn."""
+    family = (random_candidate, band_candidate, cast_candidate)[(k - 1) % 3]
+    return family(start, seed, k)
+
+
+# The candidate families a portfolio draws from, by name (--candidate-family).
+CANDIDATES: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {
+    "random": random_candidate, "bands": band_candidate, "casts": cast_candidate, "mixed": mixed_candidate,
+}
 
 
 @dataclass(frozen=True)
