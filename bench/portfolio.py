@@ -79,7 +79,8 @@ def run_config(task: str, seed: int, test_size: int, candidates: int, views: int
     method = MethodConfig.model_validate(PRESETS["default"].model_dump() | {"iterations": 0, "candidates": candidates, "views": views,
                                                                            "candidate_family": family})
     data = DataConfig(dataset=TASKS[task], train_per_class=TRAIN_PER_CLASS, test_size=test_size, split_seed=SPLIT_SEED)
-    return RunConfig(name=f"c{candidates}-v{views}", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method)
+    name = f"c{candidates}-v{views}" + ("" if family == "random" else f"-{family}")  # one run per row in the cell's store
+    return RunConfig(name=name, seed=seed, provider=ProviderConfig(name="local"), data=data, method=method)
 
 
 def zeroth_order(classifier: InProcessClassifier, store: Store, task: str, seed: int, test_size: int, budget: int) -> dict:
