@@ -114,6 +114,8 @@ class OipClassifier(HttpClassifier):
         self.model_url = f"{base_url.rstrip('/')}/v2/models/{model}" + (f"/versions/{version}" if version else "")
         self.model_id, self.version = model, version
         self.preprocessing = preprocessing or Preprocessing()
+        if input_format == "bytes" and not binary:
+            raise ConfigError("encoded images need Triton's binary extension: drop --json-tensors")
         self.input_format, self.binary, self.softmax = input_format, binary, softmax
         # A tensor carries the program unrounded unless told otherwise; encoded images are 8-bit.
         self.canvas_encoding = "float32" if input_format == "tensor" and canvas == "float" else "png8"
@@ -147,16 +149,20 @@ class OipClassifier(HttpClassifier):
         """``--labels-file``; else learnt from the first answer (the server's labels, or indices)."""
         return self._labels
 
+    def check(self, images: Sequence[bytes]) -> None:
+        """Before anything is reserved or sent: the model's metadata, and an input a tensor can fill."""
+        described = self.metadata["inputs"][0]
+        if self.input_format == "tensor" and (described["datatype"] not in NUMPY_TYPES or len(described["shape"]) != 4):
+            raise ConfigError(f"the model's input is {described['datatype']} {described['shape']}: send encoded images with --input-format bytes")
+
     def request(self, images: Sequence[bytes]) -> httpx.Request:
         described, output = self.metadata["inputs"][0], self.metadata["outputs"][0]
+        data: object = None
         if self.input_format == "bytes":
             datatype, values = "BYTES", b"".join(struct.pack("<I", len(image)) + image for image in images)
             shape: list[int] = [len(images), 1] if len(described["shape"]) == 2 else [len(images)]
-            data: object = [list(images)]
         else:
             datatype, shape = described["datatype"], [int(n) for n in described["shape"]]
-            if datatype not in NUMPY_TYPES or len(shape) != 4:
-                raise ConfigError(f"the model's input is {datatype} {shape}: send encoded images with --input-format bytes")
             channels_first = shape[1] == 3
             size = self.preprocessing.size or (shape[2] if channels_first else shape[1])
             tensor = np.stack([self.preprocessing.tensor(image, size, datatype, channels_first) for image in images])
@@ -166,8 +172,6 @@ class OipClassifier(HttpClassifier):
             requested["parameters"]["classification"] = int(output["shape"][-1])
         tensor_spec = {"name": described["name"], "shape": shape, "datatype": datatype}
         if not self.binary:
-            if datatype == "BYTES":
-                raise ConfigError("encoded images need Triton's binary extension: drop --json-tensors")
             header = json.dumps({"inputs": [tensor_spec | {"data": data}], "outputs": [requested]}).encode()
             return self.sender.client.build_request("POST", f"{self.model_url}/infer", content=header, headers={"Content-Type": "application/json"})
         header = json.dumps({"inputs": [tensor_spec | {"parameters": {"binary_data_size": len(values)}}], "outputs": [requested]}).encode()

@@ -138,3 +138,19 @@ def test_an_hour_buys_3600_times_the_throughput_in_images() -> None:
     assert hourly.measured(50.0).per_1k == pytest.approx(0.01)
     with pytest.raises(PriceError, match="--throughput"):
         Pricing(per_hour=1.80).per_1k
+
+
+def test_a_model_oip_cannot_fill_is_refused_before_anything_is_reserved(png: bytes) -> None:
+    from barapi.errors import ConfigError
+
+    posts: list[httpx.Request] = []
+    missing = client(lambda r: httpx.Response(404, json={"error": "Request for unknown model"}) if r.method == "GET" else posts.append(r) or httpx.Response(500))
+    meter = RecordingMeter()
+    with pytest.raises(ConfigError, match="no model metadata"):
+        OipClassifier(missing, model="ghost").predict([png], meter=meter)
+    ensemble = {"name": "e", "inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [-1, 1]}], "outputs": [{"name": "S", "datatype": "FP32", "shape": [-1, 3]}]}
+    with pytest.raises(ConfigError, match="--input-format bytes"):
+        OipClassifier(client(oip_handler(ensemble, httpx.Response(500), posts)), model="e").predict([png], meter=meter)
+    assert meter.sent == 0 and posts == []
+    with pytest.raises(ConfigError, match="binary extension"):
+        OipClassifier(httpx.Client(), model="e", input_format="bytes", binary=False)
