@@ -1,0 +1,165 @@
+"""White-box bounds trained to convergence: the yardstick every API row is read against.
+
+The default's program (its start W0, its basis, the 8-bit rounding as a straight-through step,
+the model's resize and crop, the served head) trained by torch autograd through the same
+network (``bench/torchpath.py``), full batch (every training image each step),
+Adam, the readout's weights trained jointly from the readout fitted at W0. Training stops at a
+plateau of the training loss — no 1 % improvement on the best loss within ``PATIENCE`` steps —
+or once the training images are fit (loss below ``FIT_LOSS``: nothing is left to learn from
+them; ``stopped: "fit"``), or at ``--max-steps`` (``plateau_step: null``: not converged). Nothing is
+chosen on the test images: the program at the last step is measured like a black-box run (the
+readout refitted at that W from the in-process model's answers) on the shared split's
+``--test-size`` held-out images (2,000; 1,297 for the digits).
+
+Each (cell, resolution, seed) is one line of ``bench/results/whitebox.jsonl`` with its loss curve,
+final loss, plateau step and seconds; a rerun skips what is there.
+
+    python bench/whitebox.py --threads 1                       # the three target cells, 16×16
+    python bench/whitebox.py --resolutions full --max-steps 300
+    python bench/whitebox.py --report                          # bench/results/whitebox.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from torchpath import TorchPath
+from fewlabel import DEFAULT, TARGETS, WORK, run_config, served_model  # noqa: E402
+
+from barapi.method.losses import class_weights  # noqa: E402
+from barapi.mock.model import ImageNetModel, InProcessClassifier  # noqa: E402
+from barapi.method.readout import LinearReadout  # noqa: E402
+from barapi.store import Store  # noqa: E402
+from barapi.run.trainer import Trainer  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MEASURED = RESULTS / "whitebox.jsonl"
+RESOLUTIONS = {"16": (16, 0.05), "full": (None, 0.01)}  # W's side (None: every canvas pixel) and Adam's step
+PATIENCE, IMPROVEMENT, FIT_LOSS = 25, 0.01, 1e-3
+TEST_SIZE = 2000
+
+
+def measured() -> list[dict]:
+    return [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip()] if MEASURED.exists() else []
+
+
+def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed: int, max_steps: int) -> dict:
+    import torch
+
+    torch.manual_seed(seed)
+    side, lr = RESOLUTIONS[resolution]
+    method = DEFAULT.model_copy(update={"geometry": DEFAULT.geometry.model_copy(update={"program_resolution": side})})
+    config = run_config(combo.split("/")[1], method, seed)
+    config = config.model_copy(update={"data": config.data.model_copy(update={"test_size": TEST_SIZE})})
+    trainer = Trainer(config, classifier, Store(Path(tempfile.mkdtemp(prefix="whitebox-", dir=WORK))))
+    state = trainer.start()
+    start_accuracy = trainer.test_accuracy(state)
+    path, split = TorchPath(classifier, trainer.program), trainer.split
+    w = path.tensor(trainer.optimizer.w)
+    readout = path.readout(LinearReadout.fit(trainer.training_answers(state), split.y_train, split.n_classes, method.readout_l2))
+    readout["weights"].requires_grad_(True)
+    optimiser = torch.optim.Adam([w, readout["weights"]], lr=lr)
+    weights = class_weights(split.y_train, split.n_classes)
+    losses: list[float] = []
+    best, best_at, plateau_step, stopped, started = float("inf"), 0, None, "max-steps", time.monotonic()
+    for step in range(1, max_steps + 1):
+        loss = path.focal_loss(w, split.x_train, split.y_train, readout, weights, method.focal_gamma)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(round(float(loss), 5))
+        if losses[-1] < best * (1 - IMPROVEMENT):
+            best, best_at = losses[-1], step
+        if step - best_at >= PATIENCE or losses[-1] < FIT_LOSS:
+            plateau_step, stopped = step, "plateau" if step - best_at >= PATIENCE else "fit"
+            break
+        if step % 10 == 0:
+            print(f"  {combo} {resolution} seed {seed}: step {step}, loss {losses[-1]:.4f} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+    seconds = time.monotonic() - started
+    trainer.optimizer.w = w.detach().numpy()[0].transpose(1, 2, 0).astype(np.float64)
+    state.mapping.read_at = -1  # measured like a black-box run: the readout refitted at this W
+    return {"combo": combo, "resolution": resolution, "seed": seed, "start_accuracy": start_accuracy,
+            "accuracy": trainer.test_accuracy(state), "test_images": len(split.y_test), "steps": len(losses),
+            "plateau_step": plateau_step, "stopped": stopped, "final_loss": losses[-1], "losses": losses, "lr": lr,
+            "train_images": len(split.y_train), "seconds": round(seconds), "date": time.strftime("%Y-%m-%d")}
+
+
+def measure(combos: list[str], resolutions: list[str], seeds: list[int], max_steps: int, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    WORK.mkdir(exist_ok=True)
+    RESULTS.mkdir(exist_ok=True)
+    network = ImageNetModel(home=WORK / "home", threads=threads)
+    done = {(m["combo"], m["resolution"], m["seed"]) for m in measured()}
+    for resolution in resolutions:
+        for seed in seeds:
+            for combo in combos:
+                if (combo, resolution, seed) in done:
+                    continue
+                classifier = InProcessClassifier(network, served=served_model(combo.split("/")[0], network))
+                entry = converge(classifier, combo, resolution, seed, max_steps)
+                with MEASURED.open("a") as handle:
+                    handle.write(json.dumps(entry) + "\n")
+                print(json.dumps({k: v for k, v in entry.items() if k != "losses"}), flush=True)
+
+
+def stopping(entry: dict) -> str:
+    """Where the loss curve plateaued or fit the training images, and where training stopped."""
+    fit = next((i + 1 for i, loss in enumerate(entry["losses"]) if loss < FIT_LOSS), None)
+    said = f"fit at {fit}" if fit else f"plateau at {entry['plateau_step']}" if entry["plateau_step"] else "neither"
+    return f"{said}; ran {entry['steps']}"
+
+
+def report() -> str:
+    entries = measured()
+    lines = ["# White-box bounds trained to convergence", "",
+             f"`python bench/whitebox.py --report`, from `bench/results/whitebox.jsonl` ({TEST_SIZE:,} held-out images, 1,297 for the "
+             "digits; 50 training images per class, split seed 0). Full-batch Adam through the served model (autograd, the 8-bit "
+             f"rounding straight-through), readout weights jointly; stopped at a plateau (no {IMPROVEMENT:.0%} gain in the training "
+             f"loss within {PATIENCE} steps), once the training loss is below {FIT_LOSS} (the training images fit), or at --max-steps. "
+             "Accuracy of the last step's program, measured like a black-box run.", "",
+             "| cell | W | seeds | start | converged | final training loss | stopped at step | seconds per seed |",
+             "|---|---|---|---|---|---|---|---|"]
+    for combo in TARGETS:
+        for resolution in RESOLUTIONS:
+            rows = [e for e in entries if e["combo"] == combo and e["resolution"] == resolution]
+            if not rows:
+                continue
+
+            def cell(values: list[float], scale: float = 100, digits: int = 1) -> str:
+                return f"{scale * statistics.mean(values):.{digits}f}" + (f" ± {scale * statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
+
+            plateaus = ", ".join(stopping(e) for e in rows)
+            lines.append(f"| {combo} | {'16×16' if resolution == '16' else 'full'} | {len(rows)} | {cell([e['start_accuracy'] for e in rows])} | "
+                         f"**{cell([e['accuracy'] for e in rows])}** | {cell([e['final_loss'] for e in rows], 1, 3)} | {plateaus} | "
+                         f"{statistics.mean(e['seconds'] for e in rows):,.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--combos", nargs="+", default=TARGETS)
+    parser.add_argument("--resolutions", nargs="+", default=["16"], choices=list(RESOLUTIONS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--max-steps", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    if not args.report:
+        measure(args.combos, args.resolutions, args.seeds, args.max_steps, args.threads)
+    (RESULTS / "whitebox.md").write_text(report())
+    print(report())
+
+
+if __name__ == "__main__":
+    main()
