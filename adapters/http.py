@@ -89,6 +89,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def checked_url(url: str, flag: str = "--base-url") -> str:
+    """An endpoint URL as a flag gave it, refused unless it is http(s)."""
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{flag} {url!r} must start with http:// or https://")
+    return url
+
+
 def check_key_transport(url: str, *, variable: str) -> None:
     """An API key never travels over plain http to anything but this machine."""
     parsed = httpx.URL(url)

@@ -19,7 +19,7 @@ import httpx
 from pydantic import Field
 
 from barapi.adapters import Provider, ProviderOptions
-from barapi.adapters.http import HttpClassifier, check_key_transport, retry_after_seconds
+from barapi.adapters.http import HttpClassifier, check_key_transport, checked_url, retry_after_seconds
 from barapi.adapters.parsing import error_message, parse_json, probability
 from barapi.classifier import Scores
 from barapi.errors import AuthenticationError, BadInputError, ConfigError, ProviderError, ProviderResponseError, RateLimited
@@ -50,9 +50,7 @@ class HuggingFaceClassifier(HttpClassifier):
     ) -> None:
         if not model and not endpoint_url:
             raise ConfigError("Hugging Face needs --model (a Hub model id) or --endpoint-url (a dedicated Inference Endpoint)")
-        self.url = (endpoint_url or f"{base_url.rstrip('/')}/hf-inference/models/{model}").rstrip("/")
-        if not self.url.startswith(("http://", "https://")):
-            raise ConfigError(f"--endpoint-url / --base-url {self.url!r} must start with http:// or https://")
+        self.url = checked_url((endpoint_url or f"{base_url.rstrip('/')}/hf-inference/models/{model}").rstrip("/"), "--endpoint-url / --base-url")
         check_key_transport(self.url, variable=KEY_VARIABLE)
         super().__init__(client, concurrency=concurrency, rate_per_second=rate_per_second)
         self._key = key

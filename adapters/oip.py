@@ -27,7 +27,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from barapi.adapters import Provider, ProviderOptions
-from barapi.adapters.http import HttpClassifier, retry_after_seconds
+from barapi.adapters.http import HttpClassifier, checked_url, retry_after_seconds
 from barapi.adapters.parsing import error_message, parse_json
 from barapi.classifier import Scores
 from barapi.errors import BadInputError, ConfigError, ProviderError, ProviderResponseError, RateLimited
@@ -108,8 +108,7 @@ class OipClassifier(HttpClassifier):
         concurrency: int = DEFAULT_CONCURRENCY,
         rate_per_second: float | None = None,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"--base-url {base_url!r} must start with http:// or https://")
+        checked_url(base_url)
         super().__init__(client, concurrency=concurrency, rate_per_second=rate_per_second)
         self.model_url = f"{base_url.rstrip('/')}/v2/models/{model}" + (f"/versions/{version}" if version else "")
         self.model_id, self.version = model, version

@@ -14,10 +14,10 @@ import httpx
 from pydantic import Field
 
 from barapi.adapters import Provider, ProviderOptions
-from barapi.adapters.http import HttpClassifier, retry_after_seconds
+from barapi.adapters.http import HttpClassifier, checked_url, retry_after_seconds
 from barapi.adapters.parsing import error_message, label_scores, parse_json
 from barapi.classifier import Scores
-from barapi.errors import ConfigError, ProviderError, RateLimited
+from barapi.errors import ProviderError, RateLimited
 
 # Self-hosted: $0 unless --price-per-1k accounts for your own hardware.
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
@@ -42,8 +42,7 @@ class TorchServeClassifier(HttpClassifier):
         rate_per_second: float | None = None,
         management_url: str | None = None,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"--base-url {base_url!r} must start with http:// or https://")
+        checked_url(base_url)
         super().__init__(client, concurrency=concurrency, rate_per_second=rate_per_second)
         self.base_url = base_url.rstrip("/")
         self.management_url = (management_url or base_url).rstrip("/")
