@@ -141,7 +141,7 @@ def report() -> str:
 
             plateaus = ", ".join(stopping(e) for e in rows)
             lines.append(f"| {combo} | {'16×16' if resolution == '16' else 'full'} | {len(rows)} | {cell([e['start_accuracy'] for e in rows])} | "
-                         f"**{cell([e['accuracy'] for e in rows])}** | {cell([e['final_loss'] for e in rows], 1, 3)} | {plateaus} | "
+                         f"**{cell([e['accuracy'] for e in rows])}** | {cell([e['final_loss'] for e in rows], 1, 5)} | {plateaus} | "
                          f"{statistics.mean(e['seconds'] for e in rows):,.0f} |")
     return "\n".join(lines) + "\n"
 
