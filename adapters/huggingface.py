@@ -52,6 +52,7 @@ class HuggingFaceClassifier(HttpClassifier):
             raise ConfigError("Hugging Face needs --model (a Hub model id) or --endpoint-url (a dedicated Inference Endpoint)")
         self.url = checked_url((endpoint_url or f"{base_url.rstrip('/')}/hf-inference/models/{model}").rstrip("/"), "--endpoint-url / --base-url")
         check_key_transport(self.url, variable=KEY_VARIABLE)
+        check_key_transport(hub_url, variable=KEY_VARIABLE)  # the config is read with the token too
         super().__init__(client, concurrency=concurrency, rate_per_second=rate_per_second)
         self._key = key
         self.model_id = model or self.url

@@ -211,6 +211,8 @@ def test_keys_are_refused_over_plain_http_to_other_hosts() -> None:
         AzureCustomVisionClassifier(httpx.Client(), key=SECRET, endpoint="http://westus.example.com", project_id="p", iteration="i")
     with pytest.raises(ConfigError, match="https"):
         HuggingFaceClassifier(httpx.Client(), key=SECRET, model="m", endpoint_url="http://x.endpoints.huggingface.cloud")
+    with pytest.raises(ConfigError, match="https"):
+        HuggingFaceClassifier(httpx.Client(), key=SECRET, model="m", hub_url="http://hub.example.com")
 
 
 def test_clarifai_mixed_status_names_the_refused_image() -> None:
