@@ -327,3 +327,43 @@ def test_the_start_is_kept_only_when_its_answers_are_significantly_better(start_
     selection = Selection.between(6, ScoresAreAnswers(), labels, np.ones(3), answers(start), answers(trained))
     assert (selection.start_accuracy, selection.trained_accuracy) == (start_right / 100, trained_right / 100)
     assert ("start" if selection.kept_start is not None else "trained") == kept
+
+
+def test_the_loop_drives_the_strategy_objects_it_is_given(tmp_path) -> None:  # noqa: ANN001
+    """The trainer drives whatever optimiser, mapping maker and stages it receives, never asking
+    which they are: a recording optimiser is asked and told every step, the maker makes the mapping."""
+    from barapi.method.mapping import new_mapping
+    from barapi.method.optim import optimizer_for
+    from barapi.run.stages import ZerothOrderSteps
+
+    run = config(iterations=3)
+    inner = optimizer_for(run.method)
+    calls: list[str] = []
+
+    class Recording:
+        def __getattr__(self, name: str):  # noqa: ANN204 - everything else is the inner optimiser's
+            return getattr(inner, name)
+
+        def __setattr__(self, name: str, value: object) -> None:
+            setattr(inner, name, value)
+
+        def ask(self, rng):  # noqa: ANN001, ANN202
+            calls.append("ask")
+            return inner.ask(rng)
+
+        def tell(self, losses):  # noqa: ANN001, ANN202
+            calls.append("tell")
+            return inner.tell(losses)
+
+    made: list[int] = []
+
+    def mappings(method, n_classes, vocabulary):  # noqa: ANN001, ANN202
+        made.append(vocabulary)
+        return new_mapping(method, n_classes, vocabulary)
+
+    given = Trainer(run, ProjectionModel(), Store(tmp_path / "given"), optimizer=Recording(), mappings=mappings, stages=[ZerothOrderSteps()]).run()
+    default = Trainer(run, ProjectionModel(), Store(tmp_path / "default")).run()
+    assert calls == ["ask", "tell"] * 3 and len(made) == 1
+    assert (given.program_sha256, given.queries_paid) == (default.program_sha256, default.queries_paid)  # the same strategies, driven alike
+    skipped = Trainer(config(name="none", iterations=3), ProjectionModel(), Store(tmp_path / "none"), stages=[]).run()
+    assert skipped.iterations == 0  # no stage: the start, the closing pass and the evaluation only

@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from barapi.method import labels as labelling
 from barapi.run.checkpoint import RunState, load_state
 from barapi.classifier import Classifier, Scores, SelectableLabels, canvas_encoding
-from barapi.config import RunConfig
+from barapi.config import MethodConfig, RunConfig
 from barapi.data import Split, run_split
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.method.losses import LOSSES, accuracy, class_weights
@@ -31,20 +31,27 @@ from barapi.method.portfolio import Portfolio
 from barapi.method.program import Program, program_sha256, starting_parameters
 from barapi.run.queries import QueryEngine
 from barapi.run.records import Progress, RunResult, State
-from barapi.run.stages import stages_for
+from barapi.run.stages import Stage, stages_for
 from barapi.method.selection import Selection
 from barapi.store import Lease, MetricRow, RunRecord, Store
 from barapi.method.streams import Stream, generator
+
+
+# (method, classes, vocabulary size) → a fresh label mapping and what to tell the user about it.
+MappingMaker = Callable[[MethodConfig, int, int], tuple[Mapping, str | None]]
 
 
 class Trainer:
     def __init__(
         self, config: RunConfig, classifier: Classifier, store: Store,
         on_progress: Callable[[Progress], None] | None = None, *, record_status: bool = True, split: Split | None = None,
+        optimizer: Optimizer | None = None, mappings: MappingMaker = new_mapping, stages: Sequence[Stage] | None = None,
     ) -> None:
         """``record_status=False`` opens an existing run read-only (eval): it is not marked
         running and its in-flight reservations are left alone. ``split``: the run's data, if the
-        caller already loaded it (see ``run_split``)."""
+        caller already loaded it (see ``run_split``). The strategies the loop drives come in as
+        objects: ``optimizer`` (default: the method's, from the registry), ``mappings`` (makes the
+        label mapping once the vocabulary is known) and ``stages`` (default: the method's)."""
         self.config = config
         self.classifier = classifier
         self.store = store
@@ -67,7 +74,9 @@ class Trainer:
         self.engine = QueryEngine(classifier, store, self.budget, config.name, config.pool)
         self.started = time.monotonic()
         self._lock = threading.Lock()
-        self.optimizer: Optimizer = optimizer_for(method)
+        self.optimizer: Optimizer = optimizer or optimizer_for(method)
+        self.mappings = mappings
+        self.stages = list(stages) if stages is not None else stages_for(method)
         self.selection: Selection | None = None
         self.portfolio: Portfolio | None = None
 
@@ -79,12 +88,11 @@ class Trainer:
             self._let_go()
 
     def _run(self) -> RunResult:
-        method = self.config.method
         saved = self.restore()
         self.engine.hold_for_ending(sum(self._ending_queries(started=saved is not None)))
         state = saved or self.start()
         # The method's stages in order (barapi.run.stages); one stopped by the budget ends training.
-        done = all(stage.run(self, state) for stage in stages_for(method))
+        done = all(stage.run(self, state) for stage in self.stages)
         status = "completed" if done else "budget_exhausted"
         self._read_training_set(state)
         test_accuracy = self._final_evaluation()
@@ -220,7 +228,7 @@ class Trainer:
         return sorted(answer), False, abs(sum(answer.values()) - 1.0) <= labelling.SCORE_TOLERANCE * len(answer)
 
     def _new_mapping(self, vocabulary: list[str]) -> Mapping:
-        mapping, notice = new_mapping(self.config.method, self.split.n_classes, len(vocabulary))
+        mapping, notice = self.mappings(self.config.method, self.split.n_classes, len(vocabulary))
         if notice:
             self.emit("mapping", None, None, notice=notice)
         return mapping
