@@ -157,6 +157,15 @@ class ProviderConfig(BaseModel):
     options: dict[str, str | int | float | bool | None] = {}
 
 
+class PredictionCap(BaseModel):
+    """--max-usd-per-1k-predictions: each predicted image costs V queries at the run's price."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    usd_per_1k: float = Field(ge=0)
+    views_asked: bool = False  # --views given: refused above the cap rather than lowered to fit
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -170,6 +179,7 @@ class RunConfig(BaseModel):
     max_queries: int | None = Field(None, ge=0)
     price_per_1k: float = Field(0.0, ge=0)
     pricing: Pricing | None = Field(None, description="billed by the hour or the request: how price_per_1k was reached")
+    prediction_cap: PredictionCap | None = None
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:

@@ -56,6 +56,11 @@ class Pricing(BaseModel):
     throughput_measured: bool = False  # False: given by the user (--throughput)
 
     @property
+    def complete(self) -> bool:
+        """Whether the price per image is known: an hourly price needs the endpoint's throughput."""
+        return not self.per_hour or self.throughput is not None
+
+    @property
     def per_1k(self) -> float:
         hourly = 0.0
         if self.per_hour:

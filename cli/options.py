@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 import typer
 from barapi.cli.providers import ProviderChoice, price_of, provider_options
 
-from barapi.config import PRESETS, DataConfig, MethodConfig, RunConfig
+from barapi.config import PRESETS, DataConfig, MethodConfig, PredictionCap, RunConfig
 from barapi.errors import ConfigError
 from barapi.method.portfolio import CANDIDATES, DEFAULT_CANDIDATES, DEFAULT_VIEWS
 from barapi.method.bases import BASES
@@ -294,37 +294,22 @@ def run_options(
 
     def config(choice: ProviderChoice) -> RunConfig:
         provider = choice.for_new_run()
-        # Without a throughput yet, the hourly part is priced once measured (barapi.run.planning.priced).
-        price = price_of(provider, price_per_1k) if pricing is None else pricing.per_1k if pricing.throughput or not pricing.per_hour else 0.0
-        priced = method if max_usd_per_1k_predictions is None else views_within(method, price, max_usd_per_1k_predictions, views_given)
         return RunConfig(
             name=name or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}",
             seed=seed,
             provider=provider,
             data=data,
-            method=priced,
+            method=method,
             budget_usd=budget,
             max_queries=max_queries,
             pool=pool,
-            price_per_1k=price,
+            # An hourly price without a throughput is completed once measured (barapi.run.planning.priced).
+            price_per_1k=price_of(provider, price_per_1k) if pricing is None else pricing.per_1k if pricing.complete else 0.0,
             pricing=pricing,
+            prediction_cap=None if max_usd_per_1k_predictions is None else PredictionCap(usd_per_1k=max_usd_per_1k_predictions, views_asked=views_given),
         )
 
     return config
-
-
-def views_within(method: MethodConfig, price: float, cap: float, views_given: bool) -> MethodConfig:
-    """--max-usd-per-1k-predictions: each predicted image costs V queries at the provider's price,
-    so the cap lowers the default V, and refuses a V asked for that it cannot pay."""
-    fits = int((cap + 1e-9) // price) if price else method.views
-    if method.views <= fits:
-        return method
-    if not views_given and fits >= 1:
-        return method.model_copy(update={"views": fits})
-    raise ConfigError(
-        f"{method.views} views cost ${method.views * price:.2f} per 1,000 predictions at ${price:.2f}/1k, above "
-        f"--max-usd-per-1k-predictions {cap:g}: " + (f"pass --views {fits} or fewer" if fits else "not even one view fits; raise the cap")
-    )
 
 
 def keyword_only(parameters: Any) -> list[inspect.Parameter]:

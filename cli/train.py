@@ -16,6 +16,7 @@ from barapi.config import MethodConfig, RunConfig
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.money import Estimate
 from barapi.method.signal import SignalReading
+from barapi.run.planning import estimate_run, priced, within_prediction_cap
 from barapi.store import Store
 
 
@@ -24,14 +25,11 @@ from barapi.store import Store
 @with_run_options
 def estimate(config: RunConfig, as_json: JsonOption = False) -> None:
     """Queries and dollars a run would cost, before anything is spent."""
-    from barapi.run.planning import estimate_run
-
     from barapi.data import run_split
-    from barapi.run.planning import priced
 
     store = Store()
     classifier, split = options.classifier_for(config), run_split(config)
-    figures = estimate_run(priced(config, classifier, split), classifier, store, split)
+    figures = estimate_run(priced(config, classifier, split, store), classifier, store, split)
     _print_estimate(figures, as_json)
 
 
@@ -44,8 +42,6 @@ def train(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before spending past the budget.")] = False,
 ) -> None:
     """Train a program: embed, query, estimate gradients, step — within the budget."""
-    from barapi.run.planning import estimate_run
-
     store = Store()
     if store.has_run(config.name):
         raise ConfigError(
@@ -53,11 +49,9 @@ def train(
         )
     from barapi.data import run_split
 
-    from barapi.run.planning import priced
-
     classifier = options.classifier_for(config)
     split = run_split(config)  # decoded once, for the estimate and the training
-    config = priced(config, classifier, split)
+    config = priced(config, classifier, split, store)
     figures = estimate_run(config, classifier, store, split)
     if not as_json:
         _print_estimate(figures, as_json=False)
@@ -89,7 +83,9 @@ def resume(
     method = {k: v for k, v in {"iterations": iterations, "views": views, "candidates": candidates}.items() if v is not None}
     if method:
         updates["method"] = MethodConfig.model_validate(config.method.model_dump() | method)  # validated: a view needs a candidate
-    config = config.model_copy(update=updates)
+    if views is not None and config.prediction_cap is not None:
+        updates["prediction_cap"] = config.prediction_cap.model_copy(update={"views_asked": True})
+    config = within_prediction_cap(config.model_copy(update=updates))
     _execute(config, options.classifier_for(config), store, as_json)
 
 

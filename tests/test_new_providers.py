@@ -113,6 +113,19 @@ def test_an_hourly_price_without_a_throughput_is_measured_on_a_first_batch(serve
     assert figures["price_per_1k"] == pytest.approx(1.0 / (3.6 * throughput))
 
 
+def test_the_measured_first_batch_is_booked_once_and_cached(server_url: str, tmp_path: Path) -> None:
+    from barapi.run.checkpoint import load_config
+
+    flags = [*PROVIDERS["oip"](server_url), *SMALL, "--json"]
+    measured = last_json(cli(tmp_path / "measured", "train", *flags, "--price-per-hour", "1.0", "--name", "m"))
+    given = last_json(cli(tmp_path / "given", "train", *flags, *HOURLY, "--name", "g"))
+    # The probe's images are the label mapping's first: paid once, then answered from the cache.
+    assert measured["queries_paid"] == given["queries_paid"] and measured["queries_cached"] >= given["queries_cached"] + 16
+    store = Store(tmp_path / "measured")
+    paid, cost = store.spent("m")
+    assert paid == measured["queries_paid"] and cost == pytest.approx(paid * load_config(store, "m").price_per_1k / 1000)
+
+
 def test_an_hourly_budget_holds(server_url: str, tmp_path: Path) -> None:
     # $0.10 per 1,000 images: a budget of $0.01 pays for 100 of the run's 118 queries; the run
     # stops its steps early to keep what its ending needs, and ends measured within the budget.

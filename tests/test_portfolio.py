@@ -160,7 +160,7 @@ def last_json(output: str) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def test_the_cli_prices_predictions_and_caps_the_views_by_it(home: Path) -> None:
+def test_the_cli_prices_predictions_and_caps_the_views_by_it(home: Path, fake_provider: None) -> None:
     from test_cli import assert_one_line_error, invoke
 
     figures = last_json(invoke("estimate", *PORTFOLIO_FLAGS, "--json").output)
@@ -173,14 +173,18 @@ def test_the_cli_prices_predictions_and_caps_the_views_by_it(home: Path) -> None
     assert capped["queries_per_prediction"] == 4
     assert_one_line_error(invoke("estimate", *PORTFOLIO_FLAGS, "--max-usd-per-1k-predictions", "2"), "--views 1 or fewer")
     assert_one_line_error(invoke("estimate", "--views", "3", "--candidates", "2"), "raise --candidates")
+    # An hourly price is measured before the cap applies: at $1,000 an endpoint-hour, no view fits
+    # $0.001 per 1,000 predictions below 277,000 images/s.
+    hourly = invoke("estimate", *PORTFOLIO_FLAGS[:-2], "--price-per-hour", "1000", "--max-usd-per-1k-predictions", "0.001")
+    assert_one_line_error(hourly, "not even one view fits")
 
 
 def test_train_export_predict_and_resume_know_the_views(home: Path, fake_provider: None, tmp_path: Path) -> None:
-    from test_cli import digit_files, invoke
+    from test_cli import assert_one_line_error, digit_files, invoke
 
     trained = last_json(invoke("train", *PORTFOLIO_FLAGS, "--name", "p", "--json").output)
     assert (trained["views"], trained["queries_per_prediction"]) == (2, 2)
-    human = invoke("train", *PORTFOLIO_FLAGS, "--name", "q").output
+    human = invoke("train", *PORTFOLIO_FLAGS, "--name", "q", "--max-usd-per-1k-predictions", "3").output
     assert "the portfolio: 2 view(s) chosen of 4 candidate programs (cross-validated log-loss" in human
     assert "each prediction sends 2 queries: $3.00 per 1,000 predicted images" in human and "train accuracy" not in human
     out = tmp_path / "export"
@@ -194,4 +198,5 @@ def test_train_export_predict_and_resume_know_the_views(home: Path, fake_provide
     assert [p["class"] for p in by_export] == [line.split(": ")[1].split(" (")[0] for line in by_run.output.splitlines() if line.startswith(str(tmp_path))]
     grown = last_json(invoke("resume", "p", "--candidates", "6", "--views", "3", "--json").output)
     assert (grown["views"], grown["candidates_paid"]) == (3, 6)
+    assert_one_line_error(invoke("resume", "q", "--views", "3"), "--views 2 or fewer")  # the run's cap still holds
     assert grown["queries_paid"] - trained["queries_paid"] <= 2 * 30 + 3 * 10  # the new candidates; test answers of new views

@@ -11,10 +11,12 @@ from barapi.classifier import Classifier, canvas_encoding
 from barapi.config import MethodConfig, RunConfig
 from barapi.data import Split, run_split
 from barapi.method.mapping import MAPPINGS, closing_queries, new_mapping
-from barapi.money import Estimate, cost_usd
+from barapi.errors import ConfigError
+from barapi.money import Budget, Estimate, cost_usd
 from barapi.method.optim import optimizer_for
 from barapi.method.signal import StepSignal, signal_figures
 from barapi.method.program import Program, starting_parameters
+from barapi.run.queries import LedgerMeter
 from barapi.store import RunRecord, Store, response_key
 
 
@@ -33,18 +35,39 @@ def iterations_within(method: MethodConfig, n_train: int, budget: int) -> int:
 THROUGHPUT_PROBE_IMAGES = 16
 
 
-def priced(config: RunConfig, classifier: Classifier, split: Split) -> RunConfig:
-    """The run's price per image once its pricing is complete: an hourly price without a given
-    throughput is measured on a first batch (the run's first training images under its starting
-    program, sent unmetered: a second or so of the endpoint's time)."""
+def priced(config: RunConfig, classifier: Classifier, split: Split, store: Store) -> RunConfig:
+    """The run's price per image once its pricing is complete, and its views within
+    --max-usd-per-1k-predictions at that price. An hourly price without a given throughput is
+    measured on a first batch: the run's first training images under its starting program (what
+    the label mapping sends first), booked on the run at the measured price and cached, so the
+    run does not pay for them again."""
     pricing = config.pricing
-    if pricing is None or not pricing.per_hour or pricing.throughput is not None:
+    if pricing is not None and not pricing.complete:
+        images = Program(config.method.geometry, canvas_encoding(classifier)).encode_batch(starting_parameters(config.method, config.seed), split.x_train[:THROUGHPUT_PROBE_IMAGES])
+        started = time.monotonic()
+        answers = classifier.predict(images)
+        pricing = pricing.measured(len(images) / max(time.monotonic() - started, 1e-6))
+        config = config.model_copy(update={"pricing": pricing, "price_per_1k": pricing.per_1k})
+        meter = LedgerMeter(store, Budget(max_usd=config.budget_usd, max_queries=config.max_queries, per_1k=config.price_per_1k), config.name, classifier, config.pool)
+        meter.on_success(meter.before_send(images), answers)
+    return within_prediction_cap(config)
+
+
+def within_prediction_cap(config: RunConfig) -> RunConfig:
+    """Each predicted image costs V queries at the run's price: the cap lowers the default V, and
+    refuses a V asked for that it cannot pay."""
+    cap, method, price = config.prediction_cap, config.method, config.price_per_1k
+    if cap is None:
         return config
-    images = Program(config.method.geometry, canvas_encoding(classifier)).encode_batch(starting_parameters(config.method, config.seed), split.x_train[:THROUGHPUT_PROBE_IMAGES])
-    started = time.monotonic()
-    classifier.predict(images)
-    pricing = pricing.measured(len(images) / max(time.monotonic() - started, 1e-6))
-    return config.model_copy(update={"pricing": pricing, "price_per_1k": pricing.per_1k})
+    fits = int((cap.usd_per_1k + 1e-9) // price) if price else method.views
+    if method.views <= fits:
+        return config
+    if not cap.views_asked and fits >= 1:
+        return config.model_copy(update={"method": method.model_copy(update={"views": fits})})
+    raise ConfigError(
+        f"{method.views} views cost ${method.views * price:.2f} per 1,000 predictions at ${price:.2f}/1k, above "
+        f"--max-usd-per-1k-predictions {cap.usd_per_1k:g}: " + (f"pass --views {fits} or fewer" if fits else "not even one view fits; raise the cap")
+    )
 
 
 def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split: Split | None = None) -> Estimate:
