@@ -88,10 +88,10 @@ def shared_rows(task: str) -> list[str]:
     combo = f"coarse-5/{task}"
     named = {"noapi": "no API: logistic regression on the raw pixels", "lite1": "no API: EfficientNet-Lite1 features, logistic regression",
              "random-1": "zero-program (the start, readout only)"}
-    rows = [f"| {task} | {name} | {cell([e['accuracy'] for e in portfolio if (e['combo'], e['row']) == (combo, row)])} | – | – |"
+    rows = [f"| {task} | {name} | {cell([e['accuracy'] for e in portfolio if (e['combo'], e['row']) == (combo, row)])} | {0 if row != 'random-1' else 1} | – | – |"
             for row, name in named.items()]
     bound = [e for e in whitebox if (e["combo"], e["resolution"]) == (combo, "16")]
-    rows.append(f"| {task} | one 16×16 program by autograd, full batch to a plateau (bench/whitebox.py) | {cell([e['accuracy'] for e in bound])} | – | "
+    rows.append(f"| {task} | one 16×16 program by autograd, full batch to a plateau (bench/whitebox.py) | {cell([e['accuracy'] for e in bound])} | 1 | – | "
                 f"{len(bound)} |")
     return rows
 
@@ -105,8 +105,8 @@ def report() -> str:
              "β ¼ level: the estimator's radius at a quarter of a grey level per pixel (the default's is 1.5). The baselines, the "
              "zero-program and the white-box bound are the same split's, measured by the benchmarks named. Step signal: "
              "the mean over seeds of `StepSignal.ratio` (0 for steps that know nothing).", "",
-             "| task | row | " + " | ".join(f"test accuracy @ {b:,} training queries" for b in budgets) + " | step signal | seeds |",
-             "|---|---|" + "---|" * len(budgets) + "---|---|"]
+             "| task | row | " + " | ".join(f"test accuracy @ {b:,} training queries" for b in budgets) + " | queries per predicted image | step signal | seeds |",
+             "|---|---|" + "---|" * len(budgets) + "---|---|---|"]
     for task in TASKS:
         if any(e["task"] == task for e in entries):
             lines += shared_rows(task)
@@ -119,7 +119,7 @@ def report() -> str:
                 cells.append("—" if not values else f"{100 * statistics.mean(values):.1f}" + (f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else ""))
             if seeds:
                 signal = f"{statistics.mean(signals):.2f}" if signals else "—"
-                lines.append(f"| {task} | {row} | " + " | ".join(cells) + f" | {signal} | {len(seeds)} |")
+                lines.append(f"| {task} | {row} | " + " | ".join(cells) + f" | 1 | {signal} | {len(seeds)} |")
     return "\n".join(lines) + "\n"
 
 
