@@ -166,6 +166,16 @@ class PredictionCap(BaseModel):
     views_asked: bool = False  # --views given: refused above the cap rather than lowered to fit
 
 
+class ShapeByApi(BaseModel):
+    """A run that left its shape (one program or a portfolio, how many views and candidates) to the
+    kind of API it reprograms: fitted to the API's label count before the first paid query
+    (barapi.run.planning.shaped)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    labels: int | None = None  # the label count it was fitted to; None until known
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -180,6 +190,7 @@ class RunConfig(BaseModel):
     price_per_1k: float = Field(0.0, ge=0)
     pricing: Pricing | None = Field(None, description="billed by the hour or the request: how price_per_1k was reached")
     prediction_cap: PredictionCap | None = None
+    shape_by_api: ShapeByApi | None = None
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -192,8 +203,8 @@ class RunConfig(BaseModel):
 # estimator with q = 25 unit-sphere directions, b = d, SGD with exponential decay, minibatch 20,
 # focal loss, frequency mapping) with the one change an 8-bit API forces: β = 0.01 moves no
 # pixel by a grey level (tests/test_program.py shows it), so β and the step are the best found for that
-# algorithm. "default" is what the benchmark (bench/efficiency.py) shows works best: above all
-# the linear readout over every label's score instead of m labels per class.
+# algorithm. "default" is what the benchmarks showed works best (bench/fewlabel.py's default and
+# paper rows): above all the linear readout over every label's score instead of m labels per class.
 PRESETS: dict[str, MethodConfig] = {
     "default": MethodConfig(),
     # Same data geometry and m as the default, so the two differ only in the method.

@@ -94,7 +94,9 @@ class Estimate(BaseModel):
     vocabulary: int | None = None  # labels the provider publishes; None: learnt from its first answer
     notice: str | None = None  # e.g. the m-to-1 mapping shrank to fit the vocabulary
     views: int = 1  # programs each predicted image is sent through
+    candidate_programs: int = 1  # a portfolio's candidates, the views chosen among them
     pricing: Pricing | None = None  # billed by the hour or the request: how price_per_1k was reached
+    fitted_to_labels: int | None = None  # a run shaped by the API's label count (barapi.run.planning.shaped)
 
     @property
     def usd_per_1k_predictions(self) -> float:
@@ -126,6 +128,7 @@ class Estimate(BaseModel):
             "usd_per_1k_predictions": round(self.usd_per_1k_predictions, 6),
             "vocabulary": self.vocabulary,
             "notice": self.notice,
+            "fitted_to_labels": self.fitted_to_labels,
         }
 
 

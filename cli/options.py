@@ -12,9 +12,9 @@ from typing import Annotated, Any, Optional
 import typer
 from barapi.cli.providers import ProviderChoice, price_of, provider_options
 
-from barapi.config import PRESETS, DataConfig, MethodConfig, PredictionCap, RunConfig
+from barapi.config import PRESETS, DataConfig, MethodConfig, PredictionCap, RunConfig, ShapeByApi
 from barapi.errors import ConfigError
-from barapi.method.portfolio import CANDIDATES, DEFAULT_CANDIDATES, DEFAULT_VIEWS
+from barapi.method.portfolio import CANDIDATE_QUERIES, CANDIDATES, DEFAULT_CANDIDATES, DEFAULT_VIEWS, FEW_LABEL_FAMILY, FEW_LABELS
 from barapi.method.bases import BASES
 from barapi.method.losses import LOSSES
 from barapi.method.mapping import MAPPINGS
@@ -114,20 +114,23 @@ def run_options(
         Optional[int],
         typer.Option(
             min=1, help="Programs each prediction is sent through: V queries per predicted image, read by one readout. "
-            f"(default: 1; {DEFAULT_VIEWS} with --candidates or --max-usd-per-1k-predictions)", rich_help_panel="Portfolio",
+            f"(default: by the API's label count — {DEFAULT_VIEWS} at most {FEW_LABELS} labels, else 1 — unless a flag of the one "
+            f"program's method is given; {DEFAULT_VIEWS} with --candidates or --candidate-family)", rich_help_panel="Portfolio",
         ),
     ] = None,
     candidates: Annotated[
         Optional[int],
         typer.Option(
             min=1, help="Programs whose answers on the training images are paid for, of which the views are chosen by "
-            f"cross-validation on the training images. (default: 1; {DEFAULT_CANDIDATES} with --views above 1)", rich_help_panel="Portfolio",
+            f"cross-validation on the training images. (default: with --views above 1, {DEFAULT_CANDIDATES}; fitted to the API, "
+            f"what {CANDIDATE_QUERIES:,} training queries pay for, 16 to {DEFAULT_CANDIDATES})", rich_help_panel="Portfolio",
         ),
     ] = None,
     candidate_family: Annotated[
         Optional[str],
         typer.Option(help=f"How candidates are drawn, {choices(CANDIDATES)}: random programs at three scales; one cosine wave each "
-                     "(a frequency band); a colour cast each; or the three in turn. (default: random)", rich_help_panel="Portfolio"),
+                     "(a frequency band); a colour cast each; or the three in turn. (default: random; fitted to a few-label API, "
+                     f"{FEW_LABEL_FAMILY})", rich_help_panel="Portfolio"),
     ] = None,
     max_usd_per_1k_predictions: Annotated[
         Optional[float],
@@ -254,7 +257,10 @@ def run_options(
         raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     base = PRESETS[preset]
     views_given = views is not None
-    if views is not None or max_usd_per_1k_predictions is not None:
+    one_program_flags = (iterations, q, beta, lr, lr_decay, estimator, optimizer, loss, mapping, batch_size, eval_every, keep_better_start)
+    # Nothing said about the run's shape: it is fitted to the kind of API (barapi.run.planning.shaped).
+    by_api = preset == "default" and views is None and candidates is None and candidate_family is None and all(v is None for v in one_program_flags)
+    if not by_api and (views is not None or max_usd_per_1k_predictions is not None or candidate_family is not None):
         views = views or DEFAULT_VIEWS
     if candidates is None and views is not None and views > 1:
         candidates = max(views, DEFAULT_CANDIDATES)
@@ -307,6 +313,7 @@ def run_options(
             price_per_1k=price_of(provider, price_per_1k) if pricing is None else pricing.per_1k if pricing.complete else 0.0,
             pricing=pricing,
             prediction_cap=None if max_usd_per_1k_predictions is None else PredictionCap(usd_per_1k=max_usd_per_1k_predictions, views_asked=views_given),
+            shape_by_api=ShapeByApi() if by_api else None,
         )
 
     return config

@@ -16,7 +16,7 @@ from barapi.config import MethodConfig, RunConfig
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.money import Estimate
 from barapi.method.signal import SignalReading
-from barapi.run.planning import estimate_run, priced, within_prediction_cap
+from barapi.run.planning import completed, estimate_run, within_prediction_cap
 from barapi.store import Store
 
 
@@ -29,7 +29,7 @@ def estimate(config: RunConfig, as_json: JsonOption = False) -> None:
 
     store = Store()
     classifier, split = options.classifier_for(config), run_split(config)
-    figures = estimate_run(priced(config, classifier, split, store), classifier, store, split)
+    figures = estimate_run(completed(config, classifier, split, store), classifier, store, split)
     _print_estimate(figures, as_json)
 
 
@@ -51,7 +51,7 @@ def train(
 
     classifier = options.classifier_for(config)
     split = run_split(config)  # decoded once, for the estimate and the training
-    config = priced(config, classifier, split, store)
+    config = completed(config, classifier, split, store)
     figures = estimate_run(config, classifier, store, split)
     if not as_json:
         _print_estimate(figures, as_json=False)
@@ -163,6 +163,10 @@ def _print_estimate(figures: Estimate, as_json: bool) -> None:
         f"each prediction: {figures.views} quer{'y' if figures.views == 1 else 'ies'} → {dollars(figures.usd_per_1k_predictions)} per 1,000 predicted images",
         err=True,
     )
+    if figures.fitted_to_labels is not None:
+        shape = f"{figures.views} views chosen of {figures.candidate_programs} candidate programs" if q["candidates"] else "one program taught by zeroth-order steps"
+        typer.echo(f"shape: {shape}, the default for an API of {figures.fitted_to_labels:,} labels (bench/results/portfolio.md); "
+                   + ("--views 1 for one program" if q["candidates"] else "--views 8 for a portfolio"), err=True)
     if figures.pricing:
         typer.echo(f"price: {figures.pricing.describe()}", err=True)
     if figures.notice:

@@ -12,6 +12,7 @@ from barapi.classifier import NULL_METER, Meter, Scores
 from barapi.errors import ProviderError
 
 LABELS = [f"label{i:02d}" for i in range(60)]
+MANY_LABELS = LABELS + [f"label{i:03d}" for i in range(60, 200)]
 
 
 class ProjectionModel:
@@ -19,15 +20,17 @@ class ProjectionModel:
 
     name, model_id, max_batch = "fake", "projection", 4
 
-    def __init__(self, top_k: int | None = None, fail_after: int | None = None) -> None:
-        rng = np.random.default_rng(42)
-        self.projection = rng.normal(0, 1, size=(32 * 32 * 3, len(LABELS))) / 60
-        self.top_k, self.fail_after, self.calls = top_k, fail_after, 0
+    def __init__(self, top_k: int | None = None, fail_after: int | None = None, vocabulary: int = len(LABELS), published: bool = True) -> None:
+        projection = np.random.default_rng(42).normal(0, 1, size=(32 * 32 * 3, len(LABELS)))
+        more = np.random.default_rng(43).normal(0, 1, size=(32 * 32 * 3, len(MANY_LABELS) - len(LABELS)))
+        self.vocabulary = MANY_LABELS[:vocabulary]
+        self.projection = np.hstack([projection, more])[:, :vocabulary] / 60
+        self.top_k, self.fail_after, self.calls, self.published = top_k, fail_after, 0, published
 
     cache_scope = "projection"
 
-    def labels(self) -> list[str]:
-        return LABELS
+    def labels(self) -> list[str] | None:
+        return self.vocabulary if self.published else None
 
     def predict(self, images: Sequence[bytes], *, meter: Meter = NULL_METER) -> list[Scores]:
         results = []
@@ -47,8 +50,8 @@ class ProjectionModel:
         logits = pixels(image).reshape(-1) @ self.projection * 8
         p = np.exp(logits - logits.max())
         p /= p.sum()
-        order = np.argsort(-p)[: self.top_k or len(LABELS)]
-        return {LABELS[i]: float(p[i]) for i in order}
+        order = np.argsort(-p)[: self.top_k or len(self.vocabulary)]
+        return {self.vocabulary[i]: float(p[i]) for i in order}
 
 
 def pixels(image: bytes) -> np.ndarray:

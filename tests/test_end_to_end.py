@@ -191,3 +191,6 @@ def test_a_portfolio_trains_through_each_protocol_and_prices_every_prediction(
     assert (shown["views"], shown["program_sha256"]) == (2, summary["program_sha256"])
     report = run("eval", "p", "--json")
     assert report["accuracy"] == summary["test_accuracy"] and report["queries_paid"] == 0  # every view's answer is cached
+    # Nothing said of the shape: fitted to the model's 5 labels (Azure's read from a first batch).
+    fitted = run("estimate", "--provider", provider, *flags, server_url, *PORTFOLIO[:4], "--price-per-1k", "1.2", "--json")
+    assert (fitted["fitted_to_labels"], fitted["queries_per_prediction"], fitted["queries"]["candidates"]) == (5, 8, 47 * 6)

@@ -15,10 +15,12 @@ from test_trainer import config as small_config
 from barapi.run.artifact import LearnedProgram
 from barapi.config import DataConfig, RunConfig
 from barapi.errors import ConfigError, ProviderError
-from barapi.run.planning import estimate_run, run_summary
+from barapi.run.planning import estimate_run, run_summary, shaped
 from barapi.method.portfolio import CrossValidation, fit_dual, forward_selection, standardised
 from barapi.method.readout import LinearReadout, features
 from barapi.store import Store
+from barapi.store.schema import LedgerEntry
+from sqlmodel import select
 from barapi.run.trainer import Trainer
 
 N_TRAIN, N_TEST = 30, 20  # digits: 3 per class; 20 held out
@@ -177,6 +179,41 @@ def test_the_cli_prices_predictions_and_caps_the_views_by_it(home: Path, fake_pr
     # $0.001 per 1,000 predictions below 277,000 images/s.
     hourly = invoke("estimate", *PORTFOLIO_FLAGS[:-2], "--price-per-hour", "1000", "--max-usd-per-1k-predictions", "0.001")
     assert_one_line_error(hourly, "not even one view fits")
+
+
+def test_a_run_that_leaves_its_shape_open_is_fitted_to_the_apis_label_count(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_cli import invoke
+
+    provider = {"model": ProjectionModel(vocabulary=5)}
+    monkeypatch.setattr("barapi.cli.options.classifier_for", lambda config: provider["model"])
+    flags = ("--dataset", "digits", "--train-per-class", "3", "--test-size", "10", "--price-per-1k", "1.5")
+    few = last_json(invoke("estimate", *flags, "--json").output)
+    # 5 labels: 8 views of cosine bands, 48 candidates (10,000 queries pay for more at 30 images).
+    assert (few["fitted_to_labels"], few["queries_per_prediction"], few["queries"]["candidates"], few["queries"]["training"]) == (5, 8, 47 * 30, 0)
+    assert "shape: 8 views chosen of 48 candidate programs, the default for an API of 5 labels" in invoke("estimate", *flags).output
+    # A flag of the one program's method, or --views, says what the user wants.
+    assert last_json(invoke("estimate", *flags, "--iterations", "5", "--json").output)["fitted_to_labels"] is None
+    assert last_json(invoke("estimate", *flags, "--views", "1", "--json").output)["queries_per_prediction"] == 1
+    # 200 labels: the one program, taught by its steps.
+    provider["model"] = ProjectionModel(vocabulary=200)
+    many = last_json(invoke("estimate", *flags, "--json").output)
+    assert (many["fitted_to_labels"], many["queries_per_prediction"], many["queries"]["candidates"]) == (200, 1, 0) and many["queries"]["training"] > 0
+    # Labels not published: the first batch tells their count; it is booked on the run and cached,
+    # so the run pays once for each image.
+    provider["model"] = ProjectionModel(vocabulary=5, published=False)
+    trained = last_json(invoke("train", *flags, "--name", "open", "--json").output)
+    assert (trained["views"], trained["candidates_paid"]) == (8, 48)
+    with Store(home).session() as session:
+        paid = session.exec(select(LedgerEntry.image_key).where(LedgerEntry.run == "open", LedgerEntry.kind == "paid")).all()
+    assert len(paid) == len(set(paid)) == trained["queries_paid"] and trained["queries_cached"] >= 16
+
+
+def test_the_default_shape_by_kind_of_api() -> None:
+    config = small_config()
+    assert shaped(config, 1000, 100).method == config.method
+    for labels, images, candidates in ((5, 100, 48), (10, 500, 20), (2, 5000, 16)):
+        method = shaped(config, labels, images).method
+        assert (method.views, method.candidates, method.candidate_family, method.iterations) == (8, candidates, "bands", 0)
 
 
 def test_train_export_predict_and_resume_know_the_views(home: Path, fake_provider: None, tmp_path: Path) -> None:

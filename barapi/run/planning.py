@@ -8,12 +8,13 @@ import time
 
 from barapi.run.checkpoint import config_of, load_state
 from barapi.classifier import Classifier, canvas_encoding
-from barapi.config import MethodConfig, RunConfig
+from barapi.config import MethodConfig, RunConfig, ShapeByApi
 from barapi.data import Split, run_split
 from barapi.method.mapping import MAPPINGS, closing_queries, new_mapping
 from barapi.errors import ConfigError
 from barapi.money import Budget, Estimate, cost_usd
 from barapi.method.optim import optimizer_for
+from barapi.method.portfolio import CANDIDATE_QUERIES, DEFAULT_CANDIDATES, DEFAULT_VIEWS, FEW_LABEL_FAMILY, FEW_LABELS
 from barapi.method.signal import StepSignal, signal_figures
 from barapi.method.program import Program, starting_parameters
 from barapi.run.queries import LedgerMeter
@@ -32,25 +33,41 @@ def iterations_within(method: MethodConfig, n_train: int, budget: int) -> int:
     return max((budget - fixed) // queries_per_step(method), 0)
 
 
-THROUGHPUT_PROBE_IMAGES = 16
+FIRST_BATCH_IMAGES = 16
 
 
-def priced(config: RunConfig, classifier: Classifier, split: Split, store: Store) -> RunConfig:
-    """The run's price per image once its pricing is complete, and its views within
-    --max-usd-per-1k-predictions at that price. An hourly price without a given throughput is
-    measured on a first batch: the run's first training images under its starting program (what
-    the label mapping sends first), booked on the run at the measured price and cached, so the
-    run does not pay for them again."""
-    pricing = config.pricing
-    if pricing is not None and not pricing.complete:
-        images = Program(config.method.geometry, canvas_encoding(classifier)).encode_batch(starting_parameters(config.method, config.seed), split.x_train[:THROUGHPUT_PROBE_IMAGES])
+def completed(config: RunConfig, classifier: Classifier, split: Split, store: Store) -> RunConfig:
+    """The run's configuration with what the provider tells before the run: the price per image
+    (an hourly price's throughput measured), the shape of a run that left it to the API (by its
+    label count: ``shaped``) and the views within --max-usd-per-1k-predictions at that price.
+    Where the price or the label count is not known without asking, the first batch of the run's
+    training images under its starting program (what the label mapping sends first) is sent,
+    booked on the run at the complete price and cached, so the run does not pay for it again."""
+    pricing, labels = config.pricing, classifier.labels()
+    unshaped = config.shape_by_api is not None and config.shape_by_api.labels is None
+    if (pricing is not None and not pricing.complete) or (unshaped and not labels):
+        images = Program(config.method.geometry, canvas_encoding(classifier)).encode_batch(starting_parameters(config.method, config.seed), split.x_train[:FIRST_BATCH_IMAGES])
         started = time.monotonic()
         answers = classifier.predict(images)
-        pricing = pricing.measured(len(images) / max(time.monotonic() - started, 1e-6))
-        config = config.model_copy(update={"pricing": pricing, "price_per_1k": pricing.per_1k})
+        if pricing is not None and not pricing.complete:
+            pricing = pricing.measured(len(images) / max(time.monotonic() - started, 1e-6))
+            config = config.model_copy(update={"pricing": pricing, "price_per_1k": pricing.per_1k})
         meter = LedgerMeter(store, Budget(max_usd=config.budget_usd, max_queries=config.max_queries, per_1k=config.price_per_1k), config.name, classifier, config.pool)
         meter.on_success(meter.before_send(images), answers)
+        labels = labels or sorted({label for answer in answers for label in answer})
+    if unshaped:
+        config = shaped(config, len(labels), len(split.y_train))
     return within_prediction_cap(config)
+
+
+def shaped(config: RunConfig, labels: int, n_train: int) -> RunConfig:
+    """The measured default for this kind of API: through few labels, 8 views chosen of cosine-band
+    candidates (as many as CANDIDATE_QUERIES pay for); through many, the one program."""
+    method = config.method
+    if labels <= FEW_LABELS:
+        candidates = min(DEFAULT_CANDIDATES, max(2 * DEFAULT_VIEWS, CANDIDATE_QUERIES // n_train))
+        method = MethodConfig.model_validate(method.model_dump() | {"views": DEFAULT_VIEWS, "candidates": candidates, "iterations": 0, "candidate_family": FEW_LABEL_FAMILY})
+    return config.model_copy(update={"method": method, "shape_by_api": ShapeByApi(labels=labels)})
 
 
 def within_prediction_cap(config: RunConfig) -> RunConfig:
@@ -93,11 +110,13 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
         readout=closing_queries(method, n_train) * (1 + interim),
         evaluation=method.views * n_test * (1 + interim),
         views=method.views,
+        candidate_programs=method.candidates,
         cached=len(store.cached(keys)),
         price_per_1k=config.price_per_1k,
         pricing=config.pricing,
         vocabulary=len(vocabulary) if vocabulary else None,
         notice=notice,
+        fitted_to_labels=config.shape_by_api.labels if config.shape_by_api else None,
     )
 
 
