@@ -208,6 +208,38 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
                         "seconds": round(time.monotonic() - started, 1)})
 
 
+SHARED_TEST = 200  # bench/fewlabel.py's test set: the same training images, its test images among the 2,000
+
+
+def family_of(row: str) -> str:
+    return next((f for f in ("bands", "casts", "mixed") if row.endswith(f"-{f}")), "random")
+
+
+def on_shared_200(combos: list[str], threads: int) -> None:
+    """Every measured row again on the shared 200 test images (a second column): the portfolio
+    runs from their stored views and readout, whose test answers are cached (the 200 are among
+    the 2,000 held-out: no paid query); the no-API baselines refitted and scored on them."""
+    network = ImageNetModel(home=WORK / "home", threads=threads)
+    done = {(e["combo"], e["row"], e["seed"]) for e in measured() if "accuracy_200" in e}
+    for entry in [e for e in measured() if e.get("accuracy") is not None and e["combo"] in combos]:
+        key = (entry["combo"], entry["row"], entry["seed"])
+        if key in done or entry["row"].startswith("zo-"):
+            continue
+        model, task = entry["combo"].split("/")
+        if entry["row"] == "noapi":
+            accuracy = no_api(task, entry["seed"], SHARED_TEST)[0]
+        elif entry["row"] == "lite1":
+            accuracy = no_api_lite1(task, entry["seed"], SHARED_TEST)[0]
+        else:
+            classifier = InProcessClassifier(network, served=served_model(model, network))
+            config = run_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"], family_of(entry["row"]))
+            shared = run_split(config.model_copy(update={"data": config.data.model_copy(update={"test_size": SHARED_TEST})}))
+            truth, predicted = Trainer(config, classifier, Store(WORK / f"portfolio-{model}-{task}-{entry['seed']}"), record_status=False).evaluate(shared.x_test, shared.y_test)
+            accuracy = float((truth == predicted).mean())
+        record({"combo": entry["combo"], "row": entry["row"], "seed": entry["seed"], "accuracy_200": accuracy})
+        done.add(key)
+
+
 def summary(values: list[float]) -> str:
     if len(values) == 1:
         return f"{100 * values[0]:.1f} (1 seed)"
@@ -232,14 +264,15 @@ def row_name(row: str, entry: dict) -> str:
     views = entry["views"]
     if row.startswith("random-"):
         return "zero-program (the start, readout only)" if views == 1 else f"{views} random programs, one readout"
-    family = next((f for f in ("bands", "casts", "mixed") if row.endswith(f"-{f}")), None)
-    return f"{views} chosen of {entry['candidates']} candidates" + (f" ({family})" if family else "")
+    family = family_of(row)
+    return f"{views} chosen of {entry['candidates']} candidates" + (f" ({family})" if family != "random" else "")
 
 
 def report() -> None:
     # One entry per cell, row and seed: the first measured (a rerun may have written it again).
     entries = list({(e["combo"], e["row"], e["seed"]): e for e in reversed(measured()) if e.get("accuracy") is not None}.values())[::-1]
     validation = {(e["combo"], e["row"], e["seed"]): e["validation_loss"] for e in measured() if e.get("validation_loss") is not None}
+    shared = {(e["combo"], e["row"], e["seed"]): e["accuracy_200"] for e in measured() if "accuracy_200" in e}
     combos = list(dict.fromkeys(e["combo"] for e in entries))
     earlier = [json.loads(line) for line in FEWLABEL.read_text().splitlines() if line.strip()] if FEWLABEL.exists() else []
     lines = [
@@ -254,8 +287,8 @@ def report() -> None:
         "",
     ]
     for combo in combos:
-        lines += [f"## {combo}", "", "| row | test accuracy, % | seeds | training queries | training $ | queries per predicted image | $ per 1,000 predictions "
-                  "| validation log-loss (training images, 5-fold) |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"## {combo}", "", "| row | test accuracy, % | seeds | the shared 200 test images, % | training queries | training $ | queries per predicted image "
+                  "| $ per 1,000 predictions | validation log-loss (training images, 5-fold) |", "|---|---|---|---|---|---|---|---|---|"]
         order = sorted({e["row"] for e in entries if e["combo"] == combo}, key=lambda r: (
             ["noapi", "lite1"].index(r) if r in ("noapi", "lite1") else 3 if r.startswith("zo-") else 2, r.split("-")[0] != "random", int(r.split("-")[1]) if "-" in r else 0, r))
         for row in order:
@@ -265,18 +298,22 @@ def report() -> None:
             cost = f"${first['training_queries'] * CLARIFAI_PER_1K / 1000:.2f}" if per_image else "–"
             losses = [validation[(combo, row, e["seed"])] for e in cell if (combo, row, e["seed"]) in validation]
             loss = f"{statistics.mean(losses):.3f} ({len(losses)} seeds)" if losses else "–"
-            lines.append(f"| {row_name(row, first)} | {summary([e['accuracy'] for e in cell])} | {len(cell)} | {first['training_queries']:,} | {cost} | "
+            on_200 = [shared[(combo, row, e["seed"])] for e in cell if (combo, row, e["seed"]) in shared]
+            lines.append(f"| {row_name(row, first)} | {summary([e['accuracy'] for e in cell])} | {len(cell)} | {summary(on_200) if on_200 else '–'} | "
+                         f"{first['training_queries']:,} | {cost} | "
                          f"{per_image or '–'} | {'$' + format(per_image * CLARIFAI_PER_1K, '.2f') if per_image else '–'} | {loss} |")
         zo = [e["accuracy"] for e in earlier if e["combo"] == combo and e["row"] == "wide-trained" and e["at"] == 20000]
+        zo_200 = [e["accuracy"] for e in earlier if e["combo"] == combo and e["row"] == "default" and e["at"] == 20000]
         if zo:
-            lines.append(f"| one program, zeroth-order default @ 20k (`bench/fewlabel.py`, wide check) | {summary(zo)} | {len(zo)} | 20,000 | $24.00 | 1 | $1.20 | – |")
+            lines.append(f"| one program, zeroth-order default @ 20k (`bench/fewlabel.py`, wide check) | {summary(zo)} | {len(zo)} | "
+                         f"{summary(zo_200) if zo_200 else '–'} | 20,000 | $24.00 | 1 | $1.20 | – |")
         bound = [json.loads(line) for line in WHITEBOX.read_text().splitlines() if line.strip()] if WHITEBOX.exists() else []
         bound = [e["accuracy"] for e in bound if (e["combo"], e["resolution"]) == (combo, "16")]
         if bound:
             lines.append(f"| one 16×16 program by autograd, full batch until the training images are fit (`bench/whitebox.py`) | "
-                         f"{summary(bound)} | {len(bound)} | – | – | 1 | $1.20 | – |")
+                         f"{summary(bound)} | {len(bound)} | – | – | – | 1 | $1.20 | – |")
         if combo in WHITEBOX_STAND_IN:
-            lines.append(f"| the same bound from a GPU stand-in of this path, 300 full-batch steps (issue #22; not rerun here) | {WHITEBOX_STAND_IN[combo]} | 3 | – | – | 1 | $1.20 | – |")
+            lines.append(f"| the same bound from a GPU stand-in of this path, 300 full-batch steps (issue #22; not rerun here) | {WHITEBOX_STAND_IN[combo]} | 3 | – | – | – | 1 | $1.20 | – |")
         lines.append("")
         plot(combo, [e for e in entries if e["combo"] == combo])
     (RESULTS / "portfolio.md").write_text("\n".join(lines))
@@ -364,6 +401,7 @@ def main() -> None:
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--revalidate", action="store_true", help="validation losses of runs measured before runs reported them")
     parser.add_argument("--picture", action="store_true", help="docs/portfolio.png from the T-shirt/Shirt run's chosen views")
+    parser.add_argument("--shared-200", action="store_true", help="every measured row of --targets/--combos on the shared 200 test images too")
     args = parser.parse_args()
     if args.picture:
         print(picture())
@@ -374,6 +412,9 @@ def main() -> None:
     combos = (TARGETS if args.targets else []) + [c for c in args.combos.split(",") if c]
     if not combos:
         sys.exit("nothing to measure: --targets or --combos")
+    if args.shared_200:
+        on_shared_200(combos, args.threads)
+        return
     rows = [r for r in args.rows.split(",") if r]
     measure(combos, [int(s) for s in args.seeds.split(",")], rows, args.test_size, args.candidates, args.threads, args.family)
 
