@@ -249,8 +249,8 @@ class Trainer:
         """The closing pass: every training image answered at the final W, and the mapping
         predictions use fitted on those answers alone. For the linear readout, fitted on the
         rolling buffer instead, whose answers come from the last epoch's programs, the readout
-        would lag behind the W it serves. Skipped if the budget no longer allows it (training leaves room for it,
-        so only a lowered budget does that)."""
+        would lag behind the W it serves. Skipped if the budget no longer allows it (training
+        leaves room for it, so only a lowered budget does that)."""
         if not state.mapping.lags(state.iteration):
             return
         self.emit("reading", state, None)
