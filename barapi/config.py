@@ -191,11 +191,15 @@ class RunConfig(BaseModel):
     pricing: Pricing | None = Field(None, description="billed by the hour or the request: how price_per_1k was reached")
     prediction_cap: PredictionCap | None = None
     shape_by_api: ShapeByApi | None = None
+    candidates_from: list[str] = Field([], description="earlier runs on the store whose programs are a portfolio's first candidates "
+                                       "after its start (copied into the run when it starts)")
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
         if "/" in self.name or not self.name.strip():
             raise ValueError(f"run name {self.name!r} must be non-empty and contain no '/'")
+        if self.candidates_from and not self.method.is_portfolio:
+            raise ValueError("--candidates-from gives a portfolio candidates: pass --views or --candidates above 1 with it")
         return self
 
 

@@ -47,7 +47,7 @@ from barapi.run.queries import QueryEngine
 from barapi.mock.heads import coarse_model, imagenet_model, trained_project
 from barapi.mock.model import ImageNetModel, InProcessClassifier
 from barapi.method.portfolio import DEFAULT_CANDIDATES, PortfolioSearch
-from barapi.store import Store
+from barapi.store import MetricRow, RunRecord, Store
 from barapi.run.trainer import Trainer
 
 BENCH = Path(__file__).resolve().parent
@@ -75,12 +75,30 @@ def served_model(name: str, network: ImageNetModel):  # noqa: ANN201 - a ServedM
     return coarse_model(name)
 
 
-def run_config(task: str, seed: int, test_size: int, candidates: int, views: int, family: str = "random") -> RunConfig:
+def run_config(task: str, seed: int, test_size: int, candidates: int, views: int, family: str = "random", seeded_by: str | None = None) -> RunConfig:
     method = MethodConfig.model_validate(PRESETS["default"].model_dump() | {"iterations": 0, "candidates": candidates, "views": views,
                                                                            "candidate_family": family})
     data = DataConfig(dataset=TASKS[task], train_per_class=TRAIN_PER_CLASS, test_size=test_size, split_seed=SPLIT_SEED)
     name = f"c{candidates}-v{views}" + ("" if family == "random" else f"-{family}")  # one run per row in the cell's store
-    return RunConfig(name=name, seed=seed, provider=ProviderConfig(name="local"), data=data, method=method)
+    name += f"-from-{seeded_by.replace('/', '-')}" if seeded_by else ""
+    return RunConfig(name=name, seed=seed, provider=ProviderConfig(name="local"), data=data, method=method,
+                     candidates_from=[f"adopted-{seeded_by.replace('/', '-')}"] if seeded_by else [])
+
+
+def adopt(combo: str, row_config: RunConfig, seed: int, into: Store) -> None:
+    """Another cell's run (the same row and seed) copied into this cell's store, so that
+    --candidates-from can name it: the views found on one task, tried on another."""
+    model, task = combo.split("/")
+    source = Store(WORK / f"portfolio-{model}-{task}-{seed}")
+    name = row_config.candidates_from[0]
+    if into.load_checkpoint(name) is not None:
+        return
+    original = row_config.name.split("-from-")[0]
+    record, checkpoint = source.get_run(original), source.load_checkpoint(original)
+    copy = RunRecord(name=name, created_at=record.created_at, updated_at=record.updated_at, status=record.status, config=record.config)
+    into.save_run(copy)
+    into.save_checkpoint(copy, checkpoint.iteration, checkpoint.state, MetricRow(run=name, iteration=checkpoint.iteration, queries_paid=0,
+                                                                                queries_cached=0, cost_usd=0.0, ts=time.time()))
 
 
 def zeroth_order(classifier: InProcessClassifier, store: Store, task: str, seed: int, test_size: int, budget: int) -> dict:
@@ -174,7 +192,8 @@ def record(entry: dict) -> None:
     print(json.dumps(entry), flush=True)
 
 
-def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_size: int, candidates: int, threads: int, family: str = "random") -> None:
+def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_size: int, candidates: int, threads: int, family: str = "random",
+            seeded_by: str | None = None) -> None:
     network = ImageNetModel(home=WORK / "home", threads=threads)
     done = {(m["combo"], m["row"], m["seed"]) for m in measured()}
     for seed in seeds:
@@ -189,6 +208,7 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
             store = Store(WORK / f"portfolio-{model}-{task}-{seed}")
             # The product's rows first; the wide random portfolios (V queries per prediction) last.
             of = ("" if candidates == DEFAULT_CANDIDATES else f"-of-{candidates}") + ("" if family == "random" else f"-{family}")
+            of += f"-from-{seeded_by}" if seeded_by else ""
             planned = [(f"selected-{v}{of}", candidates, v) for v in SELECTED_VIEWS] + [(f"random-{v}", v, v) for v in RANDOM_VIEWS]
             for budget in ZO_BUDGETS:
                 row = f"zo-{budget}"
@@ -198,7 +218,10 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
             for row, n, v in planned:
                 if (combo, row, seed) in done or (rows and row not in rows):
                     continue
-                config = run_config(task, seed, test_size, n, v, family if row.startswith("selected") else "random")
+                selected = row.startswith("selected")
+                config = run_config(task, seed, test_size, n, v, family if selected else "random", seeded_by if selected else None)
+                if config.candidates_from:
+                    adopt(seeded_by, config, seed, store)
                 split = run_split(config)
                 started = time.monotonic()
                 result = Trainer(config, classifier, store, split=split).run()  # resumes a run a kill interrupted
@@ -212,7 +235,12 @@ SHARED_TEST = 200  # bench/fewlabel.py's test set: the same training images, its
 
 
 def family_of(row: str) -> str:
+    row = row.split("-from-")[0]
     return next((f for f in ("bands", "casts", "mixed") if row.endswith(f"-{f}")), "random")
+
+
+def seeded_by_of(row: str) -> str | None:
+    return row.split("-from-")[1] if "-from-" in row else None
 
 
 def on_shared_200(combos: list[str], threads: int) -> None:
@@ -232,7 +260,8 @@ def on_shared_200(combos: list[str], threads: int) -> None:
             accuracy = no_api_lite1(task, entry["seed"], SHARED_TEST)[0]
         else:
             classifier = InProcessClassifier(network, served=served_model(model, network))
-            config = run_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"], family_of(entry["row"]))
+            config = run_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"], family_of(entry["row"]),
+                                seeded_by_of(entry["row"]))
             shared = run_split(config.model_copy(update={"data": config.data.model_copy(update={"test_size": SHARED_TEST})}))
             truth, predicted = Trainer(config, classifier, Store(WORK / f"portfolio-{model}-{task}-{entry['seed']}"), record_status=False).evaluate(shared.x_test, shared.y_test)
             accuracy = float((truth == predicted).mean())
@@ -264,8 +293,9 @@ def row_name(row: str, entry: dict) -> str:
     views = entry["views"]
     if row.startswith("random-"):
         return "zero-program (the start, readout only)" if views == 1 else f"{views} random programs, one readout"
-    family = family_of(row)
-    return f"{views} chosen of {entry['candidates']} candidates" + (f" ({family})" if family != "random" else "")
+    family, seeded_by = family_of(row), seeded_by_of(row)
+    return (f"{views} chosen of {entry['candidates']} candidates" + (f" ({family})" if family != "random" else "")
+            + (f", the first 8 after the start {seeded_by}'s chosen views" if seeded_by else ""))
 
 
 def report() -> None:
@@ -397,6 +427,8 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=2000)
     parser.add_argument("--candidates", type=int, default=48)
     parser.add_argument("--family", default="random", help="the candidates' family (barapi.method.portfolio.CANDIDATES); rows gain its name")
+    parser.add_argument("--from", dest="seeded_by", help="another cell (model/task) whose run of the same row and seed gives the first "
+                        "candidates (--candidates-from); rows gain '-from-CELL'")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--revalidate", action="store_true", help="validation losses of runs measured before runs reported them")
@@ -416,7 +448,7 @@ def main() -> None:
         on_shared_200(combos, args.threads)
         return
     rows = [r for r in args.rows.split(",") if r]
-    measure(combos, [int(s) for s in args.seeds.split(",")], rows, args.test_size, args.candidates, args.threads, args.family)
+    measure(combos, [int(s) for s in args.seeds.split(",")], rows, args.test_size, args.candidates, args.threads, args.family, args.seeded_by)
 
 
 if __name__ == "__main__":

@@ -132,6 +132,11 @@ def run_options(
                      "(a frequency band); a colour cast each; or the three in turn. (default: random; fitted to a few-label API, "
                      f"{FEW_LABEL_FAMILY})", rich_help_panel="Portfolio"),
     ] = None,
+    candidates_from: Annotated[
+        Optional[list[str]],
+        typer.Option(metavar="RUN", help="An earlier run on this store (repeatable) whose programs are tried as candidates first, after the start: "
+                     "views found on one task, tried on another.", rich_help_panel="Portfolio"),
+    ] = None,
     max_usd_per_1k_predictions: Annotated[
         Optional[float],
         typer.Option(min=0, help="Most dollars 1,000 predictions may cost: caps the views at the provider's price.", rich_help_panel="Portfolio"),
@@ -259,8 +264,9 @@ def run_options(
     views_given = views is not None
     one_program_flags = (iterations, q, beta, lr, lr_decay, estimator, optimizer, loss, mapping, batch_size, eval_every, keep_better_start)
     # Nothing said about the run's shape: it is fitted to the kind of API (barapi.run.planning.shaped).
-    by_api = preset == "default" and views is None and candidates is None and candidate_family is None and all(v is None for v in one_program_flags)
-    if not by_api and (views is not None or max_usd_per_1k_predictions is not None or candidate_family is not None):
+    portfolio_flags = (views, candidates, candidate_family, candidates_from)
+    by_api = preset == "default" and all(v is None for v in portfolio_flags + one_program_flags)
+    if not by_api and (views is not None or max_usd_per_1k_predictions is not None or candidate_family is not None or candidates_from):
         views = views or DEFAULT_VIEWS
     if candidates is None and views is not None and views > 1:
         candidates = max(views, DEFAULT_CANDIDATES)
@@ -314,6 +320,7 @@ def run_options(
             pricing=pricing,
             prediction_cap=None if max_usd_per_1k_predictions is None else PredictionCap(usd_per_1k=max_usd_per_1k_predictions, views_asked=views_given),
             shape_by_api=ShapeByApi() if by_api else None,
+            candidates_from=candidates_from or [],
         )
 
     return config

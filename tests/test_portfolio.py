@@ -76,6 +76,40 @@ def test_each_candidate_family_draws_its_own_programs_and_the_same_again_on_resu
         run.method.model_validate(run.method.model_dump() | {"candidate_family": "noise"})
 
 
+def test_candidates_from_an_earlier_run_are_its_programs_as_they_were_when_this_run_started(tmp_path: Path) -> None:
+    from barapi.method.portfolio import CANDIDATES, PortfolioSearch
+    from barapi.method.program import starting_parameters
+    from barapi.run.checkpoint import load_state
+
+    def earlier(store: Store, candidates: int = 4, views: int = 2) -> None:
+        Trainer(config(candidates=candidates, views=views, name="earlier", seed=5), ProjectionModel(), store).run()
+
+    later = config(candidates=5, views=2, name="later", candidates_from=["earlier"])
+    reference_store = Store(tmp_path / "ref")
+    earlier(reference_store)
+    reference = Trainer(later, ProjectionModel(), reference_store).run()
+    store = Store(tmp_path / "crashed")
+    earlier(store)
+    views_then = load_state(store, "earlier").views
+    with pytest.raises(ProviderError):
+        Trainer(later, ProjectionModel(fail_after=12), store).run()  # the earlier views are cached; killed in the third candidate
+    earlier(store, candidates=8, views=3)  # the earlier run grows meanwhile: its views change
+    resumed = Trainer(later, ProjectionModel(), store)
+    result = resumed.run()
+    assert (result.program_sha256, result.queries_paid) == (reference.program_sha256, reference.queries_paid)
+    np.testing.assert_array_equal(resumed.earlier, views_then)
+    # The start, the earlier run's two views, then the family's programs numbered from 1.
+    search, start = PortfolioSearch(2, 10, "random", resumed.earlier), starting_parameters(later.method, later.seed)
+    expected = [start, *views_then, CANDIDATES["random"](start, later.seed, 1), CANDIDATES["random"](start, later.seed, 2)]
+    assert all(np.array_equal(search.candidate(k, start, later.seed), w) for k, w in enumerate(expected))
+    coarse = later.model_copy(update={"name": "coarse", "method": later.method.model_copy(
+        update={"geometry": later.method.geometry.model_copy(update={"program_resolution": 8})})})
+    with pytest.raises(ConfigError, match="same --program-resolution"):
+        Trainer(coarse, ProjectionModel(), store).run()
+    with pytest.raises(ValidationError, match="--candidates-from gives a portfolio"):
+        RunConfig.model_validate(small_config().model_dump() | {"candidates_from": ["earlier"]})
+
+
 def test_more_candidates_and_views_later_reuse_every_answer_already_paid(tmp_path: Path) -> None:
     store = Store(tmp_path / "grown")
     first = Trainer(config(candidates=4, views=2), ProjectionModel(), store).run()
@@ -236,4 +270,7 @@ def test_train_export_predict_and_resume_know_the_views(home: Path, fake_provide
     grown = last_json(invoke("resume", "p", "--candidates", "6", "--views", "3", "--json").output)
     assert (grown["views"], grown["candidates_paid"]) == (3, 6)
     assert_one_line_error(invoke("resume", "q", "--views", "3"), "--views 2 or fewer")  # the run's cap still holds
+    seeded = last_json(invoke("train", *PORTFOLIO_FLAGS, "--name", "s", "--seed", "3", "--candidates-from", "p", "--json").output)
+    assert (seeded["views"], seeded["candidates_paid"]) == (2, 4)
+    assert_one_line_error(invoke("train", *PORTFOLIO_FLAGS, "--name", "t", "--candidates-from", "ghost"), "'ghost'")
     assert grown["queries_paid"] - trained["queries_paid"] <= 2 * 30 + 3 * 10  # the new candidates; test answers of new views

@@ -118,14 +118,19 @@ class Portfolio:
 class PortfolioSearch:
     """Ask for candidates, tell their answers on the training images, then choose V of them."""
 
-    def __init__(self, views: int, n_classes: int, generate: str = "random") -> None:
+    def __init__(self, views: int, n_classes: int, generate: str = "random", earlier: np.ndarray | None = None) -> None:
         self.views, self.n_classes = views, n_classes
         self.generate = CANDIDATES[generate]
+        self.earlier = [] if earlier is None else list(earlier)  # programs of earlier runs, tried first
         self.answers: list[np.ndarray] = []  # (n, labels) per candidate told so far
 
     def candidate(self, k: int, start: np.ndarray, seed: int) -> np.ndarray:
-        """Candidate 0 is the run's own start (the zero-program); the rest come from the registry."""
-        return start if k == 0 else self.generate(start, seed, k)
+        """Candidate 0 is the run's own start (the zero-program), then the earlier runs' programs;
+        the rest come from the registry, numbered as in a run without earlier ones (so the two
+        share their cached answers)."""
+        if k == 0:
+            return start
+        return self.earlier[k - 1] if k <= len(self.earlier) else self.generate(start, seed, k - len(self.earlier))
 
     def tell(self, dense: np.ndarray) -> None:
         self.answers.append(dense)

@@ -42,7 +42,7 @@ class CandidateSearch:
         method = run.config.method
         if not method.is_portfolio or (run.portfolio is not None and state.candidates_paid == method.candidates and run.portfolio.views == method.views):
             return True
-        search = PortfolioSearch(method.views, run.split.n_classes, method.candidate_family)
+        search = PortfolioSearch(method.views, run.split.n_classes, method.candidate_family, run.earlier)
         start = starting_parameters(method, run.config.seed)
         programs, complete = [], True
         for k in range(method.candidates):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from barapi.method import labels as labelling
-from barapi.run.checkpoint import RunState, load_state
+from barapi.run.checkpoint import RunState, load_state, require_state
 from barapi.classifier import Classifier, Scores, SelectableLabels, canvas_encoding
 from barapi.config import MethodConfig, RunConfig
 from barapi.data import Split, run_split
@@ -79,6 +79,7 @@ class Trainer:
         self.stages = list(stages) if stages is not None else stages_for(method)
         self.selection: Selection | None = None
         self.portfolio: Portfolio | None = None
+        self.earlier: np.ndarray | None = None  # --candidates-from: the earlier runs' programs, as this run started
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -172,6 +173,7 @@ class Trainer:
         method = self.config.method
         w0 = starting_parameters(method, self.config.seed)
         self.optimizer.w = w0
+        self.earlier = self._earlier_programs(w0.shape) if self.config.candidates_from else None
         images = self.program.encode_batch(w0, self.split.x_train)
         self._check_budget_covers_the_essentials()
         with self.engine.ending():
@@ -214,6 +216,18 @@ class Trainer:
                 f"and the test set ({testing}): {needed} queries before any training; raise --budget / --max-queries "
                 "or lower --train-per-class / --test-size" + (" / --views" if self.config.method.views > 1 else "")
             )
+
+    def _earlier_programs(self, shape: tuple[int, ...]) -> np.ndarray:
+        """--candidates-from: every program the earlier runs serve, copied into this run (a resume
+        tries the same ones whatever became of those runs since)."""
+        programs = []
+        for name in self.config.candidates_from:
+            views = require_state(self.store, name).views
+            if views.shape[1:] != shape:
+                raise ConfigError(f"run {name!r}'s programs have W of shape {views.shape[1:]}, this run's {shape}: give both the same "
+                                  "--program-resolution, --program-basis and --visible-size")
+            programs += list(views)
+        return np.stack(programs)
 
     def _vocabulary(self, first_image: bytes) -> tuple[list[str], bool, bool]:
         """The provider's labels, whether it published them, and whether they are all of them:
@@ -345,6 +359,7 @@ class Trainer:
         self._current = state
         arrays = self.optimizer.state() | state.mapping.state(state.iteration) | (self.selection.state() if self.selection else {})
         arrays |= (self.portfolio.state() if self.portfolio else {}) | {"portfolio.paid": np.asarray(state.candidates_paid)}
+        arrays |= {"portfolio.earlier": self.earlier} if self.earlier is not None else {}
         blob = RunState(state.iteration, state.vocabulary, state.recent_correct, state.last_loss, arrays).encode()
         paid, spent = self.budget.spent_queries, self.budget.spent_usd
         metrics = MetricRow(
@@ -361,6 +376,7 @@ class Trainer:
         self.optimizer.load(saved.arrays)
         self.selection = Selection.restored(saved.arrays)
         self.portfolio = Portfolio.restored(saved.arrays)
+        self.earlier = saved.arrays.get("portfolio.earlier")
         mapping = restored_mapping(self.config.method, self.split.n_classes, saved.arrays, saved.iteration)
         paid = int(saved.arrays.get("portfolio.paid", 0))
         state = State(saved.iteration, saved.vocabulary, mapping, saved.recent_correct, saved.last_loss, paid)
