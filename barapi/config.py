@@ -104,7 +104,8 @@ class MethodConfig(BaseModel):
 
     views: int = Field(1, ge=1, description="programs each prediction is sent through (barapi.method.portfolio): V queries per predicted image")
     candidates: int = Field(1, ge=1, description="programs whose answers on the training images are paid for, of which the views are chosen")
-    candidate_family: str = Field("random", description="how the candidates are drawn (barapi.method.portfolio.CANDIDATES)")
+    # Cosine bands measured better than random programs on every few-label cell (bench/results/portfolio.md).
+    candidate_family: str = Field("bands", description="how the candidates are drawn (barapi.method.portfolio.CANDIDATES)")
 
     @model_validator(mode="after")
     def _check(self) -> MethodConfig:

@@ -14,7 +14,7 @@ from barapi.cli.providers import ProviderChoice, price_of, provider_options
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, PredictionCap, RunConfig, ShapeByApi
 from barapi.errors import ConfigError
-from barapi.method.portfolio import CANDIDATE_QUERIES, CANDIDATES, DEFAULT_CANDIDATES, DEFAULT_VIEWS, FEW_LABEL_FAMILY, FEW_LABELS
+from barapi.method.portfolio import CANDIDATE_QUERIES, CANDIDATES, DEFAULT_CANDIDATES, DEFAULT_VIEWS, FEW_LABELS
 from barapi.method.bases import BASES
 from barapi.method.losses import LOSSES
 from barapi.method.mapping import MAPPINGS
@@ -129,8 +129,7 @@ def run_options(
     candidate_family: Annotated[
         Optional[str],
         typer.Option(help=f"How candidates are drawn, {choices(CANDIDATES)}: random programs at three scales; one cosine wave each "
-                     "(a frequency band); a colour cast each; or the three in turn. (default: random; fitted to a few-label API, "
-                     f"{FEW_LABEL_FAMILY})", rich_help_panel="Portfolio"),
+                     "(a frequency band); a colour cast each; or the three in turn. (default: bands, measured best)", rich_help_panel="Portfolio"),
     ] = None,
     candidates_from: Annotated[
         Optional[list[str]],

@@ -29,13 +29,12 @@ from barapi.method.streams import Stream, generator
 DEFAULT_VIEWS = 8
 DEFAULT_CANDIDATES = 48
 # The default run by kind of API (barapi.run.planning.shaped; bench/results/portfolio.md): an API
-# answering at most FEW_LABELS labels gets 8 views chosen of cosine-band candidates, as many as
+# answering at most FEW_LABELS labels gets 8 views chosen of candidates (cosine bands), as many as
 # CANDIDATE_QUERIES training queries pay for, 16 to 48 (48 at 100 training images, 20 at 500); a larger
 # vocabulary keeps the one program. Measured at 5 and 10 labels (the portfolio far ahead) and at
 # 1,000 (the one program ahead); label counts between are not measured.
 FEW_LABELS = 100
 CANDIDATE_QUERIES = 10_000
-FEW_LABEL_FAMILY = "bands"
 # Random programs W ~ N(0, s²) in the program's basis, s cycling through these: small moves
 # around grey, programs that saturate half the canvas, and near-binary ones.
 RANDOM_SCALES = (0.5, 1.0, 2.0)

@@ -14,7 +14,7 @@ from barapi.method.mapping import MAPPINGS, closing_queries, new_mapping
 from barapi.errors import ConfigError
 from barapi.money import Budget, Estimate, cost_usd
 from barapi.method.optim import optimizer_for
-from barapi.method.portfolio import CANDIDATE_QUERIES, DEFAULT_CANDIDATES, DEFAULT_VIEWS, FEW_LABEL_FAMILY, FEW_LABELS
+from barapi.method.portfolio import CANDIDATE_QUERIES, DEFAULT_CANDIDATES, DEFAULT_VIEWS, FEW_LABELS
 from barapi.method.signal import StepSignal, signal_figures
 from barapi.method.program import Program, starting_parameters
 from barapi.run.queries import LedgerMeter
@@ -61,12 +61,12 @@ def completed(config: RunConfig, classifier: Classifier, split: Split, store: St
 
 
 def shaped(config: RunConfig, labels: int, n_train: int) -> RunConfig:
-    """The measured default for this kind of API: through few labels, 8 views chosen of cosine-band
-    candidates (as many as CANDIDATE_QUERIES pay for); through many, the one program."""
+    """The measured default for this kind of API: through few labels, 8 views chosen of as many
+    candidates as CANDIDATE_QUERIES pay for; through many, the one program."""
     method = config.method
     if labels <= FEW_LABELS:
         candidates = min(DEFAULT_CANDIDATES, max(2 * DEFAULT_VIEWS, CANDIDATE_QUERIES // n_train))
-        method = MethodConfig.model_validate(method.model_dump() | {"views": DEFAULT_VIEWS, "candidates": candidates, "iterations": 0, "candidate_family": FEW_LABEL_FAMILY})
+        method = MethodConfig.model_validate(method.model_dump() | {"views": DEFAULT_VIEWS, "candidates": candidates, "iterations": 0})
     return config.model_copy(update={"method": method, "shape_by_api": ShapeByApi(labels=labels)})
 
 
