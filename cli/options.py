@@ -314,7 +314,7 @@ def run_options(
             budget_usd=budget,
             max_queries=max_queries,
             pool=pool,
-            # An hourly price without a throughput is completed once measured (barapi.run.planning.priced).
+            # An hourly price without a throughput is completed once measured (barapi.run.planning.completed).
             price_per_1k=price_of(provider, price_per_1k) if pricing is None else pricing.per_1k if pricing.complete else 0.0,
             pricing=pricing,
             prediction_cap=None if max_usd_per_1k_predictions is None else PredictionCap(usd_per_1k=max_usd_per_1k_predictions, views_asked=views_given),
