@@ -2,8 +2,9 @@
 # The portfolio benchmark on two cores, in the order the issue's targets need it: V ≤ 8 on every
 # target cell and seed; the digits' views within 10,000 training queries (20 candidates of 500
 # images); the 1,000-label model beside the single-program default at the same training queries;
-# 8 views of 96 candidates; the baselines; then the wide random portfolios (V = 16–48) on seed 0.
-# Every line resumes where a kill left it.
+# 8 views of 96 candidates; the baselines; the default's cosine bands (and those seeded with the
+# other Fashion pair's views); the coarse-2 cell; the shared 200 test images; then the wide random
+# portfolios (V = 16–48) on seed 0. Every line resumes where a kill left it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -19,3 +20,12 @@ WIDE=random-16,random-32,random-48
   $PY bench/portfolio.py --targets --rows noapi,lite1
   $PY bench/portfolio.py --combos coarse-5/pullover-coat --seeds 0 --rows $WIDE; } &
 wait
+BANDS="$PY bench/portfolio.py --family bands"
+$BANDS --targets --rows selected-8-bands
+$BANDS --combos project/digits --candidates 20 --rows selected-8-of-20-bands
+$BANDS --combos coarse-5/tshirt-shirt --from coarse-5/pullover-coat --rows selected-8-bands-from-coarse-5/pullover-coat
+$BANDS --combos coarse-5/pullover-coat --from coarse-5/tshirt-shirt --rows selected-8-bands-from-coarse-5/tshirt-shirt
+$PY bench/portfolio.py --combos coarse-2/tshirt-shirt --rows noapi,random-1,selected-8
+$BANDS --combos coarse-2/tshirt-shirt --rows selected-8-bands
+$PY bench/portfolio.py --targets --shared-200
+$PY bench/portfolio.py --combos coarse-2/tshirt-shirt --shared-200
