@@ -31,7 +31,7 @@ DEFAULT_CANDIDATES = 48
 # The default run by kind of API (barapi.run.planning.shaped; bench/results/portfolio.md): an API
 # answering at most FEW_LABELS labels gets 8 views chosen of candidates (cosine bands), as many as
 # CANDIDATE_QUERIES training queries pay for, 16 to 48 (48 at 100 training images, 20 at 500); a larger
-# vocabulary keeps the one program. Measured at 5 and 10 labels (the portfolio far ahead) and at
+# vocabulary keeps the one program. Measured at 2, 5 and 10 labels (the portfolio far ahead) and at
 # 1,000 (the one program ahead); label counts between are not measured.
 FEW_LABELS = 100
 CANDIDATE_QUERIES = 10_000
