@@ -77,7 +77,7 @@ class Geometry(BaseModel):
 class MethodConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    iterations: int = Field(20, ge=0, description="zeroth-order steps of the one program (0: serve the start, or the portfolio)")
+    iterations: int = Field(20, ge=0, description="zeroth-order steps of the one program (0: serve the start), or of a portfolio's views, one view after another")
     batch_size: int = Field(20, ge=1)
     q: int = Field(5, ge=1)
     beta: float | None = Field(None, gt=0, description="radius of the estimator's perturbation; None: PERTURBATION_LEVELS grey levels per coordinate of W")
@@ -123,10 +123,6 @@ class MethodConfig(BaseModel):
             raise ValueError(f"{self.views} views need at least as many candidates (got {self.candidates}): raise --candidates")
         if self.is_portfolio and not MAPPINGS[self.mapping].reads_every_label:
             raise ValueError(f"a portfolio is read by one linear readout over its views' answers: use --mapping linear, not {self.mapping}")
-        if self.is_portfolio and self.iterations:
-            raise ValueError(
-                "refining a portfolio's views by zeroth-order steps is not built: pass --iterations 0 with --views/--candidates above 1"
-            )
         return self
 
     @property

@@ -11,7 +11,8 @@ cells) and seed, on one split shared by all rows (50 training images per class, 
 - ``random-V``: the first V candidates (the run's start, then random programs) all served, one
   readout over their answers (``barapi train --candidates V --views V``), V in ``--views``;
 - ``selected-V``: V views chosen of ``--candidates`` by cross-validation on the training images
-  (``barapi train --candidates N --views V``);
+  (``barapi train --candidates N --views V``); with ``--refine T`` (rows gain ``-refined-T``) the
+  chosen views then refined by T zeroth-order steps (``--iterations T``);
 
 each a real ``Trainer`` run (budget, cache, ledger), so the figures are what the product
 reports: test accuracy, training queries (label mapping + candidates; evaluation is
@@ -39,7 +40,7 @@ import numpy as np
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import run_split
 from barapi.method.labels import fill_missing
-from barapi.method.mapping import closing_queries
+from barapi.method.mapping import closing_passes, closing_queries
 from barapi.money import Budget
 from barapi.run.planning import iterations_within, queries_per_step
 from barapi.method.program import Program, starting_parameters
@@ -75,12 +76,14 @@ def served_model(name: str, network: ImageNetModel):  # noqa: ANN201 - a ServedM
     return coarse_model(name)
 
 
-def run_config(task: str, seed: int, test_size: int, candidates: int, views: int, family: str = "random", seeded_by: str | None = None) -> RunConfig:
-    method = MethodConfig.model_validate(PRESETS["default"].model_dump() | {"iterations": 0, "candidates": candidates, "views": views,
+def run_config(task: str, seed: int, test_size: int, candidates: int, views: int, family: str = "random", seeded_by: str | None = None,
+               refine: int = 0) -> RunConfig:
+    method = MethodConfig.model_validate(PRESETS["default"].model_dump() | {"iterations": refine, "candidates": candidates, "views": views,
                                                                            "candidate_family": family})
     data = DataConfig(dataset=TASKS[task], train_per_class=TRAIN_PER_CLASS, test_size=test_size, split_seed=SPLIT_SEED)
     name = f"c{candidates}-v{views}" + ("" if family == "random" else f"-{family}")  # one run per row in the cell's store
     name += f"-from-{seeded_by.replace('/', '-')}" if seeded_by else ""
+    name += f"-refined-{refine}" if refine else ""
     return RunConfig(name=name, seed=seed, provider=ProviderConfig(name="local"), data=data, method=method,
                      candidates_from=[f"adopted-{seeded_by.replace('/', '-')}"] if seeded_by else [])
 
@@ -193,7 +196,7 @@ def record(entry: dict) -> None:
 
 
 def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_size: int, candidates: int, threads: int, family: str = "random",
-            seeded_by: str | None = None) -> None:
+            seeded_by: str | None = None, refine: int = 0) -> None:
     network = ImageNetModel(home=WORK / "home", threads=threads)
     done = {(m["combo"], m["row"], m["seed"]) for m in measured()}
     for seed in seeds:
@@ -209,6 +212,7 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
             # The product's rows first; the wide random portfolios (V queries per prediction) last.
             of = ("" if candidates == DEFAULT_CANDIDATES else f"-of-{candidates}") + ("" if family == "random" else f"-{family}")
             of += f"-from-{seeded_by}" if seeded_by else ""
+            of += f"-refined-{refine}" if refine else ""
             planned = [(f"selected-{v}{of}", candidates, v) for v in SELECTED_VIEWS] + [(f"random-{v}", v, v) for v in RANDOM_VIEWS]
             for budget in ZO_BUDGETS:
                 row = f"zo-{budget}"
@@ -219,28 +223,39 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
                 if (combo, row, seed) in done or (rows and row not in rows):
                     continue
                 selected = row.startswith("selected")
-                config = run_config(task, seed, test_size, n, v, family if selected else "random", seeded_by if selected else None)
+                config = run_config(task, seed, test_size, n, v, family if selected else "random", seeded_by if selected else None,
+                                    refine if selected else 0)
                 if config.candidates_from:
                     adopt(seeded_by, config, seed, store)
                 split = run_split(config)
                 started = time.monotonic()
                 result = Trainer(config, classifier, store, split=split).run()  # resumes a run a kill interrupted
+                steps, n_train = config.method.iterations, len(split.y_train)
+                refining = steps * queries_per_step(config.method) + closing_passes(config.method) * closing_queries(config.method, n_train)
                 record({"combo": combo, "row": row, "seed": seed, "accuracy": result.test_accuracy, "test_images": len(split.y_test),
-                        "candidates": n, "views": result.views, "training_queries": n * len(split.y_train),
+                        "candidates": n, "views": result.views, "training_queries": n * n_train + refining, "iterations": result.iterations,
                         "queries_per_prediction": result.queries_per_prediction, "validation_loss": result.validation_loss,
-                        "seconds": round(time.monotonic() - started, 1)})
+                        "step_signal": result.step_signal, "seconds": round(time.monotonic() - started, 1)})
 
 
 SHARED_TEST = 200  # bench/fewlabel.py's test set: the same training images, its test images among the 2,000
 
 
 def family_of(row: str) -> str:
-    row = row.split("-from-")[0]
+    row = row.split("-from-")[0].split("-refined-")[0]
     return next((f for f in ("bands", "casts", "mixed") if row.endswith(f"-{f}")), "random")
 
 
+def kind_of(row: str) -> str:
+    return "refined" if "-refined-" in row else row.split("-")[0]
+
+
+def refined_of(row: str) -> int:
+    return int(row.split("-refined-")[1]) if "-refined-" in row else 0
+
+
 def seeded_by_of(row: str) -> str | None:
-    return row.split("-from-")[1] if "-from-" in row else None
+    return row.split("-from-")[1].split("-refined-")[0] if "-from-" in row else None
 
 
 def on_shared_200(combos: list[str], threads: int) -> None:
@@ -261,7 +276,7 @@ def on_shared_200(combos: list[str], threads: int) -> None:
         else:
             classifier = InProcessClassifier(network, served=served_model(model, network))
             config = run_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"], family_of(entry["row"]),
-                                seeded_by_of(entry["row"]))
+                                seeded_by_of(entry["row"]), refined_of(entry["row"]))
             shared = run_split(config.model_copy(update={"data": config.data.model_copy(update={"test_size": SHARED_TEST})}))
             truth, predicted = Trainer(config, classifier, Store(WORK / f"portfolio-{model}-{task}-{entry['seed']}"), record_status=False).evaluate(shared.x_test, shared.y_test)
             accuracy = float((truth == predicted).mean())
@@ -293,9 +308,10 @@ def row_name(row: str, entry: dict) -> str:
     views = entry["views"]
     if row.startswith("random-"):
         return "zero-program (the start, readout only)" if views == 1 else f"{views} random programs, one readout"
-    family, seeded_by = family_of(row), seeded_by_of(row)
+    family, seeded_by, refine = family_of(row), seeded_by_of(row), refined_of(row)
     return (f"{views} chosen of {entry['candidates']} candidates" + (f" ({family})" if family != "random" else "")
-            + (f", the first 8 after the start {seeded_by}'s chosen views" if seeded_by else ""))
+            + (f", the first 8 after the start {seeded_by}'s chosen views" if seeded_by else "")
+            + (f", then refined by {refine} zeroth-order steps ({refine // views}–{-(-refine // views)} a view)" if refine else ""))
 
 
 def report() -> None:
@@ -358,8 +374,8 @@ def plot(combo: str, entries: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for kind, marker in (("random", "o"), ("selected", "s")):
-        rows = sorted({e["row"] for e in entries if e["row"].startswith(kind)}, key=lambda r: int(r.split("-")[1]))
+    for kind, marker in (("random", "o"), ("selected", "s"), ("refined", "^")):
+        rows = sorted({e["row"] for e in entries if kind_of(e["row"]) == kind}, key=lambda r: (int(r.split("-")[1]), refined_of(r)))
         points = [(e["training_queries"], e["queries_per_prediction"], [x["accuracy"] for x in entries if x["row"] == row]) for row in rows
                   for e in [next(x for x in entries if x["row"] == row)]]
         for axis, index in ((axes[0], 0), (axes[1], 1)):
@@ -429,6 +445,8 @@ def main() -> None:
     parser.add_argument("--family", default="random", help="the candidates' family (barapi.method.portfolio.CANDIDATES); rows gain its name")
     parser.add_argument("--from", dest="seeded_by", help="another cell (model/task) whose run of the same row and seed gives the first "
                         "candidates (--candidates-from); rows gain '-from-CELL'")
+    parser.add_argument("--refine", type=int, default=0, help="the chosen views then refined by this many zeroth-order steps; rows gain "
+                        "'-refined-T'")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--revalidate", action="store_true", help="validation losses of runs measured before runs reported them")
@@ -448,7 +466,8 @@ def main() -> None:
         on_shared_200(combos, args.threads)
         return
     rows = [r for r in args.rows.split(",") if r]
-    measure(combos, [int(s) for s in args.seeds.split(",")], rows, args.test_size, args.candidates, args.threads, args.family, args.seeded_by)
+    measure(combos, [int(s) for s in args.seeds.split(",")], rows, args.test_size, args.candidates, args.threads, args.family, args.seeded_by,
+            args.refine)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,8 @@ def run_options(
     ] = None,
     iterations: Annotated[
         Optional[int],
-        typer.Option(min=0, help=f"Optimiser steps. (preset: {_DEFAULT_METHOD.iterations}; 0 with a portfolio)", rich_help_panel="Method"),
+        typer.Option(min=0, help=f"Optimiser steps (preset: {_DEFAULT_METHOD.iterations}). With a portfolio: steps refining its chosen views, "
+                     "one view after another (default 0).", rich_help_panel="Method"),
     ] = None,
     views: Annotated[
         Optional[int],

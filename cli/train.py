@@ -15,6 +15,7 @@ from barapi.run.checkpoint import load_config
 from barapi.config import MethodConfig, RunConfig
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.money import Estimate
+from barapi.method.portfolio import refinement_blocks
 from barapi.method.signal import SignalReading
 from barapi.run.planning import completed, estimate_run, within_prediction_cap
 from barapi.store import Store
@@ -114,7 +115,7 @@ def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, sp
         typer.echo(json.dumps(result.as_json()))
         return
     portfolio = result.candidates_paid is not None
-    steps = "" if portfolio else f" after {result.iterations} iterations"
+    steps = f" after {result.iterations} iterations" if result.iterations or not portfolio else ""
     training = "" if portfolio else f", train accuracy {percent(result.train_accuracy)}"
     typer.echo(
         f"run {result.run}: {result.status}{steps} — test accuracy {percent(result.test_accuracy)}{training}, "
@@ -129,7 +130,11 @@ def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, sp
         )
     if result.step_signal is not None:
         reading = SignalReading(result.step_signal, result.step_signal_expected, result.step_signal_null_sd)
-        typer.echo(f"the program's steps: {reading.describe(result.iterations)}")
+        if portfolio:
+            blocks = refinement_blocks(result.iterations, result.views)
+            typer.echo(f"the last refined view's steps: {reading.describe(int(blocks[-1] - blocks[-2]))}")
+        else:
+            typer.echo(f"the program's steps: {reading.describe(result.iterations)}")
     if result.selection is not None:
         kept = result.selection["kept"]
         typer.echo(

@@ -122,6 +122,83 @@ def test_more_candidates_and_views_later_reuse_every_answer_already_paid(tmp_pat
     assert grown.queries_paid - first.queries_paid < fresh.queries_paid
 
 
+def refined(iterations: int = 6, **changes: object) -> RunConfig:
+    """3 views of 6 candidates, then ``iterations`` zeroth-order steps (4 images × 3 points each)."""
+    run = config(**changes)
+    return run.model_copy(update={"method": run.method.model_copy(update={"iterations": iterations})})
+
+
+def test_refined_views_cost_what_was_estimated_and_each_moves_in_its_own_block(tmp_path: Path) -> None:
+    from barapi.method.portfolio import Portfolio, refinement_blocks
+    from barapi.run.checkpoint import load_state
+
+    chosen = Trainer(config(), ProjectionModel(), Store(tmp_path / "chosen")).run()
+    store = Store(tmp_path / "refined")
+    planned = estimate_run(refined(), ProjectionModel(), store)
+    assert (planned.training, planned.readout) == (6 * 4 * 3, 3 * N_TRAIN)  # 6 steps; each view's training images read again
+    result = Trainer(refined(), ProjectionModel(), store).run()
+    # Each block's first step reads its view's answers on the batch from the candidates' pass.
+    assert result.queries_paid == planned.total - 3 * 4
+    assert (result.iterations, result.views, result.status) == (6, 3, "completed")
+    before = Portfolio.restored(load_state(Store(tmp_path / "chosen"), "run").arrays)
+    after = Portfolio.restored(load_state(store, "run").arrays)
+    np.testing.assert_array_equal(after.chosen, before.chosen)  # the same views, refined
+    assert all(not np.array_equal(a, b) for a, b in zip(after.programs, before.programs, strict=True))
+    assert result.program_sha256 != chosen.program_sha256
+    np.testing.assert_array_equal(refinement_blocks(6, 3), [0, 2, 4, 6])
+    np.testing.assert_array_equal(refinement_blocks(2, 3), [0, 0, 1, 2])  # fewer steps than views: the first view keeps its program
+    two = Trainer(refined(2, name="two"), ProjectionModel(), Store(tmp_path / "two")).run()
+    kept = Portfolio.restored(load_state(Store(tmp_path / "two"), "two").arrays)
+    assert np.array_equal(kept.programs[0], before.programs[0]) and not np.array_equal(kept.programs[1], before.programs[1])
+    assert two.queries_paid == estimate_run(refined(2, name="two"), ProjectionModel(), Store(tmp_path / "two-estimate")).total - 2 * 4
+
+
+# Calls of 4 images: the label mapping and candidates take 48; view 0's steps end at 53, its
+# training images are read again by 61, view 1's steps run to 66.
+@pytest.mark.parametrize("crash_after", [51, 57, 64])
+def test_a_portfolio_killed_while_refining_resumes_bit_identically(tmp_path: Path, crash_after: int) -> None:
+    reference = Trainer(refined(), ProjectionModel(), Store(tmp_path / "ref")).run()
+    store = Store(tmp_path / "crashed")
+    with pytest.raises(ProviderError):
+        Trainer(refined(), ProjectionModel(fail_after=crash_after), store).run()
+    resumed = Trainer(refined(), ProjectionModel(), store).run()
+    assert (resumed.program_sha256, resumed.test_accuracy, resumed.queries_paid) == (
+        reference.program_sha256, reference.test_accuracy, reference.queries_paid)
+
+
+def test_a_refinement_the_budget_stops_serves_the_finished_views_and_resumes_as_if_never_stopped(tmp_path: Path) -> None:
+    from barapi.method.portfolio import Portfolio
+    from barapi.run.checkpoint import load_state
+
+    reference = Trainer(refined(), ProjectionModel(), Store(tmp_path / "ref")).run()
+    chosen = Trainer(config(), ProjectionModel(), Store(tmp_path / "chosen")).run()
+    store = Store(tmp_path / "short")
+    # 180 for the candidates, 20 for view 0's steps, 30 to read it again, 8 for view 1's first
+    # step; kept aside: 30 for view 1's read and 3 × 20 for the test set.
+    stopped = Trainer(refined(budget_usd=(238 + 30 + 60 + 5) / 1000), ProjectionModel(), store).run()
+    assert (stopped.status, stopped.iterations) == ("budget_exhausted", 3)
+    assert stopped.test_accuracy is not None and stopped.queries_paid == 238 + 60
+    served = Portfolio.restored(load_state(store, "run").arrays).programs
+    unrefined = Portfolio.restored(load_state(Store(tmp_path / "chosen"), "run").arrays).programs
+    assert not np.array_equal(served[0], unrefined[0])  # view 0's block ended: refined
+    np.testing.assert_array_equal(served[1:], unrefined[1:])  # view 1's stopped mid-block: served as chosen
+    assert stopped.program_sha256 not in (reference.program_sha256, chosen.program_sha256)
+    resumed = Trainer(refined(), ProjectionModel(), store).run()
+    assert (resumed.program_sha256, resumed.test_accuracy) == (reference.program_sha256, reference.test_accuracy)
+
+
+def test_refined_views_are_not_chosen_again_or_laid_out_anew_on_resume(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    Trainer(refined(), ProjectionModel(), store).run()
+    with pytest.raises(ConfigError, match="--candidates-from run"):
+        Trainer(refined(candidates=8), ProjectionModel(), store).run()
+    with pytest.raises(ConfigError, match="--iterations 6"):
+        Trainer(refined(9), ProjectionModel(), store).run()
+    # A portfolio that was never refined can be: its views are refined from where they were chosen.
+    Trainer(config(name="later"), ProjectionModel(), store).run()
+    assert Trainer(refined(3, name="later"), ProjectionModel(), store).run().iterations == 3
+
+
 def test_a_budget_reserves_the_test_set_through_every_view(tmp_path: Path) -> None:
     needed = N_TRAIN + 3 * N_TEST  # the label mapping's pass, then the test set through 3 views
     with pytest.raises(ConfigError, match="--views"):
@@ -158,7 +235,6 @@ def test_one_candidate_and_one_view_is_the_single_program_method(tmp_path: Path)
 
 @pytest.mark.parametrize(("settings", "fragment"), [
     ({"candidates": 2, "views": 3}, "raise --candidates"),
-    ({"candidates": 4, "views": 2, "iterations": 5}, "--iterations 0"),
     ({"candidates": 4, "views": 2, "mapping": "frequency"}, "--mapping linear"),
 ])
 def test_a_portfolio_that_cannot_run_is_refused_with_the_fix(settings: dict, fragment: str) -> None:

@@ -286,8 +286,17 @@ def new_mapping(method: MethodConfig, n_classes: int, vocabulary_size: int) -> t
 
 
 def closing_queries(method: MethodConfig, n_train: int) -> int:
-    """The closing pass's queries: the mapping's, when training moved W away from the start."""
-    return MAPPINGS[method.mapping].closing_queries(n_train) if method.iterations else 0
+    """One closing pass's queries, when training moved a program away from where it was answered:
+    the mapping's for the one program; a refined portfolio's view, every training image."""
+    if not method.iterations:
+        return 0
+    return n_train if method.is_portfolio else MAPPINGS[method.mapping].closing_queries(n_train)
+
+
+def closing_passes(method: MethodConfig) -> int:
+    """The closing passes a run pays for besides interim evaluations: one per view that refinement
+    steps move (barapi.method.portfolio.refinement_blocks), else one."""
+    return min(method.iterations, method.views) if method.is_portfolio else 1
 
 
 def restored_mapping(method: MethodConfig, n_classes: int, arrays: dict[str, np.ndarray], iteration: int) -> Mapping:

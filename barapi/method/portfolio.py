@@ -4,7 +4,8 @@ One program taught by zeroth-order steps learns about one number per pair of que
 answers to *different, large* programs hold far more (bench/results/portfolio.md). A portfolio run pays for
 N candidate programs' answers on the training images once, keeps the V whose answers
 cross-validate best together (forward selection on the training images only), and serves one
-readout over the V answers of each image: every prediction sends V queries.
+readout over the V answers of each image: every prediction sends V queries. Zeroth-order steps
+may then refine the chosen views one at a time (``refinement_blocks``; barapi.run.stages).
 
 ``PortfolioSearch`` is to the trainer what an optimiser is: it is asked for the next candidate,
 told that candidate's answers, and at the end chooses. It knows nothing of queries or budgets.
@@ -15,7 +16,7 @@ alone, so a resumed or enlarged search regenerates the same bytes and finds them
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -91,6 +92,7 @@ class Portfolio:
     readout: LinearReadout  # over the V views' dense answers, concatenated view by view
     chosen: np.ndarray  # (V,) candidate indices, in the order chosen
     validation_loss: float  # the chosen views' cross-validated log-loss on the training images
+    refinement_steps: int = 0  # the zeroth-order steps its views' refinement is laid out for (refinement_blocks)
 
     @property
     def views(self) -> int:
@@ -100,8 +102,17 @@ class Portfolio:
         """(n, V·labels) → (n, classes); a Mapper, so the trainer serves it like any mapping."""
         return self.readout.target_scores(dense)
 
+    def with_view(self, view: int, program: np.ndarray, answers: list[np.ndarray], labels: np.ndarray, n_classes: int) -> Portfolio:
+        """This portfolio with one view's program replaced, the readout refitted on every view's
+        training answers (``answers``: the views' in order, that view's at its new program)."""
+        programs = self.programs.copy()
+        programs[view] = program
+        readout, loss = fitted_readout(answers, labels, n_classes)
+        return replace(self, programs=programs, readout=readout, validation_loss=loss)
+
     def state(self) -> dict[str, np.ndarray]:
-        return {"portfolio.programs": self.programs, "portfolio.chosen": self.chosen, "portfolio.validation_loss": np.asarray(self.validation_loss)} | {
+        return {"portfolio.programs": self.programs, "portfolio.chosen": self.chosen, "portfolio.validation_loss": np.asarray(self.validation_loss),
+                "portfolio.refinement_steps": np.asarray(self.refinement_steps)} | {
             f"portfolio.readout.{k}": v for k, v in self.readout.state().items()
         }
 
@@ -111,7 +122,22 @@ class Portfolio:
             return None
         readout = prefixed(arrays, "portfolio.readout.")
         loss = float(arrays.get("portfolio.validation_loss", np.nan))
-        return cls(np.asarray(arrays["portfolio.programs"]), LinearReadout.from_state(readout), np.asarray(arrays["portfolio.chosen"]), loss)
+        return cls(np.asarray(arrays["portfolio.programs"]), LinearReadout.from_state(readout), np.asarray(arrays["portfolio.chosen"]), loss,
+                   int(arrays.get("portfolio.refinement_steps", 0)))
+
+
+def refinement_blocks(steps: int, views: int) -> np.ndarray:
+    """Where each view's refinement starts, and the end: the steps dealt out to the views in
+    order, in blocks as equal as they divide (some empty when there are fewer steps than views).
+    One view at a time, because a step on a view reads the other views' answers on its batch, and
+    those are every training image's answers at their current programs, paid once when a view's
+    block ends rather than V − 1 more queries per image at every step."""
+    return np.arange(views + 1) * steps // views
+
+
+def view_of(blocks: np.ndarray, step: int) -> int:
+    """The view whose block holds ``step``."""
+    return int(np.searchsorted(blocks, step, side="right")) - 1
 
 
 class PortfolioSearch:
@@ -139,14 +165,20 @@ class PortfolioSearch:
         training images, then the readout's L2 by the same folds, then the readout itself on
         every training image."""
         views = [standardised(features(dense)) for dense in self.answers]
-        cv = CrossValidation(labels, self.n_classes)
-        chosen = forward_selection([v @ v.T for v in views], min(self.views, len(views)), cv)
-        gram = sum(views[c] @ views[c].T for c in chosen)
-        losses = {value: cv.log_loss(gram, value) for value in L2_GRID}
-        l2 = min(losses, key=losses.get)
-        dense = np.hstack([self.answers[c] for c in chosen])
-        readout = LinearReadout.fit(dense.astype(np.float64), labels, self.n_classes, l2)
-        return Portfolio(np.stack([programs[c] for c in chosen]), readout, np.asarray(chosen), losses[l2])
+        chosen = forward_selection([v @ v.T for v in views], min(self.views, len(views)), CrossValidation(labels, self.n_classes))
+        readout, loss = fitted_readout([self.answers[c] for c in chosen], labels, self.n_classes)
+        return Portfolio(np.stack([programs[c] for c in chosen]), readout, np.asarray(chosen), loss)
+
+
+def fitted_readout(answers: list[np.ndarray], labels: np.ndarray, n_classes: int) -> tuple[LinearReadout, float]:
+    """The readout over these views' training answers, its L2 chosen by cross-validation on the
+    training images, and its cross-validated log-loss."""
+    cv = CrossValidation(labels, n_classes)
+    views = [standardised(features(dense)) for dense in answers]
+    gram = sum(v @ v.T for v in views)
+    losses = {value: cv.log_loss(gram, value) for value in L2_GRID}
+    l2 = min(losses, key=losses.get)
+    return LinearReadout.fit(np.hstack(answers).astype(np.float64), labels, n_classes, l2), losses[l2]
 
 
 def standardised(x: np.ndarray) -> np.ndarray:

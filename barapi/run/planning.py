@@ -10,7 +10,7 @@ from barapi.run.checkpoint import config_of, load_state
 from barapi.classifier import Classifier, canvas_encoding
 from barapi.config import MethodConfig, RunConfig, ShapeByApi
 from barapi.data import Split, run_split
-from barapi.method.mapping import MAPPINGS, closing_queries, new_mapping
+from barapi.method.mapping import MAPPINGS, closing_passes, closing_queries, new_mapping
 from barapi.errors import ConfigError
 from barapi.money import Budget, Estimate, cost_usd
 from barapi.method.optim import optimizer_for
@@ -107,7 +107,7 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
         label_mapping=start_queries,
         training=method.iterations * queries_per_step(method),
         candidates=(method.candidates - 1) * n_train,
-        readout=closing_queries(method, n_train) * (1 + interim),
+        readout=closing_queries(method, n_train) * (closing_passes(method) + (0 if method.is_portfolio else interim)),
         evaluation=method.views * n_test * (1 + interim),
         views=method.views,
         candidate_programs=method.candidates,

@@ -5,18 +5,22 @@ knows which they are; the closing pass and the evaluation that end every run are
 
 - ``CandidateSearch``: a portfolio's candidates answered on the training images, V chosen and
   one readout over them (barapi.method.portfolio);
+- ``ViewRefinement``: a portfolio's views refined by zeroth-order steps, one view at a time;
 - ``ZerothOrderSteps``: Algorithm 1's iterations, the optimiser asked and told (barapi.method.optim).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from barapi.config import MethodConfig
-from barapi.errors import BudgetExceeded
-from barapi.method.portfolio import PortfolioSearch
+from barapi.errors import BudgetExceeded, ConfigError
+from barapi.method.optim import optimizer_for
+from barapi.method.portfolio import PortfolioSearch, refinement_blocks, view_of
 from barapi.method.program import starting_parameters
 from barapi.method.streams import Stream, generator
 from barapi.run.records import State
@@ -42,6 +46,11 @@ class CandidateSearch:
         method = run.config.method
         if not method.is_portfolio or (run.portfolio is not None and state.candidates_paid == method.candidates and run.portfolio.views == method.views):
             return True
+        if state.iteration:
+            raise ConfigError(
+                f"run {run.config.name!r}'s views have been refined by {state.iteration} steps; other --candidates or --views would choose "
+                f"views afresh: start a new run with --candidates-from {run.config.name}"
+            )
         search = PortfolioSearch(method.views, run.split.n_classes, method.candidate_family, run.earlier)
         start = starting_parameters(method, run.config.seed)
         programs, complete = [], True
@@ -67,9 +76,66 @@ class CandidateSearch:
         return complete
 
 
+class ViewRefinement:
+    def applies(self, method: MethodConfig) -> bool:
+        return method.is_portfolio and method.iterations > 0
+
+    def run(self, run: Trainer, state: State) -> bool:
+        """The chosen views refined by the run's zeroth-order steps, one view's block of steps
+        after another (barapi.method.portfolio.refinement_blocks): each step's loss is the
+        readout's on its batch, the other views' answers read from every training image's at
+        their current programs; when a view's block ends, its training images are answered at
+        its new program (paid once) and the readout is refitted on all views. A block the budget
+        stops leaves its view as it was (the steps paid stay in the checkpoint: a resume with a
+        raised budget goes on as if never stopped)."""
+        method, portfolio = run.config.method, run.portfolio
+        assert portfolio is not None
+        if state.iteration == 0:
+            run.portfolio = portfolio = replace(portfolio, refinement_steps=method.iterations)
+        elif portfolio.refinement_steps != method.iterations:
+            raise ConfigError(
+                f"run {run.config.name!r}'s views were refined in blocks laid out for --iterations {portfolio.refinement_steps}: "
+                f"to refine further, start a new run with --candidates-from {run.config.name} --iterations {method.iterations}"
+            )
+        blocks = refinement_blocks(method.iterations, portfolio.views)
+        answers = [run.training_answers(state, w=w) for w in portfolio.programs]  # paid when chosen or refined: cached
+        while True:
+            if not self.close_view(run, state, blocks, answers):
+                return False
+            if state.iteration == method.iterations:
+                return True
+            view = view_of(blocks, state.iteration)
+            if state.iteration == blocks[view]:
+                run.optimizer = optimizer_for(method, run.portfolio.programs[view])
+
+            def scores(dense: np.ndarray, batch: np.ndarray, view: int = view) -> np.ndarray:
+                return run.portfolio.target_scores(np.hstack([dense if u == view else a[batch] for u, a in enumerate(answers)]))
+
+            if zeroth_order_step(run, state, scores) is None:
+                return False
+            measured(run, state)
+
+    def close_view(self, run: Trainer, state: State, blocks: np.ndarray, answers: list[np.ndarray]) -> bool:
+        """When a view's block has just ended and its program moved: its training answers at the
+        new program, and the readout refitted on every view's. False if the budget stopped it."""
+        if state.iteration == 0:
+            return True
+        view = view_of(blocks, state.iteration - 1)
+        if blocks[view + 1] != state.iteration or np.array_equal(run.portfolio.programs[view], run.optimizer.w):
+            return True
+        run.emit("reading", state, None)
+        try:
+            answers[view] = run.training_answers(state, keep=run.config.method.views * len(run.split.y_test))
+        except BudgetExceeded:
+            return False
+        run.portfolio = run.portfolio.with_view(view, run.optimizer.w, answers, run.split.y_train, run.split.n_classes)
+        run.checkpoint(state, None)
+        return True
+
+
 class ZerothOrderSteps:
     def applies(self, method: MethodConfig) -> bool:
-        return method.iterations > 0
+        return method.iterations > 0 and not method.is_portfolio
 
     def run(self, run: Trainer, state: State) -> bool:
         while state.iteration < run.config.method.iterations:
@@ -79,40 +145,58 @@ class ZerothOrderSteps:
 
     def step(self, run: Trainer, state: State) -> bool:
         """One iteration of Algorithm 1; False when its queries no longer fit the budget."""
-        method = run.config.method
-        rng = generator(run.config.seed, Stream.STEP, state.iteration)
-        batch = rng.choice(len(run.split.y_train), size=method.batch_size, replace=False)
-        candidates = run.optimizer.ask(rng)
-        targets = run.split.x_train[batch]
-        images = [image for w in candidates for image in run.program.encode_batch(w, targets)]
-        try:
-            responses = run.engine.score(images, all_or_nothing=True, keep=run.reserve_for_ending())
-        except BudgetExceeded:
-            return False
         mapper = state.mapping.training_mapper()
-        labels = run.split.y_train[batch]
-        losses = []
-        for c in range(len(candidates)):
-            dense = run.dense(responses[c * len(batch) : (c + 1) * len(batch)], state.vocabulary)
-            scores = mapper.target_scores(dense)
-            losses.append(run.loss(scores, labels))
-            if c == 0:
-                correct = (np.argmax(scores, axis=1) == labels).astype(float)
-                at_w = dense
-        run.optimizer.tell(losses)
-        state.iteration += 1
-        state.last_loss = losses[0]
-        state.recent_correct = np.concatenate([state.recent_correct, correct])[-len(run.split.y_train) :]
-        state.mapping.observe(state.iteration, at_w, labels)
-        test_accuracy = None
-        if method.eval_every and state.iteration % method.eval_every == 0 and state.iteration < method.iterations:
-            test_accuracy = run.test_accuracy_if_affordable(state)
-        run.checkpoint(state, test_accuracy)
-        run.emit("training", state, test_accuracy)
+        stepped = zeroth_order_step(run, state, lambda dense, _: mapper.target_scores(dense))
+        if stepped is None:
+            return False
+        batch, at_w = stepped
+        state.mapping.observe(state.iteration, at_w, run.split.y_train[batch])
+        measured(run, state)
         return True
 
 
-STAGES: tuple[Stage, ...] = (CandidateSearch(), ZerothOrderSteps())
+def zeroth_order_step(run: Trainer, state: State, scores: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """One step of the run's optimiser on a batch of training images: the points it asks for
+    answered (what the ending needs kept aside), their losses through ``scores`` (answers at a
+    point, the batch's indices → target scores) told, the state advanced. The batch and the
+    answers at W, or None when its queries no longer fit the budget."""
+    method = run.config.method
+    rng = generator(run.config.seed, Stream.STEP, state.iteration)
+    batch = rng.choice(len(run.split.y_train), size=method.batch_size, replace=False)
+    candidates = run.optimizer.ask(rng)
+    targets = run.split.x_train[batch]
+    images = [image for w in candidates for image in run.program.encode_batch(w, targets)]
+    try:
+        responses = run.engine.score(images, all_or_nothing=True, keep=run.reserve_for_ending())
+    except BudgetExceeded:
+        return None
+    labels = run.split.y_train[batch]
+    losses = []
+    for c in range(len(candidates)):
+        dense = run.dense(responses[c * len(batch) : (c + 1) * len(batch)], state.vocabulary)
+        target_scores = scores(dense, batch)
+        losses.append(run.loss(target_scores, labels))
+        if c == 0:
+            correct = (np.argmax(target_scores, axis=1) == labels).astype(float)
+            at_w = dense
+    run.optimizer.tell(losses)
+    state.iteration += 1
+    state.last_loss = losses[0]
+    state.recent_correct = np.concatenate([state.recent_correct, correct])[-len(run.split.y_train) :]
+    return batch, at_w
+
+
+def measured(run: Trainer, state: State) -> None:
+    """After a step: the test set when --eval-every asks for it, the checkpoint, the progress."""
+    method = run.config.method
+    test_accuracy = None
+    if method.eval_every and state.iteration % method.eval_every == 0 and state.iteration < method.iterations:
+        test_accuracy = run.test_accuracy_if_affordable(state)
+    run.checkpoint(state, test_accuracy)
+    run.emit("training", state, test_accuracy)
+
+
+STAGES: tuple[Stage, ...] = (CandidateSearch(), ViewRefinement(), ZerothOrderSteps())
 
 
 def stages_for(method: MethodConfig) -> list[Stage]:

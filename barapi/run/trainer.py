@@ -136,7 +136,7 @@ class Trainer:
                 ))
 
         self.engine.meter.on_answered = tick
-        closing = closing_queries(self.config.method, len(self.split.y_train)) if state.mapping.lags(state.iteration) else 0
+        closing = closing_queries(self.config.method, len(self.split.y_train)) if self._lags(state) else 0
         try:
             with self.engine.holding(self.config.method.views * len(images) + closing):
                 scores = self.predict_scores(*self._serving(state, keep=len(images)), images, state.vocabulary)
@@ -265,7 +265,7 @@ class Trainer:
         rolling buffer instead, whose answers come from the last epoch's programs, the readout
         would lag behind the W it serves. Skipped if the budget no longer allows it (training
         leaves room for it, so only a lowered budget does that)."""
-        if not state.mapping.lags(state.iteration):
+        if not self._lags(state):
             return
         self.emit("reading", state, None)
         try:
@@ -306,9 +306,16 @@ class Trainer:
     def _served_programs(self, state: State) -> np.ndarray:
         return self.portfolio.programs if self.portfolio is not None else self._program(state)
 
-    def training_answers(self, state: State, keep: int = 0) -> np.ndarray:
-        """The training images' answers at the current W, dense over the vocabulary (paid, or cached)."""
-        responses = self.engine.score(self.program.encode_batch(self.optimizer.w, self.split.x_train), all_or_nothing=True, keep=keep)
+    def _lags(self, state: State) -> bool:
+        """Whether the one program's predictions need a closing pass first (a portfolio's views
+        are read as their refinement goes: barapi.run.stages.ViewRefinement)."""
+        return self.portfolio is None and state.mapping.lags(state.iteration)
+
+    def training_answers(self, state: State, keep: int = 0, w: np.ndarray | None = None) -> np.ndarray:
+        """The training images' answers at W (the current one unless given), dense over the
+        vocabulary (paid, or cached)."""
+        w = self.optimizer.w if w is None else w
+        responses = self.engine.score(self.program.encode_batch(w, self.split.x_train), all_or_nothing=True, keep=keep)
         return self.dense(responses, state.vocabulary)
 
     def _final_evaluation(self) -> float | None:
