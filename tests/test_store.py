@@ -172,6 +172,35 @@ def test_two_processes_never_drive_one_run_and_a_dead_ones_run_is_taken_over(sto
     Trainer(config(), ProjectionModel(), store)  # taken over at once, without waiting for the expiry
 
 
+def test_a_pooled_connection_the_server_cut_is_replaced_when_its_pre_ping_is_refused(
+    fresh_postgres_url: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg refuses the pool's pre-ping on a connection whose transaction state it lost
+    ("can't change 'autocommit' now"), which SQLAlchemy does not count as a disconnect: the
+    store's calls are repeated on a fresh connection; a statement's ProgrammingError is not."""
+    import psycopg
+    from sqlalchemy.dialects.postgresql._psycopg_common import _PGDialect_common_psycopg
+    from sqlalchemy.exc import ProgrammingError
+
+    from barapi.store.engine import _disconnected
+
+    store = Store(home, url=fresh_postgres_url)
+    assert not store.has_run("r")  # a connection in the pool
+    ping, refused = _PGDialect_common_psycopg.do_ping, []
+
+    def refuse_once(dialect, connection):  # noqa: ANN001, ANN202
+        if not refused:
+            refused.append(connection)
+            raise psycopg.ProgrammingError("can't change 'autocommit' now: connection in transaction status INERROR")
+        return ping(dialect, connection)
+
+    monkeypatch.setattr(_PGDialect_common_psycopg, "do_ping", refuse_once)
+    assert not store.has_run("r")
+    assert len(refused) == 1 and refused[0].closed  # that connection discarded, the call repeated on a fresh one
+    in_statement = ProgrammingError("SELECT nonsense", {}, psycopg.ProgrammingError("syntax error"))
+    assert not _disconnected(in_statement)
+
+
 def test_a_run_survives_its_server_connections_being_cut(home: Path, fresh_postgres_url: str, tmp_path: Path) -> None:
     """Every connection of the run's database is terminated five times a second: calls whose
     repeat is harmless reconnect and go on; a reservation cut mid-way stops the run with one

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, ProgrammingError
 from sqlmodel import create_engine
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -50,7 +50,14 @@ RECONNECT_ATTEMPTS = 6
 
 
 def _disconnected(error: BaseException) -> bool:
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+    """The call lost its server connection: the driver says so, or no connection could be checked
+    out of the pool (no statement was sent). The second covers psycopg refusing the pool's
+    pre-ping on a connection the server cut: it cannot switch autocommit on a connection whose
+    transaction state it lost, a ProgrammingError that SQLAlchemy does not count as a disconnect
+    (the pool discards that connection, so a repeat gets a fresh one)."""
+    if not isinstance(error, DBAPIError):
+        return False
+    return bool(error.connection_invalidated) or (isinstance(error, ProgrammingError) and error.statement is None)
 
 
 def reconnecting(method: Callable[..., T]) -> Callable[..., T]:
