@@ -120,7 +120,7 @@ def validation_loss(classifier: InProcessClassifier, store: Store, config: RunCo
     """A portfolio run's cross-validated log-loss on its training images, chosen again from its
     cached answers (for runs measured before runs reported it): no query."""
     split, method = run_split(config), config.method
-    program, search = Program(method.geometry), PortfolioSearch(method.views, split.n_classes)
+    program, search = Program(method.geometry), PortfolioSearch(method.views, split.n_classes, method.candidate_family)
     engine = QueryEngine(classifier, store, Budget(max_usd=None, max_queries=None, per_1k=0.0), config.name)
     vocabulary = classifier.labels()
     index = {label: i for i, label in enumerate(vocabulary)}
@@ -407,7 +407,9 @@ def revalidate() -> None:
         model, task = entry["combo"].split("/")
         classifier = InProcessClassifier(network, served=served_model(model, network))
         store = Store(WORK / f"portfolio-{model}-{task}-{entry['seed']}")
-        config = run_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"])
+        if "-from-" in entry["row"] or "-refined-" in entry["row"]:
+            continue  # runs that report their own loss: measured after runs reported it
+        config = run_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"], family_of(entry["row"]))
         record({"combo": entry["combo"], "row": entry["row"], "seed": entry["seed"], "validation_loss": round(validation_loss(classifier, store, config), 6)})
         known.add(key)
 
