@@ -350,3 +350,22 @@ def test_train_export_predict_and_resume_know_the_views(home: Path, fake_provide
     assert (seeded["views"], seeded["candidates_paid"]) == (2, 4)
     assert_one_line_error(invoke("train", *PORTFOLIO_FLAGS, "--name", "t", "--candidates-from", "ghost"), "'ghost'")
     assert grown["queries_paid"] - trained["queries_paid"] <= 2 * 30 + 3 * 10  # the new candidates; test answers of new views
+
+
+def test_the_cli_refines_a_portfolios_views_and_says_what_its_steps_did(home: Path, fake_provider: None) -> None:
+    from test_cli import assert_one_line_error, invoke
+
+    steps = ("--iterations", "4", "--batch-size", "5", "--q", "2")
+    planned = last_json(invoke("estimate", *PORTFOLIO_FLAGS, *steps, "--json").output)["queries"]
+    assert (planned["training"], planned["readout"]) == (4 * 5 * 5, 2 * 30)  # two-sided q = 2: 5 points a step; each view read again
+    human = invoke("train", *PORTFOLIO_FLAGS, *steps, "--name", "r").output
+    assert "after 4 iterations" in human and "the portfolio: 2 view(s) chosen of 4 candidate programs" in human
+    assert "the last refined view's steps: signal-to-noise" in human and "at these 2 steps" in human
+    # A portfolio chosen without steps is refined later by resume; refined views are not re-chosen.
+    chosen = last_json(invoke("train", *PORTFOLIO_FLAGS, "--name", "p", "--json").output)
+    refined = last_json(invoke("resume", "p", "--iterations", "4", "--json").output)
+    assert (refined["iterations"], refined["views"]) == (4, 2) and refined["program_sha256"] != chosen["program_sha256"]
+    assert_one_line_error(invoke("resume", "p", "--candidates", "6"), "--candidates-from p")
+    assert_one_line_error(invoke("resume", "p", "--iterations", "6"), "laid out for --iterations 4")
+    again = last_json(invoke("resume", "p", "--json").output)  # the refusals left the run as it was
+    assert (again["status"], again["program_sha256"], again["queries_paid"]) == ("completed", refined["program_sha256"], refined["queries_paid"])

@@ -20,9 +20,10 @@ import numpy as np
 from barapi.config import MethodConfig
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.method.optim import optimizer_for
-from barapi.method.portfolio import PortfolioSearch, refinement_blocks, view_of
+from barapi.method.portfolio import Portfolio, PortfolioSearch, refinement_blocks, view_of
 from barapi.method.program import starting_parameters
 from barapi.method.streams import Stream, generator
+from barapi.run.checkpoint import RunState
 from barapi.run.records import State
 
 if TYPE_CHECKING:
@@ -46,11 +47,6 @@ class CandidateSearch:
         method = run.config.method
         if not method.is_portfolio or (run.portfolio is not None and state.candidates_paid == method.candidates and run.portfolio.views == method.views):
             return True
-        if state.iteration:
-            raise ConfigError(
-                f"run {run.config.name!r}'s views have been refined by {state.iteration} steps; other --candidates or --views would choose "
-                f"views afresh: start a new run with --candidates-from {run.config.name}"
-            )
         search = PortfolioSearch(method.views, run.split.n_classes, method.candidate_family, run.earlier)
         start = starting_parameters(method, run.config.seed)
         programs, complete = [], True
@@ -92,11 +88,6 @@ class ViewRefinement:
         assert portfolio is not None
         if state.iteration == 0:
             run.portfolio = portfolio = replace(portfolio, refinement_steps=method.iterations)
-        elif portfolio.refinement_steps != method.iterations:
-            raise ConfigError(
-                f"run {run.config.name!r}'s views were refined in blocks laid out for --iterations {portfolio.refinement_steps}: "
-                f"to refine further, start a new run with --candidates-from {run.config.name} --iterations {method.iterations}"
-            )
         blocks = refinement_blocks(method.iterations, portfolio.views)
         answers = [run.training_answers(state, w=w) for w in portfolio.programs]  # paid when chosen or refined: cached
         while True:
@@ -197,6 +188,20 @@ def measured(run: Trainer, state: State) -> None:
 
 
 STAGES: tuple[Stage, ...] = (CandidateSearch(), ViewRefinement(), ZerothOrderSteps())
+
+
+def check_resumable(name: str, method: MethodConfig, saved: RunState | None) -> None:
+    """Refuse, before a resumed run's record changes, what would undo its refined views: other
+    candidates or views would choose views afresh, other steps would lay their blocks out anew."""
+    portfolio = Portfolio.restored(saved.arrays) if saved is not None else None
+    if portfolio is None or not saved.iteration:
+        return
+    if int(saved.arrays.get("portfolio.paid", 0)) != method.candidates or portfolio.views != method.views:
+        raise ConfigError(f"run {name!r}'s views have been refined by {saved.iteration} steps; other --candidates or --views would choose "
+                          f"views afresh: start a new run with --candidates-from {name}")
+    if portfolio.refinement_steps != method.iterations:
+        raise ConfigError(f"run {name!r}'s views were refined in blocks laid out for --iterations {portfolio.refinement_steps}: to refine "
+                          f"further, start a new run with --candidates-from {name} --iterations {method.iterations}")
 
 
 def stages_for(method: MethodConfig) -> list[Stage]:

@@ -31,7 +31,7 @@ from barapi.method.portfolio import Portfolio
 from barapi.method.program import Program, program_sha256, starting_parameters
 from barapi.run.queries import QueryEngine
 from barapi.run.records import Progress, RunResult, State
-from barapi.run.stages import Stage, stages_for
+from barapi.run.stages import Stage, check_resumable, stages_for
 from barapi.method.selection import Selection
 from barapi.store import Lease, MetricRow, RunRecord, Store
 from barapi.method.streams import Stream, generator
@@ -64,6 +64,7 @@ class Trainer:
         self.weights = class_weights(self.split.y_train, self.split.n_classes)
         self.lease: Lease | None = None
         if record_status:
+            check_resumable(config.name, method, load_state(store, config.name))
             self.lease = Lease(store, config.name)  # refuses while another live process drives the run
             self.record = self._open_record()
             store.mark_lost(config.name)  # this process owns the run: what was in flight died
