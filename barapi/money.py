@@ -87,7 +87,7 @@ class Estimate(BaseModel):
     label_mapping: int
     training: int
     candidates: int = 0  # a portfolio: the training set answered by every candidate but the start
-    readout: int = 0  # linear readout: the training set answered at the final W (and per interim evaluation)
+    readout: int = 0  # linear readout: the training set answered at the final W (and per interim evaluation), or at each refined view's
     evaluation: int
     cached: int
     price_per_1k: float
