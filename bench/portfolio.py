@@ -311,7 +311,12 @@ def row_name(row: str, entry: dict) -> str:
     family, seeded_by, refine = family_of(row), seeded_by_of(row), refined_of(row)
     return (f"{views} chosen of {entry['candidates']} candidates" + (f" ({family})" if family != "random" else "")
             + (f", the first 8 after the start {seeded_by}'s chosen views" if seeded_by else "")
-            + (f", then refined by {refine} zeroth-order steps ({refine // views}–{-(-refine // views)} a view)" if refine else ""))
+            + (f", then refined by {refine} zeroth-order steps ({steps_a_view(refine, views)} a view)" if refine else ""))
+
+
+def steps_a_view(steps: int, views: int) -> str:
+    fewest, most = steps // views, -(-steps // views)
+    return str(fewest) if fewest == most else f"{fewest}–{most}"
 
 
 def report() -> None:
