@@ -40,9 +40,9 @@ import numpy as np
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import run_split
 from barapi.method.labels import fill_missing
-from barapi.method.mapping import closing_passes, closing_queries
+from barapi.method.mapping import closing_queries
 from barapi.money import Budget
-from barapi.run.planning import iterations_within, queries_per_step
+from barapi.run.planning import estimate_run, iterations_within, queries_per_step
 from barapi.method.program import Program, starting_parameters
 from barapi.run.queries import QueryEngine
 from barapi.mock.heads import coarse_model, imagenet_model, trained_project
@@ -229,11 +229,10 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
                     adopt(seeded_by, config, seed, store)
                 split = run_split(config)
                 started = time.monotonic()
+                planned = estimate_run(config, classifier, store, split)  # the training queries the product prices
                 result = Trainer(config, classifier, store, split=split).run()  # resumes a run a kill interrupted
-                steps, n_train = config.method.iterations, len(split.y_train)
-                refining = steps * queries_per_step(config.method) + closing_passes(config.method) * closing_queries(config.method, n_train)
                 record({"combo": combo, "row": row, "seed": seed, "accuracy": result.test_accuracy, "test_images": len(split.y_test),
-                        "candidates": n, "views": result.views, "training_queries": n * n_train + refining, "iterations": result.iterations,
+                        "candidates": n, "views": result.views, "training_queries": planned.total - planned.evaluation, "iterations": result.iterations,
                         "queries_per_prediction": result.queries_per_prediction, "validation_loss": result.validation_loss,
                         "step_signal": result.step_signal, "seconds": round(time.monotonic() - started, 1)})
 
@@ -409,11 +408,11 @@ def revalidate() -> None:
         key = (entry["combo"], entry["row"], entry["seed"])
         if entry.get("candidates", 1) < 2 or key in known or entry.get("accuracy") is None:
             continue
+        if "-from-" in entry["row"] or "-refined-" in entry["row"]:
+            continue  # runs that report their own loss: measured after runs reported it
         model, task = entry["combo"].split("/")
         classifier = InProcessClassifier(network, served=served_model(model, network))
         store = Store(WORK / f"portfolio-{model}-{task}-{entry['seed']}")
-        if "-from-" in entry["row"] or "-refined-" in entry["row"]:
-            continue  # runs that report their own loss: measured after runs reported it
         config = run_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"], family_of(entry["row"]))
         record({"combo": entry["combo"], "row": entry["row"], "seed": entry["seed"], "validation_loss": round(validation_loss(classifier, store, config), 6)})
         known.add(key)
