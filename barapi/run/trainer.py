@@ -63,9 +63,15 @@ class Trainer:
             raise ConfigError(f"--batch-size {method.batch_size} exceeds the {len(self.split.y_train)} training images")
         self.weights = class_weights(self.split.y_train, self.split.n_classes)
         self.lease: Lease | None = None
+        self._loaded: RunState | None = None  # the checkpoint read under the lease, before the record changes
         if record_status:
-            check_resumable(config.name, method, load_state(store, config.name))
             self.lease = Lease(store, config.name)  # refuses while another live process drives the run
+            try:
+                self._loaded = load_state(store, config.name)
+                check_resumable(config.name, method, self._loaded)
+            except ConfigError:
+                self.lease.release()
+                raise
             self.record = self._open_record()
             store.mark_lost(config.name)  # this process owns the run: what was in flight died
         else:
@@ -378,7 +384,7 @@ class Trainer:
 
     def restore(self) -> State | None:
         """The run's state from its checkpoint (None before the first), optimiser and mapping included."""
-        saved = load_state(self.store, self.config.name)
+        saved, self._loaded = self._loaded or load_state(self.store, self.config.name), None
         if saved is None:
             return None
         self.optimizer.load(saved.arrays)
