@@ -2,20 +2,25 @@
 
 The default's program (its start W0, its basis, the 8-bit rounding as a straight-through step,
 the model's resize and crop, the served head) trained by torch autograd through the same
-network (``bench/torchpath.py``), full batch (every training image each step),
-Adam, the readout's weights trained jointly from the readout fitted at W0. Training stops at a
-plateau of the training loss — no 1 % improvement on the best loss within ``PATIENCE`` steps —
-or once the training images are fit (loss below ``FIT_LOSS``: nothing is left to learn from
-them; ``stopped: "fit"``), or at ``--max-steps`` (``plateau_step: null``: not converged). Nothing is
+network (``bench/torchpath.py``), full batch (every training image each step), Adam, the
+readout's weights trained jointly from the readout fitted at W0. Training stops at a plateau of
+the training loss — no 1 % improvement on the best loss within ``PATIENCE`` steps — or once the
+training images are fit (loss below ``FIT_LOSS``: nothing is left to learn from them;
+``stopped: "fit"``), or at ``--max-steps`` (``plateau_step: null``: not converged). Nothing is
 chosen on the test images: the program at the lowest training loss (full-batch Adam's last steps
 can spike) is measured like a black-box run (the readout refitted at that W from the in-process
 model's answers) on the shared split's ``--test-size`` held-out images (2,000; 1,297 for the digits).
+
+``--batch B`` (for the digits' 500 images, whose full batch is ~6 h a seed on one core): Adam
+steps on B shuffled images; a step of the count above is then one pass over the images, its loss
+taken on every training image at the pass's end, the patience counted in the same Adam steps.
 
 Each (cell, resolution, seed) is one line of ``bench/results/whitebox.jsonl`` with its loss curve,
 final loss, plateau step and seconds; a rerun skips what is there.
 
     python bench/whitebox.py --threads 1                       # the three target cells, 16×16
     python bench/whitebox.py --resolutions full --max-steps 300
+    python bench/whitebox.py --combos project/digits --batch 100 --max-steps 40
     python bench/whitebox.py --report                          # bench/results/whitebox.md
 """
 
@@ -54,7 +59,7 @@ def measured() -> list[dict]:
     return [e for e in entries if not e.get("superseded")]
 
 
-def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed: int, max_steps: int) -> dict:
+def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed: int, max_steps: int, batch: int = 0) -> dict:
     import torch
 
     torch.manual_seed(seed)
@@ -74,20 +79,31 @@ def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed:
     losses: list[float] = []
     best, best_at, plateau_step, stopped, started = float("inf"), 0, None, "max-steps", time.monotonic()
     lowest_w, lowest_at = w.detach().clone(), 0  # the program at the lowest training loss: what is measured
-    for step in range(1, max_steps + 1):
-        loss = path.focal_loss(w, split.x_train, split.y_train, readout, weights, method.focal_gamma)
+    n, batch = len(split.y_train), batch or len(split.y_train)
+    shuffle = np.random.default_rng(seed)
+    patience = max(1, -(-PATIENCE * batch // n))  # PATIENCE counts Adam steps; a pass over the images takes n / batch of them
+    for step in range(1, max_steps + 1):  # a step: one pass over the training images (one Adam step when full batch)
+        at_start = w.detach().clone()
+        order = shuffle.permutation(n) if batch < n else np.arange(n)
+        for start in range(0, n, batch):
+            part = order[start:start + batch]
+            loss = path.focal_loss(w, split.x_train[part], split.y_train[part], readout, weights, method.focal_gamma)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        if batch < n:  # the loss of the program the pass ended at, on every training image
+            with torch.no_grad():
+                loss = path.focal_loss(w, split.x_train, split.y_train, readout, weights, method.focal_gamma)
+        measured_w = at_start if batch == n else w.detach().clone()  # full batch: the loss is of the program before its step
         if float(loss) < min(losses, default=float("inf")):
-            lowest_w, lowest_at = w.detach().clone(), step
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+            lowest_w, lowest_at = measured_w, step
         losses.append(round(float(loss), 5))
         if losses[-1] < best * (1 - IMPROVEMENT):
             best, best_at = losses[-1], step
-        if step - best_at >= PATIENCE or losses[-1] < FIT_LOSS:
-            plateau_step, stopped = step, "plateau" if step - best_at >= PATIENCE else "fit"
+        if step - best_at >= patience or losses[-1] < FIT_LOSS:
+            plateau_step, stopped = step, "plateau" if step - best_at >= patience else "fit"
             break
-        if step % 10 == 0:
+        if step % 10 == 0 or batch < n:
             print(f"  {combo} {resolution} seed {seed}: step {step}, loss {losses[-1]:.4f} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
     seconds = time.monotonic() - started
     trainer.optimizer.w = lowest_w.numpy()[0].transpose(1, 2, 0).astype(np.float64)
@@ -96,10 +112,10 @@ def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed:
             "accuracy": trainer.test_accuracy(state), "test_images": len(split.y_test), "steps": len(losses),
             "plateau_step": plateau_step, "stopped": stopped, "final_loss": losses[-1], "losses": losses, "lr": lr,
             "measured_step": lowest_at, "measured_loss": losses[lowest_at - 1],
-            "train_images": len(split.y_train), "seconds": round(seconds), "date": time.strftime("%Y-%m-%d")}
+            "train_images": n, "batch": batch, "seconds": round(seconds), "date": time.strftime("%Y-%m-%d")}
 
 
-def measure(combos: list[str], resolutions: list[str], seeds: list[int], max_steps: int, threads: int) -> None:
+def measure(combos: list[str], resolutions: list[str], seeds: list[int], max_steps: int, threads: int, batch: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
@@ -113,7 +129,7 @@ def measure(combos: list[str], resolutions: list[str], seeds: list[int], max_ste
                 if (combo, resolution, seed) in done:
                     continue
                 classifier = InProcessClassifier(network, served=served_model(combo.split("/")[0], network))
-                entry = converge(classifier, combo, resolution, seed, max_steps)
+                entry = converge(classifier, combo, resolution, seed, max_steps, batch)
                 with MEASURED.open("a") as handle:
                     handle.write(json.dumps(entry) + "\n")
                 print(json.dumps({k: v for k, v in entry.items() if k != "losses"}), flush=True)
@@ -123,7 +139,8 @@ def stopping(entry: dict) -> str:
     """Where the loss curve plateaued or fit the training images, and where training stopped."""
     fit = next((i + 1 for i, loss in enumerate(entry["losses"]) if loss < FIT_LOSS), None)
     said = f"fit at {fit}" if fit else f"plateau at {entry['plateau_step']}" if entry["plateau_step"] else "neither"
-    return f"{said}; ran {entry['steps']}" + (f"; measured at {entry['measured_step']}" if "measured_step" in entry else "")
+    passes = f" passes of {entry['batch']}-image steps" if entry.get("batch", entry["train_images"]) < entry["train_images"] else ""
+    return f"{said}; ran {entry['steps']}{passes}" + (f"; measured at {entry['measured_step']}" if "measured_step" in entry else "")
 
 
 def report() -> str:
@@ -162,10 +179,11 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=0, help="images per Adam step (0: every training image); a step of --max-steps is then one pass")
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
     if not args.report:
-        measure(args.combos, args.resolutions, args.seeds, args.max_steps, args.threads)
+        measure(args.combos, args.resolutions, args.seeds, args.max_steps, args.threads, args.batch)
     (RESULTS / "whitebox.md").write_text(report())
     print(report())
 
