@@ -131,6 +131,11 @@ class MethodConfig(BaseModel):
         return self.candidates > 1
 
     @property
+    def interim_evaluations(self) -> int:
+        """Test evaluations --eval-every asks for before the last step (the last one is always made)."""
+        return (self.iterations - 1) // self.eval_every if self.eval_every else 0
+
+    @property
     def perturbation_radius(self) -> float:
         """β: as configured, or PERTURBATION_LEVELS grey levels per coordinate of this W."""
         if self.beta is not None:

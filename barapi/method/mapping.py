@@ -294,9 +294,10 @@ def closing_queries(method: MethodConfig, n_train: int) -> int:
 
 
 def closing_passes(method: MethodConfig) -> int:
-    """The closing passes a run pays for besides interim evaluations: one per view that refinement
-    steps move (barapi.method.portfolio.refinement_blocks), else one."""
-    return min(method.iterations, method.views) if method.is_portfolio else 1
+    """The closing passes a run pays for: one per view that refinement steps move
+    (barapi.method.portfolio.refinement_blocks; an interim evaluation refits from the views'
+    answers), else one at the end and one per interim evaluation."""
+    return min(method.iterations, method.views) if method.is_portfolio else 1 + method.interim_evaluations
 
 
 def restored_mapping(method: MethodConfig, n_classes: int, arrays: dict[str, np.ndarray], iteration: int) -> Mapping:

@@ -100,15 +100,14 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
     # Refused here, before any query, when the mapping cannot fit a published vocabulary.
     notice = new_mapping(method, split.n_classes, len(vocabulary))[1] if vocabulary else None
     start_queries = mapping.start_queries(n_train, bool(vocabulary))
-    interim = (method.iterations - 1) // method.eval_every if method.eval_every else 0
     known = Program(method.geometry, canvas_encoding(classifier)).encode_batch(starting_parameters(method, config.seed), split.x_train) if start_queries else []
     keys = list({response_key(classifier.name, classifier.cache_scope, image) for image in known})
     return Estimate(
         label_mapping=start_queries,
         training=method.iterations * queries_per_step(method),
         candidates=(method.candidates - 1) * n_train,
-        readout=closing_queries(method, n_train) * (closing_passes(method) + (0 if method.is_portfolio else interim)),
-        evaluation=method.views * n_test * (1 + interim),
+        readout=closing_queries(method, n_train) * closing_passes(method),
+        evaluation=method.views * n_test * (1 + method.interim_evaluations),
         views=method.views,
         candidate_programs=method.candidates,
         cached=len(store.cached(keys)),
