@@ -3,8 +3,11 @@
 # target cell and seed; the digits' views within 10,000 training queries (20 candidates of 500
 # images); the 1,000-label model beside the single-program default at the same training queries;
 # 8 views of 96 candidates; the baselines; the default's cosine bands (and those seeded with the
-# other Fashion pair's views); the coarse-2 cell; the shared 200 test images; then the wide random
-# portfolios (V = 16–48) on seed 0. Every line resumes where a kill left it.
+# other Fashion pair's views); the coarse-2 and coarse-10 cells; the default's views refined by
+# zeroth-order steps; the shared 200 test images; the wide random portfolios (V = 16 and 32 on the
+# three targets, 48 on the Fashion pairs); then the converged white-box bounds (one core each:
+# about an hour a seed and Fashion cell, the digits by 100-image steps). Every line resumes where
+# a kill left it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -27,5 +30,19 @@ $BANDS --combos coarse-5/tshirt-shirt --from coarse-5/pullover-coat --rows selec
 $BANDS --combos coarse-5/pullover-coat --from coarse-5/tshirt-shirt --rows selected-8-bands-from-coarse-5/tshirt-shirt
 $PY bench/portfolio.py --combos coarse-2/tshirt-shirt --rows noapi,random-1,selected-8
 $BANDS --combos coarse-2/tshirt-shirt --rows selected-8-bands
+$PY bench/portfolio.py --combos coarse-10/tshirt-shirt --rows noapi,random-1,selected-8
+$BANDS --combos coarse-10/tshirt-shirt --rows selected-8-bands
+$PY bench/portfolio.py --combos coarse-2/tshirt-shirt,coarse-10/tshirt-shirt --seeds 0 --rows lite1
+for steps in 20 80; do
+  $BANDS --refine $steps --combos coarse-5/tshirt-shirt,coarse-5/pullover-coat --rows selected-8-bands-refined-$steps
+done
+$BANDS --refine 20 --combos project/digits --candidates 20 --rows selected-8-of-20-bands-refined-20
+$PY bench/portfolio.py --targets --rows random-16,random-32 --threads 1 &
+$PY bench/portfolio.py --combos coarse-5/tshirt-shirt,coarse-5/pullover-coat --rows random-48 --threads 1
+wait
 $PY bench/portfolio.py --targets --shared-200
 $PY bench/portfolio.py --combos coarse-2/tshirt-shirt --shared-200
+$PY bench/whitebox.py --threads 1 --combos coarse-5/tshirt-shirt coarse-5/pullover-coat &
+$PY bench/whitebox.py --threads 1 --combos project/digits --batch 100 --max-steps 30
+wait
+$PY bench/portfolio.py --report

@@ -148,8 +148,9 @@ def report() -> str:
     lines = ["# White-box bounds trained to convergence", "",
              f"`python bench/whitebox.py --report`, from `bench/results/whitebox.jsonl` ({TEST_SIZE:,} held-out images, 1,297 for the "
              "digits; 50 training images per class, split seed 0). Full-batch Adam through the served model (autograd, the 8-bit "
-             f"rounding straight-through), readout weights jointly; stopped at a plateau (no {IMPROVEMENT:.0%} gain in the training "
-             f"loss within {PATIENCE} steps), once the training loss is below {FIT_LOSS} (the training images fit), or at --max-steps. "
+             "rounding straight-through; rows that say \"passes\" took Adam steps on shuffled parts of the images, a step below being "
+             "one pass, its loss on every training image), readout weights jointly; stopped at a plateau (no "
+             f"{IMPROVEMENT:.0%} gain in the training loss within {PATIENCE} Adam steps), once the training loss is below {FIT_LOSS} (the training images fit), or at --max-steps. "
              "Accuracy of the program at the lowest training loss (the last step's in the runs that predate that rule, seed 0: their "
              "last loss was their lowest region), measured like a black-box run.", "",
              "| cell | W | seeds | start | converged | training loss of the program measured | stopped at step | seconds per seed |",
