@@ -84,7 +84,9 @@ def shared_rows(task: str) -> list[str]:
     def lines(path: Path) -> list[dict]:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
-    portfolio, whitebox = lines(RESULTS / "portfolio.jsonl"), lines(RESULTS / "whitebox.jsonl")
+    # One portfolio entry per cell, row and seed (its other lines add figures to it); no superseded bound.
+    portfolio = list({(e["combo"], e["row"], e["seed"]): e for e in reversed(lines(RESULTS / "portfolio.jsonl")) if "accuracy" in e}.values())
+    whitebox = [e for e in lines(RESULTS / "whitebox.jsonl") if not e.get("superseded")]
     combo = f"coarse-5/{task}"
     named = {"noapi": "no API: logistic regression on the raw pixels", "lite1": "no API: EfficientNet-Lite1 features, logistic regression",
              "random-1": "zero-program (the start, readout only)"}
