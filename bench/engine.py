@@ -56,7 +56,7 @@ def flat_canvas_accuracy(preset: str, classifier: InProcessClassifier, test_size
     w0 = np.zeros(method.geometry.parameter_shape)
     dense = trainer.dense(trainer.engine.score(trainer.program.encode_batch(w0, trainer.split.x_train)), classifier.labels())
     mapping = frequency_mapping(dense, trainer.split.y_train, trainer.split.n_classes, method.labels_per_class or DEFAULT_LABELS_PER_CLASS)
-    scores = trainer.predict_scores(w0, trainer.split.x_test, classifier.labels(), mapping)
+    scores = trainer.predict_scores([w0], mapping, trainer.split.x_test, classifier.labels())
     return float(np.mean(np.argmax(scores, axis=1) == trainer.split.y_test))
 
 

@@ -213,7 +213,7 @@ def wide_check(classifier: InProcessClassifier, task: str, seed: int, answers: A
     for label, w in (("start", starting_parameters(config.method, seed)), ("trained", trainer.optimizer.w.copy())):
         trainer.optimizer.w = w
         mapper = state.mapping.fitted(trainer.training_answers(state), trainer.split.y_train)
-        accuracy_of[label] = accuracy(trainer.predict_scores(w, trainer.split.x_test, state.vocabulary, mapper), trainer.split.y_test)
+        accuracy_of[label] = accuracy(trainer.predict_scores([w], mapper, trainer.split.x_test, state.vocabulary), trainer.split.y_test)
     for label, value in (*accuracy_of.items(), ("guarded", accuracy_of[served])):
         record(f"wide-{label}", budget, value, test_images=len(trainer.split.y_test), kept=served if label == "guarded" else None)
 
