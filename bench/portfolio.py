@@ -188,6 +188,12 @@ def measured() -> list[dict]:
     return [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip()]
 
 
+def measured_once() -> list[dict]:
+    """One entry per cell, row and seed, the first measured (a rerun may have written it again;
+    later lines without an accuracy add figures to it)."""
+    return list({(e["combo"], e["row"], e["seed"]): e for e in reversed(measured()) if e.get("accuracy") is not None}.values())[::-1]
+
+
 def record(entry: dict) -> None:
     RESULTS.mkdir(exist_ok=True)
     with MEASURED.open("a") as handle:
@@ -293,7 +299,6 @@ def summary(values: list[float]) -> str:
 # 2,000 held-out images): bench/fewlabel.py's wide check, bench/whitebox.py's converged bound; and
 # that bound as issue #22 reported it from a GPU stand-in of this path (3 seeds; not rerun here).
 FEWLABEL = BENCH / "results" / "fewlabel.jsonl"
-WHITEBOX = BENCH / "results" / "whitebox.jsonl"
 WHITEBOX_STAND_IN = {"coarse-5/tshirt-shirt": "78.1 ± 1.7", "coarse-5/pullover-coat": "78.1 ± 1.8"}
 ROW_NAMES = {"noapi": "no API: raw pixels, logistic regression", "lite1": "no API: EfficientNet-Lite1 features (a local open model)"}
 CLARIFAI_PER_1K = 1.20
@@ -319,8 +324,9 @@ def steps_a_view(steps: int, views: int) -> str:
 
 
 def report() -> None:
-    # One entry per cell, row and seed: the first measured (a rerun may have written it again).
-    entries = list({(e["combo"], e["row"], e["seed"]): e for e in reversed(measured()) if e.get("accuracy") is not None}.values())[::-1]
+    import whitebox  # bench/whitebox.py: its converged bounds, superseded runs left out
+
+    entries = measured_once()
     validation = {(e["combo"], e["row"], e["seed"]): e["validation_loss"] for e in measured() if e.get("validation_loss") is not None}
     shared = {(e["combo"], e["row"], e["seed"]): e["accuracy_200"] for e in measured() if "accuracy_200" in e}
     combos = list(dict.fromkeys(e["combo"] for e in entries))
@@ -357,10 +363,9 @@ def report() -> None:
         if zo:
             lines.append(f"| one program, zeroth-order default @ 20k (`bench/fewlabel.py`, wide check) | {summary(zo)} | {len(zo)} | "
                          f"{summary(zo_200) if zo_200 else '–'} | 20,000 | $24.00 | 1 | $1.20 | – |")
-        bound = [json.loads(line) for line in WHITEBOX.read_text().splitlines() if line.strip()] if WHITEBOX.exists() else []
-        bound = [e for e in bound if (e["combo"], e["resolution"]) == (combo, "16") and not e.get("superseded")]
+        bound = [e for e in whitebox.measured() if (e["combo"], e["resolution"]) == (combo, "16")]
         if bound:
-            steps = f"{bound[0]['batch']}-image steps" if bound[0].get("batch", bound[0]["train_images"]) < bound[0]["train_images"] else "full batch"
+            steps = f"{bound[0]['batch']}-image steps" if whitebox.by_parts(bound[0]) else "full batch"
             lines.append(f"| one 16×16 program by autograd, {steps} to a plateau or until the training images are fit (`bench/whitebox.py`) | "
                          f"{summary([e['accuracy'] for e in bound])} | {len(bound)} | – | – | – | 1 | $1.20 | – |")
         if combo in WHITEBOX_STAND_IN:

@@ -81,18 +81,16 @@ def shared_rows(task: str) -> list[str]:
     def cell(values: list[float]) -> str:
         return "—" if not values else f"{100 * statistics.mean(values):.1f}" + (f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else " (1 seed)")
 
-    def lines(path: Path) -> list[dict]:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    import portfolio
+    import whitebox
 
-    # One portfolio entry per cell, row and seed (its other lines add figures to it); no superseded bound.
-    portfolio = list({(e["combo"], e["row"], e["seed"]): e for e in reversed(lines(RESULTS / "portfolio.jsonl")) if "accuracy" in e}.values())
-    whitebox = [e for e in lines(RESULTS / "whitebox.jsonl") if not e.get("superseded")]
+    measured_rows, bounds = portfolio.measured_once(), whitebox.measured()
     combo = f"coarse-5/{task}"
     named = {"noapi": "no API: logistic regression on the raw pixels", "lite1": "no API: EfficientNet-Lite1 features, logistic regression",
              "random-1": "zero-program (the start, readout only)"}
-    rows = [f"| {task} | {name} | {cell([e['accuracy'] for e in portfolio if (e['combo'], e['row']) == (combo, row)])} | {0 if row != 'random-1' else 1} | – | – |"
+    rows = [f"| {task} | {name} | {cell([e['accuracy'] for e in measured_rows if (e['combo'], e['row']) == (combo, row)])} | {0 if row != 'random-1' else 1} | – | – |"
             for row, name in named.items()]
-    bound = [e for e in whitebox if (e["combo"], e["resolution"]) == (combo, "16")]
+    bound = [e for e in bounds if (e["combo"], e["resolution"]) == (combo, "16")]
     rows.append(f"| {task} | one 16×16 program by autograd, full batch to a plateau (bench/whitebox.py) | {cell([e['accuracy'] for e in bound])} | 1 | – | "
                 f"{len(bound)} |")
     return rows

@@ -135,11 +135,16 @@ def measure(combos: list[str], resolutions: list[str], seeds: list[int], max_ste
                 print(json.dumps({k: v for k, v in entry.items() if k != "losses"}), flush=True)
 
 
+def by_parts(entry: dict) -> bool:
+    """Trained by steps on parts of the training images (--batch), a step of its count one pass."""
+    return entry.get("batch", entry["train_images"]) < entry["train_images"]
+
+
 def stopping(entry: dict) -> str:
     """Where the loss curve plateaued or fit the training images, and where training stopped."""
     fit = next((i + 1 for i, loss in enumerate(entry["losses"]) if loss < FIT_LOSS), None)
     said = f"fit at {fit}" if fit else f"plateau at {entry['plateau_step']}" if entry["plateau_step"] else "neither"
-    passes = f" passes of {entry['batch']}-image steps" if entry.get("batch", entry["train_images"]) < entry["train_images"] else ""
+    passes = f" passes of {entry['batch']}-image steps" if by_parts(entry) else ""
     return f"{said}; ran {entry['steps']}{passes}" + (f"; measured at {entry['measured_step']}" if "measured_step" in entry else "")
 
 
