@@ -69,7 +69,7 @@ class Trainer:
             try:
                 self._loaded = load_state(store, config.name)
                 check_resumable(config.name, method, self._loaded)
-            except ConfigError:
+            except BaseException:  # a refusal, or a checkpoint that cannot be read: nothing holds the run
                 self.lease.release()
                 raise
             self.record = self._open_record()
