@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from torchpath import TorchPath
-from fewlabel import DEFAULT, TARGETS, WORK, run_config, served_model  # noqa: E402
+from torchpath import TorchNetwork, TorchPath
+from fewlabel import COMBOS, DEFAULT, TARGETS, WORK, run_config, served_model  # noqa: E402
 
 from barapi.method.losses import class_weights  # noqa: E402
 from barapi.mock.model import ImageNetModel, InProcessClassifier  # noqa: E402
@@ -50,6 +50,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 MEASURED = RESULTS / "whitebox.jsonl"
 RESOLUTIONS = {"16": (16, 0.05), "full": (None, 0.01)}  # W's side (None: every canvas pixel) and Adam's step
 PATIENCE, IMPROVEMENT, FIT_LOSS = 25, 0.01, 1e-3
+CHUNK = 100  # images through the network at once: a full batch of the digits' 500 is ~16 GB of activations
 TEST_SIZE = 2000
 
 
@@ -59,7 +60,7 @@ def measured() -> list[dict]:
     return [e for e in entries if not e.get("superseded")]
 
 
-def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed: int, max_steps: int, batch: int = 0) -> dict:
+def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed: int, max_steps: int, batch: int = 0, device: str = "cpu") -> dict:
     import torch
 
     torch.manual_seed(seed)
@@ -70,7 +71,7 @@ def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed:
     trainer = Trainer(config, classifier, Store(Path(tempfile.mkdtemp(prefix="whitebox-", dir=WORK))))
     state = trainer.start()
     start_accuracy = trainer.test_accuracy(state)
-    path, split = TorchPath(classifier, trainer.program), trainer.split
+    path, split = TorchPath(classifier, trainer.program, device), trainer.split
     w = path.tensor(trainer.optimizer.w)
     readout = path.readout(LinearReadout.fit(trainer.training_answers(state), split.y_train, split.n_classes, method.readout_l2))
     readout["weights"].requires_grad_(True)
@@ -82,18 +83,28 @@ def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed:
     n, batch = len(split.y_train), batch or len(split.y_train)
     shuffle = np.random.default_rng(seed)
     patience = max(1, -(-PATIENCE * batch // n))  # PATIENCE counts Adam steps; a pass over the images takes n / batch of them
+
+    def loss_on(part: np.ndarray, backward: bool) -> float:
+        """The focal loss on these images (a mean), its gradient accumulated chunk by chunk: the
+        same value and step as in one piece, in the memory of CHUNK images."""
+        total = 0.0
+        for chunk in np.array_split(part, -(-len(part) // CHUNK)):
+            loss = path.focal_loss(w, split.x_train[chunk], split.y_train[chunk], readout, weights, method.focal_gamma) * (len(chunk) / len(part))
+            if backward:
+                loss.backward()
+            total += float(loss)
+        return total
+
     for step in range(1, max_steps + 1):  # a step: one pass over the training images (one Adam step when full batch)
         at_start = w.detach().clone()
         order = shuffle.permutation(n) if batch < n else np.arange(n)
         for start in range(0, n, batch):
-            part = order[start:start + batch]
-            loss = path.focal_loss(w, split.x_train[part], split.y_train[part], readout, weights, method.focal_gamma)
             optimiser.zero_grad()
-            loss.backward()
+            loss = loss_on(order[start:start + batch], backward=True)
             optimiser.step()
         if batch < n:  # the loss of the program the pass ended at, on every training image
             with torch.no_grad():
-                loss = path.focal_loss(w, split.x_train, split.y_train, readout, weights, method.focal_gamma)
+                loss = loss_on(np.arange(n), backward=False)
         measured_w = at_start if batch == n else w.detach().clone()  # full batch: the loss is of the program before its step
         if float(loss) < min(losses, default=float("inf")):
             lowest_w, lowest_at = measured_w, step
@@ -106,33 +117,34 @@ def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed:
         if step % 10 == 0 or batch < n:
             print(f"  {combo} {resolution} seed {seed}: step {step}, loss {losses[-1]:.4f} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
     seconds = time.monotonic() - started
-    trainer.optimizer.w = lowest_w.numpy()[0].transpose(1, 2, 0).astype(np.float64)
+    trainer.optimizer.w = lowest_w.cpu().numpy()[0].transpose(1, 2, 0).astype(np.float64)
     state.mapping.read_at = -1  # measured like a black-box run: the readout refitted at this W
     return {"combo": combo, "resolution": resolution, "seed": seed, "start_accuracy": start_accuracy,
             "accuracy": trainer.test_accuracy(state), "test_images": len(split.y_test), "steps": len(losses),
             "plateau_step": plateau_step, "stopped": stopped, "final_loss": losses[-1], "losses": losses, "lr": lr,
             "measured_step": lowest_at, "measured_loss": losses[lowest_at - 1],
-            "train_images": n, "batch": batch, "seconds": round(seconds), "date": time.strftime("%Y-%m-%d")}
+            "train_images": n, "batch": batch, "seconds": round(seconds), "device": device, "date": time.strftime("%Y-%m-%d")}
 
 
-def measure(combos: list[str], resolutions: list[str], seeds: list[int], max_steps: int, threads: int, batch: int) -> None:
+def measure(combos: list[str], resolutions: list[str], seeds: list[int], max_steps: int, threads: int, batch: int,
+            device: str = "cpu", share: tuple[int, int] = (0, 1), out: Path = MEASURED) -> None:
+    """Each (cell, resolution, seed) not yet measured, cells in the order given; ``share`` (k, n):
+    every n-th of them from the k-th, so that n processes split one list (on a GPU, several
+    processes keep it busy while each measures on the CPU)."""
     import torch
 
     torch.set_num_threads(threads)
     WORK.mkdir(exist_ok=True)
-    RESULTS.mkdir(exist_ok=True)
-    network = ImageNetModel(home=WORK / "home", threads=threads)
+    out.parent.mkdir(exist_ok=True)
+    network = TorchNetwork(device) if device != "cpu" else ImageNetModel(home=WORK / "home", threads=threads)
     done = {(m["combo"], m["resolution"], m["seed"]) for m in measured()}
-    for resolution in resolutions:
-        for seed in seeds:
-            for combo in combos:
-                if (combo, resolution, seed) in done:
-                    continue
-                classifier = InProcessClassifier(network, served=served_model(combo.split("/")[0], network))
-                entry = converge(classifier, combo, resolution, seed, max_steps, batch)
-                with MEASURED.open("a") as handle:
-                    handle.write(json.dumps(entry) + "\n")
-                print(json.dumps({k: v for k, v in entry.items() if k != "losses"}), flush=True)
+    jobs = [(c, r, s) for c in combos for r in resolutions for s in seeds if (c, r, s) not in done]
+    for combo, resolution, seed in jobs[share[0] :: share[1]]:
+        classifier = InProcessClassifier(network, served=served_model(combo.split("/")[0], network))
+        entry = converge(classifier, combo, resolution, seed, max_steps, batch, device)
+        with out.open("a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        print(json.dumps({k: v for k, v in entry.items() if k != "losses"}), flush=True)
 
 
 def by_parts(entry: dict) -> bool:
@@ -148,6 +160,12 @@ def stopping(entry: dict) -> str:
     return f"{said}; ran {entry['steps']}{passes}" + (f"; measured at {entry['measured_step']}" if "measured_step" in entry else "")
 
 
+def seconds(rows: list[dict]) -> str:
+    """Training seconds per seed, by where they ran: a core here and a shared GPU differ 100-fold."""
+    where = sorted({e.get("device", "cpu") for e in rows})
+    return "; ".join(f"{statistics.mean(e['seconds'] for e in rows if e.get('device', 'cpu') == d):,.0f} ({d})" for d in where)
+
+
 def report() -> str:
     entries = measured()
     lines = ["# White-box bounds trained to convergence", "",
@@ -158,10 +176,12 @@ def report() -> str:
              f"{IMPROVEMENT:.0%} gain in the training loss within {PATIENCE} Adam steps), once the training loss is below {FIT_LOSS} (the training images fit), or at --max-steps. "
              "Accuracy of the program at the lowest training loss (the last step's in the runs that predate that rule, seed 0: their "
              "last loss was their lowest region), measured like a black-box run. \"neither\" in the last column: training reached "
-             "--max-steps before either rule held — not converged by this bench's rules, a figure below the bound.", "",
-             "| cell | W | seeds | start | trained | training loss of the program measured | stopped at step | seconds per seed |",
+             "--max-steps before either rule held — not converged by this bench's rules, a figure below the bound. Where: cpu, one core "
+             "here; cuda, one H200 shared by the 7 processes of `bench/whitebox-gpu.sh` (3 for the digits' full resolution), the "
+             "black-box measurement there the same network run by torch (`torchpath.TorchNetwork`).", "",
+             "| cell | W | seeds | start | trained | training loss of the program measured | stopped at step | training seconds per seed (where) |",
              "|---|---|---|---|---|---|---|---|"]
-    for combo in TARGETS:
+    for combo in TARGETS + [c for c in COMBOS if c not in TARGETS]:
         for resolution in RESOLUTIONS:
             rows = [e for e in entries if e["combo"] == combo and e["resolution"] == resolution]
             if not rows:
@@ -173,7 +193,7 @@ def report() -> str:
             plateaus = ", ".join(stopping(e) for e in rows)
             lines.append(f"| {combo} | {'16×16' if resolution == '16' else 'full'} | {len(rows)} | {cell([e['start_accuracy'] for e in rows])} | "
                          f"**{cell([e['accuracy'] for e in rows])}** | {cell([e.get('measured_loss', e['final_loss']) for e in rows], 1, 5)} | {plateaus} | "
-                         f"{statistics.mean(e['seconds'] for e in rows):,.0f} |")
+                         f"{seconds(rows)} |")
     superseded = [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip() and "superseded" in line] if MEASURED.exists() else []
     lines += [""] + [f"Superseded: {e['combo']} seed {e['seed']}, {100 * e['accuracy']:.1f} % — {e['superseded']}." for e in superseded]
     return "\n".join(lines) + "\n"
@@ -187,10 +207,14 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=0, help="images per Adam step (0: every training image); a step of --max-steps is then one pass")
+    parser.add_argument("--device", default="cpu", help="where torch trains and measures (cuda: a GPU; the black-box measurement then runs the same network in torch there)")
+    parser.add_argument("--share", default="0/1", help="k/n: this process measures every n-th missing (cell, resolution, seed) from the k-th")
+    parser.add_argument("--out", type=Path, default=MEASURED, help="where the measurements are appended (a GPU machine's workers: one file each, merged here)")
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
     if not args.report:
-        measure(args.combos, args.resolutions, args.seeds, args.max_steps, args.threads, args.batch)
+        k, n = (int(part) for part in args.share.split("/"))
+        measure(args.combos, args.resolutions, args.seeds, args.max_steps, args.threads, args.batch, args.device, (k, n), args.out)
     (RESULTS / "whitebox.md").write_text(report())
     print(report())
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The white-box bounds (bench/whitebox.py) on a lent GPU machine: full batch to a plateau or
+# the training images' fit, on every few-label cell, both resolutions, seeds 0-2. That machine
+# has python 3.12 with a CUDA torch, nothing from a registry and no Debian dataset, so three
+# ignored folders travel with the tree (prepared here, names in .git/info/exclude):
+#   .whl/                  barapi's wheel (`pip wheel --no-deps --no-build-isolation . -w .whl`) and the
+#                          dependencies the machine lacks, as cp312 wheels (pydantic, sqlmodel, alembic, ...)
+#   .carry/fashion-mnist/  Fashion-MNIST's labels and its images of the four classes the cells use
+#                          (the others zeroed: the split draws from every label, 13 MB instead of 30)
+#   bench/.work/home/projects/  the trained project head that project/* cells serve
+# WORKERS processes split the missing (cell, resolution, seed) list (whitebox.py --share), each
+# appending to its own OUT/wb-K.jsonl; merge them into bench/results/whitebox.jsonl here.
+set -u -o pipefail
+OUT=${OUT:-bench/.work/gpu} WORKERS=${WORKERS:-7} LIMIT=${LIMIT:-480}
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site BARAPI_FASHION_MNIST=$PWD/.carry/fashion-mnist PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
+nvidia-smi -L
+CELLS="coarse-5/tshirt-shirt coarse-5/pullover-coat project/digits coarse-5/digits coarse-5/digits-3v8 coarse-2/tshirt-shirt
+coarse-2/pullover-coat coarse-10/tshirt-shirt coarse-10/pullover-coat project/digits-3v8 coarse-2/digits coarse-2/digits-3v8
+coarse-10/digits coarse-10/digits-3v8 imagenet/tshirt-shirt imagenet/pullover-coat imagenet/digits imagenet/digits-3v8"
+# One step of one cell first: a broken install stops here, in seconds, not after the workers' limit.
+timeout 120 python3 -P -c "
+import sys; sys.path.insert(0, 'bench')
+import whitebox, torchpath, fewlabel
+from barapi.mock.model import InProcessClassifier
+network = torchpath.TorchNetwork('cuda')
+classifier = InProcessClassifier(network, served=fewlabel.served_model('project', network))
+entry = whitebox.converge(classifier, 'project/digits', '16', 0, 1, 0, 'cuda')
+print('smoke', entry['start_accuracy'], entry['accuracy'], entry['seconds'], 's a step')
+" 2>&1 | grep -v "^  " || exit 1
+for k in $(seq 0 $((WORKERS - 1))); do
+    timeout "$LIMIT" python3 bench/whitebox.py --device cuda --threads 2 --share "$k/$WORKERS" --out "$OUT/wb-$k.jsonl" \
+        --combos $CELLS --resolutions 16 full --max-steps 1000 >> "$OUT/log.txt" 2>&1 &
+done
+wait
+grep -h '"combo"' "$OUT"/log.txt | wc -l
