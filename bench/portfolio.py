@@ -363,11 +363,12 @@ def report() -> None:
         if zo:
             lines.append(f"| one program, zeroth-order default @ 20k (`bench/fewlabel.py`, wide check) | {summary(zo)} | {len(zo)} | "
                          f"{summary(zo_200) if zo_200 else '–'} | 20,000 | $24.00 | 1 | $1.20 | – |")
-        bound = [e for e in whitebox.measured() if (e["combo"], e["resolution"]) == (combo, "16")]
-        if bound:
-            steps = f"{bound[0]['batch']}-image steps" if whitebox.by_parts(bound[0]) else "full batch"
-            lines.append(f"| one 16×16 program by autograd, {steps} to a plateau or until the training images are fit (`bench/whitebox.py`) | "
-                         f"{summary([e['accuracy'] for e in bound])} | {len(bound)} | – | – | – | 1 | $1.20 | – |")
+        for resolution, program in (("16", "one 16×16 program"), ("full", "one full-resolution program")):
+            bound = [e for e in whitebox.measured() if (e["combo"], e["resolution"]) == (combo, resolution)]
+            if bound:
+                steps = f"{bound[0]['batch']}-image steps" if whitebox.by_parts(bound[0]) else "full batch"
+                lines.append(f"| {program} by autograd, {steps} to a plateau or until the training images are fit (`bench/whitebox.py`) | "
+                             f"{summary([e['accuracy'] for e in bound])} | {len(bound)} | – | – | – | 1 | $1.20 | – |")
         if combo in WHITEBOX_STAND_IN:
             lines.append(f"| the same bound from a GPU stand-in of this path, 300 full-batch steps (issue #22; not rerun here) | {WHITEBOX_STAND_IN[combo]} | 3 | – | – | – | 1 | $1.20 | – |")
         lines.append("")

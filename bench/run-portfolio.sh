@@ -5,9 +5,9 @@
 # 8 views of 96 candidates; the baselines; the default's cosine bands (and those seeded with the
 # other Fashion pair's views); the coarse-2 and coarse-10 cells; the default's views refined by
 # zeroth-order steps; the shared 200 test images; the wide random portfolios (V = 16 and 32 on the
-# three targets, 48 on the Fashion pairs); then the converged white-box bounds (one core each:
-# about an hour a seed and Fashion cell, the digits by 100-image steps). Every line resumes where
-# a kill left it.
+# three targets, 48 on the Fashion pairs); the converged white-box bounds (one core each: about
+# an hour a seed and Fashion cell; the rest on a GPU); the other few-label cells. Every line
+# resumes where a kill left it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -42,7 +42,17 @@ $PY bench/portfolio.py --combos coarse-5/tshirt-shirt,coarse-5/pullover-coat --r
 wait
 $PY bench/portfolio.py --targets --shared-200
 $PY bench/portfolio.py --combos coarse-2/tshirt-shirt --shared-200
-$PY bench/whitebox.py --threads 1 --combos coarse-5/tshirt-shirt coarse-5/pullover-coat &
-$PY bench/whitebox.py --threads 1 --combos project/digits --batch 100 --max-steps 30
+$PY bench/whitebox.py --threads 1 --combos coarse-5/tshirt-shirt coarse-5/pullover-coat
+# The remaining bounds (full resolution, the digits, Pullover/Coat's capped seeds) on a lent GPU:
+# bench/whitebox-gpu.sh there, its files merged into bench/results/whitebox.jsonl here.
+# The rest of the few-label grid: the baselines, the zero-program and the default on every cell;
+# 48 random programs on the digits.
+$PY bench/portfolio.py --combos project/digits --rows random-48 --threads 1 &
+GRID=coarse-2/pullover-coat,coarse-10/pullover-coat,coarse-5/digits-3v8,coarse-2/digits-3v8,coarse-10/digits-3v8,project/digits-3v8
+$PY bench/portfolio.py --combos $GRID --rows noapi,random-1 --threads 1
+$BANDS --combos $GRID --rows selected-8-bands --threads 1
 wait
+DIGITS=coarse-5/digits,coarse-2/digits,coarse-10/digits
+$PY bench/portfolio.py --combos $DIGITS --rows noapi,random-1 --threads 1
+$BANDS --combos $DIGITS --candidates 20 --rows selected-8-of-20-bands --threads 1
 $PY bench/portfolio.py --report

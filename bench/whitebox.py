@@ -21,6 +21,7 @@ final loss, plateau step and seconds; a rerun skips what is there.
     python bench/whitebox.py --threads 1                       # the three target cells, 16×16
     python bench/whitebox.py --resolutions full --max-steps 300
     python bench/whitebox.py --combos project/digits --batch 100 --max-steps 30
+    bash bench/whitebox-gpu.sh    # on a lent GPU: 7 processes (--device cuda --share k/7) over every cell
     python bench/whitebox.py --report                          # bench/results/whitebox.md
 """
 
