@@ -55,4 +55,6 @@ wait
 DIGITS=coarse-5/digits,coarse-2/digits,coarse-10/digits
 $PY bench/portfolio.py --combos $DIGITS --rows noapi,random-1 --threads 1
 $BANDS --combos $DIGITS --candidates 20 --rows selected-8-of-20-bands --threads 1
+$PY bench/portfolio.py --combos project/digits --rows noapi
+$PY bench/portfolio.py --family casts --combos coarse-5/tshirt-shirt --rows selected-8-casts --threads 1
 $PY bench/portfolio.py --report
