@@ -323,20 +323,20 @@ def steps_a_view(steps: int, views: int) -> str:
     return str(fewest) if fewest == most else f"{fewest}–{most}"
 
 
+def accuracies(entries: list[dict], combo: str, key: str, value: str) -> list[float]:
+    """The accuracies of one cell's row (key "row") or bound (key "resolution"), one per seed."""
+    return [e["accuracy"] for e in entries if (e["combo"], e[key]) == (combo, value)]
+
+
 def grid_summary(entries: list[dict], bounds: list[dict]) -> list[str]:
     """One line a cell: the baselines, the zero-program, the default (8 views chosen of cosine
     bands) and the best API row at ≤ 48 queries per prediction, beside the converged bounds — the
     issue's second target read off directly (above raw pixels, where the zero-program is below)."""
     def mean(combo: str, row: str) -> float | None:
-        values = [e["accuracy"] for e in entries if (e["combo"], e["row"]) == (combo, row)]
+        values = accuracies(entries, combo, "row", row)
         return statistics.mean(values) if values else None
 
-    def shown(combo: str, row: str) -> str:
-        values = [e["accuracy"] for e in entries if (e["combo"], e["row"]) == (combo, row)]
-        return summary(values) if values else "–"
-
-    def bound(combo: str, resolution: str) -> str:
-        values = [e["accuracy"] for e in bounds if (e["combo"], e["resolution"]) == (combo, resolution)]
+    def shown(values: list[float]) -> str:
         return summary(values) if values else "–"
 
     lines = ["## The few-label grid", "",
@@ -359,15 +359,16 @@ def grid_summary(entries: list[dict], bounds: list[dict]) -> list[str]:
         resolved = 2 * (noapi * (1 - noapi) / images) ** 0.5  # 2 sd of an accuracy on this many test images
         verdict = ("zero-program already above" if start is not None and start >= noapi else "yes" if best > noapi + resolved
                    else "no" if best < noapi - resolved else f"level (within ±{100 * resolved:.1f}, 2 sd on {images:,} images)")
-        lines.append(f"| {combo} | {shown(combo, 'noapi')} | {shown(combo, 'random-1')} | {shown(combo, default)} | {shown(combo, best_row)} ({views}) | "
-                     f"{verdict} | {bound(combo, '16')} | {bound(combo, 'full')} |")
+        row = [shown(accuracies(entries, combo, "row", r)) for r in ("noapi", "random-1", default, best_row)]
+        lines.append(f"| {combo} | {row[0]} | {row[1]} | {row[2]} | {row[3]} ({views}) | {verdict} | "
+                     f"{shown(accuracies(bounds, combo, 'resolution', '16'))} | {shown(accuracies(bounds, combo, 'resolution', 'full'))} |")
     return lines + [""]
 
 
 def report() -> None:
     import whitebox  # bench/whitebox.py: its converged bounds, superseded runs left out
 
-    entries = measured_once()
+    entries, bounds = measured_once(), whitebox.measured()
     validation = {(e["combo"], e["row"], e["seed"]): e["validation_loss"] for e in measured() if e.get("validation_loss") is not None}
     shared = {(e["combo"], e["row"], e["seed"]): e["accuracy_200"] for e in measured() if "accuracy_200" in e}
     combos = list(dict.fromkeys(e["combo"] for e in entries))
@@ -383,7 +384,7 @@ def report() -> None:
         "pass); the test images are measurement and not counted. Dollars at Clarifai's $1.20 per 1,000 images.",
         "",
     ]
-    lines += grid_summary(entries, whitebox.measured())
+    lines += grid_summary(entries, bounds)
     for combo in combos:
         lines += [f"## {combo}", "", "| row | test accuracy, % | seeds | the shared 200 test images, % | training queries | training $ | queries per predicted image "
                   "| $ per 1,000 predictions | validation log-loss (training images, 5-fold) |", "|---|---|---|---|---|---|---|---|---|"]
@@ -406,7 +407,7 @@ def report() -> None:
             lines.append(f"| one program, zeroth-order default @ 20k (`bench/fewlabel.py`, wide check) | {summary(zo)} | {len(zo)} | "
                          f"{summary(zo_200) if zo_200 else '–'} | 20,000 | $24.00 | 1 | $1.20 | – |")
         for resolution, program in (("16", "one 16×16 program"), ("full", "one full-resolution program")):
-            bound = [e for e in whitebox.measured() if (e["combo"], e["resolution"]) == (combo, resolution)]
+            bound = [e for e in bounds if (e["combo"], e["resolution"]) == (combo, resolution)]
             if bound:
                 steps = f"{bound[0]['batch']}-image steps" if whitebox.by_parts(bound[0]) else "full batch"
                 lines.append(f"| {program} by autograd, {steps} to a plateau or until the training images are fit (`bench/whitebox.py`) | "

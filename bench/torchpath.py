@@ -15,7 +15,7 @@ import numpy as np
 from barapi.method.program import Program
 from barapi.method.readout import SCORE_FLOOR, LinearReadout, softmax
 from barapi.mock.heads import ServedModel, coarse_groups, group_matrix, project_path
-from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier
+from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier, model_spec
 
 PROJECT_HOME = Path(__file__).resolve().parent / ".work" / "home"  # where bench/fewlabel.py trains the project
 
@@ -60,7 +60,8 @@ class TorchNetwork(ImageNetModel):
 
         from barapi.method.labels import imagenet_classes
 
-        self.name, self.size, self.device = "efficientnet-lite0", 224, device
+        self.name, self.device = "efficientnet-lite0", device
+        self.size = model_spec(self.name)[2]
         self.network, self.classes, self._lock = lite0(device), imagenet_classes(), threading.Lock()
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
@@ -81,7 +82,8 @@ class TorchPath:
         import torch
 
         self.device = device
-        self.network = lite0(device)
+        served = classifier.model  # where it already runs the network in torch on this device, the same weights serve both
+        self.network = served.network if isinstance(served, TorchNetwork) and served.device == device else lite0(device)
         self.head = torch_head(classifier.served, classifier.model, device)
         self.geometry, self.size = program.geometry, classifier.model.size
         self.mask = torch.tensor(program.mask.transpose(2, 0, 1)[None], dtype=torch.float32, device=device)
