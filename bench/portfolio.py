@@ -343,8 +343,8 @@ def grid_summary(entries: list[dict], bounds: list[dict]) -> list[str]:
              "The default: 8 views chosen of 48 cosine-band candidates (of 20 on the 500-image digits cells). Best API row: the highest "
              "mean of any row below at ≤ 48 queries per prediction (chosen here on the test images, so an upper reading of what a "
              "user would pick by validation). Bounds: `bench/whitebox.py`, converged (– where not run).", "",
-             "| cell | no API: raw pixels | zero-program | default | best API row (queries per prediction) | above raw pixels? | 16×16 bound | full-resolution bound |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| cell | no API: raw pixels | no API: Lite1 features | zero-program | default | best API row (queries per prediction) | above raw pixels? | 16×16 bound | full-resolution bound |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for combo in list(dict.fromkeys(e["combo"] for e in entries)):
         if combo.startswith("imagenet/"):
             continue  # the 1,000-label model: the target there is the single-view default, in its own table below
@@ -359,8 +359,8 @@ def grid_summary(entries: list[dict], bounds: list[dict]) -> list[str]:
         resolved = 2 * (noapi * (1 - noapi) / images) ** 0.5  # 2 sd of an accuracy on this many test images
         verdict = ("zero-program already above" if start is not None and start >= noapi else "yes" if best > noapi + resolved
                    else "no" if best < noapi - resolved else f"level (within ±{100 * resolved:.1f}, 2 sd on {images:,} images)")
-        row = [shown(accuracies(entries, combo, "row", r)) for r in ("noapi", "random-1", default, best_row)]
-        lines.append(f"| {combo} | {row[0]} | {row[1]} | {row[2]} | {row[3]} ({views}) | {verdict} | "
+        row = [shown(accuracies(entries, combo, "row", r)) for r in ("noapi", "lite1", "random-1", default, best_row)]
+        lines.append(f"| {combo} | {row[0]} | {row[1]} | {row[2]} | {row[3]} | {row[4]} ({views}) | {verdict} | "
                      f"{shown(accuracies(bounds, combo, 'resolution', '16'))} | {shown(accuracies(bounds, combo, 'resolution', 'full'))} |")
     return lines + [""]
 
