@@ -345,7 +345,8 @@ def grid_summary(entries: list[dict], bounds: list[dict], validation: dict) -> l
              "The default: 8 views chosen of 48 cosine-band candidates (of 20 on the 500-image digits cells). Best API row: the highest "
              "mean of any row below at ≤ 48 queries per prediction (chosen here on the test images, so an upper reading of what a "
              "user would pick). Validation's pick: the row of the lowest mean cross-validated log-loss on the training images, of "
-             "those measured with it on every seed (what a user can choose without test images). Bounds: `bench/whitebox.py`, converged (– where not run).", "",
+             "those measured with it on every seed (what a user can choose without test images; a refined row's loss is optimistic, its "
+             "programs fitted on those same images). Bounds: `bench/whitebox.py`, converged (– where not run).", "",
              "| cell | no API: raw pixels | no API: Lite1 features | zero-program | default | validation's pick (row, queries per prediction) "
              "| best API row (queries per prediction) | above raw pixels? | 16×16 bound | full-resolution bound |",
              "|---|---|---|---|---|---|---|---|---|---|"]
