@@ -56,7 +56,7 @@ DIGITS=coarse-5/digits,coarse-2/digits,coarse-10/digits
 $PY bench/portfolio.py --combos $DIGITS --rows noapi,random-1 --threads 1
 $BANDS --combos $DIGITS --candidates 20 --rows selected-8-of-20-bands --threads 1
 $PY bench/portfolio.py --combos project/digits --rows noapi
-$PY bench/portfolio.py --family casts --combos coarse-5/tshirt-shirt --rows selected-8-casts --threads 1
+$PY bench/portfolio.py --family casts --combos coarse-5/tshirt-shirt,coarse-5/pullover-coat --rows selected-8-casts --threads 1
 # Lite1 features on every cell (one figure a task: they do not depend on the served model); the
 # random ladder and selected 1–8 of 48 random on the 3-vs-8 cells and coarse-2 × T-shirt/Shirt;
 # a full-resolution bound on coarse-2 × T-shirt/Shirt on one core (~30 min a seed).
