@@ -323,9 +323,9 @@ def steps_a_view(steps: int, views: int) -> str:
     return str(fewest) if fewest == most else f"{fewest}–{most}"
 
 
-def accuracies(entries: list[dict], combo: str, key: str, value: str) -> list[float]:
-    """The accuracies of one cell's row (key "row") or bound (key "resolution"), one per seed."""
-    return [e["accuracy"] for e in entries if (e["combo"], e[key]) == (combo, value)]
+def accuracies(bounds: list[dict], combo: str, resolution: str) -> list[float]:
+    """The accuracies of one cell's converged bound at this resolution, one per seed."""
+    return [e["accuracy"] for e in bounds if (e["combo"], e["resolution"]) == (combo, resolution)]
 
 
 def grid_summary(entries: list[dict], bounds: list[dict], validation: dict) -> list[str]:
@@ -334,10 +334,6 @@ def grid_summary(entries: list[dict], bounds: list[dict], validation: dict) -> l
     cross-validated loss on the training images: what a user could choose) and the best one on
     the test images, beside the converged bounds — the issue's second target read off directly
     (above raw pixels, where the zero-program is below)."""
-    def mean(combo: str, row: str) -> float | None:
-        values = accuracies(entries, combo, "row", row)
-        return statistics.mean(values) if values else None
-
     def shown(values: list[float]) -> str:
         return summary(values) if values else "–"
 
@@ -353,22 +349,27 @@ def grid_summary(entries: list[dict], bounds: list[dict], validation: dict) -> l
     for combo in list(dict.fromkeys(e["combo"] for e in entries)):
         if combo.startswith("imagenet/"):
             continue  # the 1,000-label model: the target there is the single-view default, in its own table below
-        api = [(row, mean(combo, row)) for row in {e["row"] for e in entries if e["combo"] == combo and 1 <= e.get("views", 0) <= 48}]
-        noapi, start = mean(combo, "noapi"), mean(combo, "random-1")
-        if not api or noapi is None:
+        rows: dict[str, list[dict]] = {}  # the cell's entries by row, in the order measured
+        for e in entries:
+            if e["combo"] == combo:
+                rows.setdefault(e["row"], []).append(e)
+        mean = {row: statistics.mean(e["accuracy"] for e in cell) for row, cell in rows.items()}
+        api = [row for row, cell in rows.items() if 1 <= cell[0].get("views", 0) <= 48]
+        if not api or "noapi" not in rows:
             continue
-        best_row, best = max(api, key=lambda pair: pair[1])
-        views = {row: next(e["views"] for e in entries if (e["combo"], e["row"]) == (combo, row)) for row, _ in api}
-        validated = {row: [validation.get((combo, row, e["seed"])) for e in entries if (e["combo"], e["row"]) == (combo, row)] for row, _ in api}
-        picked = min((row for row, losses in validated.items() if None not in losses), key=lambda row: statistics.mean(validated[row]), default=None)
+        best_row = max(api, key=mean.__getitem__)
+        validated = {row: [validation.get((combo, row, e["seed"])) for e in rows[row]] for row in api}
+        picked = min((row for row in api if None not in validated[row]), key=lambda row: statistics.mean(validated[row]), default=None)
         default = "selected-8-of-20-bands" if combo.endswith("/digits") else "selected-8-bands"
-        images = next(e["test_images"] for e in entries if (e["combo"], e["row"]) == (combo, "noapi"))
+        noapi, start, best, images = mean["noapi"], mean.get("random-1"), mean[best_row], rows["noapi"][0]["test_images"]
         resolved = 2 * (noapi * (1 - noapi) / images) ** 0.5  # 2 sd of an accuracy on this many test images
         verdict = ("zero-program already above" if start is not None and start >= noapi else "yes" if best > noapi + resolved
                    else "no" if best < noapi - resolved else f"level (within ±{100 * resolved:.1f}, 2 sd on {images:,} images)")
-        row = [shown(accuracies(entries, combo, "row", r)) for r in ("noapi", "lite1", "random-1", default, picked, best_row)]
-        lines.append(f"| {combo} | {row[0]} | {row[1]} | {row[2]} | {row[3]} | {row[4]} ({f'`{picked}`, {views[picked]}' if picked else '–'}) | {row[5]} ({views[best_row]}) | {verdict} | "
-                     f"{shown(accuracies(bounds, combo, 'resolution', '16'))} | {shown(accuracies(bounds, combo, 'resolution', 'full'))} |")
+        row = [shown([e["accuracy"] for e in rows.get(r, [])]) for r in ("noapi", "lite1", "random-1", default, picked, best_row)]
+        chosen = f"`{picked}`, {rows[picked][0]['views']}" if picked else "–"
+        lines.append(f"| {combo} | {row[0]} | {row[1]} | {row[2]} | {row[3]} | {row[4]} ({chosen}) | "
+                     f"{row[5]} ({rows[best_row][0]['views']}) | {verdict} | "
+                     f"{shown(accuracies(bounds, combo, '16'))} | {shown(accuracies(bounds, combo, 'full'))} |")
     return lines + [""]
 
 
