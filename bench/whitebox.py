@@ -94,7 +94,7 @@ def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed:
             loss = path.focal_loss(w, split.x_train[chunk], split.y_train[chunk], readout, weights, method.focal_gamma) * (len(chunk) / len(part))
             if backward:
                 loss.backward()
-            total += float(loss)
+            total += loss.item()
         return total
 
     for step in range(1, max_steps + 1):  # a step: one pass over the training images (one Adam step when full batch)
