@@ -112,7 +112,7 @@ def zeroth_order(classifier: InProcessClassifier, store: Store, task: str, seed:
     iterations = iterations_within(method, n_train, budget)
     config = run_config(task, seed, test_size, 1, 1).model_copy(update={"name": f"zo-{budget}", "method": method.model_copy(update={"iterations": iterations})})
     result = Trainer(config, classifier, store).run()
-    return {"accuracy": result.test_accuracy, "training_queries": n_train + iterations * queries_per_step(method) + closing_queries(method, n_train),
+    return {"accuracy": result.test_accuracy, "test_images": len(run_split(config).y_test), "training_queries": n_train + iterations * queries_per_step(method) + closing_queries(method, n_train),
             "queries_per_prediction": 1, "candidates": 1, "views": 1, "step_signal": result.step_signal}
 
 
@@ -223,8 +223,7 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
             for budget in ZO_BUDGETS:
                 row = f"zo-{budget}"
                 if (combo, row, seed) not in done and row in (rows or []):
-                    record({"combo": combo, "row": row, "seed": seed, "test_images": test_size}
-                           | zeroth_order(classifier, store, task, seed, test_size, budget))
+                    record({"combo": combo, "row": row, "seed": seed} | zeroth_order(classifier, store, task, seed, test_size, budget))
             for row, n, v in planned:
                 if (combo, row, seed) in done or (rows and row not in rows):
                     continue
