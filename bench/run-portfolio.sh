@@ -66,5 +66,11 @@ $PY bench/whitebox.py --combos coarse-2/tshirt-shirt --resolutions full --max-st
 $PY bench/portfolio.py --combos coarse-2/digits-3v8,coarse-5/digits-3v8,coarse-10/digits-3v8,project/digits-3v8 --rows $LADDER --threads 1
 $PY bench/portfolio.py --combos coarse-2/tshirt-shirt --rows $LADDER --threads 1
 wait
+# The ladder and a full-resolution bound on coarse-10 × T-shirt/Shirt; the single-program default
+# at a portfolio's training queries on every few-label cell.
+$PY bench/whitebox.py --combos coarse-10/tshirt-shirt --resolutions full --max-steps 400 --threads 1 &
+$PY bench/portfolio.py --combos coarse-10/tshirt-shirt --rows $LADDER --threads 1
+$PY bench/portfolio.py --combos coarse-5/tshirt-shirt,coarse-5/pullover-coat,project/digits,coarse-2/tshirt-shirt,coarse-10/tshirt-shirt,$GRID,$DIGITS --rows zo-5000 --threads 1
+wait
 $PY bench/portfolio.py --report
 $PY bench/whitebox.py --report
