@@ -72,5 +72,10 @@ $PY bench/whitebox.py --combos coarse-10/tshirt-shirt --resolutions full --max-s
 $PY bench/portfolio.py --combos coarse-10/tshirt-shirt --rows $LADDER --threads 1
 $PY bench/portfolio.py --combos coarse-5/tshirt-shirt,coarse-5/pullover-coat,project/digits,coarse-2/tshirt-shirt,coarse-10/tshirt-shirt,$GRID,$DIGITS --rows zo-5000 --threads 1
 wait
+# Fewer of the default's bands (1, 2, 4 chosen) on the Pullover/Coat and digits cells: the
+# candidates' answers are those the 8 chosen were drawn from.
+$BANDS --combos coarse-2/pullover-coat,coarse-10/pullover-coat --rows selected-1-bands,selected-2-bands,selected-4-bands --threads 1 &
+$BANDS --combos $DIGITS --candidates 20 --rows selected-1-of-20-bands,selected-2-of-20-bands,selected-4-of-20-bands --threads 1
+wait
 $PY bench/portfolio.py --report
 $PY bench/whitebox.py --report
