@@ -342,8 +342,8 @@ def grid_summary(entries: list[dict], bounds: list[dict], validation: dict) -> l
              "user would pick). Validation's pick: the row of the lowest mean cross-validated log-loss on the training images, of "
              "those measured with it on every seed (what a user can choose without test images; a refined row's loss is optimistic, its "
              "programs fitted on those same images). One program: the single-program default (label mapping, zeroth-order steps, "
-             f"closing pass) within {ZO_BUDGETS[0]:,} training queries, about what the default portfolio pays (4,800; 10,000 on the "
-             "digits cells). Bounds: `bench/whitebox.py`, converged (– where not run).", "",
+             f"closing pass) within {ZO_BUDGETS[0]:,} training queries, about what the default portfolio pays (4,800; 10,000 on the 10-digit "
+             "cells). Bounds: `bench/whitebox.py`, converged (– where not run).", "",
              "| cell | no API: raw pixels | no API: Lite1 features | zero-program | one program, zeroth-order, same training queries | default | validation's pick (row, queries per prediction) "
              "| best API row (queries per prediction) | above raw pixels? | 16×16 bound | full-resolution bound |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
