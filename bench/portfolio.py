@@ -107,12 +107,13 @@ def adopt(combo: str, row_config: RunConfig, seed: int, into: Store) -> None:
 def zeroth_order(classifier: InProcessClassifier, store: Store, task: str, seed: int, test_size: int, budget: int) -> dict:
     """The single-program default within ``budget`` training queries (label mapping, steps,
     closing pass), on the same split: what the portfolio replaces, at comparable training cost."""
-    method = PRESETS["default"]
-    n_train = TRAIN_PER_CLASS * len(run_split(run_config(task, seed, test_size, 1, 1)).classes)
+    method, single = PRESETS["default"], run_config(task, seed, test_size, 1, 1)
+    split = run_split(single)
+    n_train = TRAIN_PER_CLASS * len(split.classes)
     iterations = iterations_within(method, n_train, budget)
-    config = run_config(task, seed, test_size, 1, 1).model_copy(update={"name": f"zo-{budget}", "method": method.model_copy(update={"iterations": iterations})})
+    config = single.model_copy(update={"name": f"zo-{budget}", "method": method.model_copy(update={"iterations": iterations})})
     result = Trainer(config, classifier, store).run()
-    return {"accuracy": result.test_accuracy, "test_images": len(run_split(config).y_test), "training_queries": n_train + iterations * queries_per_step(method) + closing_queries(method, n_train),
+    return {"accuracy": result.test_accuracy, "test_images": len(split.y_test), "training_queries": n_train + iterations * queries_per_step(method) + closing_queries(method, n_train),
             "queries_per_prediction": 1, "candidates": 1, "views": 1, "step_signal": result.step_signal}
 
 

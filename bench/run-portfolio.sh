@@ -60,7 +60,8 @@ $PY bench/portfolio.py --family casts --combos coarse-5/tshirt-shirt,coarse-5/pu
 # Lite1 features on every cell (one figure a task: they do not depend on the served model); the
 # random ladder and selected 1–8 of 48 random on the 3-vs-8 cells and coarse-2 × T-shirt/Shirt;
 # a full-resolution bound on coarse-2 × T-shirt/Shirt on one core (~30 min a seed).
-$PY bench/portfolio.py --combos coarse-2/tshirt-shirt,coarse-10/tshirt-shirt,$GRID,$DIGITS --rows lite1 --seeds 0 --threads 1
+REST=coarse-2/tshirt-shirt,coarse-10/tshirt-shirt,$GRID,$DIGITS  # every few-label cell but the three targets
+$PY bench/portfolio.py --combos $REST --rows lite1 --seeds 0 --threads 1
 LADDER=random-1,random-2,random-4,random-8,random-16,random-32,random-48,selected-1,selected-2,selected-4,selected-8
 $PY bench/whitebox.py --combos coarse-2/tshirt-shirt --resolutions full --max-steps 400 --threads 1 &
 $PY bench/portfolio.py --combos coarse-2/digits-3v8,coarse-5/digits-3v8,coarse-10/digits-3v8,project/digits-3v8 --rows $LADDER --threads 1
@@ -70,7 +71,7 @@ wait
 # at a portfolio's training queries on every few-label cell.
 $PY bench/whitebox.py --combos coarse-10/tshirt-shirt --resolutions full --max-steps 400 --threads 1 &
 $PY bench/portfolio.py --combos coarse-10/tshirt-shirt --rows $LADDER --threads 1
-$PY bench/portfolio.py --combos coarse-5/tshirt-shirt,coarse-5/pullover-coat,project/digits,coarse-2/tshirt-shirt,coarse-10/tshirt-shirt,$GRID,$DIGITS --rows zo-5000 --threads 1
+$PY bench/portfolio.py --combos coarse-5/tshirt-shirt,coarse-5/pullover-coat,project/digits,$REST --rows zo-5000 --threads 1
 wait
 # Fewer of the default's bands (1, 2, 4 chosen) on the Pullover/Coat and digits cells: the
 # candidates' answers are those the 8 chosen were drawn from.
