@@ -78,10 +78,11 @@ wait
 $BANDS --combos coarse-2/pullover-coat,coarse-10/pullover-coat --rows selected-1-bands,selected-2-bands,selected-4-bands --threads 1 &
 $BANDS --combos $DIGITS --candidates 20 --rows selected-1-of-20-bands,selected-2-of-20-bands,selected-4-of-20-bands --threads 1
 wait
-# Full-resolution bounds on both Pullover/Coat cells beside the targets (one core each, ~35 s a step).
-for model in coarse-2 coarse-10; do
-  $PY bench/whitebox.py --combos $model/pullover-coat --resolutions full --max-steps 400 --threads 1 &
-done
+# Full-resolution bounds on both Pullover/Coat cells beside the targets (one core each, ~35 s a
+# step), then coarse-2 × 3 vs 8 on the core the shorter one frees (seed 0 so far).
+$PY bench/whitebox.py --combos coarse-2/pullover-coat --resolutions full --max-steps 400 --threads 1 &
+$PY bench/whitebox.py --combos coarse-10/pullover-coat --resolutions full --max-steps 400 --threads 1
+$PY bench/whitebox.py --combos coarse-2/digits-3v8 --resolutions full --max-steps 400 --threads 1 --seeds 0
 wait
 $PY bench/portfolio.py --report
 $PY bench/whitebox.py --report
