@@ -84,5 +84,20 @@ $PY bench/whitebox.py --combos coarse-2/pullover-coat --resolutions full --max-s
 $PY bench/whitebox.py --combos coarse-10/pullover-coat --resolutions full --max-steps 400 --threads 1
 $PY bench/whitebox.py --combos coarse-2/digits-3v8 --resolutions full --max-steps 400 --threads 1 --seeds 0
 wait
+# Pullover/Coat's random ladder through coarse-2 and coarse-10 beside coarse-2's last bound seed
+# and the other 3 vs 8 bounds; the 1,000-label ladder and fewer of its bands; the ladder and
+# 1–8 chosen of 48 random on the 10-digit cells (~20 min a seed and cell).
+WIDER=random-2,random-4,random-8,random-16,random-32,random-48
+$PY bench/whitebox.py --combos coarse-2/pullover-coat --resolutions full --max-steps 400 --threads 1 --seeds 2 &
+$PY bench/portfolio.py --combos coarse-2/pullover-coat,coarse-10/pullover-coat --rows $WIDER --threads 1
+$PY bench/whitebox.py --combos coarse-2/digits-3v8 --resolutions full --max-steps 400 --threads 1 --seeds 1 2
+wait
+$PY bench/whitebox.py --combos coarse-5/digits-3v8 coarse-10/digits-3v8 project/digits-3v8 --resolutions full --max-steps 400 --threads 1 &
+{ $PY bench/portfolio.py --combos imagenet/tshirt-shirt --rows $WIDER --threads 1
+  $BANDS --combos imagenet/tshirt-shirt --rows selected-1-bands,selected-2-bands,selected-4-bands --threads 1; }
+wait
+$PY bench/portfolio.py --combos coarse-5/digits,coarse-10/digits --rows $WIDER,selected-1,selected-2,selected-4,selected-8 --threads 1 &
+$PY bench/portfolio.py --combos coarse-2/digits --rows $WIDER,selected-1,selected-2,selected-4,selected-8 --threads 1
+wait
 $PY bench/portfolio.py --report
 $PY bench/whitebox.py --report
