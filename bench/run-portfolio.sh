@@ -85,8 +85,7 @@ $PY bench/whitebox.py --combos coarse-10/pullover-coat --resolutions full --max-
 $PY bench/whitebox.py --combos coarse-2/digits-3v8 --resolutions full --max-steps 400 --threads 1 --seeds 0
 wait
 # Pullover/Coat's random ladder through coarse-2 and coarse-10 beside coarse-2's last bound seed
-# and the other 3 vs 8 bounds; the 1,000-label ladder and fewer of its bands; the ladder and
-# 1–8 chosen of 48 random on the 10-digit cells (~20 min a seed and cell).
+# and the other 3 vs 8 bounds; the 1,000-label ladder and fewer of its bands.
 WIDER=random-2,random-4,random-8,random-16,random-32,random-48
 $PY bench/whitebox.py --combos coarse-2/pullover-coat --resolutions full --max-steps 400 --threads 1 --seeds 2 &
 $PY bench/portfolio.py --combos coarse-2/pullover-coat,coarse-10/pullover-coat --rows $WIDER --threads 1
@@ -96,8 +95,15 @@ $PY bench/whitebox.py --combos coarse-5/digits-3v8 coarse-10/digits-3v8 project/
 { $PY bench/portfolio.py --combos imagenet/tshirt-shirt --rows $WIDER --threads 1
   $BANDS --combos imagenet/tshirt-shirt --rows selected-1-bands,selected-2-bands,selected-4-bands --threads 1; }
 wait
-$PY bench/portfolio.py --combos coarse-5/digits,coarse-10/digits --rows $WIDER,selected-1,selected-2,selected-4,selected-8 --threads 1 &
+# The ladder and 1–8 chosen of 48 random on two 10-digit cells, one core each (~80 min a seed;
+# coarse-10 × digits not yet), then fewer of the default's bands on the other T-shirt/Shirt and
+# the 3 vs 8 cells.
+$PY bench/portfolio.py --combos coarse-5/digits --rows $WIDER,selected-1,selected-2,selected-4,selected-8 --threads 1 &
 $PY bench/portfolio.py --combos coarse-2/digits --rows $WIDER,selected-1,selected-2,selected-4,selected-8 --threads 1
+wait
+FEWER=selected-1-bands,selected-2-bands,selected-4-bands
+$BANDS --combos coarse-2/tshirt-shirt,coarse-10/tshirt-shirt --rows $FEWER --threads 1 &
+$BANDS --combos coarse-5/digits-3v8,coarse-2/digits-3v8,coarse-10/digits-3v8,project/digits-3v8 --rows $FEWER --threads 1
 wait
 $PY bench/portfolio.py --report
 $PY bench/whitebox.py --report
