@@ -24,6 +24,7 @@ WIDE=random-16,random-32,random-48
   $PY bench/portfolio.py --combos coarse-5/pullover-coat --seeds 0 --rows $WIDE; } &
 wait
 BANDS="$PY bench/portfolio.py --family bands"
+FEWER=selected-1-bands,selected-2-bands,selected-4-bands
 $BANDS --targets --rows selected-8-bands
 $BANDS --combos project/digits --candidates 20 --rows selected-8-of-20-bands
 $BANDS --combos coarse-5/tshirt-shirt --from coarse-5/pullover-coat --rows selected-8-bands-from-coarse-5/pullover-coat
@@ -75,7 +76,7 @@ $PY bench/portfolio.py --combos coarse-5/tshirt-shirt,coarse-5/pullover-coat,pro
 wait
 # Fewer of the default's bands (1, 2, 4 chosen) on the Pullover/Coat and digits cells: the
 # candidates' answers are those the 8 chosen were drawn from.
-$BANDS --combos coarse-2/pullover-coat,coarse-10/pullover-coat --rows selected-1-bands,selected-2-bands,selected-4-bands --threads 1 &
+$BANDS --combos coarse-2/pullover-coat,coarse-10/pullover-coat --rows $FEWER --threads 1 &
 $BANDS --combos $DIGITS --candidates 20 --rows selected-1-of-20-bands,selected-2-of-20-bands,selected-4-of-20-bands --threads 1
 wait
 # Full-resolution bounds on both Pullover/Coat cells beside the targets (one core each, ~35 s a
@@ -93,7 +94,7 @@ $PY bench/whitebox.py --combos coarse-2/digits-3v8 --resolutions full --max-step
 wait
 $PY bench/whitebox.py --combos coarse-5/digits-3v8 coarse-10/digits-3v8 project/digits-3v8 --resolutions full --max-steps 400 --threads 1 &
 { $PY bench/portfolio.py --combos imagenet/tshirt-shirt --rows $WIDER --threads 1
-  $BANDS --combos imagenet/tshirt-shirt --rows selected-1-bands,selected-2-bands,selected-4-bands --threads 1; }
+  $BANDS --combos imagenet/tshirt-shirt --rows $FEWER --threads 1; }
 wait
 # The ladder and 1–8 chosen of 48 random on two 10-digit cells, one core each (~80 min a seed;
 # coarse-10 × digits not yet), then fewer of the default's bands on the other T-shirt/Shirt and
@@ -101,7 +102,6 @@ wait
 $PY bench/portfolio.py --combos coarse-5/digits --rows $WIDER,selected-1,selected-2,selected-4,selected-8 --threads 1 &
 $PY bench/portfolio.py --combos coarse-2/digits --rows $WIDER,selected-1,selected-2,selected-4,selected-8 --threads 1
 wait
-FEWER=selected-1-bands,selected-2-bands,selected-4-bands
 $BANDS --combos coarse-2/tshirt-shirt,coarse-10/tshirt-shirt --rows $FEWER --threads 1 &
 $BANDS --combos coarse-5/digits-3v8,coarse-2/digits-3v8,coarse-10/digits-3v8,project/digits-3v8 --rows $FEWER --threads 1
 wait
