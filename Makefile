@@ -38,6 +38,7 @@ test: install datasets postgres
 	$(PY) -m pytest -q
 
 bench: install
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/engine.py
 
 clean:

@@ -7,7 +7,7 @@
 # zeroth-order steps; the shared 200 test images; the wide random portfolios (V = 16 and 32 on the
 # three targets, 48 on the Fashion pairs); the converged white-box bounds (one core each: about
 # an hour a seed and Fashion cell; the rest on a GPU); the other few-label cells. Every line
-# resumes where a kill left it.
+# resumes where a kill left it. Needs the bench extra (`pip install -e '.[bench]'`: Lite1's weights).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
