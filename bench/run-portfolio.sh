@@ -96,14 +96,21 @@ $PY bench/whitebox.py --combos coarse-5/digits-3v8 coarse-10/digits-3v8 project/
 { $PY bench/portfolio.py --combos imagenet/tshirt-shirt --rows $WIDER --threads 1
   $BANDS --combos imagenet/tshirt-shirt --rows $FEWER --threads 1; }
 wait
-# The ladder and 1–8 chosen of 48 random on two 10-digit cells, one core each (~80 min a seed;
-# coarse-10 × digits not yet), then fewer of the default's bands on the other T-shirt/Shirt and
-# the 3 vs 8 cells.
+# The ladder and 1–8 chosen of 48 random on two 10-digit cells, one core each (~80 min a seed),
+# then fewer of the default's bands on the other T-shirt/Shirt and the 3 vs 8 cells.
 $PY bench/portfolio.py --combos coarse-5/digits --rows $WIDER,selected-1,selected-2,selected-4,selected-8 --threads 1 &
 $PY bench/portfolio.py --combos coarse-2/digits --rows $WIDER,selected-1,selected-2,selected-4,selected-8 --threads 1
 wait
 $BANDS --combos coarse-2/tshirt-shirt,coarse-10/tshirt-shirt --rows $FEWER --threads 1 &
 $BANDS --combos coarse-5/digits-3v8,coarse-2/digits-3v8,coarse-10/digits-3v8,project/digits-3v8 --rows $FEWER --threads 1
+wait
+# coarse-10 × digits' ladder, a seed a process (three on two cores); meanwhile the shared 200 test
+# images for the rows this machine's stores already hold (no query) and the baselines.
+for seed in 0 1 2; do
+  $PY bench/portfolio.py --combos coarse-10/digits --seeds $seed --rows $WIDER,selected-1,selected-2,selected-4,selected-8 --threads 1 &
+done
+$PY bench/portfolio.py --combos coarse-2/digits-3v8,coarse-5/digits-3v8,coarse-10/digits-3v8,project/digits-3v8,coarse-2/tshirt-shirt,coarse-10/tshirt-shirt \
+  --rows noapi,lite1,$FEWER --shared-200 --threads 1
 wait
 $PY bench/portfolio.py --report
 $PY bench/whitebox.py --report
