@@ -112,5 +112,6 @@ done
 $PY bench/portfolio.py --combos coarse-2/digits-3v8,coarse-5/digits-3v8,coarse-10/digits-3v8,project/digits-3v8,coarse-2/tshirt-shirt,coarse-10/tshirt-shirt \
   --rows noapi,lite1,$FEWER --shared-200 --threads 1
 wait
+$PY bench/portfolio.py --combos coarse-10/digits --rows noapi,lite1,$WIDER,selected-1,selected-2,selected-4,selected-8 --shared-200 --threads 1
 $PY bench/portfolio.py --report
 $PY bench/whitebox.py --report
