@@ -284,12 +284,13 @@ def on_shared_200(combos: list[str], rows: list[str], threads: int) -> None:
             accuracy = no_api_lite1(task, entry["seed"], SHARED_TEST)[0]
         else:
             classifier = InProcessClassifier(network, served=served_model(model, network))
+            seeded_by = seeded_by_of(entry["row"])
             config = run_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"], family_of(entry["row"]),
-                                seeded_by_of(entry["row"]), refined_of(entry["row"]))
+                                seeded_by, refined_of(entry["row"]))
             store = Store(WORK / f"portfolio-{model}-{task}-{entry['seed']}")
             if not store.has_run(config.name):
-                if config.candidates_from:
-                    adopt(seeded_by_of(entry["row"]), config, entry["seed"], store)
+                if seeded_by:
+                    adopt(seeded_by, config, entry["seed"], store)
                 rebuilt = {"accuracy_rebuilt": Trainer(config, classifier, store, split=run_split(config)).run().test_accuracy}
             shared = run_split(config.model_copy(update={"data": config.data.model_copy(update={"test_size": SHARED_TEST})}))
             truth, predicted = Trainer(config, classifier, store, record_status=False).evaluate(shared.x_test, shared.y_test)
@@ -348,10 +349,10 @@ def grid_summary(entries: list[dict], bounds: list[dict], validation: dict) -> l
 
     lines = ["## The few-label grid", "",
              "The default: 8 views chosen of 48 cosine-band candidates (of 20 on the 500-image digits cells). Best API row: the highest "
-             "mean of any row below measured on every seed of the baselines, at ≤ 48 queries per prediction (chosen here on the test images, so an upper reading of what a "
-             "user would pick). Validation's pick: the row of the lowest mean cross-validated log-loss on the training images, of "
-             "those rows measured with it on every seed (what a user can choose without test images; a refined row's loss is optimistic, its "
-             "programs fitted on those same images). One program: the single-program default (label mapping, zeroth-order steps, "
+             "mean of any row below measured on every seed of the baselines, at ≤ 48 queries per prediction (chosen here on the test "
+             "images, so an upper reading of what a user would pick). Validation's pick: the row of the lowest mean cross-validated "
+             "log-loss on the training images, of those rows measured with it on every seed (what a user can choose without test "
+             "images; a refined row's loss is optimistic, its programs fitted on those same images). One program: the single-program default (label mapping, zeroth-order steps, "
              f"closing pass) within {ZO_BUDGETS[0]:,} training queries, about what the default portfolio pays (4,800; 10,000 on the 10-digit "
              "cells). Bounds: `bench/whitebox.py`, converged (– where not run).", "",
              "| cell | no API: raw pixels | no API: Lite1 features | zero-program | one program, zeroth-order, same training queries | default | validation's pick (row, queries per prediction) "
