@@ -113,5 +113,11 @@ $PY bench/portfolio.py --combos coarse-2/digits-3v8,coarse-5/digits-3v8,coarse-1
   --rows noapi,lite1,$FEWER --shared-200 --threads 1
 wait
 $PY bench/portfolio.py --combos coarse-10/digits --rows noapi,lite1,$WIDER,selected-1,selected-2,selected-4,selected-8 --shared-200 --threads 1
+# The shared 200 for every other row, a cell a process: runs this machine's stores lack are run
+# again with the 200 as their test set (about 20,000 queries a Fashion or 3-vs-8 cell and seed,
+# 45,000 a digits one).
+printf '%s\n' imagenet/tshirt-shirt coarse-2/tshirt-shirt coarse-10/tshirt-shirt coarse-2/pullover-coat coarse-10/pullover-coat \
+  coarse-5/tshirt-shirt coarse-5/pullover-coat coarse-5/digits-3v8 coarse-10/digits-3v8 project/digits-3v8 coarse-2/digits-3v8 \
+  project/digits coarse-5/digits coarse-2/digits | xargs -P 2 -I{} $PY bench/portfolio.py --combos {} --shared-200 --threads 1
 $PY bench/portfolio.py --report
 $PY bench/whitebox.py --report
