@@ -118,6 +118,6 @@ $PY bench/portfolio.py --combos coarse-10/digits --rows noapi,lite1,$WIDER,selec
 # 45,000 a digits one).
 printf '%s\n' imagenet/tshirt-shirt coarse-2/tshirt-shirt coarse-10/tshirt-shirt coarse-2/pullover-coat coarse-10/pullover-coat \
   coarse-5/tshirt-shirt coarse-5/pullover-coat coarse-5/digits-3v8 coarse-10/digits-3v8 project/digits-3v8 coarse-2/digits-3v8 \
-  project/digits coarse-5/digits coarse-2/digits | xargs -P 2 -I{} $PY bench/portfolio.py --combos {} --shared-200 --threads 1
+  project/digits coarse-5/digits coarse-2/digits coarse-10/digits | xargs -P 2 -I{} $PY bench/portfolio.py --combos {} --shared-200 --threads 1
 $PY bench/portfolio.py --report
 $PY bench/whitebox.py --report
