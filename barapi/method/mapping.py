@@ -18,14 +18,16 @@ default m, or the largest m the vocabulary allows (``resolve_labels_per_class``)
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from barapi.method import labels as labelling
-from barapi.config import MethodConfig
 from barapi.errors import ConfigError
 from barapi.method.readout import LinearReadout
+
+if TYPE_CHECKING:  # config's validator imports this module's registry
+    from barapi.config import MethodConfig
 
 DEFAULT_LABELS_PER_CLASS = 5
 
