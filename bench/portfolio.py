@@ -118,19 +118,36 @@ def zeroth_order(classifier: InProcessClassifier, store: Store, task: str, seed:
             "queries_per_prediction": 1, "candidates": 1, "views": 1, "step_signal": result.step_signal}
 
 
+def cached_candidates(classifier: InProcessClassifier, store: Store, config: RunConfig, search: PortfolioSearch,
+                      *image_sets: np.ndarray) -> tuple[list[np.ndarray], list[list[np.ndarray]]] | None:
+    """A portfolio run's candidate programs (as ``search`` draws them) and, for each image set,
+    their answers on it read from the store's cache (dense over the vocabulary): no query. None
+    unless all are cached."""
+    method, program = config.method, Program(config.method.geometry)
+    engine = QueryEngine(classifier, store, Budget(max_usd=None, max_queries=None, per_1k=0.0), config.name)
+    vocabulary = classifier.labels()
+    index = {label: i for i, label in enumerate(vocabulary)}
+    start = starting_parameters(method, config.seed)
+    programs = [search.candidate(k, start, config.seed) for k in range(method.candidates)]
+    answers: list[list[np.ndarray]] = []
+    for images in image_sets:
+        answers.append([])
+        for candidate in programs:
+            cached = engine.cached(program.encode_batch(candidate, images))
+            if cached is None:
+                return None
+            answers[-1].append(np.stack([fill_missing(a, vocabulary, index) for a in cached]))
+    return programs, answers
+
+
 def validation_loss(classifier: InProcessClassifier, store: Store, config: RunConfig) -> float:
     """A portfolio run's cross-validated log-loss on its training images, chosen again from its
     cached answers (for runs measured before runs reported it): no query."""
     split, method = run_split(config), config.method
-    program, search = Program(method.geometry), PortfolioSearch(method.views, split.n_classes, method.candidate_family)
-    engine = QueryEngine(classifier, store, Budget(max_usd=None, max_queries=None, per_1k=0.0), config.name)
-    vocabulary = classifier.labels()
-    index = {label: i for i, label in enumerate(vocabulary)}
-    start, programs = starting_parameters(method, config.seed), []
-    for k in range(method.candidates):
-        programs.append(search.candidate(k, start, config.seed))
-        answers = engine.cached(program.encode_batch(programs[-1], split.x_train))
-        search.tell(np.stack([fill_missing(a, vocabulary, index) for a in answers]))
+    search = PortfolioSearch(method.views, split.n_classes, method.candidate_family)
+    programs, (train,) = cached_candidates(classifier, store, config, search, split.x_train)
+    for dense in train:
+        search.tell(dense)
     return search.choose(split.y_train, programs).validation_loss
 
 

@@ -28,16 +28,12 @@ import time
 
 import numpy as np
 
-from barapi.method.labels import fill_missing
 from barapi.method.portfolio import PortfolioSearch
-from barapi.method.program import Program, starting_parameters
 from barapi.method.readout import features
-from barapi.money import Budget
-from barapi.run.queries import QueryEngine
 from barapi.data import run_split
 from barapi.mock.model import ImageNetModel, InProcessClassifier
 from barapi.store import Store
-from portfolio import RESULTS, SHARED_TEST, WORK, run_config, served_model
+from portfolio import RESULTS, SHARED_TEST, WORK, cached_candidates, run_config, served_model
 from portfolio import measured as portfolio_measured
 
 MEASURED = RESULTS / "readouts.jsonl"
@@ -54,20 +50,12 @@ def cached_answers(combo: str, seed: int, network: ImageNetModel) -> tuple[np.nd
     if not store.has_run(config.name):
         return None
     classifier = InProcessClassifier(network, served=served_model(model, network))
-    split, program = run_split(config), Program(config.method.geometry)
-    search = PortfolioSearch(VIEWS, split.n_classes, "random")
-    engine = QueryEngine(classifier, store, Budget(max_usd=None, max_queries=None, per_1k=0.0), config.name)
-    vocabulary = classifier.labels()
-    index = {label: i for i, label in enumerate(vocabulary)}
-    start = starting_parameters(config.method, seed)
-    train, test = [], []
-    for k in range(VIEWS):
-        candidate = search.candidate(k, start, seed)
-        for images, into in ((split.x_train, train), (split.x_test, test)):
-            answers = engine.cached(program.encode_batch(candidate, images))
-            if answers is None:
-                return None
-            into.append(np.stack([fill_missing(a, vocabulary, index) for a in answers]))
+    split = run_split(config)
+    search = PortfolioSearch(VIEWS, split.n_classes, config.method.candidate_family)
+    cached = cached_candidates(classifier, store, config, search, split.x_train, split.x_test)
+    if cached is None:
+        return None
+    _, (train, test) = cached
     return features(np.hstack(train)), split.y_train, features(np.hstack(test)), split.y_test
 
 

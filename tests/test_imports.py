@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import barapi
@@ -17,10 +18,18 @@ KEPT = ("barapi.store.schema",)
 def test_each_module_imports_with_no_other_barapi_module_loaded() -> None:
     modules = sorted(".".join(("barapi", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
                      for path in PACKAGE.rglob("*.py") if "migrations" not in path.parts)
-    script = (f"import importlib, sys\nKEPT = {KEPT!r}\nfailed = []\nfor name in sys.argv[1:]:\n"
-              "    for loaded in [m for m in sys.modules if m.startswith('barapi') and m not in KEPT]:\n        del sys.modules[loaded]\n"
-              "    try:\n        importlib.import_module(name)\n    except Exception as error:\n        failed.append(f'{name}: {error!r}')\n"
-              "print('\\n'.join(failed))")
+    script = textwrap.dedent(f"""
+        import importlib, sys
+        failed = []
+        for name in sys.argv[1:]:
+            for loaded in [m for m in sys.modules if (m == "barapi" or m.startswith("barapi.")) and m not in {KEPT!r}]:
+                del sys.modules[loaded]
+            try:
+                importlib.import_module(name)
+            except Exception as error:
+                failed.append(f"{{name}}: {{error!r}}")
+        print("\\n".join(failed))
+    """)
     result = subprocess.run([sys.executable, "-c", script, *modules], capture_output=True, text=True, check=True)
     assert len(modules) > 30
     assert result.stdout.strip() == ""
