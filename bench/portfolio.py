@@ -504,8 +504,8 @@ def plot(combo: str, entries: list[dict]) -> None:
         if values:
             for axis in axes:
                 axis.axhline(100 * np.mean(values), linestyle=style, color="grey", label=ROW_NAMES[row])
-    axes[0].set_xlabel("training $ (at $1.20 / 1,000)")
-    axes[1].set_xlabel("$ per 1,000 predictions")
+    axes[0].set_xlabel(r"training \$ (at \$1.20 per 1,000 images)")  # \$: a bare pair of $ is read as mathtext
+    axes[1].set_xlabel(r"\$ per 1,000 predictions")
     axes[0].set_ylabel("test accuracy, % (held-out images)")
     axes[1].legend(fontsize=7)
     figure.suptitle(combo)
