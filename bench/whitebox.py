@@ -16,7 +16,9 @@ steps on B shuffled images; a step of the count above is then one pass over the 
 taken on every training image at the pass's end, the patience counted in the same Adam steps.
 
 Each (cell, resolution, seed) is one line of ``bench/results/whitebox.jsonl`` with its loss curve,
-final loss, plateau step and seconds; a rerun skips what is there.
+final loss, plateau step and seconds; a rerun skips what is there. A seed's training so far is
+kept after every step (``bench/.work/whitebox-checkpoints``): a killed seed resumes at its last
+step, on the same trajectory, so a 6-hour seed can be run an hour at a time.
 
     python bench/whitebox.py --threads 1                       # the three target cells, 16×16
     python bench/whitebox.py --resolutions full --max-steps 300
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -54,6 +57,11 @@ PATIENCE, IMPROVEMENT, FIT_LOSS = 25, 0.01, 1e-3
 CHUNK = 100  # images through the network at once: a full batch of the digits' 500 is ~16 GB of activations
 TEST_SIZE = 2000
 CELLS = TARGETS + [c for c in COMBOS if c not in TARGETS]  # every few-label cell, the targets first
+CHECKPOINTS = WORK / "whitebox-checkpoints"
+
+
+def checkpoint_file(combo: str, resolution: str, seed: int, batch: int) -> Path:
+    return CHECKPOINTS / f"{combo.replace('/', '-')}-{resolution}-seed{seed}-batch{batch}.pt"
 
 
 def measured() -> list[dict]:
@@ -85,6 +93,17 @@ def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed:
     n, batch = len(split.y_train), batch or len(split.y_train)
     shuffle = np.random.default_rng(seed)
     patience = max(1, -(-PATIENCE * batch // n))  # PATIENCE counts Adam steps; a pass over the images takes n / batch of them
+    saved = checkpoint_file(combo, resolution, seed, batch)
+    if saved.exists():
+        kept = torch.load(saved, map_location=device)
+        with torch.no_grad():
+            w.copy_(kept["w"])
+            readout["weights"].copy_(kept["readout"])
+        optimiser.load_state_dict(kept["optimiser"])
+        shuffle.bit_generator.state = kept["shuffle"]
+        losses, best, best_at, lowest_w, lowest_at = kept["losses"], kept["best"], kept["best_at"], kept["lowest_w"], kept["lowest_at"]
+        started -= kept["seconds"]
+        print(f"  {combo} {resolution} seed {seed}: resumed after step {len(losses)} ({kept['seconds']:.0f} s)", file=sys.stderr, flush=True)
 
     def loss_on(part: np.ndarray, backward: bool) -> float:
         """The focal loss on these images (a mean), its gradient accumulated chunk by chunk: the
@@ -97,7 +116,7 @@ def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed:
             total += loss.item()
         return total
 
-    for step in range(1, max_steps + 1):  # a step: one pass over the training images (one Adam step when full batch)
+    for step in range(len(losses) + 1, max_steps + 1):  # a step: one pass over the training images (one Adam step when full batch)
         at_start = w.detach().clone()
         order = shuffle.permutation(n) if batch < n else np.arange(n)
         for start in range(0, n, batch):
@@ -118,6 +137,11 @@ def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed:
             break
         if step % 10 == 0 or batch < n:
             print(f"  {combo} {resolution} seed {seed}: step {step}, loss {losses[-1]:.4f} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"w": w.detach(), "readout": readout["weights"].detach(), "optimiser": optimiser.state_dict(),
+                    "shuffle": shuffle.bit_generator.state, "losses": losses, "best": best, "best_at": best_at,
+                    "lowest_w": lowest_w, "lowest_at": lowest_at, "seconds": time.monotonic() - started}, saved.with_suffix(".tmp"))
+        os.replace(saved.with_suffix(".tmp"), saved)  # a kill mid-write leaves the previous step's
     seconds = time.monotonic() - started
     trainer.optimizer.w = lowest_w.cpu().numpy()[0].transpose(1, 2, 0).astype(np.float64)
     state.mapping.read_at = -1  # measured like a black-box run: the readout refitted at this W
@@ -146,6 +170,7 @@ def measure(combos: list[str], resolutions: list[str], seeds: list[int], max_ste
         entry = converge(classifier, combo, resolution, seed, max_steps, batch, device)
         with out.open("a") as handle:
             handle.write(json.dumps(entry) + "\n")
+        checkpoint_file(combo, resolution, seed, entry["batch"]).unlink(missing_ok=True)
         print(json.dumps({k: v for k, v in entry.items() if k != "losses"}), flush=True)
 
 
