@@ -18,7 +18,7 @@ taken on every training image at the pass's end, the patience counted in the sam
 Each (cell, resolution, seed) is one line of ``bench/results/whitebox.jsonl`` with its loss curve,
 final loss, plateau step and seconds; a rerun skips what is there. A seed's training so far is
 kept after every step (``bench/.work/whitebox-checkpoints``): a killed seed resumes at its last
-step, on the same trajectory, so a 6-hour seed can be run an hour at a time.
+step, on the same trajectory, so a seed longer than one sitting can be run in parts.
 
     python bench/whitebox.py --threads 1                       # the three target cells, 16×16
     python bench/whitebox.py --resolutions full --max-steps 300
@@ -94,6 +94,8 @@ def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed:
     shuffle = np.random.default_rng(seed)
     patience = max(1, -(-PATIENCE * batch // n))  # PATIENCE counts Adam steps; a pass over the images takes n / batch of them
     saved = checkpoint_file(combo, resolution, seed, batch)
+    saving = saved.with_suffix(".tmp")  # written whole, then renamed: a kill mid-write leaves the previous step's
+    saved.parent.mkdir(parents=True, exist_ok=True)
     if saved.exists():
         kept = torch.load(saved, map_location=device)
         with torch.no_grad():
@@ -137,11 +139,10 @@ def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed:
             break
         if step % 10 == 0 or batch < n:
             print(f"  {combo} {resolution} seed {seed}: step {step}, loss {losses[-1]:.4f} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
-        saved.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"w": w.detach(), "readout": readout["weights"].detach(), "optimiser": optimiser.state_dict(),
                     "shuffle": shuffle.bit_generator.state, "losses": losses, "best": best, "best_at": best_at,
-                    "lowest_w": lowest_w, "lowest_at": lowest_at, "seconds": time.monotonic() - started}, saved.with_suffix(".tmp"))
-        os.replace(saved.with_suffix(".tmp"), saved)  # a kill mid-write leaves the previous step's
+                    "lowest_w": lowest_w, "lowest_at": lowest_at, "seconds": time.monotonic() - started}, saving)
+        os.replace(saving, saved)
     seconds = time.monotonic() - started
     trainer.optimizer.w = lowest_w.cpu().numpy()[0].transpose(1, 2, 0).astype(np.float64)
     state.mapping.read_at = -1  # measured like a black-box run: the readout refitted at this W
