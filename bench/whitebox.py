@@ -11,14 +11,15 @@ chosen on the test images: the program at the lowest training loss (full-batch A
 can spike) is measured like a black-box run (the readout refitted at that W from the in-process
 model's answers) on the shared split's ``--test-size`` held-out images (2,000; 1,297 for the digits).
 
-``--batch B`` (for the digits' 500 images, whose full batch is ~6 h a seed on one core): Adam
-steps on B shuffled images; a step of the count above is then one pass over the images, its loss
+``--batch B`` (for the digits' 500 images, whose full batch would take an estimated 7–20 h of a
+core a seed: 11–32 s a 100-image step here, 441–462 steps on a GPU): Adam steps on B shuffled images; a step of the count above is then one pass over the images, its loss
 taken on every training image at the pass's end, the patience counted in the same Adam steps.
 
 Each (cell, resolution, seed) is one line of ``bench/results/whitebox.jsonl`` with its loss curve,
 final loss, plateau step and seconds; a rerun skips what is there. A seed's training so far is
-kept after every step (``bench/.work/whitebox-checkpoints``): a killed seed resumes at its last
-step, on the same trajectory, so a seed longer than one sitting can be run in parts.
+kept after every step (``bench/.work/whitebox-checkpoints``), its black-box answers beside it: a
+killed seed resumes at its last step, on the same trajectory, without paying its start's
+measurement again, so a seed longer than one sitting can be run in parts.
 
     python bench/whitebox.py --threads 1                       # the three target cells, 16×16
     python bench/whitebox.py --resolutions full --max-steps 300
@@ -32,9 +33,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -64,6 +65,11 @@ def checkpoint_file(combo: str, resolution: str, seed: int, batch: int) -> Path:
     return CHECKPOINTS / f"{combo.replace('/', '-')}-{resolution}-seed{seed}-batch{batch}.pt"
 
 
+def answers_store(combo: str, resolution: str, seed: int) -> Path:
+    """Where a seed's black-box answers (its start's and its end's test accuracy) are kept until its line is written."""
+    return CHECKPOINTS / f"{combo.replace('/', '-')}-{resolution}-seed{seed}-answers"
+
+
 def measured() -> list[dict]:
     """Every measurement but those a rerun superseded (kept in the file, with why)."""
     entries = [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip()] if MEASURED.exists() else []
@@ -78,7 +84,7 @@ def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed:
     method = DEFAULT.model_copy(update={"geometry": DEFAULT.geometry.model_copy(update={"program_resolution": side})})
     config = run_config(combo.split("/")[1], method, seed)
     config = config.model_copy(update={"data": config.data.model_copy(update={"test_size": TEST_SIZE})})
-    trainer = Trainer(config, classifier, Store(Path(tempfile.mkdtemp(prefix="whitebox-", dir=WORK))))
+    trainer = Trainer(config, classifier, Store(answers_store(combo, resolution, seed)))  # a resumed seed finds its answers cached
     state = trainer.start()
     start_accuracy = trainer.test_accuracy(state)
     path, split = TorchPath(classifier, trainer.program, device), trainer.split
@@ -172,6 +178,7 @@ def measure(combos: list[str], resolutions: list[str], seeds: list[int], max_ste
         with out.open("a") as handle:
             handle.write(json.dumps(entry) + "\n")
         checkpoint_file(combo, resolution, seed, entry["batch"]).unlink(missing_ok=True)
+        shutil.rmtree(answers_store(combo, resolution, seed), ignore_errors=True)
         print(json.dumps({k: v for k, v in entry.items() if k != "losses"}), flush=True)
 
 
