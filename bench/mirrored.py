@@ -30,6 +30,7 @@ from barapi.data import run_split
 from barapi.method.labels import fill_missing
 from barapi.method.portfolio import DEFAULT_CANDIDATES, DEFAULT_VIEWS, PortfolioSearch
 from barapi.method.program import Program, starting_parameters
+from barapi.method.selection import stratified_folds
 from barapi.mock.model import ImageNetModel, InProcessClassifier
 from barapi.money import Budget
 from barapi.run.queries import QueryEngine
@@ -68,9 +69,10 @@ def measure(combos: list[str], seeds: list[int], threads: int) -> None:
             plain = [answers(w, split.x_train) for w in programs]
             mirrored = [np.vstack([a, answers(w, split.x_train[:, :, ::-1])]) for a, w in zip(plain, programs)]
             y = split.y_train
-            # The folds deal each class's images in turn: with 50 a class and 5 folds, the mirror
-            # of the j-th image (the 50 + j-th) falls in the j-th's fold.
-            assert np.bincount(y).min() % 5 == 0 and (np.arange(len(y)) % 5 == np.arange(len(y), 2 * len(y)) % 5).all()
+            # The folds deal each class's images in turn, so with 50 a class an image's mirror
+            # falls in its fold: no fold is judged on a mirror of what it was fitted on.
+            folds = stratified_folds(np.concatenate([y, y]))
+            assert (folds[: len(y)] == folds[len(y):]).all()
             entry = {"combo": combo, "seed": seed}
             for row, told, labels in (("plain", plain, y), ("mirrored", mirrored, np.concatenate([y, y]))):
                 chooser = PortfolioSearch(DEFAULT_VIEWS, split.n_classes, "bands")
@@ -80,7 +82,7 @@ def measure(combos: list[str], seeds: list[int], threads: int) -> None:
                 test = np.hstack([answers(programs[c], split.x_test) for c in portfolio.chosen])
                 entry[row] = {"accuracy": float((np.argmax(portfolio.target_scores(test), axis=1) == split.y_test).mean()),
                               "validation_loss": portfolio.validation_loss, "chosen": [int(c) for c in portfolio.chosen]}
-            entry |= {"test_images": len(split.y_test), "training_queries": {"plain": 48 * len(y), "mirrored": 96 * len(y)},
+            entry |= {"test_images": len(split.y_test), "training_queries": {"plain": DEFAULT_CANDIDATES * len(y), "mirrored": 2 * DEFAULT_CANDIDATES * len(y)},
                       "seconds": round(time.monotonic() - started), "date": time.strftime("%Y-%m-%d")}
             with MEASURED.open("a") as handle:
                 handle.write(json.dumps(entry) + "\n")

@@ -12,8 +12,9 @@ can spike) is measured like a black-box run (the readout refitted at that W from
 model's answers) on the shared split's ``--test-size`` held-out images (2,000; 1,297 for the digits).
 
 ``--batch B`` (for the digits' 500 images, whose full batch would take an estimated 7–20 h of a
-core a seed: 11–32 s a 100-image step here, 441–462 steps on a GPU): Adam steps on B shuffled images; a step of the count above is then one pass over the images, its loss
-taken on every training image at the pass's end, the patience counted in the same Adam steps.
+core a seed: 11–32 s a 100-image step here, 441–462 steps on a GPU): Adam steps on B shuffled
+images; a step of the count above is then one pass over the images, its loss taken on every
+training image at the pass's end, the patience counted in the same Adam steps.
 
 Each (cell, resolution, seed) is one line of ``bench/results/whitebox.jsonl`` with its loss curve,
 final loss, plateau step and seconds; a rerun skips what is there. A seed's training so far is
