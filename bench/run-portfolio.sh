@@ -44,8 +44,9 @@ wait
 $PY bench/portfolio.py --targets --shared-200
 $PY bench/portfolio.py --combos coarse-2/tshirt-shirt --shared-200
 $PY bench/whitebox.py --threads 1 --combos coarse-5/tshirt-shirt coarse-5/pullover-coat
-# The remaining bounds (full resolution, the digits, Pullover/Coat's capped seeds) on a lent GPU:
-# bench/whitebox-gpu.sh there, its files merged into bench/results/whitebox.jsonl here.
+# The remaining bounds (full resolution, the digits, Pullover/Coat's capped seeds, the other cells'
+# 16x16) on a lent GPU: `WORKERS=5 LIMIT=500 bash bench/whitebox-gpu.sh` there, its OUT/whitebox.jsonl
+# appended to bench/results/whitebox.jsonl here.
 # The rest of the few-label grid: the baselines, the zero-program and the default on every cell;
 # 48 random programs on the digits.
 $PY bench/portfolio.py --combos project/digits --rows random-48 --threads 1 &

@@ -8,27 +8,35 @@
 #   .carry/fashion-mnist/  Fashion-MNIST's labels and its images of the four classes the cells use
 #                          (the others zeroed: the split draws from every label, 13 MB instead of 30)
 #   bench/.work/home/projects/  the trained project head that project/* cells serve
-# WORKERS processes split the missing (cell, resolution, seed) list (whitebox.py --share), each
-# appending to its own OUT/wb-K.jsonl; merge them into bench/results/whitebox.jsonl here.
+# WORKERS processes take the missing (cell, resolution, seed) jobs from one queue, the target
+# cells and 16x16 first, until LIMIT seconds; what they measured is gathered in OUT/whitebox.jsonl
+# (append it to bench/results/whitebox.jsonl here), their progress in OUT/log.txt.
+# Here, to try the script on the CPU: DEVICE=cpu PYTHON=.venv/bin/python INSTALL=no LIMIT=60 bash bench/whitebox-gpu.sh
 set -u -o pipefail
-OUT=${OUT:-bench/.work/gpu} WORKERS=${WORKERS:-7} LIMIT=${LIMIT:-480}
+OUT=${OUT:-bench/.work/gpu} WORKERS=${WORKERS:-4} LIMIT=${LIMIT:-480} DEVICE=${DEVICE:-cuda} PYTHON=${PYTHON:-python3}
+WORKDIR=$(mktemp -d)
 mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site BARAPI_FASHION_MNIST=$PWD/.carry/fashion-mnist PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
-nvidia-smi -L
+if [ "${INSTALL:-yes}" = yes ]; then
+    $PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site BARAPI_FASHION_MNIST=$PWD/.carry/fashion-mnist
+    nvidia-smi -L
+fi
+export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 # One step of one cell first: a broken install stops here, in seconds, not after the workers' limit.
-timeout 120 python3 -P -c "
+timeout 120 $PYTHON -P -c "
 import sys; sys.path.insert(0, 'bench')
 import whitebox, torchpath, fewlabel
 from barapi.mock.model import InProcessClassifier
-network = torchpath.TorchNetwork('cuda')
+network = torchpath.TorchNetwork('$DEVICE')
 classifier = InProcessClassifier(network, served=fewlabel.served_model('project', network))
-entry = whitebox.converge(classifier, 'project/digits', '16', 0, 1, 0, 'cuda')
+entry = whitebox.converge(classifier, 'project/digits', '16', 0, 1, 0, '$DEVICE')
 print('smoke', entry['start_accuracy'], entry['accuracy'], entry['seconds'], 's a step')
 " 2>&1 | grep -v "^  " || exit 1
+rm -rf bench/.work/whitebox-checkpoints  # the smoke step's
 for k in $(seq 0 $((WORKERS - 1))); do
-    timeout "$LIMIT" python3 bench/whitebox.py --device cuda --threads 2 --share "$k/$WORKERS" --out "$OUT/wb-$k.jsonl" \
+    timeout "$LIMIT" $PYTHON bench/whitebox.py --device "$DEVICE" --threads 3 --queue "$WORKDIR/queue" --out "$WORKDIR/wb-$k.jsonl" \
         --all-cells --resolutions 16 full --max-steps 1000 >> "$OUT/log.txt" 2>&1 &
 done
 wait
-grep -h '"combo"' "$OUT"/log.txt | wc -l
+cat "$WORKDIR"/wb-*.jsonl > "$OUT/whitebox.jsonl" 2>/dev/null
+echo "measured: $(wc -l < "$OUT/whitebox.jsonl") (cell, resolution, seed); taken: $(ls "$WORKDIR/queue" | tr '\n' ' ')"

@@ -25,7 +25,7 @@ measurement again, so a seed longer than one sitting can be run in parts.
     python bench/whitebox.py --threads 1                       # the three target cells, 16×16
     python bench/whitebox.py --resolutions full --max-steps 300
     python bench/whitebox.py --combos project/digits --batch 100 --max-steps 30
-    bash bench/whitebox-gpu.sh    # on a lent GPU: 7 processes (--device cuda --share k/7) over every cell
+    bash bench/whitebox-gpu.sh    # on a lent GPU: WORKERS processes (--device cuda --queue DIR) over every cell
     python bench/whitebox.py --report                          # bench/results/whitebox.md
 """
 
@@ -58,7 +58,7 @@ RESOLUTIONS = {"16": (16, 0.05), "full": (None, 0.01)}  # W's side (None: every 
 PATIENCE, IMPROVEMENT, FIT_LOSS = 25, 0.01, 1e-3
 CHUNK = 100  # images through the network at once: a full batch of the digits' 500 is ~16 GB of activations
 TEST_SIZE = 2000
-CELLS = TARGETS + [c for c in COMBOS if c not in TARGETS]  # every few-label cell, the targets first
+CELLS = TARGETS + [c for c in COMBOS if c not in TARGETS and not c.startswith("imagenet/")]  # every few-label cell, the targets first
 CHECKPOINTS = WORK / "whitebox-checkpoints"
 
 
@@ -160,20 +160,36 @@ def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed:
             "train_images": n, "batch": batch, "seconds": round(seconds), "device": device, "date": time.strftime("%Y-%m-%d")}
 
 
+def taken(queue: Path | None, combo: str, resolution: str, seed: int) -> bool:
+    """Whether another process of the same ``queue`` folder has already taken this job (else it is now this one's)."""
+    if queue is None:
+        return False
+    try:
+        (queue / f"{combo.replace('/', '-')}-{resolution}-seed{seed}").mkdir(parents=True)
+        return False
+    except FileExistsError:
+        return True
+
+
 def measure(combos: list[str], resolutions: list[str], seeds: list[int], max_steps: int, threads: int, batch: int,
-            device: str = "cpu", share: tuple[int, int] = (0, 1), out: Path = MEASURED) -> None:
-    """Each (cell, resolution, seed) not yet measured, cells in the order given; ``share`` (k, n):
-    every n-th of them from the k-th, so that n processes split one list (on a GPU, several
-    processes keep it busy while each measures on the CPU)."""
+            device: str = "cpu", queue: Path | None = None, out: Path = MEASURED) -> None:
+    """Each (cell, resolution, seed) not yet measured: the target cells first, then 16×16 before
+    full resolution (the cheaper first), cells in the order given. Processes given one ``queue``
+    folder split the list, each taking the next job none has taken (on a GPU, several processes
+    keep it busy while each measures on the CPU)."""
     import torch
 
     torch.set_num_threads(threads)
+    torch.backends.cudnn.benchmark = True  # the shapes are fixed (CHUNK images), so cudnn's timed choice of kernels pays
     WORK.mkdir(exist_ok=True)
     out.parent.mkdir(exist_ok=True)
     network = TorchNetwork(device) if device != "cpu" else ImageNetModel(home=WORK / "home", threads=threads)
     done = {(m["combo"], m["resolution"], m["seed"]) for m in measured()}
-    jobs = [(c, r, s) for c in combos for r in resolutions for s in seeds if (c, r, s) not in done]
-    for combo, resolution, seed in jobs[share[0] :: share[1]]:
+    jobs = sorted(((c, r, s) for c in combos for r in resolutions for s in seeds if (c, r, s) not in done),
+                  key=lambda job: (job[0] not in TARGETS, job[1] == "full"))
+    for combo, resolution, seed in jobs:
+        if taken(queue, combo, resolution, seed):
+            continue
         classifier = InProcessClassifier(network, served=served_model(combo.split("/")[0], network))
         entry = converge(classifier, combo, resolution, seed, max_steps, batch, device)
         with out.open("a") as handle:
@@ -213,7 +229,7 @@ def report() -> str:
              "Accuracy of the program at the lowest training loss (the last step's in the runs that predate that rule, seed 0: their "
              "last loss was their lowest region), measured like a black-box run. \"neither\" in the last column: training reached "
              "--max-steps before either rule held — not converged by this bench's rules, a figure below the bound. Where: cpu, one core "
-             "here; cuda, one H200 shared by the 7 processes of `bench/whitebox-gpu.sh` (3 for the digits' full resolution), the "
+             "here; cuda, one H200 shared by the 3 to 7 processes of `bench/whitebox-gpu.sh` (a row's seconds: its share of it), the "
              "black-box measurement there the same network run by torch (`torchpath.TorchNetwork`).", "",
              "| cell | W | seeds | start | trained | training loss of the program measured | stopped at step | training seconds per seed (where) |",
              "|---|---|---|---|---|---|---|---|"]
@@ -245,13 +261,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=0, help="images per Adam step (0: every training image); a step of --max-steps is then one pass")
     parser.add_argument("--device", default="cpu", help="where torch trains and measures (cuda: a GPU; the black-box measurement then runs the same network in torch there)")
-    parser.add_argument("--share", default="0/1", help="k/n: this process measures every n-th missing (cell, resolution, seed) from the k-th")
+    parser.add_argument("--queue", type=Path, help="a folder that several processes share: each takes the next missing (cell, resolution, seed) none has taken")
     parser.add_argument("--out", type=Path, default=MEASURED, help="where the measurements are appended (a GPU machine's workers: one file each, merged here)")
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
     if not args.report:
-        k, n = (int(part) for part in args.share.split("/"))
-        measure(CELLS if args.all_cells else args.combos, args.resolutions, args.seeds, args.max_steps, args.threads, args.batch, args.device, (k, n), args.out)
+        measure(CELLS if args.all_cells else args.combos, args.resolutions, args.seeds, args.max_steps, args.threads, args.batch, args.device, args.queue, args.out)
     text = report()
     (RESULTS / "whitebox.md").write_text(text)
     print(text)
