@@ -462,7 +462,8 @@ def report() -> None:
             losses = [validation[(combo, row, e["seed"])] for e in cell if (combo, row, e["seed"]) in validation]
             loss = f"{statistics.mean(losses):.3f} ({len(losses)} seed{'s' if len(losses) > 1 else ''})" if losses else "–"
             on_200 = [shared[(combo, row, e["seed"])] for e in cell if (combo, row, e["seed"]) in shared]
-            lines.append(f"| {row_name(row, first)} | {summary([e['accuracy'] for e in cell])} | {len(cell)} | {summary(on_200) if on_200 else '–'} | "
+            fewer = f" ({len(on_200)} seeds)" if 1 < len(on_200) < len(cell) else ""  # the shared column can lag the main one
+            lines.append(f"| {row_name(row, first)} | {summary([e['accuracy'] for e in cell])} | {len(cell)} | {summary(on_200) + fewer if on_200 else '–'} | "
                          f"{first['training_queries']:,} | {cost} | "
                          f"{per_image or '–'} | {'$' + format(per_image * CLARIFAI_PER_1K, '.2f') if per_image else '–'} | {loss} |")
         zo = [e["accuracy"] for e in earlier if e["combo"] == combo and e["row"] == "wide-trained" and e["at"] == 20000]
