@@ -11,30 +11,25 @@
 # WORKERS processes take the missing (cell, resolution, seed) jobs from one queue, the target
 # cells and 16x16 first, until LIMIT seconds; what they measured is gathered in OUT/whitebox.jsonl
 # (append it to bench/results/whitebox.jsonl here), their progress in OUT/log.txt.
-# Here, to try the script on the CPU: DEVICE=cpu PYTHON=.venv/bin/python INSTALL=no LIMIT=60 bash bench/whitebox-gpu.sh
 set -u -o pipefail
-OUT=${OUT:-bench/.work/gpu} WORKERS=${WORKERS:-4} LIMIT=${LIMIT:-480} DEVICE=${DEVICE:-cuda} PYTHON=${PYTHON:-python3}
+OUT=${OUT:-bench/.work/gpu} WORKERS=${WORKERS:-5} LIMIT=${LIMIT:-480}
 WORKDIR=$(mktemp -d)
 mkdir -p "$OUT"
-if [ "${INSTALL:-yes}" = yes ]; then
-    $PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site BARAPI_FASHION_MNIST=$PWD/.carry/fashion-mnist
-    nvidia-smi -L
-fi
-export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site BARAPI_FASHION_MNIST=$PWD/.carry/fashion-mnist PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
+nvidia-smi -L
 # One step of one cell first: a broken install stops here, in seconds, not after the workers' limit.
-timeout 120 $PYTHON -P -c "
+timeout 120 python3 -P -c "
 import sys; sys.path.insert(0, 'bench')
 import whitebox, torchpath, fewlabel
 from barapi.mock.model import InProcessClassifier
-network = torchpath.TorchNetwork('$DEVICE')
+network = torchpath.TorchNetwork('cuda')
 classifier = InProcessClassifier(network, served=fewlabel.served_model('project', network))
-entry = whitebox.converge(classifier, 'project/digits', '16', 0, 1, 0, '$DEVICE')
+entry = whitebox.converge(classifier, 'project/digits', '16', 0, 1, 0, 'cuda')
 print('smoke', entry['start_accuracy'], entry['accuracy'], entry['seconds'], 's a step')
 " 2>&1 | grep -v "^  " || exit 1
-rm -rf bench/.work/whitebox-checkpoints  # the smoke step's
 for k in $(seq 0 $((WORKERS - 1))); do
-    timeout "$LIMIT" $PYTHON bench/whitebox.py --device "$DEVICE" --threads 3 --queue "$WORKDIR/queue" --out "$WORKDIR/wb-$k.jsonl" \
+    timeout "$LIMIT" python3 bench/whitebox.py --device cuda --threads 3 --queue "$WORKDIR/queue" --out "$WORKDIR/wb-$k.jsonl" \
         --all-cells --resolutions 16 full --max-steps 1000 >> "$OUT/log.txt" 2>&1 &
 done
 wait
