@@ -62,13 +62,18 @@ CELLS = TARGETS + [c for c in COMBOS if c not in TARGETS and not c.startswith("i
 CHECKPOINTS = WORK / "whitebox-checkpoints"
 
 
+def job_name(combo: str, resolution: str, seed: int) -> str:
+    """One (cell, resolution, seed) as a file name: its checkpoint's, its answers', its claim in a queue."""
+    return f"{combo.replace('/', '-')}-{resolution}-seed{seed}"
+
+
 def checkpoint_file(combo: str, resolution: str, seed: int, batch: int) -> Path:
-    return CHECKPOINTS / f"{combo.replace('/', '-')}-{resolution}-seed{seed}-batch{batch}.pt"
+    return CHECKPOINTS / f"{job_name(combo, resolution, seed)}-batch{batch}.pt"
 
 
 def answers_store(combo: str, resolution: str, seed: int) -> Path:
     """Where a seed's black-box answers (its start's and its end's test accuracy) are kept until its line is written."""
-    return CHECKPOINTS / f"{combo.replace('/', '-')}-{resolution}-seed{seed}-answers"
+    return CHECKPOINTS / f"{job_name(combo, resolution, seed)}-answers"
 
 
 def measured() -> list[dict]:
@@ -165,7 +170,7 @@ def taken(queue: Path | None, combo: str, resolution: str, seed: int) -> bool:
     if queue is None:
         return False
     try:
-        (queue / f"{combo.replace('/', '-')}-{resolution}-seed{seed}").mkdir(parents=True)
+        (queue / job_name(combo, resolution, seed)).mkdir(parents=True)
         return False
     except FileExistsError:
         return True
