@@ -10,7 +10,9 @@
 #   bench/.work/home/projects/  the trained project head that project/* cells serve
 # WORKERS processes take the missing (cell, resolution, seed) jobs from one queue, the target
 # cells and 16x16 first, until LIMIT seconds; what they measured is gathered in OUT/whitebox.jsonl
-# (append it to bench/results/whitebox.jsonl here), their progress in OUT/log.txt.
+# (append it to bench/results/whitebox.jsonl here), their progress in OUT/log.txt, and the
+# checkpoints of jobs the limit stopped in OUT/checkpoints.tar.* (unpack them into bench/.work here
+# and `python bench/whitebox.py` resumes those jobs on this machine's CPU).
 set -u -o pipefail
 OUT=${OUT:-bench/.work/gpu} WORKERS=${WORKERS:-5} LIMIT=${LIMIT:-480}
 WORKDIR=$(mktemp -d)
@@ -27,11 +29,14 @@ network = torchpath.TorchNetwork('cuda')
 classifier = InProcessClassifier(network, served=fewlabel.served_model('project', network))
 entry = whitebox.converge(classifier, 'project/digits', '16', 0, 1, 0, 'cuda')
 print('smoke', entry['start_accuracy'], entry['accuracy'], entry['seconds'], 's a step')
+whitebox.checkpoint_file('project/digits', '16', 0, entry['batch']).unlink(missing_ok=True)  # not a job: nothing to resume
 " 2>&1 | grep -v "^  " || exit 1
 for k in $(seq 0 $((WORKERS - 1))); do
-    timeout "$LIMIT" python3 bench/whitebox.py --device cuda --threads 3 --queue "$WORKDIR/queue" --out "$WORKDIR/wb-$k.jsonl" \
+    timeout "$LIMIT" python3 bench/whitebox.py --device cuda --threads $(( $(nproc) / WORKERS > 0 ? $(nproc) / WORKERS : 1 )) --queue "$WORKDIR/queue" --out "$WORKDIR/wb-$k.jsonl" \
         --all-cells --resolutions 16 full --max-steps 1000 >> "$OUT/log.txt" 2>&1 &
 done
 wait
 cat "$WORKDIR"/wb-*.jsonl > "$OUT/whitebox.jsonl" 2>/dev/null
+# A file comes back only under 16 MiB, and a full-resolution checkpoint weighs ~2.5 MB.
+ls bench/.work/whitebox-checkpoints/*.pt >/dev/null 2>&1 && tar -c bench/.work/whitebox-checkpoints/*.pt | split -b 15M - "$OUT/checkpoints.tar."
 echo "measured: $(wc -l < "$OUT/whitebox.jsonl") (cell, resolution, seed); taken: $(ls "$WORKDIR/queue" | tr '\n' ' ')"
