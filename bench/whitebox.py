@@ -234,7 +234,7 @@ def report() -> str:
              "Accuracy of the program at the lowest training loss (the last step's in the runs that predate that rule, seed 0: their "
              "last loss was their lowest region), measured like a black-box run. \"neither\" in the last column: training reached "
              "--max-steps before either rule held — not converged by this bench's rules, a figure below the bound. Where: cpu, one core "
-             "here; cuda, one H200 shared by the 3 to 7 processes of `bench/whitebox-gpu.sh` (a row's seconds: its share of it), the "
+             "here; cuda, one H200 shared by the 2 to 9 processes of `bench/whitebox-gpu.sh` (a row's seconds: its share of it, summed over the calls a resumed seed took), the "
              "black-box measurement there the same network run by torch (`torchpath.TorchNetwork`).", "",
              "| cell | W | seeds | start | trained | training loss of the program measured | stopped at step | training seconds per seed (where) |",
              "|---|---|---|---|---|---|---|---|"]
