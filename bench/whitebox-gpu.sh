@@ -29,10 +29,11 @@ network = torchpath.TorchNetwork('cuda')
 classifier = InProcessClassifier(network, served=fewlabel.served_model('project', network))
 entry = whitebox.converge(classifier, 'project/digits', '16', 0, 1, 0, 'cuda')
 print('smoke', entry['start_accuracy'], entry['accuracy'], entry['seconds'], 's a step')
-whitebox.checkpoint_file('project/digits', '16', 0, entry['batch']).unlink(missing_ok=True)  # not a job: nothing to resume
+whitebox.forget('project/digits', '16', 0, entry['batch'])  # not a job: nothing to resume
 " 2>&1 | grep -v "^  " || exit 1
+THREADS=$(( $(nproc) / WORKERS )); [ "$THREADS" -gt 0 ] || THREADS=1  # the cores split over the workers
 for k in $(seq 0 $((WORKERS - 1))); do
-    timeout "$LIMIT" python3 bench/whitebox.py --device cuda --threads $(( $(nproc) / WORKERS > 0 ? $(nproc) / WORKERS : 1 )) --queue "$WORKDIR/queue" --out "$WORKDIR/wb-$k.jsonl" \
+    timeout "$LIMIT" python3 bench/whitebox.py --device cuda --threads "$THREADS" --queue "$WORKDIR/queue" --out "$WORKDIR/wb-$k.jsonl" \
         --all-cells --resolutions 16 full --max-steps 1000 >> "$OUT/log.txt" 2>&1 &
 done
 wait

@@ -76,6 +76,12 @@ def answers_store(combo: str, resolution: str, seed: int) -> Path:
     return CHECKPOINTS / f"{job_name(combo, resolution, seed)}-answers"
 
 
+def forget(combo: str, resolution: str, seed: int, batch: int) -> None:
+    """A seed's checkpoint and answers store, once its line is written (or for a step that was not a job)."""
+    checkpoint_file(combo, resolution, seed, batch).unlink(missing_ok=True)
+    shutil.rmtree(answers_store(combo, resolution, seed), ignore_errors=True)
+
+
 def measured() -> list[dict]:
     """Every measurement but those a rerun superseded (kept in the file, with why)."""
     entries = [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip()] if MEASURED.exists() else []
@@ -199,8 +205,7 @@ def measure(combos: list[str], resolutions: list[str], seeds: list[int], max_ste
         entry = converge(classifier, combo, resolution, seed, max_steps, batch, device)
         with out.open("a") as handle:
             handle.write(json.dumps(entry) + "\n")
-        checkpoint_file(combo, resolution, seed, entry["batch"]).unlink(missing_ok=True)
-        shutil.rmtree(answers_store(combo, resolution, seed), ignore_errors=True)
+        forget(combo, resolution, seed, entry["batch"])
         print(json.dumps({k: v for k, v in entry.items() if k != "losses"}), flush=True)
 
 
