@@ -278,7 +278,7 @@ def seeded_by_of(row: str) -> str | None:
     return row.split("-from-")[1].split("-refined-")[0] if "-from-" in row else None
 
 
-def on_shared_200(combos: list[str], rows: list[str], threads: int) -> None:
+def on_shared_200(combos: list[str], seeds: list[int], rows: list[str], threads: int) -> None:
     """Every measured row again on the shared 200 test images (a second column): the portfolio
     runs from their stored views and readout, whose test answers are cached (the 200 are among
     the 2,000 held-out: no paid query); the no-API baselines refitted and scored on them. A run
@@ -289,7 +289,7 @@ def on_shared_200(combos: list[str], rows: list[str], threads: int) -> None:
     show that it did."""
     network = ImageNetModel(home=WORK / "home", threads=threads)
     done = {(e["combo"], e["row"], e["seed"]) for e in measured() if "accuracy_200" in e}
-    for entry in [e for e in measured_once() if e["combo"] in combos and (not rows or e["row"] in rows)]:
+    for entry in [e for e in measured_once() if e["combo"] in combos and e["seed"] in seeds and (not rows or e["row"] in rows)]:
         key = (entry["combo"], entry["row"], entry["seed"])
         if key in done or entry["row"].startswith("zo-"):
             continue
@@ -572,7 +572,7 @@ def main() -> None:
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--revalidate", action="store_true", help="validation losses of runs measured before runs reported them")
     parser.add_argument("--picture", action="store_true", help="docs/portfolio.png from the T-shirt/Shirt default run's chosen views (bands, seed 0)")
-    parser.add_argument("--shared-200", action="store_true", help="every measured row (or --rows) of --targets/--combos on the shared 200 test images too")
+    parser.add_argument("--shared-200", action="store_true", help="every measured row (or --rows) of --targets/--combos and --seeds on the shared 200 test images too")
     args = parser.parse_args()
     if args.picture:
         print(picture())
@@ -584,10 +584,11 @@ def main() -> None:
     if not combos:
         sys.exit("nothing to measure: --targets or --combos")
     rows = [r for r in args.rows.split(",") if r]
+    seeds = [int(s) for s in args.seeds.split(",")]
     if args.shared_200:
-        on_shared_200(combos, rows, args.threads)
+        on_shared_200(combos, seeds, rows, args.threads)
         return
-    measure(combos, [int(s) for s in args.seeds.split(",")], rows, args.test_size, args.candidates, args.threads, args.family, args.seeded_by,
+    measure(combos, seeds, rows, args.test_size, args.candidates, args.threads, args.family, args.seeded_by,
             args.refine)
 
 
