@@ -42,7 +42,8 @@ def test_a_pool_refuses_what_it_cannot_cover_and_reserves_nothing(tmp_path: Path
     with pytest.raises(BudgetExceeded, match="pool 'team'"):
         store.reserve("other", "p", "m", ["b", "c"], 0.5, pool="team")
     assert store.pool_report("team") == {"pool": "team", "budget_usd": 1.0, "spent_usd": 0.5, "queries_paid": 1,
-                                         "runs": [{"run": "r", "queries_paid": 1, "spent_usd": 0.5}], "held_usd": 0, "reserves": []}
+                                         "runs": [{"run": "r", "queries_paid": 1, "spent_usd": 0.5}], "held_usd": 0, "reserves": [],
+                                         "in_slices_usd": 0.0}
     store.set_pool("team", 2.0)  # raised: the same request now fits
     store.reserve("other", "p", "m", ["b", "c"], 0.5, pool="team")
     assert store.pool_left("team") == pytest.approx(0.5)

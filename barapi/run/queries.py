@@ -122,7 +122,7 @@ class QueryEngine:
         if not self.budget.fits(n + keep):
             return False
         on_pool = n if self.meter.hold is not None else n + keep
-        return self.pool is None or self.store.pool_left(self.pool, self.meter.drawing_on()) >= on_pool * self.budget.per_1k / 1000.0 - 1e-9
+        return self.pool is None or self.store.pool_left(self.pool, self.meter.drawing_on(), run=self.run) >= on_pool * self.budget.per_1k / 1000.0 - 1e-9
 
     @contextlib.contextmanager
     def ending(self) -> Iterator[None]:
@@ -155,12 +155,15 @@ class QueryEngine:
             self.meter.hold = PoolHold(self.store, self.pool, self.run, cost_usd(queries, self.budget.per_1k), holder or self.run)
 
     def let_go(self) -> None:
+        """Give back what the run holds on its pool and what its slice of it did not use."""
         if self.meter.hold is not None:
             self.meter.hold.release()
             self.meter.hold = None
+        if self.pool is not None:
+            self.store.return_slices(self.run)
 
     def describe(self) -> str:
-        pool = f"; pool {self.pool!r}: ${self.store.pool_left(self.pool, self.meter.drawing_on()):.4f} left" if self.pool else ""
+        pool = f"; pool {self.pool!r}: ${self.store.pool_left(self.pool, self.meter.drawing_on(), run=self.run):.4f} left" if self.pool else ""
         return self.budget.describe() + pool
 
 

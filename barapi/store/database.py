@@ -3,12 +3,13 @@ cache, the ledger, pools and runs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -20,9 +21,11 @@ from barapi.store.engine import (
 from barapi.store.ledger import CacheAndLedger
 from barapi.store.pools import Pools
 from barapi.store.runs import Runs
+from barapi.store.sizes import Sizes
+from barapi.store.slices import Slices
 
 
-class Store(CacheAndLedger, Pools, Runs):
+class Store(CacheAndLedger, Pools, Slices, Runs, Sizes):
     def __init__(self, home: Path | None = None, url: str | None = None) -> None:
         """The store at ``url`` (else BARAPI_STORE, else BARAPI_HOME's SQLite file)."""
         self.home = home or home_dir()
@@ -39,12 +42,16 @@ class Store(CacheAndLedger, Pools, Runs):
         else:
             self.path = None
             self.engine = server_engine(url)
+            self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")  # one-statement bookings and draws
             self.where = self.engine.url.render_as_string(hide_password=True)
         # SQLite allows one writer at a time; serialising this process's writers avoids
-        # busy-waiting between our own threads (other processes still wait on busy_timeout).
-        self._write_lock = threading.Lock()
+        # busy-waiting between our own threads (other processes still wait on busy_timeout). A
+        # server takes concurrent writers: there a thread waiting on a pool's row lock must not
+        # hold up this process's other bookings.
+        self._write_lock = threading.Lock() if self.path is not None else contextlib.nullcontext()
         self._label_cache: dict[int, list[str]] = {}
         self._label_ids: dict[str, int] = {}
+        self._init_slices()
         self.migrate()
 
     @property
@@ -99,11 +106,6 @@ class Store(CacheAndLedger, Pools, Runs):
         with self.engine.connect() as connection:
             return connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
-    def _write(self, rows: list[SQLModel]) -> None:
-        with self._write_lock, self.session() as session:
-            session.add_all(rows)
-            session.commit()
-
     def _insert_new(self, model: type[SQLModel]):  # noqa: ANN202 - a dialect's Insert
         """INSERT that leaves a row already there (same key) alone, on either backend."""
         from sqlalchemy.dialects import postgresql, sqlite
@@ -112,5 +114,5 @@ class Store(CacheAndLedger, Pools, Runs):
         return dialect.insert(model.__table__).on_conflict_do_nothing()
 
     @staticmethod
-    def _set_kind(session: Session, ids: Sequence[int], kind: str) -> None:
-        session.execute(text(f"UPDATE ledger SET kind = :kind WHERE id IN ({placeholders(ids)})"), {"kind": kind} | params(ids))
+    def _set_kind(connection: Connection, ids: Sequence[int], kind: str) -> None:
+        connection.execute(text(f"UPDATE ledger SET kind = :kind WHERE id IN ({placeholders(ids)})"), {"kind": kind} | params(ids))

@@ -1,9 +1,16 @@
 """Named budget pools shared by every run on a store, and the holds that let runs on them end
-measured."""
+measured.
+
+A pool keeps what it has given out as a running total (``Pool.drawn_usd``), changed in the
+transaction that books or returns the money, so that checking a reservation reads one row
+whatever the pool's history: the ledger's rows on the pool outside an open slice, at their
+cost, plus each open slice's grant (``slices``). ``pool_verify`` recomputes it from the ledger."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy import text
 from sqlmodel import Session
@@ -12,6 +19,11 @@ from barapi.errors import BudgetExceeded, StoreError
 from barapi.store.engine import reconnecting
 from barapi.store.schema import PAID_KINDS, Pool, PoolHoldRow
 
+T = TypeVar("T")
+# Rows booked on a pool whose money the pool's total still counts one by one: outside any open
+# slice (an open slice is counted whole, by its grant).
+OUTSIDE_OPEN_SLICES = "(slice IS NULL OR slice NOT IN (SELECT id FROM pool_slices))"
+
 
 class Pools:
     """Store's pools and holds (a mixin)."""
@@ -19,36 +31,55 @@ class Pools:
     # -- pools -------------------------------------------------------------------------------
     @reconnecting
     def set_pool(self, name: str, budget_usd: float) -> None:
+        """Create the pool, or change its limit (what it has given out stays)."""
         with self._write_lock, self.session() as session:
-            session.merge(Pool(name=name, budget_usd=budget_usd, updated_at=time.time()))
+            session.execute(self._insert_new(Pool).values(name=name, budget_usd=budget_usd, updated_at=time.time(), drawn_usd=0.0))
+            session.execute(text("UPDATE pools SET budget_usd = :budget, updated_at = :now WHERE name = :name"),
+                            {"budget": budget_usd, "now": time.time(), "name": name})
             session.commit()
 
     @reconnecting
-    def pool_left(self, name: str, excluding: str | None = None) -> float:
-        """Dollars the pool can still pay for: what no run on it has spent, reserved or holds
-        aside to end measured (but the hold ``excluding``, whose images may use it)."""
+    def pool_left(self, name: str, excluding: str | None = None, run: str | None = None) -> float:
+        """Dollars the pool can still pay for: what it has not given out (to spenders or to
+        slices) nor holds aside for runs to end measured (but the hold ``excluding``, whose
+        images may use it), plus what the slice this process took for ``run`` has not used."""
+        self.close_dead_slices(name)
         with self.session() as session:
-            return self._pool(session, name).budget_usd - self._pool_spent(session, name) - self._pool_held(session, name, excluding)
+            pool = self._pool(session, name)
+            left = pool.budget_usd - pool.drawn_usd - self._pool_held(session, name, excluding)
+        return left + self.slice_unused(name, run)
 
     @reconnecting
     def hold(self, pool: str, run: str, holder: str, usd: float, ttl_s: float) -> None:
         """Keep ``usd`` of the pool aside for ``holder`` (a run's ending), atomically like a
         reservation; refused, with what the pool has and what the run needs, if it cannot."""
+        self.unless_dead_slices_free_it(pool, lambda: self._hold(pool, run, holder, usd, ttl_s))
+
+    def _hold(self, pool: str, run: str, holder: str, usd: float, ttl_s: float) -> None:
         now = time.time()
         with self._write_lock, self.session() as session:
             session.execute(text("DELETE FROM pool_holds WHERE holder = :holder"), {"holder": holder})
             session.add(PoolHoldRow(holder=holder, pool=pool, run=run, usd=usd, expires_at=now + ttl_s))
             session.flush()  # SQLite: the write lock, before anything is read
-            budget = self._pool(session, pool, lock=self.dialect != "sqlite").budget_usd
-            spent, held = self._pool_spent(session, pool), self._pool_held(session, pool, excluding=holder)
-            if spent + held + usd > budget + 1e-9:
+            budget, drawn = self._locked_pool(session, pool)
+            held = self._pool_held(session, pool, excluding=holder)
+            if drawn + held + usd > budget + 1e-9:
                 session.rollback()
                 raise BudgetExceeded(
-                    f"pool {pool!r} has ${max(budget - spent - held, 0.0):.4f} left (of ${budget:.2f}: ${spent:.4f} spent, ${held:.4f} held "
-                    f"for running runs to end measured) and run {run!r} needs ${usd:.4f} to end measured; nothing was sent. "
-                    f"Raise the pool with `barapi pool set {pool} --budget N`, or wait for the runs on it to end"
+                    f"pool {pool!r} has ${max(budget - drawn - held, 0.0):.4f} left (of ${budget:.2f}: ${drawn:.4f} spent or taken by "
+                    f"running workers, ${held:.4f} held for running runs to end measured) and run {run!r} needs ${usd:.4f} to end "
+                    f"measured; nothing was sent. Raise the pool with `barapi pool set {pool} --budget N`, or wait for the runs on it to end"
                 )
             session.commit()
+
+    def unless_dead_slices_free_it(self, pool: str, attempt: Callable[[], T]) -> T:
+        """``attempt``; if the pool refuses it, once more after closing the slices of workers that
+        are gone (in transactions of their own: a slice is locked before its pool, never after)."""
+        try:
+            return attempt()
+        except BudgetExceeded:
+            self.close_dead_slices(pool)
+            return attempt()
 
     @reconnecting
     def renew_hold(self, holder: str, ttl_s: float) -> bool:
@@ -66,7 +97,8 @@ class Pools:
 
     @reconnecting
     def pool_report(self, name: str) -> dict:
-        """The pool's limit and spend, in all and by run."""
+        """The pool's limit and spend, in all and by run (from the ledger), what running runs
+        hold aside, and what running workers took in slices and have not used yet."""
         with self.session() as session:
             budget = self._pool(session, name).budget_usd
             rows = session.execute(
@@ -77,20 +109,55 @@ class Pools:
                 text("SELECT run, COALESCE(SUM(usd), 0) FROM pool_holds WHERE pool = :pool AND expires_at >= :now GROUP BY run ORDER BY run"),
                 {"pool": name, "now": time.time()},
             ).all()
+            unused = self._slices_unused(session, name)
         runs = [{"run": run, "queries_paid": int(n), "spent_usd": round(float(cost), 6)} for run, n, cost in rows]
         reserves = [{"run": run, "held_usd": round(float(usd), 6)} for run, usd in holds]
         return {
             "pool": name, "budget_usd": budget, "spent_usd": round(sum(r["spent_usd"] for r in runs), 6),
             "queries_paid": sum(r["queries_paid"] for r in runs), "runs": runs,
-            "held_usd": round(sum(r["held_usd"] for r in reserves), 6), "reserves": reserves,
+            "held_usd": round(sum(r["held_usd"] for r in reserves), 6), "reserves": reserves, "in_slices_usd": round(unused, 6),
         }
 
-    def _pool(self, session: Session, name: str, lock: bool = False) -> Pool:
-        """The pool; with ``lock``, its row locked (SELECT … FOR UPDATE) until the transaction ends."""
-        pool = session.get(Pool, name, with_for_update=lock)
-        if pool is None:
-            raise StoreError(f"no pool named {name!r} in {self.where}: create it with `barapi pool set {name} --budget N`")
-        return pool
+    @reconnecting
+    def pool_verify(self, name: str) -> dict:
+        """The pool's running total against the same figure recomputed from the ledger (its rows
+        on the pool outside an open slice, plus each open slice's grant), read in one statement."""
+        with self.session() as session:
+            drawn, booked, sliced = session.execute(text(
+                f"SELECT drawn_usd, (SELECT COALESCE(SUM(cost_usd), 0) FROM ledger WHERE pool = :pool AND kind IN {PAID_KINDS} "
+                f"AND {OUTSIDE_OPEN_SLICES}), (SELECT COALESCE(SUM(granted_usd), 0) FROM pool_slices WHERE pool = :pool) "
+                "FROM pools WHERE name = :pool"), {"pool": name}).one_or_none() or self._no_pool(name)
+        recomputed = float(booked) + float(sliced)
+        return {"pool": name, "drawn_usd": round(float(drawn), 9), "recomputed_usd": round(recomputed, 9),
+                "difference_usd": round(float(drawn) - recomputed, 9), "ok": abs(float(drawn) - recomputed) <= 1e-6}
+
+    def _pool(self, session: Session, name: str) -> Pool:
+        return session.get(Pool, name) or self._no_pool(name)
+
+    def _no_pool(self, name: str):  # noqa: ANN202 - never returns
+        raise StoreError(f"no pool named {name!r} in {self.where}: create it with `barapi pool set {name} --budget N`")
+
+    def _locked_pool(self, session: Session, name: str) -> tuple[float, float]:
+        """The pool's budget and what it has given out, its row locked until the transaction
+        ends: SELECT … FOR UPDATE on a server; on SQLite a write first takes the one write lock."""
+        budget, drawn, _ = self._locked_pool_and_holds(session, name)
+        return budget, drawn
+
+    def _locked_pool_and_holds(self, session: Session, name: str) -> tuple[float, float, float]:
+        """Budget, given out and held aside by live holds, read as the pool's row is locked: one
+        round trip to a server, whose other workers wait for that lock meanwhile."""
+        if self.dialect == "sqlite":
+            session.execute(text("UPDATE pools SET drawn_usd = drawn_usd WHERE name = :name"), {"name": name})
+        lock = " FOR UPDATE" if self.dialect != "sqlite" else ""
+        row = session.execute(text("SELECT budget_usd, drawn_usd, (SELECT COALESCE(SUM(usd), 0) FROM pool_holds WHERE pool = :name "
+                                   f"AND expires_at >= :now) FROM pools WHERE name = :name{lock}"),
+                              {"name": name, "now": time.time()}).one_or_none() or self._no_pool(name)
+        return float(row[0]), float(row[1]), float(row[2])
+
+    @staticmethod
+    def _draw_from(session: Session, name: str, usd: float) -> None:
+        """Add ``usd`` to what the pool has given out (negative: given back); its row is locked."""
+        session.execute(text("UPDATE pools SET drawn_usd = drawn_usd + :usd WHERE name = :name"), {"usd": usd, "name": name})
 
     @staticmethod
     def _pool_held(session: Session, name: str, excluding: str | None = None) -> float:
@@ -98,10 +165,4 @@ class Pools:
         return float(session.execute(
             text("SELECT COALESCE(SUM(usd), 0) FROM pool_holds WHERE pool = :pool AND expires_at >= :now AND holder != :excluding"),
             {"pool": name, "now": time.time(), "excluding": excluding or ""},
-        ).scalar())
-
-    @staticmethod
-    def _pool_spent(session: Session, name: str) -> float:
-        return float(session.execute(
-            text(f"SELECT COALESCE(SUM(cost_usd), 0) FROM ledger WHERE pool = :pool AND kind IN {PAID_KINDS}"), {"pool": name},
         ).scalar())

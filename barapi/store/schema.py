@@ -21,7 +21,8 @@ class LabelSet(SQLModel, table=True):
 
 
 class Response(SQLModel, table=True):
-    """One provider answer: float64 scores in the order of its label set (exact round trip)."""
+    """One provider answer: its scores in the order of its label set, encoded by ``codec``
+    (``barapi.store.codec``: compact, with an exact round trip)."""
 
     __tablename__ = "responses"
     key: str = Field(primary_key=True)
@@ -30,6 +31,7 @@ class Response(SQLModel, table=True):
     label_set: int
     scores: bytes
     created_at: float
+    codec: int = 0
 
 
 class LedgerEntry(SQLModel, table=True):
@@ -43,15 +45,35 @@ class LedgerEntry(SQLModel, table=True):
     kind: str
     cost_usd: float
     pool: str | None = Field(default=None, index=True)
+    slice: int | None = Field(default=None, index=True)  # the pool slice it was booked on (PoolSliceRow)
 
 
 class Pool(SQLModel, table=True):
-    """A dollar limit shared by every run drawing on it, whatever process or machine."""
+    """A dollar limit shared by every run drawing on it, whatever process or machine.
+    ``drawn_usd`` is what it has given out, kept as a running total in the transactions that
+    change it: the cost of every paid-kind ledger row booked on it outside an open slice, plus
+    each open slice's whole grant. The ledger stays the record (``Store.pool_verify``)."""
 
     __tablename__ = "pools"
     name: str = Field(primary_key=True)
     budget_usd: float
     updated_at: float
+    drawn_usd: float = 0.0
+
+
+class PoolSliceRow(SQLModel, table=True):
+    """Dollars one worker took from a pool to book its requests against on its own, counted as
+    given out for everyone else; closed (what it did not use goes back) when the run ends, when
+    its holder is seen dead, or once its holder stopped renewing it."""
+
+    __tablename__ = "pool_slices"
+    __table_args__ = {"sqlite_autoincrement": True}  # an id is never reused: the ledger's rows name it after it closed
+    id: int | None = Field(default=None, primary_key=True)
+    pool: str = Field(index=True)
+    run: str
+    holder: str
+    granted_usd: float
+    expires_at: float
 
 
 class PoolHoldRow(SQLModel, table=True):
