@@ -1,7 +1,7 @@
 """The `barapi` command. Errors are caught here, at the edge: one line on stderr, exit code 1.
 
 The commands live by group in cli/train.py (estimate, train, resume), cli/results.py (eval,
-predict, export), cli/runs.py and cli/mock.py, thin over the core; cli/options.py holds the
+predict, export), cli/runs.py, cli/pool.py, cli/store.py and cli/mock.py, thin over the core; cli/options.py holds the
 options several commands share."""
 
 import importlib
@@ -30,8 +30,10 @@ mock_app = typer.Typer(
     no_args_is_help=True,
 )
 pool_app = typer.Typer(help="Budget pools: one dollar limit shared by many runs, processes and machines.", no_args_is_help=True)
+store_app = typer.Typer(help="What the store holds, and trimming cached answers you no longer need.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(pool_app, name="pool")
+app.add_typer(store_app, name="store")
 app.add_typer(mock_app, name="mock")
 
 EXIT_INTERRUPTED = 130
@@ -98,7 +100,7 @@ def main_options(
 
 
 # The command groups register themselves on the apps above, in the order --help lists them.
-for _group in ("train", "results", "runs", "pool", "mock"):
+for _group in ("train", "results", "runs", "pool", "store", "mock"):
     importlib.import_module(f"barapi.cli.{_group}")
 
 
