@@ -67,3 +67,25 @@ def fresh_database(server_url: str) -> str:
         connection.exec_driver_sql(f"CREATE DATABASE {name}")
     admin.dispose()
     return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def prefill_ledger(url: str | None, home: Path, rows: int, unit_usd: float) -> None:
+    """Pool 'team' on the store at ``url`` (a server) or under ``home`` (SQLite), its ledger
+    already holding ``rows`` paid rows of ``unit_usd`` (a team's months); its running total, if
+    the store keeps one, set the way a migration adopts an existing store."""
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://") if url else f"sqlite:///{home / 'barapi.sqlite'}")
+    series = ("SELECT g FROM generate_series(1, :n) AS g" if url else
+              "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < :n) SELECT g FROM s")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO pools (name, budget_usd, updated_at) VALUES ('team', 0, 0)"))
+        connection.execute(text(f"INSERT INTO ledger (ts, run, provider, model, image_key, kind, cost_usd, pool) SELECT 0, 'earlier-' || (g % 500), "
+                                f"'torchserve', 'efficientnet-lite0', 'old-' || g, 'paid', {unit_usd}, 'team' FROM ({series}) AS rows"), {"n": rows})
+        if "drawn_usd" in {c["name"] for c in inspect(connection).get_columns("pools")}:
+            connection.execute(text("UPDATE pools SET drawn_usd = (SELECT COALESCE(SUM(cost_usd), 0) FROM ledger WHERE pool = 'team')"))
+    if url:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE"))
+    engine.dispose()
+

@@ -7,10 +7,18 @@ counts the runs that did neither (it must be 0). Writes bench/results/pools.md. 
 tests/test_pools.py.
 
     python bench/pools.py          # ~5 minutes on 2 cores
+
+``--scale`` measures instead what a pool's history costs a team: four `barapi train` runs on one
+pool of a PostgreSQL store (the digits, 10 images a class, 10 iterations, at $1.20 / 1,000), on a
+fresh pool and on one whose ledger already holds 1,000,000 rows, each run's wall time side by
+side. Writes bench/results/pools-scale.md.
+
+    python bench/pools.py --scale  # ~5 minutes on 2 cores
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -18,7 +26,7 @@ import time
 from pathlib import Path
 
 from servers import start_server  # noqa: E402
-from pgcluster import fresh_database, throwaway_cluster  # noqa: E402
+from pgcluster import fresh_database, prefill_ledger, throwaway_cluster  # noqa: E402
 from poolrace import POOL_USD, RUN, finish, kill_race, race, store_of, worker  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / ".work"
@@ -37,7 +45,61 @@ def cache_figures(server_url: str, shared: dict[str, str], tmp: Path) -> dict:
             "second_spent_in_ledger": store_of(shared, tmp).spent("second")[0]}
 
 
+SCALE_RUN = ["--dataset", "digits", "--train-per-class", "10", "--iterations", "10", "--price-per-1k", "1.20", "--pool", "team", "--yes", "--json"]
+SCALE_ROWS = (0, 1_000_000)
+
+
+def scale() -> None:
+    """Four pooled runs on a fresh pool and on one with a million earlier ledger rows."""
+    WORK.mkdir(exist_ok=True)
+    server, url = start_server(WORK / "home")
+    figures = []
+    try:
+        with throwaway_cluster(durable=True) as postgres:
+            for rows in SCALE_ROWS:
+                tmp = Path(tempfile.mkdtemp(prefix="bench-pools-scale-", dir=WORK))
+                shared = {"BARAPI_STORE": fresh_database(postgres)}
+                store = store_of(shared, tmp)
+                prefill_ledger(shared["BARAPI_STORE"], tmp, rows, 0.0012)
+                store.set_pool("team", 1_000_000.0)
+                began = time.monotonic()
+                processes = [worker(shared, tmp / f"s{i}", "train", "--base-url", url, *SCALE_RUN, "--seed", str(i), "--name", f"s{i}")
+                             for i in range(4)]
+                results = [finish(p) for p in processes]
+                summaries = [json.loads(out.strip().splitlines()[-1]) for code, out, err in results if code == 0]
+                figures.append({"rows": rows, "wall_s": time.monotonic() - began, "queries_paid": [s["queries_paid"] for s in summaries],
+                                "test_accuracy": [s["test_accuracy"] for s in summaries],
+                                "failed": [err.strip().splitlines()[-1] for code, _, err in results if code != 0],
+                                "verify": store.pool_verify("team"), "date": time.strftime("%Y-%m-%d")})
+                print(f"  {rows:,} earlier rows: {figures[-1]}", file=sys.stderr, flush=True)
+    finally:
+        server.terminate()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "pools-scale.jsonl").write_text("".join(json.dumps(f) + "\n" for f in figures))
+    fresh = figures[0]["wall_s"]
+    lines = [
+        "# What a pool's history costs a team (`python bench/pools.py --scale`, 2-core CPU, " + figures[0]["date"] + ")",
+        "",
+        "Four `barapi train` processes at once on one pool of a PostgreSQL 15 store (loopback, fsync on), against the local server: "
+        f"`{' '.join(SCALE_RUN)}`, seeds 0-3. The same runs on a fresh pool and on a pool whose ledger already holds the rows shown "
+        "(`pools-scale.jsonl` has each figure).",
+        "",
+        "| earlier ledger rows on the pool | wall time, all four | vs the fresh pool | queries paid, each | runs failed | the pool's running total agrees with its ledger |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {f['rows']:,} | {f['wall_s']:.0f} s | {f['wall_s'] / fresh:.2f}x | {', '.join(map(str, f['queries_paid']))} | {len(f['failed'])} | "
+              f"{'yes' if f['verify']['ok'] else 'NO: ' + str(f['verify']['difference_usd'])} |" for f in figures]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "pools-scale.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", action="store_true", help="four pooled runs on a fresh pool and on one with 1 M earlier ledger rows")
+    if parser.parse_args().scale:
+        scale()
+        return
     WORK.mkdir(exist_ok=True)
     server, url = start_server(WORK / "home")
     rows = []

@@ -1,100 +1,250 @@
-"""Per-query overhead of the store (reserve, settle as paid, cache the answer) for the SQLite
-file and a PostgreSQL server, at 1, 4 and 16 concurrent worker processes, with and without a
-budget pool (whose reservations are serialised across workers).
+"""The store at a team's scale: pool reservations against a pool whose ledger already holds 10 k,
+100 k and 1 M rows, and the bytes a cached answer takes.
 
-Each worker process opens its own Store and books ``--queries`` images one request at a time,
-each answer a 1,000-label ImageNet-sized score vector, as a TorchServe-style provider sends
-them. PostgreSQL runs on a throwaway cluster on a loopback port with its default durability
-(fsync on). Writes bench/results/store.md.
+Reservations: each worker process opens its own Store and books one image at a time on one
+shared pool (reserve, then settle as paid with a 5-label answer, as a run does around each
+request; or reserve alone), until it has booked ``--queries`` or the pool refuses it (once with reservations alone,
+once followed by settling each as paid, once settling each 10 ms later, as after an API's answer): the pool's budget is set
+to 90 % of what all workers want, so every cell races the pool to its end. p50/p99 are per
+reservation (the ``reserve`` call alone); reservations/s are all workers' together over the
+cell's wall time; overspend is what the pool's ledger holds beyond its budget (must be 0).
+PostgreSQL runs on a throwaway cluster on loopback with fsync on; SQLite is a WAL file.
 
-    python bench/store.py                 # ~2 minutes on 2 cores
-    python bench/store.py --queries 100 --workers 1,4
+``--before REV`` measures the same cells with barapi at git revision REV (a worktree under
+bench/.work), whose every reservation summed the pool's ledger under its row lock, side by side.
+
+Bytes: 2,000 answers of 5, 200 and 1,000 labels cached through ``settle_paid``, the bytes the
+responses table takes on disk (indexes included) per answer, as float64 (what every answer was
+stored as before the codec, codec 0) and as stored now; scores in float32 (an ONNX or PyTorch
+softmax, as the local server answers) and in 6-decimal float64 (a JSON API that rounds).
+
+Cells are appended to bench/results/store.jsonl as they finish (a killed run resumes; --fresh
+starts over) and bench/results/store.md is made from it.
+
+    python bench/store.py                             # ~15 minutes on 2 cores
+    python bench/store.py --before 680f158 --rows 10000,1000000 --workers 16 --queries 40
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from pgcluster import throwaway_cluster  # noqa: E402
+import numpy as np
+from pgcluster import fresh_database, prefill_ledger, throwaway_cluster
+from sqlalchemy import create_engine, text
 
-from barapi.method.labels import imagenet_classes  # noqa: E402
-from barapi.store import Store, response_key  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
+BENCH = Path(__file__).resolve().parent
+RESULTS, WORK = BENCH / "results", BENCH / ".work"
+JSONL = RESULTS / "store.jsonl"
 UNIT_USD = 0.0012
+ANSWER = {f"label{j}": (j + 1) / 15 for j in range(5)}
+# What each worker does per image: book it alone (the pool's own capacity); book and settle it
+# as paid with its answer cached (a run's whole store work per image); or the same around an
+# answer that takes 10 ms to come (faster than any remote API: a team's workers at full speed).
+CYCLES = {"reserve": (False, 0.0), "reserve, settle": (True, 0.0), "reserve, 10 ms answer, settle": (True, 0.010)}
 
 
-def book(home: str, url: str | None, pool: str | None, queries: int, start: multiprocessing.Event, out: multiprocessing.Queue) -> None:
+def book(code: str | None, home: str, url: str | None, queries: int, cycle: str, ready, start, out) -> None:  # noqa: ANN001 - multiprocessing objects
+    if code is not None:
+        sys.path.insert(0, code)  # barapi as it was at --before
+    from barapi.errors import BudgetExceeded
+    from barapi.store import Store, response_key
+
     store = Store(Path(home), url=url)
-    labels = imagenet_classes()
+    settle, answer_s = CYCLES[cycle]
     run = f"w-{uuid.uuid4().hex[:8]}"
+    ready.put(run)
     start.wait()
     latencies = []
-    for i in range(queries):
-        key = response_key("torchserve", run, f"{run}-{i}".encode())
-        answer = {label: (j + 1) / 500500 for j, label in enumerate(labels)}
-        began = time.perf_counter()
-        ids = store.reserve(run, "torchserve", "efficientnet-lite0", [key], UNIT_USD, pool=pool)
-        store.settle_paid(ids, "torchserve", "efficientnet-lite0", {key: answer})
-        latencies.append(time.perf_counter() - began)
-    out.put(latencies)
+    try:
+        for i in range(queries):
+            key = response_key("torchserve", run, f"{run}-{i}".encode())
+            began = time.perf_counter()
+            try:
+                ids = store.reserve(run, "torchserve", "efficientnet-lite0", [key], UNIT_USD, pool="team")
+            except BudgetExceeded:
+                break
+            latencies.append(time.perf_counter() - began)
+            time.sleep(answer_s)
+            if settle:
+                store.settle_paid(ids, "torchserve", "efficientnet-lite0", {key: ANSWER})
+    finally:
+        if hasattr(store, "return_slices"):
+            store.return_slices()
+        out.put(latencies)
 
 
-def measure(url: str | None, workers: int, queries: int, pool: bool) -> dict:
-    home = tempfile.mkdtemp(prefix="bench-store-")
-    store = Store(Path(home), url=url)
-    name = None
-    if pool:
-        name = f"pool-{uuid.uuid4().hex[:6]}"
-        store.set_pool(name, 1e9)
+def spent(url: str | None, home: Path) -> float:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://") if url else f"sqlite:///{home / 'barapi.sqlite'}")
+    with engine.connect() as connection:
+        value = connection.execute(text("SELECT COALESCE(SUM(cost_usd), 0) FROM ledger WHERE pool = 'team' "
+                                        "AND kind IN ('paid', 'failed', 'reserved', 'lost')")).scalar()
+    engine.dispose()
+    return float(value)
+
+
+def race(code: str | None, home: Path, url: str | None, workers: int, queries: int, cycle: str) -> dict:
+    """One cell: the pool set to 90 % of what the workers want on top of what it has spent."""
+    before = spent(url, home)
+    budget = before + 0.9 * workers * queries * UNIT_USD
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://") if url else f"sqlite:///{home / 'barapi.sqlite'}")
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE pools SET budget_usd = :b WHERE name = 'team'"), {"b": budget})
+    engine.dispose()
     context = multiprocessing.get_context("spawn")
-    start, out = context.Event(), context.Queue()
-    processes = [context.Process(target=book, args=(home, url, name, queries, start, out)) for _ in range(workers)]
+    ready, start, out = context.Queue(), context.Event(), context.Queue()
+    processes = [context.Process(target=book, args=(code, str(home), url, queries, cycle, ready, start, out)) for _ in range(workers)]
     for process in processes:
         process.start()
-    time.sleep(3)  # every worker has opened its store
+    for _ in processes:
+        ready.get(timeout=300)  # every worker has opened its store
     began = time.perf_counter()
     start.set()
     latencies = [value for _ in processes for value in out.get()]
     wall = time.perf_counter() - began
     for process in processes:
         process.join()
-    return {"p50_ms": 1000 * statistics.median(latencies), "p99_ms": 1000 * statistics.quantiles(latencies, n=100)[98],
-            "per_s": len(latencies) / wall}
+    after = spent(url, home)
+    return {"reservations": len(latencies), "p50_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * float(np.percentile(latencies, 99)), "per_s": len(latencies) / wall,
+            "overspend_usd": round(max(after - budget, 0.0), 9), "pool_used": round((after - before) / (budget - before), 4)}
+
+
+def worktree(rev: str) -> str:
+    path = WORK / f"barapi-{rev}"
+    if not path.exists():
+        WORK.mkdir(exist_ok=True)
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), rev], cwd=BENCH.parent, check=True, capture_output=True)
+    return str(path)
+
+
+def open_store(code: str | None, home: Path, url: str | None) -> None:
+    """Create the schema as that barapi does (its own migrations)."""
+    script = ("import sys; sys.path.insert(0, sys.argv[1]) if sys.argv[1] else None; from pathlib import Path; "
+              "from barapi.store import Store; Store(Path(sys.argv[2]), url=sys.argv[3] or None)")
+    subprocess.run([sys.executable, "-c", script, code or "", str(home), url or ""], check=True)
+
+
+def bytes_per_answer(url: str | None, labels: int, encoding: str, old: bool) -> float:
+    import barapi.store.ledger as ledger
+    from barapi.store import Store
+
+    rng = np.random.default_rng(labels)
+    home = Path(tempfile.mkdtemp(prefix="bench-store-bytes-", dir=WORK))
+    store = Store(home, url=url)
+    names = [f"label{j:04d}" for j in range(labels)]
+    keep = ledger.encode_scores
+    if old:
+        ledger.encode_scores = lambda values: (0, np.asarray(values, dtype="<f8").tobytes())
+    try:
+        for start in range(0, 2000, 100):
+            answers = {}
+            for i in range(start, start + 100):
+                logits = rng.normal(0, 3, labels).astype(np.float32)
+                p = np.exp(logits - logits.max())
+                p = (p / p.sum()).astype(np.float32).astype(np.float64)
+                answers[f"{encoding}-{labels}-{i}"] = dict(zip(names, np.round(p, 6) if encoding == "decimal" else p))
+            ids = store.reserve("bytes", "torchserve", "m", list(answers), 0.0)
+            store.settle_paid(ids, "torchserve", "m", answers)
+    finally:
+        ledger.encode_scores = keep
+    if url:
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE responses"))
+    table = next(t for t in store.store_stats()["tables"] if t["table"] == "responses")
+    return table["bytes"] / table["rows"]
+
+
+def done_cells() -> dict[tuple, dict]:
+    if not JSONL.exists():
+        return {}
+    return {tuple(json.loads(line)["cell"]): json.loads(line) for line in JSONL.read_text().splitlines() if line.strip()}
+
+
+def record(cell: tuple, figures: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    with JSONL.open("a") as handle:
+        handle.write(json.dumps({"cell": list(cell), **figures, "date": time.strftime("%Y-%m-%d")}) + "\n")
+    print(f"  {cell}: {figures}", file=sys.stderr, flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", default="1,4,16")
-    parser.add_argument("--queries", type=int, default=200, help="images each worker books")
+    parser.add_argument("--rows", default="10000,100000,1000000", help="ledger rows the pool holds before the race")
+    parser.add_argument("--workers", default="1,4,16,32", help="PostgreSQL worker counts (SQLite: those of 1 and 4)")
+    parser.add_argument("--queries", type=int, default=200, help="images each worker books (at most)")
+    parser.add_argument("--before", help="also measure barapi at this git revision")
+    parser.add_argument("--no-bytes", action="store_true", help="skip the bytes per answer")
+    parser.add_argument("--fresh", action="store_true", help="forget earlier cells")
     args = parser.parse_args()
-    rows = []
+    if args.fresh and JSONL.exists():
+        JSONL.unlink()
+    done = done_cells()
+    WORK.mkdir(exist_ok=True)
+    versions = [("now", None)] + ([(args.before, worktree(args.before))] if args.before else [])
     with throwaway_cluster(durable=True) as server:
-        for backend, url in (("SQLite (WAL)", None), ("PostgreSQL 15", server)):
-            for pool in (False, True):
-                for workers in map(int, args.workers.split(",")):
-                    figures = measure(url, workers, args.queries, pool)
-                    rows.append((backend, "pool" if pool else "run budget", workers, figures))
-                    print(f"  {backend}, {'pool' if pool else 'no pool'}, {workers} workers: {figures}", file=sys.stderr, flush=True)
+        for version, code in versions:
+            for backend in ("PostgreSQL", "SQLite"):
+                counts = [w for w in map(int, args.workers.split(",")) if backend == "PostgreSQL" or w <= 4]
+                for rows in map(int, args.rows.split(",")):
+                    todo = [(w, c) for w in counts for c in CYCLES if (version, backend, rows, w, args.queries, c) not in done]
+                    if not todo:
+                        continue
+                    home = Path(tempfile.mkdtemp(prefix="bench-store-", dir=WORK))
+                    url = fresh_database(server) if backend == "PostgreSQL" else None
+                    open_store(code, home, url)
+                    prefill_ledger(url, home, rows, UNIT_USD)
+                    for workers, cycle in todo:
+                        figures = race(code, home, url, workers, args.queries, cycle)
+                        record((version, backend, rows, workers, args.queries, cycle), figures)
+        if not args.no_bytes:
+            for backend in ("PostgreSQL", "SQLite"):
+                for encoding in ("float32", "decimal"):
+                    for labels in (5, 200, 1000):
+                        cell = ("bytes", backend, encoding, labels)
+                        if cell not in done:  # each measurement on an empty store of its own
+                            record(cell, {when: bytes_per_answer(fresh_database(server) if backend == "PostgreSQL" else None, labels, encoding,
+                                                                 old=when == "before") for when in ("before", "after")})
+    write_report()
+
+
+def write_report() -> None:
+    cells = done_cells()
+    races = sorted((c, f) for c, f in cells.items() if c[0] != "bytes")
     lines = [
-        "# Store overhead per query (reserve, settle as paid, cache a 1,000-label answer)",
+        "# The store at a team's scale",
         "",
-        f"`python bench/store.py {' '.join(sys.argv[1:])}` on a 2-core CPU, {time.strftime('%Y-%m-%d')}: each worker process books "
-        f"{args.queries} images one request at a time; p50/p99 are per image, throughput is all workers together. "
-        "PostgreSQL: a local cluster on loopback with fsync on.",
+        "Made by `python bench/store.py` (add `--before 680f158 --rows 10000,1000000 --workers 16 --queries 40` for the rows of barapi "
+        "before running totals and slices) on a 2-core CPU; each row's date is in `store.jsonl`. One pool that every worker books on, "
+        "its ledger already holding the rows shown; each worker books one image at a time (reserve, then settle as paid) until it has "
+        "booked its share or the pool, set to 90 % of what all want, refuses it; a worker books each image alone (the pool's "
+        "capacity); books it and settles it as paid with its answer cached (a run's whole store work per image); or does so around an "
+        "answer that takes 10 ms to come (faster than any remote API). p50/p99: the "
+        "`reserve` call; reservations/s: all workers together; overspend: the pool's ledger beyond its budget. PostgreSQL 15 on loopback, fsync on; SQLite in WAL mode.",
         "",
-        "| store | budget | workers | p50 ms | p99 ms | images/s |",
-        "|---|---|---|---|---|---|",
+        "| barapi | store | ledger rows before | workers | each worker, per image | images each | reservations | p50 ms | p99 ms | "
+        "reservations/s | overspend | pool used |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {b} | {p} | {w} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['per_s']:.0f} |" for b, p, w, f in rows]
-    RESULTS.mkdir(exist_ok=True)
+    lines += [f"| {v} | {b} | {r:,} | {w} | {c} | {q} | {f['reservations']:,} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['per_s']:,.0f} | "
+              f"${f['overspend_usd']:.4f} | {100 * f['pool_used']:.0f} % |" for (v, b, r, w, q, c), f in races]
+    sizes = sorted((c, f) for c, f in cells.items() if c[0] == "bytes")
+    if sizes:
+        lines += [
+            "", "Bytes the responses table takes on disk per cached answer (2,000 answers, indexes included): float64 as every answer "
+            "was stored before the codec, and as stored now (`barapi.store.codec`).", "",
+            "| store | scores | labels | before (float64) | now | now / before |", "|---|---|---|---|---|---|",
+        ]
+        lines += [f"| {b} | {e} | {n:,} | {f['before']:,.0f} | {f['after']:,.0f} | {f['after'] / f['before']:.2f} |" for (_, b, e, n), f in sizes]
     (RESULTS / "store.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -143,6 +143,7 @@ class Slices:
         now (after giving back what the spent ones left, if the pool is short)."""
         if drawing.current is not None:
             drawing.spent.append(drawing.current)
+            drawing.current = None
             drawing.wake.set()
         spare, drawing.spare = drawing.spare, None
         if spare is not None and spare.granted >= cost:
