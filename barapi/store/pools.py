@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from sqlalchemy import text
 from sqlmodel import Session
@@ -134,7 +134,7 @@ class Pools:
     def _pool(self, session: Session, name: str) -> Pool:
         return session.get(Pool, name) or self._no_pool(name)
 
-    def _no_pool(self, name: str):  # noqa: ANN202 - never returns
+    def _no_pool(self, name: str) -> NoReturn:
         raise StoreError(f"no pool named {name!r} in {self.where}: create it with `barapi pool set {name} --budget N`")
 
     def _locked_pool(self, session: Session, name: str) -> tuple[float, float]:

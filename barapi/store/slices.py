@@ -21,11 +21,12 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from barapi.errors import BudgetExceeded
+from barapi.errors import BarapiError, BudgetExceeded
 from barapi.store.leases import LEASE_TTL_S, holder_alive, lease_holder
 from barapi.store.schema import PAID_KINDS
 
@@ -186,10 +187,10 @@ class Slices:
         threading.Thread(target=self._tend, args=(drawing,), name=f"slices-{run}", daemon=True).start()
         return drawing
 
-    def _draw(self, drawing: Drawing, need: float, ahead: bool = False) -> LocalSlice:
+    def _draw(self, drawing: Drawing, need: float, ahead: bool = False) -> LocalSlice | None:
         """A new slice of at least ``need`` (more, up to the next slice's size and a share of what
         is free), or BudgetExceeded if the pool has not that much free. Drawn ``ahead`` of need,
-        a slice takes no more than its share of what is free, or nothing."""
+        a slice takes no more than its share of what is free, or nothing (None)."""
         pool = drawing.pool
         values = {"pool": pool, "run": drawing.run, "holder": self._slice_holder, "need": need, "wanted": drawing.next_size(),
                   "share": SLICE_SHARE, "floor": need if ahead else 0.0, "now": time.time(), "until": time.time() + self.slice_ttl_s}
@@ -208,11 +209,11 @@ class Slices:
                                                   "VALUES (:pool, :run, :holder, :amount, :until) RETURNING id, granted_usd"),
                                              values | {"amount": amount}).first()
         if row is None:
-            self._refuse(pool, need)
+            return None if ahead else self._refuse(pool, need)
         drawing.slices += 1
         return LocalSlice(id=int(row[0]), granted=float(row[1]))
 
-    def _refuse(self, pool: str, need: float) -> None:
+    def _refuse(self, pool: str, need: float) -> NoReturn:
         with self.session() as session:
             budget, drawn = (float(v) for v in session.execute(text("SELECT budget_usd, drawn_usd FROM pools WHERE name = :p"), {"p": pool}).one_or_none()
                              or self._no_pool(pool))
@@ -236,10 +237,8 @@ class Slices:
                 self._close_spent(drawing)
                 current = drawing.current
                 if drawing.spare is None and current is not None and current.unused < DRAW_AHEAD_BELOW * current.granted:
-                    try:
-                        spare = self._draw(drawing, need=drawing.request_usd, ahead=True)
-                    except BudgetExceeded:
-                        spare = None  # the pool is short: a booking that needs more draws what it needs, or is refused
+                    # None when the pool is short: a booking that needs more draws what it needs, or is refused.
+                    spare = self._draw(drawing, need=drawing.request_usd, ahead=True)
                     with self._slice_lock:
                         kept = not drawing.stop.is_set() and drawing.spare is None
                         if kept:
@@ -250,8 +249,8 @@ class Slices:
                     self._renew_slices([s.id for s in drawing.open()])
                     self.close_dead_slices(drawing.pool)
                     renew_at = time.monotonic() + self.slice_ttl_s / 4
-            except (OperationalError, DBAPIError):
-                continue  # the server is unreachable for now: the next turn tries again
+            except (OperationalError, DBAPIError, BarapiError):
+                continue  # the server is unreachable for now, or the pool is gone: the next turn tries again
 
     def _renew_slices(self, ids: list[int]) -> None:
         if ids:
