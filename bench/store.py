@@ -165,9 +165,16 @@ def bytes_per_answer(url: str | None, labels: int, encoding: str, old: bool) -> 
 
 
 def done_cells() -> dict[tuple, dict]:
+    """Every cell measured so far, by its key (a race's key ends with its repeat)."""
     if not JSONL.exists():
         return {}
-    return {tuple(json.loads(line)["cell"]): json.loads(line) for line in JSONL.read_text().splitlines() if line.strip()}
+    cells = {}
+    for line in JSONL.read_text().splitlines():
+        if line.strip():
+            figures = json.loads(line)
+            cell = tuple(figures["cell"])
+            cells[cell + (0,) if cell[0] != "bytes" and len(cell) == 6 else cell] = figures
+    return cells
 
 
 def record(cell: tuple, figures: dict) -> None:
@@ -182,6 +189,7 @@ def main() -> None:
     parser.add_argument("--rows", default="10000,100000,1000000", help="ledger rows the pool holds before the race")
     parser.add_argument("--workers", default="1,4,16,32", help="PostgreSQL worker counts (SQLite: those of 1 and 4)")
     parser.add_argument("--queries", type=int, default=200, help="images each worker books (at most)")
+    parser.add_argument("--repeats", type=int, default=3, help="races of each cell (the table shows their median)")
     parser.add_argument("--before", help="also measure barapi at this git revision")
     parser.add_argument("--no-bytes", action="store_true", help="skip the bytes per answer")
     parser.add_argument("--fresh", action="store_true", help="forget earlier cells")
@@ -196,16 +204,17 @@ def main() -> None:
             for backend in ("PostgreSQL", "SQLite"):
                 counts = [w for w in map(int, args.workers.split(",")) if backend == "PostgreSQL" or w <= 4]
                 for rows in map(int, args.rows.split(",")):
-                    todo = [(w, c) for w in counts for c in CYCLES if (version, backend, rows, w, args.queries, c) not in done]
+                    todo = [(w, c, n) for n in range(args.repeats) for w in counts for c in CYCLES
+                            if (version, backend, rows, w, args.queries, c, n) not in done]
                     if not todo:
                         continue
                     home = Path(tempfile.mkdtemp(prefix="bench-store-", dir=WORK))
                     url = fresh_database(server) if backend == "PostgreSQL" else None
                     open_store(code, home, url)
                     prefill_ledger(url, home, rows, UNIT_USD)
-                    for workers, cycle in todo:
+                    for workers, cycle, repeat in todo:
                         figures = race(code, home, url, workers, args.queries, cycle)
-                        record((version, backend, rows, workers, args.queries, cycle), figures)
+                        record((version, backend, rows, workers, args.queries, cycle, repeat), figures)
         if not args.no_bytes:
             for backend in ("PostgreSQL", "SQLite"):
                 for encoding in ("float32", "decimal"):
@@ -219,24 +228,32 @@ def main() -> None:
 
 def write_report() -> None:
     cells = done_cells()
-    races = sorted((c, f) for c, f in cells.items() if c[0] != "bytes")
+    races: dict[tuple, list[dict]] = {}
+    for cell, figures in sorted(cells.items(), key=lambda item: item[0]):
+        if cell[0] != "bytes":
+            races.setdefault(cell[:6], []).append(figures)
     lines = [
         "# The store at a team's scale",
         "",
-        "Made by `python bench/store.py` (add `--before 680f158 --rows 10000,1000000 --workers 16 --queries 40` for the rows of barapi "
-        "before running totals and slices) on a 2-core CPU; each row's date is in `store.jsonl`. One pool that every worker books on, "
-        "its ledger already holding the rows shown; each worker books one image at a time (reserve, then settle as paid) until it has "
-        "booked its share or the pool, set to 90 % of what all want, refuses it; a worker books each image alone (the pool's "
-        "capacity); books it and settles it as paid with its answer cached (a run's whole store work per image); or does so around an "
-        "answer that takes 10 ms to come (faster than any remote API). p50/p99: the "
-        "`reserve` call; reservations/s: all workers together; overspend: the pool's ledger beyond its budget. PostgreSQL 15 on loopback, fsync on; SQLite in WAL mode.",
+        "Made by `python bench/store.py` (and `python bench/store.py --before 680f158 --rows 10000,1000000 --workers 16 --queries 40 "
+        "--no-bytes` for the rows of barapi before running totals and slices) on a 2-core CPU; each race's figures and date are in "
+        "`store.jsonl`. One pool that every worker books on, its ledger already holding the rows shown. Each worker books one image at "
+        "a time until it has booked its share or the pool, set to 90 % of what all want, refuses it: it books each image alone (the "
+        "pool's capacity); books it and settles it as paid with its answer cached (a run's whole store work per image); or does so "
+        "around an answer that takes 10 ms to come (faster than any remote API). p50/p99: the `reserve` call; reservations/s: all "
+        "workers together; overspend: the pool's ledger beyond its budget. Each cell is raced `runs` times: the median of each figure, "
+        "the range of reservations/s, the largest overspend. PostgreSQL 15 on loopback, fsync on; SQLite in WAL mode; the server and "
+        "every worker share the 2 cores.",
         "",
-        "| barapi | store | ledger rows before | workers | each worker, per image | images each | reservations | p50 ms | p99 ms | "
-        "reservations/s | overspend | pool used |",
+        "| barapi | store | ledger rows before | workers | each worker, per image | images each | runs | p50 ms | p99 ms | "
+        "reservations/s (range) | overspend | pool used |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {v} | {b} | {r:,} | {w} | {c} | {q} | {f['reservations']:,} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['per_s']:,.0f} | "
-              f"${f['overspend_usd']:.4f} | {100 * f['pool_used']:.0f} % |" for (v, b, r, w, q, c), f in races]
+    for (v, b, r, w, q, c), runs in races.items():
+        per_s = [f["per_s"] for f in runs]
+        lines.append(f"| {v} | {b} | {r:,} | {w} | {c} | {q} | {len(runs)} | {statistics.median(f['p50_ms'] for f in runs):.1f} | "
+                     f"{statistics.median(f['p99_ms'] for f in runs):.1f} | {statistics.median(per_s):,.0f} ({min(per_s):,.0f}-{max(per_s):,.0f}) | "
+                     f"${max(f['overspend_usd'] for f in runs):.4f} | {100 * statistics.median(f['pool_used'] for f in runs):.0f} % |")
     sizes = sorted((c, f) for c, f in cells.items() if c[0] == "bytes")
     if sizes:
         lines += [
