@@ -69,13 +69,21 @@ def fresh_database(server_url: str) -> str:
     return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 
+def store_engine(url: str | None, home: Path):  # noqa: ANN201 - an Engine
+    """A plain engine on barapi's store at ``url`` (a server) or under ``home`` (its SQLite
+    file), to write what barapi's own calls would not (an older schema's rows, a team's months)."""
+    from sqlalchemy import create_engine
+
+    return create_engine(url.replace("postgresql://", "postgresql+psycopg://") if url else f"sqlite:///{home / 'barapi.sqlite'}")
+
+
 def prefill_ledger(url: str | None, home: Path, rows: int, unit_usd: float) -> None:
     """Pool 'team' on the store at ``url`` (a server) or under ``home`` (SQLite), its ledger
     already holding ``rows`` paid rows of ``unit_usd`` (a team's months); its running total, if
     the store keeps one, set the way a migration adopts an existing store."""
-    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy import inspect, text
 
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://") if url else f"sqlite:///{home / 'barapi.sqlite'}")
+    engine = store_engine(url, home)
     series = ("SELECT g FROM generate_series(1, :n) AS g" if url else
               "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < :n) SELECT g FROM s")
     with engine.begin() as connection:
@@ -88,4 +96,3 @@ def prefill_ledger(url: str | None, home: Path, rows: int, unit_usd: float) -> N
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE"))
     engine.dispose()
-

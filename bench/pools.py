@@ -10,8 +10,8 @@ tests/test_pools.py.
 
 ``--scale`` measures instead what a pool's history costs a team: four `barapi train` runs on one
 pool of a PostgreSQL store (the digits, 10 images a class, 10 iterations, at $1.20 / 1,000), on a
-fresh pool and on one whose ledger already holds 1,000,000 rows, each run's wall time side by
-side. Writes bench/results/pools-scale.md.
+fresh pool and on one whose ledger already holds 1,000,000 rows, the four runs' wall time side
+by side. Writes bench/results/pools-scale.md.
 
     python bench/pools.py --scale  # ~5 minutes on 2 cores
 """

@@ -39,8 +39,10 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from pgcluster import fresh_database, prefill_ledger, throwaway_cluster
-from sqlalchemy import create_engine, text
+from pgcluster import fresh_database, prefill_ledger, store_engine, throwaway_cluster
+from sqlalchemy import text
+
+from barapi.store.schema import PAID_KINDS
 
 BENCH = Path(__file__).resolve().parent
 RESULTS, WORK = BENCH / "results", BENCH / ".work"
@@ -84,10 +86,9 @@ def book(code: str | None, home: str, url: str | None, queries: int, cycle: str,
 
 
 def spent(url: str | None, home: Path) -> float:
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://") if url else f"sqlite:///{home / 'barapi.sqlite'}")
+    engine = store_engine(url, home)
     with engine.connect() as connection:
-        value = connection.execute(text("SELECT COALESCE(SUM(cost_usd), 0) FROM ledger WHERE pool = 'team' "
-                                        "AND kind IN ('paid', 'failed', 'reserved', 'lost')")).scalar()
+        value = connection.execute(text(f"SELECT COALESCE(SUM(cost_usd), 0) FROM ledger WHERE pool = 'team' AND kind IN {PAID_KINDS}")).scalar()
     engine.dispose()
     return float(value)
 
@@ -96,7 +97,7 @@ def race(code: str | None, home: Path, url: str | None, workers: int, queries: i
     """One cell: the pool set to 90 % of what the workers want on top of what it has spent."""
     before = spent(url, home)
     budget = before + 0.9 * workers * queries * UNIT_USD
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://") if url else f"sqlite:///{home / 'barapi.sqlite'}")
+    engine = store_engine(url, home)
     with engine.begin() as connection:
         connection.execute(text("UPDATE pools SET budget_usd = :b WHERE name = 'team'"), {"b": budget})
     engine.dispose()

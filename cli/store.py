@@ -13,14 +13,14 @@ from barapi.store import Store
 DAY_S = 86_400.0
 
 
-def size(n: int | None) -> str:
+def size(n: float | None) -> str:
     if n is None:
         return "?"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return ""
+    units = ("B", "KB", "MB", "GB")
+    step = 0
+    while n >= 1024 and step < len(units) - 1:
+        n, step = n / 1024, step + 1
+    return f"{n:,.0f} B" if step == 0 else f"{n:,.1f} {units[step]}"
 
 
 @store_app.command("stats")

@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from sqlalchemy import create_engine, event, text
+from pgcluster import store_engine
+from sqlalchemy import event, text
 
 from barapi.errors import BudgetExceeded
 from barapi.store import Store
@@ -199,7 +200,7 @@ def test_workers_racing_on_slices_never_overspend_the_pool(location) -> None:
 def test_an_existing_store_is_adopted_with_its_pools_totals_and_its_answers_as_they_were(location) -> None:
     home, url = location
     home.mkdir(parents=True)
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://") if url else f"sqlite:///{home / 'barapi.sqlite'}")
+    engine = store_engine(url, home)
     from alembic import command
 
     scores = np.array([0.1 + 0.2, 1 / 3], dtype="<f8")

@@ -85,8 +85,7 @@ class CacheAndLedger:
 
     def _reserve_on_hold(self, rows: list[dict], pool: str, hold: str, cost: float) -> list[int]:
         with self._write_lock, self.engine.begin() as connection:
-            budget, drawn = self._locked_pool(connection, pool)
-            held = self._pool_held(connection, pool, excluding=hold)
+            budget, drawn, held = self._locked_pool(connection, pool, excluding=hold)
             if drawn + cost + held > budget + 1e-9:
                 raise BudgetExceeded(
                     f"pool {pool!r} cannot cover {len(rows)} more image(s): ${drawn:.4f} of ${budget:.2f} spent or taken by running "

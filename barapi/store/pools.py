@@ -23,6 +23,9 @@ T = TypeVar("T")
 # Rows booked on a pool whose money the pool's total still counts one by one: outside any open
 # slice (an open slice is counted whole, by its grant).
 OUTSIDE_OPEN_SLICES = "(slice IS NULL OR slice NOT IN (SELECT id FROM pool_slices))"
+# What the pool's live holds keep aside (a hold whose holder stopped renewing it has expired),
+# but the hold :excluding ('' for none).
+LIVE_HOLDS = "(SELECT COALESCE(SUM(usd), 0) FROM pool_holds WHERE pool = :pool AND expires_at >= :now AND holder != :excluding)"
 
 
 class Pools:
@@ -61,8 +64,7 @@ class Pools:
             session.execute(text("DELETE FROM pool_holds WHERE holder = :holder"), {"holder": holder})
             session.add(PoolHoldRow(holder=holder, pool=pool, run=run, usd=usd, expires_at=now + ttl_s))
             session.flush()  # SQLite: the write lock, before anything is read
-            budget, drawn = self._locked_pool(session, pool)
-            held = self._pool_held(session, pool, excluding=holder)
+            budget, drawn, held = self._locked_pool(session, pool, excluding=holder)
             if drawn + held + usd > budget + 1e-9:
                 session.rollback()
                 raise BudgetExceeded(
@@ -137,21 +139,16 @@ class Pools:
     def _no_pool(self, name: str) -> NoReturn:
         raise StoreError(f"no pool named {name!r} in {self.where}: create it with `barapi pool set {name} --budget N`")
 
-    def _locked_pool(self, session: Session, name: str) -> tuple[float, float]:
-        """The pool's budget and what it has given out, its row locked until the transaction
-        ends: SELECT … FOR UPDATE on a server; on SQLite a write first takes the one write lock."""
-        budget, drawn, _ = self._locked_pool_and_holds(session, name)
-        return budget, drawn
-
-    def _locked_pool_and_holds(self, session: Session, name: str) -> tuple[float, float, float]:
-        """Budget, given out and held aside by live holds, read as the pool's row is locked: one
-        round trip to a server, whose other workers wait for that lock meanwhile."""
+    def _locked_pool(self, session: Session, name: str, excluding: str | None = None) -> tuple[float, float, float]:
+        """The pool's budget, what it has given out and what its live holds keep aside (but the
+        hold ``excluding``), read as its row is locked until the transaction ends: SELECT … FOR
+        UPDATE on a server, one round trip while its other workers wait for that lock; on SQLite
+        a write first takes the one write lock."""
         if self.dialect == "sqlite":
             session.execute(text("UPDATE pools SET drawn_usd = drawn_usd WHERE name = :name"), {"name": name})
         lock = " FOR UPDATE" if self.dialect != "sqlite" else ""
-        row = session.execute(text("SELECT budget_usd, drawn_usd, (SELECT COALESCE(SUM(usd), 0) FROM pool_holds WHERE pool = :name "
-                                   f"AND expires_at >= :now) FROM pools WHERE name = :name{lock}"),
-                              {"name": name, "now": time.time()}).one_or_none() or self._no_pool(name)
+        row = session.execute(text(f"SELECT budget_usd, drawn_usd, {LIVE_HOLDS} FROM pools WHERE name = :pool{lock}"),
+                              {"pool": name, "now": time.time(), "excluding": excluding or ""}).one_or_none() or self._no_pool(name)
         return float(row[0]), float(row[1]), float(row[2])
 
     @staticmethod
@@ -161,8 +158,5 @@ class Pools:
 
     @staticmethod
     def _pool_held(session: Session, name: str, excluding: str | None = None) -> float:
-        """What live holds keep aside (a hold whose holder stopped renewing it has expired)."""
-        return float(session.execute(
-            text("SELECT COALESCE(SUM(usd), 0) FROM pool_holds WHERE pool = :pool AND expires_at >= :now AND holder != :excluding"),
-            {"pool": name, "now": time.time(), "excluding": excluding or ""},
-        ).scalar())
+        """What live holds keep aside (but the hold ``excluding``)."""
+        return float(session.execute(text(f"SELECT {LIVE_HOLDS}"), {"pool": name, "now": time.time(), "excluding": excluding or ""}).scalar())

@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from barapi.errors import BarapiError, BudgetExceeded
 from barapi.store.leases import LEASE_TTL_S, holder_alive, lease_holder
+from barapi.store.pools import LIVE_HOLDS
 from barapi.store.schema import PAID_KINDS
 
 # A worker's first slice covers this many requests like the one that asked for it; each further
@@ -42,10 +43,8 @@ DRAW_AHEAD_BELOW = 0.5
 _LIVE_HOLDERS: set[str] = set()
 _STORES_WITH_SLICES: weakref.WeakSet = weakref.WeakSet()
 
-_FREE = ("SELECT budget_usd - drawn_usd - (SELECT COALESCE(SUM(usd), 0) FROM pool_holds WHERE pool = :pool AND expires_at >= :now) AS free "
-         "FROM pools WHERE name = :pool")
 DRAW_ON_SERVER = (
-    f"WITH p AS ({_FREE} FOR UPDATE), "
+    f"WITH p AS (SELECT budget_usd - drawn_usd - {LIVE_HOLDS} AS free FROM pools WHERE name = :pool FOR UPDATE), "
     "g AS (SELECT GREATEST(:need, LEAST(:wanted, free * :share)) AS amount FROM p WHERE free + 1e-9 >= :need "
     "AND LEAST(:wanted, free * :share) + 1e-9 >= :floor), "
     "u AS (UPDATE pools SET drawn_usd = drawn_usd + g.amount FROM g WHERE name = :pool RETURNING g.amount) "
@@ -193,13 +192,14 @@ class Slices:
         a slice takes no more than its share of what is free, or nothing (None)."""
         pool = drawing.pool
         values = {"pool": pool, "run": drawing.run, "holder": self._slice_holder, "need": need, "wanted": drawing.next_size(),
-                  "share": SLICE_SHARE, "floor": need if ahead else 0.0, "now": time.time(), "until": time.time() + self.slice_ttl_s}
+                  "share": SLICE_SHARE, "floor": need if ahead else 0.0, "now": time.time(), "until": time.time() + self.slice_ttl_s,
+                  "excluding": ""}
         if self.dialect == "postgresql":
             with self._autocommit.connect() as connection:
                 row = connection.execute(text(DRAW_ON_SERVER), values).first()
         else:
             with self._write_lock, self.engine.begin() as connection:
-                budget, drawn, held = self._locked_pool_and_holds(connection, pool)
+                budget, drawn, held = self._locked_pool(connection, pool)
                 free = budget - drawn - held
                 row = None
                 if free + 1e-9 >= need and min(values["wanted"], free * SLICE_SHARE) + 1e-9 >= values["floor"]:
