@@ -33,7 +33,7 @@ class ProviderOptions(BaseModel):
     concurrency: int | None = Field(None, ge=1, description="Parallel requests (default per provider).")
     rate_limit: float | None = Field(None, ge=0, description="Client-side cap on requests/s (default per provider: Clarifai 15, Azure 10); 0 = off.")
     timeout: float | None = Field(None, ge=0.1, description="Seconds to wait for an answer before retrying (default 60).")
-    key_file: str | None = Field(None, description="Read the API key from this file (mode 600) instead of CLARIFAI_PAT / AZURE_CV_PREDICTION_KEY / HF_TOKEN.")
+    key_file: str | None = Field(None, description="Read the API key from this file (mode 600), not the environment.")
 
     def model_id(self) -> str:
         """The model name the price table sees before a classifier exists."""

@@ -6,6 +6,7 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from barapi.declare import setting
 from barapi.money import Pricing
 
 # The estimator's default perturbation, in 8-bit grey levels per coordinate of W (root mean
@@ -30,14 +31,16 @@ class Geometry(BaseModel):
     """Canvas size, the embedded target image's size, the resolution of W and how W becomes the canvas."""
 
     canvas_size: int = Field(224, ge=16, le=1024)
-    embed_size: int = Field(64, ge=4)
-    program_resolution: int | None = Field(
-        None, ge=2, description="side of W per channel (grid points, or cosine frequencies); None = one per visible pixel"
+    embed_size: int = setting(64, "Side of the target image in the canvas, px.", group="Program", ge=4)
+    program_resolution: int | None = setting(
+        None, "Side of W per channel (grid points, or cosine frequencies with --program-basis cosine); 0 = one per pixel.",
+        group="Program", zero_is_none=True, ge=2,
     )
-    basis: str = Field("bilinear", description="W as a grid upsampled bilinearly, or as coefficients of the lowest 2-D cosines (barapi.method.program.BASES)")
-    visible_size: int | None = Field(
-        None, ge=4, description="side of the canvas centre the provider's model sees after its own resize and crop; "
-        "the program lives there (None: the whole canvas)",
+    basis: str = setting("bilinear", "How W becomes the canvas: bilinear (a grid, upsampled) or cosine (the lowest 2-D frequencies).",
+                         group="Program", flag="program_basis")
+    visible_size: int | None = setting(
+        None, "Side of the canvas centre the provider's model sees after its own crop, px (the local server's: "
+        "196); 0 = the whole canvas.", group="Program", zero_is_none=True, ge=4,
     )
 
     @model_validator(mode="after")
@@ -77,35 +80,48 @@ class Geometry(BaseModel):
 class MethodConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    iterations: int = Field(20, ge=0, description="zeroth-order steps of the one program (0: serve the start), or of a portfolio's views, one view after another")
-    batch_size: int = Field(20, ge=1)
-    q: int = Field(5, ge=1)
-    beta: float | None = Field(None, gt=0, description="radius of the estimator's perturbation; None: PERTURBATION_LEVELS grey levels per coordinate of W")
-    lr: float = Field(0.01, gt=0)
-    lr_decay: float = Field(0.995, gt=0, le=1)
-    estimator: str = "two-sided"
-    optimizer: str = "adam"
-    loss: str = "focal"
-    focal_gamma: float = Field(2.0, ge=0)
-    relative_scores: bool = Field(True, description="loss on h_j / Σ_k h_k (the target classes' share) instead of h_j")
-    mapping: str = "linear"
-    remap_every: int = Field(5, ge=1, description="iterative and linear mappings: re-fit every N iterations")
-    remap_memory: float = Field(0.9, ge=0, lt=1, description="iterative mapping: weight kept by older answers per iteration")
-    labels_per_class: int | None = Field(None, ge=1, description="m of the m-to-1 mappings; None: 5, or the most the vocabulary allows")
-    readout_l2: float = Field(0.01, gt=0, description="linear mapping: L2 penalty of the readout (fitted on paid answers)")
-    init_scale: float = Field(0.005, gt=0, description="std of the random starting W (never exactly 0)")
-    geometry: Geometry = Geometry(embed_size=112, program_resolution=16)
-    eval_every: int = Field(0, ge=0, description="evaluate on the test set every N iterations; 0 = only at the end")
-    keep_better_start: bool = Field(
-        False, description="at the closing pass, serve the starting program instead of the trained one when its training answers "
-        "cross-validate significantly better (barapi.method.selection; no extra query: the label mapping's answers at W0 are cached; "
-        "mappings with a closing pass only)",
+    iterations: int = setting(20, "Zeroth-order steps (0: serve the start); a portfolio's refine its views in turn (default "
+                              "there: 0).", group="Zeroth-order steps", shapes_run=True, ge=0)
+    batch_size: int = setting(20, "Images per step.", group="Zeroth-order steps", shapes_run=True, ge=1)
+    q: int = setting(5, "Random directions per gradient estimate.", group="Zeroth-order steps", shapes_run=True, ge=1)
+    beta: float | None = setting(None, "Radius of the estimator's perturbation of W (default: what moves each coordinate of W by "
+                                 "1.5 grey levels).", group="Zeroth-order steps", shapes_run=True, gt=0)
+    lr: float = setting(0.01, "Initial step size.", group="Zeroth-order steps", shapes_run=True, gt=0)
+    lr_decay: float = setting(0.995, "Step size multiplier per step.", group="Zeroth-order steps", shapes_run=True, gt=0, le=1)
+    estimator: str = setting("two-sided", "Gradient estimator: one-sided is the paper's; null a control (the losses shuffled).",
+                             group="Zeroth-order steps", shapes_run=True)
+    optimizer: str = setting("adam", "sgd is the paper's; nesterov-gc with spsa is SPSA-GC; cma-es samples 2q programs a step.",
+                             group="Zeroth-order steps", shapes_run=True)
+    init_scale: float = setting(0.005, "Std of the random starting W (never exactly 0).", group="Zeroth-order steps", shapes_run=True, gt=0)
+    eval_every: int = setting(0, "Evaluate on the test images every N steps; 0 = at the end only.", group="Zeroth-order steps",
+                              shapes_run=True, ge=0)
+    keep_better_start: bool = setting(
+        False, "Serve the starting program where its training answers cross-validate significantly better "
+        "(free: cached).", group="Zeroth-order steps", shapes_run=True,
     )
+    loss: str = setting("focal", "Training loss.", group="Label mapping", shapes_run=True)
+    focal_gamma: float = setting(2.0, "The focal loss's gamma.", group="Label mapping", shapes_run=True, ge=0)
+    relative_scores: bool = setting(True, "Loss on each target label's share of their scores, not the raw score.",
+                                    group="Label mapping", shapes_run=True)
+    mapping: str = setting("linear", "Label mapping: linear is a readout over every label's score; iterative is re-fitted from "
+                           "paid answers.", group="Label mapping", shapes_run=True)
+    remap_every: int = setting(5, "Iterative and linear mappings: re-fit every N steps.", group="Label mapping", shapes_run=True, ge=1)
+    remap_memory: float = setting(0.9, "Iterative mapping: weight older answers keep per step.", group="Label mapping",
+                                  shapes_run=True, ge=0, lt=1)
+    labels_per_class: int | None = setting(None, "Source labels per target class of the m-to-1 mappings (default: 5, or as many as "
+                                           "fit).", group="Label mapping", ge=1)
+    readout_l2: float = setting(0.01, "Linear mapping: L2 penalty of the readout.", group="Label mapping", shapes_run=True, gt=0)
+    geometry: Geometry = Geometry(embed_size=112, program_resolution=16)
 
-    views: int = Field(1, ge=1, description="programs each prediction is sent through (barapi.method.portfolio): V queries per predicted image")
-    candidates: int = Field(1, ge=1, description="programs whose answers on the training images are paid for, of which the views are chosen")
-    # Cosine bands measured better than random programs on every few-label cell (bench/results/portfolio.md).
-    candidate_family: str = Field("bands", description="how the candidates are drawn (barapi.method.portfolio.CANDIDATES)")
+    views: int = setting(1, "Programs each image is sent through, read by one readout (default: 8 through at most 100 "
+                         "labels, else 1).", group="Portfolio",
+                         shapes_run=True, ge=1)
+    candidates: int = setting(1, "Programs paid for on the training images, the views chosen of them by cross-validation "
+                              "(default: up to 48).",
+                              group="Portfolio", shapes_run=True, ge=1)
+    candidate_family: str = setting("bands", "How candidates are drawn: random, bands (cosine waves), colours, or mixed (the three in "
+                                    "turn).",
+                                    group="Portfolio", shapes_run=True)
 
     @model_validator(mode="after")
     def _check(self) -> MethodConfig:
@@ -146,10 +162,11 @@ class MethodConfig(BaseModel):
 class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = "digits"
-    train_per_class: int = Field(50, ge=1)
-    test_size: int = Field(200, ge=1)
-    split_seed: int | None = Field(None, description="seed of the train/test split; None: the run's seed (benchmarks share one split across seeds)")
+    dataset: str = setting("digits", "digits, fashion-mnist, a folder of class folders or an .npz (x, y); ':A,B' keeps "
+                           "classes A and B.", group="Data")
+    train_per_class: int = setting(50, "Training images per class.", group="Data", ge=1)
+    test_size: int = setting(200, "Held-out test images (0: none, every image trains).", group="Data", ge=0)
+    split_seed: int | None = setting(None, "Seed of the train/test split (default: the run's seed).", group="Data")
 
 
 class ProviderConfig(BaseModel):
@@ -164,7 +181,8 @@ class PredictionCap(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    usd_per_1k: float = Field(ge=0)
+    usd_per_1k: float = setting(..., "Most dollars 1,000 predictions may cost: caps the views at the provider's price.",
+                                group="Portfolio", flag="max_usd_per_1k_predictions", ge=0)
     views_asked: bool = False  # --views given: refused above the cap rather than lowered to fit
 
 
@@ -181,20 +199,20 @@ class ShapeByApi(BaseModel):
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    seed: int = 0
+    name: str = setting(..., "Run name (default: generated).", group="Run")
+    seed: int = setting(0, "Seed of every random choice.", group="Run")
     provider: ProviderConfig
     data: DataConfig = DataConfig()
     method: MethodConfig = MethodConfig()
-    budget_usd: float | None = Field(None, ge=0)
-    pool: str | None = Field(None, description="a named budget pool the run also draws on (shared by every run on the store)")
-    max_queries: int | None = Field(None, ge=0)
-    price_per_1k: float = Field(0.0, ge=0)
+    budget_usd: float | None = setting(None, "Most dollars this run may spend.", group="Budget", flag="budget", ge=0)
+    pool: str | None = setting(None, "Also draw on this named budget pool, shared by every run on the store.", group="Budget")
+    max_queries: int | None = setting(None, "Most images this run may send (paid).", group="Budget", ge=0)
+    price_per_1k: float = setting(0.0, "Dollars per 1,000 images (overrides the price table).", group="Budget", ge=0)
     pricing: Pricing | None = Field(None, description="billed by the hour or the request: how price_per_1k was reached")
     prediction_cap: PredictionCap | None = None
     shape_by_api: ShapeByApi | None = None
-    candidates_from: list[str] = Field([], description="earlier runs on the store whose programs are a portfolio's first candidates "
-                                       "after its start (copied into the run when it starts)")
+    candidates_from: list[str] = setting([], "Earlier runs on the store (repeatable) whose programs are tried as candidates first, "
+                                         "after the start.", group="Portfolio", shapes_run=True)
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:

@@ -38,6 +38,7 @@ class Split:
     y_train: np.ndarray  # (n,) int
     x_test: np.ndarray
     y_test: np.ndarray
+    notes: tuple[str, ...] = ()  # what the user should know about how the data was read (files skipped, classes short)
 
     @property
     def n_classes(self) -> int:
@@ -106,17 +107,49 @@ def load_fashion_mnist() -> tuple[np.ndarray, np.ndarray, list[str]]:
         raise DatasetError(f"cannot read Fashion-MNIST from {root}: {error}") from error
 
 
-def load_folder(root: Path) -> tuple[list[Path], np.ndarray, list[str]]:
+def load_folder(root: Path) -> tuple[list[Path], np.ndarray, list[str], list[str]]:
+    """Images by class folder. Files not named as images (notes.txt, Thumbs.db, .DS_Store) are
+    skipped and counted; a file named as an image that does not decode stays an error."""
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist: pass 'digits', 'fashion-mnist' or a folder with one sub-folder per class")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     files: list[Path] = []
     labels: list[int] = []
+    skipped: list[Path] = []
     for index, name in enumerate(classes):
-        found = sorted(p for p in (root / name).rglob("*") if p.is_file() and not p.name.startswith("."))
-        files += found
-        labels += [index] * len(found)
-    return files, np.asarray(labels, dtype=int), classes
+        found = sorted(p for p in (root / name).rglob("*") if p.is_file())
+        images = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+        skipped += [p for p in found if p.suffix.lower() not in IMAGE_SUFFIXES or p.name.startswith(".")]
+        files += images
+        labels += [index] * len(images)
+    notes = []
+    if skipped:
+        shown = ", ".join(sorted({p.name for p in skipped})[:3]) + (", …" if len({p.name for p in skipped}) > 3 else "")
+        notes.append(f"skipped {len(skipped)} file(s) in {root} not named as images ({shown})")
+    return files, np.asarray(labels, dtype=int), classes, notes
+
+
+def as_images(images: object, size: int) -> np.ndarray:
+    """What a user holds → (n, size, size, 3) in [-1, 1]: a list of paths or PIL images, or a
+    numpy array, which is a batch: (n, h, w) grey or (n, h, w, channels), uint8 or in [0, 1]."""
+    if isinstance(images, np.ndarray):
+        if images.ndim not in (3, 4):
+            raise DatasetError(f"an image array is a batch, (n, h, w) or (n, h, w, channels); got shape {images.shape}")
+        if images.dtype != np.uint8:
+            top = 1.0 if images.max(initial=0) <= 1.0 else 255.0
+            images = np.clip(np.asarray(images, dtype=np.float64) / top * 255.0, 0, 255).round().astype(np.uint8)
+        return to_unit_range(images[..., 0] if images.ndim == 4 and images.shape[-1] == 1 else images, size)
+    if isinstance(images, (str, Path, Image.Image)):
+        images = [images]
+    out = []
+    for item in images:  # type: ignore[attr-defined]
+        if isinstance(item, Image.Image):
+            out.append(resize_rgb(item, size))
+        elif isinstance(item, (str, Path)):
+            out.append(read_image(Path(item), size))
+        else:
+            out.append(as_images(np.asarray(item)[None], size)[0])
+    return np.stack(out) if out else np.zeros((0, size, size, 3))
 
 
 def read_image(path: Path, size: int) -> np.ndarray:
@@ -147,19 +180,24 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
 def stratified_indices(
     labels: np.ndarray, n_classes: int, train_per_class: int, test_size: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``train_per_class`` images of each class for training; the test set drawn from the rest
-    with each class in proportion to its share of the rest (largest remainders), so a balanced
-    dataset gives a balanced test set."""
+    """``train_per_class`` images of each class for training (fewer where a class has fewer: one
+    is kept for the test set unless ``test_size`` is 0); the test set drawn from the rest with each
+    class in proportion to its share of the rest (largest remainders), so a balanced dataset gives
+    a balanced test set."""
     train: list[int] = []
     rest: list[np.ndarray] = []
+    least = 2 if test_size else 1
     for c in range(n_classes):
         members = rng.permutation(np.flatnonzero(labels == c))
-        if len(members) < 2:
-            raise DatasetError(f"class {c} has {len(members)} image(s): each class needs at least 2 (one to train, one to test)")
-        keep = min(train_per_class, len(members) - 1)
+        if len(members) < least:
+            raise DatasetError(f"class {c} has {len(members)} image(s): each class needs at least {least}"
+                               + (" (one to train, one to test)" if test_size else ""))
+        keep = min(train_per_class, len(members) - (least - 1))
         train += members[:keep].tolist()
         rest.append(members[keep:])
     sizes = np.array([len(r) for r in rest])
+    if not test_size or not sizes.sum():
+        return rng.permutation(np.asarray(train)), np.zeros(0, dtype=int)
     wanted = min(test_size, int(sizes.sum())) * sizes / sizes.sum()
     quota = np.floor(wanted).astype(int)
     for c in np.argsort(-(wanted - quota), kind="stable")[: min(test_size, int(sizes.sum())) - int(quota.sum())]:
@@ -174,11 +212,12 @@ BUNDLED: dict[str, Callable[[], tuple[np.ndarray | list[Path], np.ndarray, list[
 }
 
 
-def _source(spec: str) -> tuple[np.ndarray | list[Path], np.ndarray, list[str]]:
+def _source(spec: str) -> tuple[np.ndarray | list[Path], np.ndarray, list[str], list[str]]:
     """``spec`` is 'digits', 'fashion-mnist', a folder path or an .npz path, optionally followed
     by ':' and the classes to keep, by name or index ('fashion-mnist:T-shirt/top,Shirt',
-    'digits:3,8'): raw images (or their files), labels, class names."""
+    'digits:3,8'): raw images (or their files), labels, class names, notes on how it was read."""
     base, selection = _split_selection(spec)
+    notes: list[str] = []
     if base in BUNDLED:
         source, labels, classes = BUNDLED[base]()
     else:
@@ -186,12 +225,12 @@ def _source(spec: str) -> tuple[np.ndarray | list[Path], np.ndarray, list[str]]:
         if path.suffix == ".npz" and path.is_file():
             source, labels, classes = load_npz(path)
         else:
-            source, labels, classes = load_folder(path)
+            source, labels, classes, notes = load_folder(path)
     if selection is not None:
         source, labels, classes = _select(source, labels, classes, selection, spec)
     if len(classes) < 2:
         raise DatasetError(f"dataset {spec!r} has {len(classes)} class(es): reprogramming needs at least 2")
-    return source, labels, classes
+    return source, labels, classes, notes
 
 
 def _split_selection(spec: str) -> tuple[str, list[str] | None]:
@@ -221,6 +260,8 @@ def _select(source: np.ndarray | list[Path], labels: np.ndarray, classes: list[s
 
 
 def _materialise(source: np.ndarray | list[Path], indices: np.ndarray, embed_size: int) -> np.ndarray:
+    if not len(indices):
+        return np.zeros((0, embed_size, embed_size, 3))
     if isinstance(source, np.ndarray):
         return to_unit_range(source[indices], embed_size)
     return np.stack([read_image(source[i], embed_size) for i in indices])
@@ -233,17 +274,23 @@ def dataset_classes(spec: str) -> list[str]:
 
 def load_dataset(spec: str, *, embed_size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Every image of a dataset, for evaluating a trained program on new data."""
-    source, labels, classes = _source(spec)
+    source, labels, classes, _ = _source(spec)
     return _materialise(source, np.arange(len(labels)), embed_size), labels, classes
 
 
 def load_split(spec: str, *, embed_size: int, train_per_class: int, test_size: int, seed: int) -> Split:
-    if train_per_class < 1 or test_size < 1:
-        raise DatasetError("--train-per-class and --test-size must be at least 1")
-    source, labels, classes = _source(spec)
+    if train_per_class < 1 or test_size < 0:
+        raise DatasetError("--train-per-class must be at least 1 and --test-size at least 0")
+    source, labels, classes, notes = _source(spec)
     rng = np.random.default_rng([seed, 0xDA7A])
     train_idx, test_idx = stratified_indices(labels, len(classes), train_per_class, test_size, rng)
-    return Split(classes, _materialise(source, train_idx, embed_size), labels[train_idx], _materialise(source, test_idx, embed_size), labels[test_idx])
+    counts = np.bincount(labels[train_idx], minlength=len(classes))
+    short = [f"{name} {n}" for name, n in zip(classes, counts) if n < train_per_class]
+    if short:
+        notes.append(f"--train-per-class {train_per_class}: " + ", ".join(short) + " image(s) used (all a class has"
+                     + (", less one for the test set)" if test_size else ")"))
+    return Split(classes, _materialise(source, train_idx, embed_size), labels[train_idx], _materialise(source, test_idx, embed_size),
+                 labels[test_idx], tuple(notes))
 
 
 def run_split(config: RunConfig) -> Split:

@@ -7,6 +7,7 @@ import math
 import threading
 from pathlib import Path
 
+from barapi.declare import setting
 from pydantic import BaseModel, Field
 
 from barapi.errors import BudgetExceeded, PriceError
@@ -49,10 +50,14 @@ class Pricing(BaseModel):
     that budgets, estimates and the ledger use: an hour buys ``3,600 × throughput`` images.
     A request is charged per image sent (an upper bound where one request carries several)."""
 
-    per_hour: float | None = Field(None, ge=0)
-    per_request: float = Field(0.0, ge=0)
+    per_hour: float | None = setting(None, "Dollars per endpoint-hour (an endpoint billed by the hour), priced per image by the "
+                                     "throughput.",
+                                     group="Budget", flag="price_per_hour", ge=0)
+    per_request: float = setting(0.0, "Dollars per request, where a host charges one (booked per image sent).", group="Budget",
+                                 flag="price_per_request", ge=0)
     per_1k_images: float = Field(0.0, ge=0)
-    throughput: float | None = Field(None, gt=0, description="images/s the endpoint answers")
+    throughput: float | None = setting(None, "Images/s the endpoint answers, for --price-per-hour (default: measured on a first "
+                                       "batch of 16).", group="Budget", gt=0)
     throughput_measured: bool = False  # False: given by the user (--throughput)
 
     @property

@@ -54,9 +54,11 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
         except BarapiError as error:
             raise fail(str(error)) from None
         except ValidationError as error:
+            from barapi.settings import flag_at
+
             first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise fail(f"invalid {where or 'option'}: {first['msg']}") from None
+            where = flag_at(first["loc"]) or ".".join(str(p) for p in first["loc"])
+            raise fail(f"invalid {where or 'option'}: {first['msg'].removeprefix('Value error, ')}") from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except BrokenPipeError:

@@ -1,36 +1,17 @@
-"""--provider and its flags, generated from the provider registry (each provider's typed
-options), and the price a run is charged at."""
+"""--provider and its flags, generated from the provider registry (each provider's typed options)."""
 
 import inspect
 import typing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from barapi.config import ProviderConfig
-from barapi.money import price_per_1k as lookup_price
-from barapi.store import Store
+from barapi.adapters import ProviderOptions
+from barapi.api import DEFAULT_PROVIDER
 
-DEFAULT_PROVIDER = "torchserve"
-
-
-@dataclass(frozen=True)
-class ProviderChoice:
-    """--provider and its options as typed; ``name`` is None when --provider was not given."""
-
-    name: str | None
-    options: dict[str, Any]
-
-    def for_new_run(self) -> ProviderConfig:
-        return ProviderConfig(name=self.name or DEFAULT_PROVIDER, options=self.options)
-
-    def over(self, stored: ProviderConfig) -> ProviderConfig:
-        """A stored run's provider with the flags given now on top (another provider: only them)."""
-        if self.name and self.name != stored.name:
-            return ProviderConfig(name=self.name, options=self.options)
-        return ProviderConfig(name=stored.name, options=stored.options | self.options)
+# Provider flags shown in every command's help besides those all providers take.
+COMMON = ("base_url", "model")
 
 
 def _provider_flags() -> list[inspect.Parameter]:
@@ -42,7 +23,8 @@ def _provider_flags() -> list[inspect.Parameter]:
     for chosen in providers().values():
         for name, field in chosen.options.model_fields.items():
             fields.setdefault(name, (field, []))[1].append(chosen.name)
-    names = ", ".join(f"{p.name} ({p.summary})" for p in providers().values())
+    names = ", ".join(p.name for p in providers().values())
+    names += " (its own flags: `barapi providers`)"
     flags = [
         inspect.Parameter(
             "provider",
@@ -50,17 +32,16 @@ def _provider_flags() -> list[inspect.Parameter]:
             default=None,
             annotation=Annotated[
                 Optional[str],
-                typer.Option(
-                    help=f"{names}. (default: {DEFAULT_PROVIDER}; predict: the run's own)", rich_help_panel="Provider"
-                ),
+                typer.Option(help=f"{names}. (default: {DEFAULT_PROVIDER})", rich_help_panel="Provider"),
             ],
         )
     ]
     for name, (field, owners) in fields.items():
         kind = next(t for t in typing.get_args(field.annotation) or (field.annotation,) if t is not type(None))
         kind = Path if name == "key_file" else str if typing.get_origin(field.annotation) is typing.Literal else kind
-        only = "" if len(owners) == len(providers()) else f" [{', '.join(owners)}]"
-        option = typer.Option(help=(field.description or "") + only, rich_help_panel="Provider")
+        # A provider's own flags are listed by `barapi providers NAME`, not in every command's help.
+        shared = len(owners) == len(providers())
+        option = typer.Option(help=field.description or "", rich_help_panel="Provider", hidden=not shared and name not in COMMON)
         default = False if kind is bool else None
         flags.append(
             inspect.Parameter(
@@ -73,20 +54,30 @@ def _provider_flags() -> list[inspect.Parameter]:
     return flags
 
 
-def provider_options(provider: str | None = None, **flags: Any) -> ProviderChoice:
-    """--provider and the flags given; each provider checks its own (typed) on use."""
-    if flags.get("key_file"):
-        flags["key_file"] = str(Path(flags["key_file"]).expanduser().resolve())
-    return ProviderChoice(provider, {k: v for k, v in flags.items() if v is not None and v is not False})
+def provider_options(**flags: Any) -> dict[str, Any]:
+    """--provider and the provider flags as typed: keyword arguments of barapi.api."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()}
 
 
 provider_options.__signature__ = inspect.Signature(_provider_flags())  # type: ignore[attr-defined]
 
 
-def price_of(provider: ProviderConfig, override: float | None = None) -> float:
-    from barapi.adapters import model_id, providers
+def _registry_command() -> None:
+    from barapi.cli.app import app, friendly
 
-    listed = providers()[provider.name].price_per_1k if provider.name in providers() else None
-    return lookup_price(
-        provider.name, model_id(provider), listed=listed, override=override, price_file=Store.price_file()
-    )
+    @app.command("providers")
+    @friendly
+    def list_providers(name: Annotated[Optional[str], typer.Argument(help="One provider: its flags in full.")] = None) -> None:
+        """The providers barapi reaches, their price and key, and each one's own flags."""
+        from barapi.adapters import provider, providers
+
+        for chosen in [provider(name)] if name else providers().values():
+            price = f"${chosen.price_per_1k:g}/1k images" if chosen.price_per_1k is not None else "no list price: --price-per-1k or --price-per-hour"
+            key = f"key from {chosen.key_variable} or --key-file" if chosen.key_variable else "no key"
+            typer.echo(f"{chosen.name}: {chosen.summary} ({price}; {key})")
+            for option, field in chosen.options.model_fields.items():
+                if name or option not in ProviderOptions.model_fields:
+                    typer.echo(f"  --{option.replace('_', '-'):<22} {field.description or ''}")
+
+
+_registry_command()

@@ -2,19 +2,17 @@
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import numpy as np
 import typer
-from barapi.cli import options
+from barapi import api
 from barapi.cli.app import app, friendly
 from barapi.cli.options import JsonOption, percent, with_options
-from barapi.cli.providers import ProviderChoice, price_of, provider_options
+from barapi.cli.providers import provider_options
 from barapi.cli.render import ProgressPrinter
 
-from barapi.run.checkpoint import load_config
 from barapi.errors import ConfigError
-from barapi.store import Store
 
 
 @app.command("eval")
@@ -29,15 +27,9 @@ def evaluate(
 ) -> None:
     """Accuracy, per-class accuracy and confusion matrix of a run's program; queries go through
     the budget, cache and ledger like any other."""
-    from barapi.run.evaluation import evaluate_run
-
-    store = Store()
-    config = load_config(store, run)
-    if budget is not None:
-        config = config.model_copy(update={"budget_usd": budget})
     printer = ProgressPrinter(quiet=as_json)
     try:
-        figures = evaluate_run(store, config, options.classifier_for(config), dataset=dataset, on_progress=printer)
+        figures = api.Run(run).evaluate(dataset, budget=budget, on_progress=printer)
     finally:
         printer.finish()
     if as_json:
@@ -59,7 +51,7 @@ def evaluate(
 @friendly
 @with_options(provider_options, "provider")
 def predict(
-    provider: ProviderChoice,
+    provider: dict[str, Any],
     targets: Annotated[
         list[str],
         typer.Argument(
@@ -80,40 +72,30 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout.")] = False,
 ) -> None:
     """Apply a learned program and label mapping to new images through the same provider."""
-    from barapi.run.artifact import LearnedProgram
-    from barapi.data import read_image
-
     run, names = (None, targets) if program is not None else (targets[0], targets[1:])
     if not names:
         raise ConfigError("no image to classify: barapi predict RUN IMAGE... (or --program DIR IMAGE...)")
     images = [Path(name) for name in names]
-    store = Store()
-    if program is not None:
-        learned, ledger_name = LearnedProgram.load(program), None
-    else:
-        learned, ledger_name = LearnedProgram.from_run(store, run, _run_classes(store, run)), run
-    provider_config = provider.over(learned.config.provider)
-    price = learned.config.price_per_1k if provider_config == learned.config.provider else price_of(provider_config)
-    classifier = options.classifier_for(learned.config.model_copy(update={"provider": provider_config}))
-    targets = np.stack([read_image(path, learned.geometry.embed_size) for path in images])
+    learned = api.ExportedProgram(program) if program is not None else api.Run(run)
     # The ledger books these queries to the run (or to the exported program), like any other.
-    result = learned.predict(classifier, store, targets, budget_usd=budget, price_per_1k=price, ledger=ledger_name)
+    result = learned.predict(images, budget=budget, **provider)
+    classes = result.classes
     for path, row in zip(images, result.shares):
         best = int(np.argmax(row))
         if as_json:
-            scores = {c: round(float(v), 6) for c, v in zip(learned.classes, row)}
+            scores = {c: round(float(v), 6) for c, v in zip(classes, row)}
             typer.echo(
                 json.dumps(
                     {
                         "image": str(path),
-                        "class": learned.classes[best],
-                        "score": scores[learned.classes[best]],
+                        "class": classes[best],
+                        "score": scores[classes[best]],
                         "scores": scores,
                     }
                 )
             )
         else:
-            typer.echo(f"{path}: {learned.classes[best]} ({row[best]:.1%})")
+            typer.echo(f"{path}: {classes[best]} ({row[best]:.1%})")
     if not as_json:
         typer.echo(
             f"{result.queries_paid:,} queries paid, {result.queries_cached:,} from cache, ${result.cost_usd:.4f}",
@@ -129,20 +111,6 @@ def export(
 ) -> None:
     """Write a run's program as a portable artifact: program.npz, mapping.json, config.json,
     program.png and example-*.png (what the API sees). `barapi predict --program DIR` uses it."""
-    from barapi.run.artifact import LearnedProgram
-    from barapi.data import run_split
-
-    store = Store()
-    config = load_config(store, run)
-    split = run_split(config)
-    learned = LearnedProgram.from_run(store, run, split.classes)
-    # One example per class while there are classes, so the pictures show different targets.
-    firsts = [int(np.flatnonzero(split.y_test == c)[0]) for c in range(split.n_classes) if np.any(split.y_test == c)]
-    written = learned.save(out, split.x_test[firsts])
-    typer.echo(f"exported run {run} (program {learned.sha256[:12]}) to {out}: " + ", ".join(p.name for p in written))
-
-
-def _run_classes(store: Store, run: str) -> list[str]:
-    from barapi.data import dataset_classes
-
-    return dataset_classes(load_config(store, run).data.dataset)
+    chosen = api.Run(run)
+    written = chosen.export(out)
+    typer.echo(f"exported run {run} (program {chosen.learned().sha256[:12]}) to {out}: " + ", ".join(p.name for p in written))

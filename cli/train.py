@@ -2,23 +2,20 @@
 
 import json
 import sys
-from typing import Annotated, Any, Optional
+from collections.abc import Callable
+from typing import Annotated, Optional
 
 import typer
-from barapi.cli import options
+from barapi import api
 from barapi.cli.app import EXIT_INTERRUPTED, app, fail, friendly
 from barapi.cli.options import JsonOption, percent, with_run_options
-from barapi.cli.render import dollars
-from barapi.cli.render import ProgressPrinter
+from barapi.cli.render import ProgressPrinter, dollars
 
-from barapi.run.checkpoint import load_config
-from barapi.config import MethodConfig, RunConfig
+from barapi.config import RunConfig
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.money import Estimate
 from barapi.method.portfolio import refinement_blocks
 from barapi.method.signal import SignalReading
-from barapi.run.planning import completed, estimate_run, within_prediction_cap
-from barapi.store import Store
 
 
 @app.command()
@@ -26,12 +23,7 @@ from barapi.store import Store
 @with_run_options
 def estimate(config: RunConfig, as_json: JsonOption = False) -> None:
     """Queries and dollars a run would cost, before anything is spent."""
-    from barapi.data import run_split
-
-    store = Store()
-    classifier, split = options.classifier_for(config), run_split(config)
-    figures = estimate_run(completed(config, classifier, split, store), classifier, store, split)
-    _print_estimate(figures, as_json)
+    _print_estimate(api.estimate(config), as_json)
 
 
 @app.command()
@@ -43,21 +35,13 @@ def train(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before spending past the budget.")] = False,
 ) -> None:
     """Train a program: embed, query, estimate gradients, step — within the budget."""
-    store = Store()
-    if store.has_run(config.name):
-        raise ConfigError(
-            f"a run named {config.name!r} exists: continue it with `barapi resume {config.name}` or pick another --name"
-        )
-    from barapi.data import run_split
 
-    classifier = options.classifier_for(config)
-    split = run_split(config)  # decoded once, for the estimate and the training
-    config = completed(config, classifier, split, store)
-    figures = estimate_run(config, classifier, store, split)
-    if not as_json:
-        _print_estimate(figures, as_json=False)
-    _confirm_spend(config, figures, yes)
-    _execute(config, classifier, store, as_json, split)
+    def before_spending(completed: RunConfig, figures: Estimate) -> None:
+        if not as_json:
+            _print_estimate(figures, as_json=False)
+        _confirm_spend(completed, figures, yes)
+
+    _report(lambda printer: api.train(config, on_progress=printer, before_spending=before_spending), config.name, as_json)
 
 
 @app.command()
@@ -78,39 +62,25 @@ def resume(
     as_json: JsonOption = False,
 ) -> None:
     """Carry on an interrupted run exactly where it stopped; paid responses come from the cache."""
-    store = Store()
-    config = load_config(store, run)
-    updates = {k: v for k, v in {"budget_usd": budget, "max_queries": max_queries}.items() if v is not None}
-    method = {k: v for k, v in {"iterations": iterations, "views": views, "candidates": candidates}.items() if v is not None}
-    if method:
-        updates["method"] = MethodConfig.model_validate(config.method.model_dump() | method)  # validated: a view needs a candidate
-    if views is not None and config.prediction_cap is not None:
-        updates["prediction_cap"] = config.prediction_cap.model_copy(update={"views_asked": True})
-    config = within_prediction_cap(config.model_copy(update=updates))
-    _execute(config, options.classifier_for(config), store, as_json)
+    changes = {"budget": budget, "max_queries": max_queries, "iterations": iterations, "views": views, "candidates": candidates}
+    _report(lambda printer: api.resume(run, on_progress=printer, **changes), run, as_json)
 
 
-def _execute(config: RunConfig, classifier: Any, store: Store, as_json: bool, split: Any = None) -> None:
-    from barapi.run.trainer import Trainer
-
+def _report(execute: Callable[[ProgressPrinter], api.Run], name: str, as_json: bool) -> None:
+    """Run the library's training with the live line as its progress callback, then say how it ended."""
     printer = ProgressPrinter(quiet=as_json)
-    trainer = Trainer(config, classifier, store, on_progress=printer, split=split)
     try:
-        result = trainer.run()
+        run = execute(printer)
     except KeyboardInterrupt:
         printer.finish()
-        trainer.mark("interrupted")
-        typer.echo(f"interrupted: progress is checkpointed; carry on with `barapi resume {config.name}`", err=True)
+        typer.echo(f"interrupted: progress is checkpointed; carry on with `barapi resume {name}`", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except BudgetExceeded as error:
         printer.finish()
-        trainer.mark("budget_exhausted")
-        raise fail(f"{error} (run {config.name})") from None
-    except BaseException:
+        raise fail(f"{error} (run {name})") from None
+    finally:
         printer.finish()
-        trainer.mark("failed")
-        raise
-    printer.finish()
+    result, config = run.result, run.config
     if as_json:
         typer.echo(json.dumps(result.as_json()))
         return

@@ -26,7 +26,7 @@ def fake_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's provider is the fast, deterministic stand-in model (tests/fakes.py)."""
     from fakes import ProjectionModel
 
-    monkeypatch.setattr("barapi.cli.options.classifier_for", lambda config: ProjectionModel())
+    monkeypatch.setattr("barapi.api.classifier_for", lambda config: ProjectionModel())
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from barapi.cli.app import app
-from barapi.cli.options import classifier_for as REAL_CLASSIFIER
+from barapi.api import classifier_for as REAL_CLASSIFIER
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -184,7 +184,7 @@ def test_predict_error_paths(trained: str, tmp_path: Path) -> None:
 
 
 def test_predict_with_a_provider_whose_key_is_missing(trained: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("barapi.cli.options.classifier_for", REAL_CLASSIFIER)  # the real adapters, not the stand-in
+    monkeypatch.setattr("barapi.api.classifier_for", REAL_CLASSIFIER)  # the real adapters, not the stand-in
     monkeypatch.delenv("CLARIFAI_PAT", raising=False)
     image = digit_files(tmp_path)[0]
     assert_one_line_error(invoke("predict", trained, "--provider", "clarifai", str(image)), "CLARIFAI_PAT")
@@ -245,11 +245,16 @@ def test_train_options_from_a_toml_file_with_command_line_flags_winning(home: Pa
     assert "cannot read" in invoke("estimate", "--config", str(settings)).output
 
 
-def test_train_help_groups_the_flags() -> None:
+def test_train_help_shows_every_setting_common_groups_first_in_150_lines() -> None:
+    from barapi.settings import SETTINGS
+
     text = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "300"}).output
-    positions = [text.index(f"─ {panel} ") for panel in ("Provider", "Data", "Method", "Budget", "Run")]
+    panels = ("Provider", "Data", "Budget", "Portfolio", "Run", "Program", "Zeroth-order steps", "Label mapping", "Method switches")
+    positions = [text.index(f"─ {panel} ") for panel in panels]
     assert positions == sorted(positions)
-    assert "(preset: 20)" in text and "[default: 50]" in text
+    assert all(setting.flag in text for setting in SETTINGS.values())
+    assert "Images per step. (default: 20)" in text and "Training images per class. (default: 50)" in text
+    assert len(runner.invoke(app, ["train", "--help"], env={"COLUMNS": "80"}).output.splitlines()) <= 150
 
 
 def test_a_reader_that_goes_away_is_not_an_error(home: Path) -> None:

@@ -295,7 +295,7 @@ def test_a_run_that_leaves_its_shape_open_is_fitted_to_the_apis_label_count(home
     from test_cli import invoke
 
     provider = {"model": ProjectionModel(vocabulary=5)}
-    monkeypatch.setattr("barapi.cli.options.classifier_for", lambda config: provider["model"])
+    monkeypatch.setattr("barapi.api.classifier_for", lambda config: provider["model"])
     flags = ("--dataset", "digits", "--train-per-class", "3", "--test-size", "10", "--price-per-1k", "1.5")
     few = last_json(invoke("estimate", *flags, "--json").output)
     # 5 labels: 8 views of cosine bands, 48 candidates (10,000 queries pay for more at 30 images).

@@ -114,7 +114,7 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
         price_per_1k=config.price_per_1k,
         pricing=config.pricing,
         vocabulary=len(vocabulary) if vocabulary else None,
-        notice=notice,
+        notice="; ".join(filter(None, (notice, *split.notes))) or None,
         fitted_to_labels=config.shape_by_api.labels if config.shape_by_api else None,
     )
 

@@ -331,7 +331,9 @@ class Trainer:
             return self.test_accuracy_if_affordable(self._current)
 
     def test_accuracy_if_affordable(self, state: State) -> float | None:
-        """Test accuracy if the whole test set still fits the budget, else None."""
+        """Test accuracy if the whole test set still fits the budget, else None (or no test set)."""
+        if not len(self.split.y_test):
+            return None
         try:
             return self.test_accuracy(state)
         except BudgetExceeded:
