@@ -31,8 +31,8 @@ class ProviderOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     concurrency: int | None = Field(None, ge=1, description="Parallel requests (default per provider).")
-    rate_limit: float | None = Field(None, ge=0, description="Client-side cap on requests/s (default per provider: Clarifai 15, Azure 10); 0 = off.")
-    timeout: float | None = Field(None, ge=0.1, description="Seconds to wait for an answer before retrying (default 60).")
+    rate_limit: float | None = Field(None, ge=0, description="Most requests/s (default per provider: Clarifai 15, Azure 10); 0 = off.")
+    timeout: float | None = Field(None, ge=0.1, description="Seconds to wait for an answer (default 60).")
     key_file: str | None = Field(None, description="Read the API key from this file (mode 600), not the environment.")
 
     def model_id(self) -> str:
@@ -54,6 +54,8 @@ class Provider:
     price_per_1k: float | None  # list price (None: none per image); a user's price file or --price-per-1k overrides it
     build: Callable[[Any, httpx.Client, str | None], Classifier]  # (options, client, key)
     key_variable: str | None = None  # None: the provider takes no key
+    key_source: str = ""  # where a user gets the key (or the server), for README's table
+    typical_flags: str = ""  # the flags a first run usually needs
 
     def parse(self, raw: dict[str, Any]) -> ProviderOptions:
         try:

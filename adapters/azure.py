@@ -137,4 +137,8 @@ def build(options: Options, client: httpx.Client, key: str | None) -> AzureCusto
 
 
 # Custom Vision S0: per prediction; the paper's Table 5 matches $2 / 1,000 exactly.
-PROVIDER = Provider("azure", "Azure Custom Vision, retiring 2028-09-25", Options, 2.00, build, key_variable=KEY_VARIABLE)
+PROVIDER = Provider(
+    "azure", "Azure Custom Vision, retiring 2028-09-25", Options, 2.00, build, key_variable=KEY_VARIABLE,
+    key_source="Azure portal → your Custom Vision *prediction* resource → Keys",
+    typical_flags="--endpoint https://RESOURCE.cognitiveservices.azure.com --project-id ID --iteration NAME",
+)

@@ -198,4 +198,7 @@ def build(options: Options, client: httpx.Client, key: str | None) -> ClarifaiCl
 
 
 # Per image ("operation"), batched or not; the paper's Table 4 rows match $1.20 / 1,000.
-PROVIDER = Provider("clarifai", "Clarifai v2", Options, 1.20, build, key_variable=KEY_VARIABLE)
+PROVIDER = Provider(
+    "clarifai", "Clarifai v2", Options, 1.20, build, key_variable=KEY_VARIABLE,
+    key_source="clarifai.com → Settings → Security → Personal Access Token", typical_flags="--model general-image-recognition",
+)

@@ -157,4 +157,8 @@ def build(options: Options, client: httpx.Client, key: str | None) -> HuggingFac
 
 # Billed by the endpoint-hour (Inference Endpoints) or by compute time (the router): no list
 # price per image. `--price-per-hour` with the instance's rate, or --price-per-1k.
-PROVIDER = Provider("huggingface", "Hugging Face Inference Endpoints and the serverless router", Options, None, build, key_variable=KEY_VARIABLE)
+PROVIDER = Provider(
+    "huggingface", "Hugging Face Inference Endpoints and the serverless router", Options, None, build, key_variable=KEY_VARIABLE,
+    key_source="huggingface.co → Settings → Access Tokens (inference permission)",
+    typical_flags="--model google/vit-base-patch16-224, or --endpoint-url URL --price-per-hour 0.134",
+)

@@ -306,4 +306,8 @@ def build(options: Options, client: httpx.Client, key: str | None) -> OipClassif
 
 # Self-hosted (KServe, Triton): $0 per image unless --price-per-hour / --price-per-1k says what the
 # hardware costs.
-PROVIDER = Provider("oip", "Open Inference Protocol v2: KServe, NVIDIA Triton", Options, 0.0, build)
+PROVIDER = Provider(
+    "oip", "Open Inference Protocol v2: KServe, NVIDIA Triton", Options, 0.0, build,
+    key_source="your own KServe or Triton server, or `barapi mock serve`",
+    typical_flags="--base-url http://127.0.0.1:8000 --model NAME --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225",
+)

@@ -111,4 +111,7 @@ def build(options: Options, client: httpx.Client, key: str | None) -> TorchServe
     )
 
 
-PROVIDER = Provider("torchserve", "TorchServe, and `barapi mock serve`", Options, 0.0, build)
+PROVIDER = Provider(
+    "torchserve", "TorchServe, and `barapi mock serve`", Options, 0.0, build,
+    key_source="your own server, or `barapi mock serve`", typical_flags="--base-url http://127.0.0.1:8080 --model efficientnet-lite0",
+)

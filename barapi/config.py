@@ -30,7 +30,7 @@ def registered(field: str, name: str, registry: dict) -> None:
 class Geometry(BaseModel):
     """Canvas size, the embedded target image's size, the resolution of W and how W becomes the canvas."""
 
-    canvas_size: int = Field(224, ge=16, le=1024)
+    canvas_size: int = setting(224, "Side of the image sent to the API, px.", group="Program", ge=16, le=1024)
     embed_size: int = setting(64, "Side of the target image in the canvas, px.", group="Program", ge=4)
     program_resolution: int | None = setting(
         None, "Side of W per channel (grid points, or cosine frequencies with --program-basis cosine); 0 = one per pixel.",

@@ -185,4 +185,5 @@ def build_local(options: LocalOptions, client: object, key: str | None) -> InPro
     return InProcessClassifier(ImageNetModel(options.model), canvas_encoding=encoding)
 
 
-PROVIDER = Provider("local", "the model in-process, no HTTP", LocalOptions, 0.0, build_local)
+PROVIDER = Provider("local", "the model in-process, no HTTP", LocalOptions, 0.0, build_local,
+                    key_source="the mock extra: `pip install 'barapi[mock]'`", typical_flags="--model coarse-5")

@@ -29,6 +29,27 @@ def test_every_common_image_mode_simply_works(tmp_path: Path) -> None:
     assert split.x_train.min() >= -1 and split.x_train.max() <= 1
 
 
+def test_a_folder_as_users_keep_it_skips_what_is_not_an_image_and_says_so(tmp_path: Path) -> None:
+    save_modes(tmp_path / "data" / "a")
+    save_modes(tmp_path / "data" / "b")
+    (tmp_path / "data" / "a" / "notes.txt").write_text("shot on a Tuesday")
+    (tmp_path / "data" / "b" / ".DS_Store").write_bytes(b"\0Bud1")
+    (tmp_path / "data" / "b" / "Thumbs.db").write_bytes(b"\xd0\xcf")
+    split = load_split(str(tmp_path / "data"), embed_size=16, train_per_class=3, test_size=6, seed=0)
+    assert split.x_train.shape == (6, 16, 16, 3) and split.x_test.shape == (6, 16, 16, 3)
+    assert split.notes == (f"skipped 3 file(s) in {tmp_path / 'data'} not named as images (.DS_Store, Thumbs.db, notes.txt)",)
+
+
+def test_a_class_short_of_train_per_class_says_what_was_used(tmp_path: Path) -> None:
+    save_modes(tmp_path / "data" / "a")
+    save_modes(tmp_path / "data" / "b")
+    split = load_split(str(tmp_path / "data"), embed_size=16, train_per_class=10, test_size=4, seed=0)
+    assert len(split.y_train) == 10  # 6 images a class, one of each kept for the test set
+    assert split.notes == ("--train-per-class 10: a 5, b 5 image(s) used (all a class has, less one for the test set)",)
+    everything = load_split(str(tmp_path / "data"), embed_size=16, train_per_class=6, test_size=0, seed=0)
+    assert len(everything.y_train) == 12 and len(everything.y_test) == 0 and everything.notes == ()
+
+
 @pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n truncated", b"plain text, not an image"])
 def test_unreadable_files_are_named_in_the_error(tmp_path: Path, content: bytes) -> None:
     save_modes(tmp_path / "data" / "a")
