@@ -22,6 +22,7 @@ class LoadResult:
     failures: int
     p50_ms: float
     p99_ms: float
+    answered: list[int]  # answers each client got
 
     @property
     def per_second(self) -> float:
@@ -42,6 +43,8 @@ def load(url: str, model: str, clients: int, seconds: float) -> LoadResult:
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
 
+    answered = [0] * clients
+
     def client(index: int) -> None:
         nonlocal failures
         with httpx.Client(timeout=30) as session:
@@ -55,6 +58,7 @@ def load(url: str, model: str, clients: int, seconds: float) -> LoadResult:
                 with lock:
                     latencies.append(time.perf_counter() - started)
                     failures += not ok
+                    answered[index] += ok
                 i += clients
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
@@ -65,4 +69,4 @@ def load(url: str, model: str, clients: int, seconds: float) -> LoadResult:
         thread.join()
     elapsed = time.monotonic() - begun
     ms = np.asarray(latencies) * 1000
-    return LoadResult(clients, elapsed, len(latencies), failures, float(np.percentile(ms, 50)), float(np.percentile(ms, 99)))
+    return LoadResult(clients, elapsed, len(latencies), failures, float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), answered)

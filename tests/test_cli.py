@@ -208,7 +208,10 @@ def test_runs_show_and_compare_plot_loss_and_accuracy(trained: str, tmp_path: Pa
 
 def test_a_run_reports_how_far_its_steps_rose_above_their_noise(trained: str) -> None:
     summary = json.loads(invoke("runs", "show", trained, "--json").output)
-    assert isinstance(summary["step_signal"], float)
+    # 2 steps of one direction each in a 16×16×3 W: the null band and the exact-derivative figure.
+    d = 16 * 16 * 3
+    assert summary["step_signal_null_sd"] == pytest.approx((2 * 2 / (1 * d)) ** 0.5, abs=1e-6)
+    assert summary["step_signal_expected"] == pytest.approx(2 * 1 / d, abs=1e-6)
     human = invoke("train", *TINY, "--name", "tiny-again")
     assert human.exit_code == 0, human.output
     assert f"the program's steps: signal-to-noise {summary['step_signal']:.2f}" in human.output

@@ -167,6 +167,11 @@ def test_the_default_run_reprograms_a_few_label_model_through_each_protocol(serv
     # label mapping (8) + 3 × 4 × 3 (two-sided, q = 1) + closing pass (8) + test (10), the Azure
     # vocabulary's first image among the mapping's
     assert summary["queries"] == 8 + 36 + 8 + 10 + (1 if protocol == "azure" else 0)
+    # What the run measured is what it serves: its program and readout read the test images again
+    # through the same protocol, from the cache, to the same accuracy.
+    evaluated = subprocess.run([sys.executable, "-m", "barapi.cli", "eval", "few", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    figures = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert (figures["accuracy"], figures["queries_paid"], int(np.sum(figures["confusion"]))) == (summary["test_accuracy"], 0, 10)
 
 
 @pytest.mark.slow

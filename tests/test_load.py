@@ -10,5 +10,4 @@ pytestmark = pytest.mark.slow
 def test_sixteen_clients_at_once_get_every_answer(server_url: str, imagenet_model) -> None:
     result = load(server_url, imagenet_model.name, clients=16, seconds=4)
     assert result.failures == 0
-    assert result.requests >= 16  # every client was answered at least once
-    assert result.p50_ms <= result.p99_ms
+    assert min(result.answered) >= 1 and sum(result.answered) == result.requests  # no client starved, every request answered

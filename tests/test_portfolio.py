@@ -3,6 +3,7 @@ on the training images only, served by eval, predict and export alike."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from barapi.config import DataConfig, RunConfig
 from barapi.errors import ConfigError, ProviderError
 from barapi.run.planning import estimate_run, run_summary, shaped
 from barapi.method.portfolio import CrossValidation, fit_dual, forward_selection, standardised
+from barapi.method.program import program_sha256, starting_parameters
 from barapi.method.readout import LinearReadout, features
 from barapi.store import Store
 from barapi.store.schema import LedgerEntry
@@ -229,8 +231,27 @@ def test_export_and_eval_serve_the_portfolio_as_the_run_measured_it(tmp_path: Pa
 def test_one_candidate_and_one_view_is_the_single_program_method(tmp_path: Path) -> None:
     single = small_config(iterations=0, mapping="linear", labels_per_class=None)
     assert not single.method.is_portfolio
-    result = Trainer(single, ProjectionModel(), Store(tmp_path)).run()
-    assert (result.views, result.candidates_paid) == (1, None)
+    store = Store(tmp_path)
+    planned = estimate_run(single, ProjectionModel(), store)
+    result = Trainer(single, ProjectionModel(), store).run()
+    assert (result.views, result.candidates_paid, planned.candidates) == (1, None, 0)
+    assert result.queries == planned.total  # no candidate was paid for
+    assert result.program_sha256 == program_sha256(starting_parameters(single.method, single.seed))  # no step: the start
+
+
+def test_choosing_the_views_never_reads_the_test_labels(tmp_path: Path) -> None:
+    from barapi.data import run_split
+    from barapi.run.checkpoint import load_state
+
+    chosen = config(candidates=6, views=3)
+    split = run_split(chosen)
+    relabelled = dataclasses.replace(split, y_test=np.roll(split.y_test, 1))
+    assert not np.array_equal(relabelled.y_test, split.y_test)
+    as_given = Trainer(chosen, ProjectionModel(), Store(tmp_path / "a"), split=split).run()
+    shuffled = Trainer(chosen, ProjectionModel(), Store(tmp_path / "b"), split=relabelled).run()
+    assert (shuffled.program_sha256, shuffled.validation_loss) == (as_given.program_sha256, as_given.validation_loss)
+    np.testing.assert_array_equal(load_state(Store(tmp_path / "b"), chosen.name).views, load_state(Store(tmp_path / "a"), chosen.name).views)
+    assert shuffled.test_accuracy != as_given.test_accuracy  # the test labels did change what was measured
 
 
 @pytest.mark.parametrize(("settings", "fragment"), [
