@@ -127,32 +127,36 @@ def classifier_for(config: RunConfig) -> Classifier:
     return build_classifier(config.provider, client_for(config.provider))
 
 
-def _prepared(config: RunConfig, store: Store) -> tuple[RunConfig, Classifier, Any, Estimate]:
+def _prepared(config: RunConfig, store: Store, classifier: Classifier | None) -> tuple[RunConfig, Classifier, Any, Estimate]:
     from barapi.data import run_split
     from barapi.run.planning import completed, estimate_run
 
-    classifier, split = classifier_for(config), run_split(config)  # decoded once, for the estimate and the training
+    classifier = classifier or classifier_for(config)
+    split = run_split(config)  # decoded once, for the estimate and the training
     config = completed(config, classifier, split, store)
     return config, classifier, split, estimate_run(config, classifier, store, split)
 
 
-def estimate(config: RunConfig | None = None, /, *, store: Store | None = None, **settings: Any) -> Estimate:
+def estimate(config: RunConfig | None = None, /, *, store: Store | None = None, classifier: Classifier | None = None,
+             **settings: Any) -> Estimate:
     """Queries and dollars a run would cost, before anything is spent (where the price or the
-    label count is unknown until asked, the first 16 training images are sent once and cached)."""
-    return _prepared(configure(config, **settings), store or Store())[3]
+    label count is unknown until asked, the first 16 training images are sent once and cached).
+    ``classifier``: a model of your own behind barapi.classifier.Classifier instead of a provider."""
+    return _prepared(configure(config, **settings), store or Store(), classifier)[3]
 
 
 def train(
     config: RunConfig | None = None, /, *, on_progress: ProgressCallback | None = None, before_spending: SpendCheck | None = None,
-    store: Store | None = None, **settings: Any,
+    store: Store | None = None, classifier: Classifier | None = None, **settings: Any,
 ) -> Run:
     """Train a program within the budget; the run stays in the store (``barapi.runs()``), and an
-    interrupted one carries on with ``barapi.resume(name)``."""
+    interrupted one carries on with ``barapi.resume(name)`` (given the same ``classifier``, if one
+    of your own was used)."""
     store = store or Store()
     config = configure(config, **settings)
     if store.has_run(config.name):
         raise ConfigError(f"a run named {config.name!r} exists: continue it with `barapi resume {config.name}` or pick another name")
-    config, classifier, split, figures = _prepared(config, store)
+    config, classifier, split, figures = _prepared(config, store, classifier)
     if before_spending is not None:
         before_spending(config, figures)
     _execute(config, classifier, store, on_progress, split)
@@ -162,6 +166,7 @@ def train(
 def resume(
     name: str, *, budget: float | None = None, max_queries: int | None = None, iterations: int | None = None,
     views: int | None = None, candidates: int | None = None, on_progress: ProgressCallback | None = None, store: Store | None = None,
+    classifier: Classifier | None = None,
 ) -> Run:
     """Carry on a run exactly where it stopped (paid answers come from the cache); the budget,
     query cap, steps, views and candidates may be raised."""
@@ -177,7 +182,7 @@ def resume(
     if views is not None and config.prediction_cap is not None:
         updates["prediction_cap"] = config.prediction_cap.model_copy(update={"views_asked": True})
     config = within_prediction_cap(config.model_copy(update=updates))
-    _execute(config, classifier_for(config), store, on_progress)
+    _execute(config, classifier or classifier_for(config), store, on_progress)
     return Run(name, store)
 
 
@@ -279,6 +284,9 @@ class Run:
 
         return run_summary(self.store, self.store.get_run(self.name))
 
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *(k for k in self.summary() if k != "config")})
+
     def __getattr__(self, name: str) -> Any:
         # The summary's figures as attributes: test_accuracy, cost_usd, queries_paid, program_sha256, …
         if name.startswith("_") or name in ("store", "name"):
@@ -287,6 +295,10 @@ class Run:
         if name not in summary:
             raise AttributeError(f"a run has no {name!r}; it has {', '.join(summary)}")
         return summary[name]
+
+    def metrics(self) -> list:
+        """The run's history, one row per checkpoint: queries, dollars, loss, accuracies."""
+        return self.store.metrics(self.name)
 
     @property
     def classes(self) -> list[str]:

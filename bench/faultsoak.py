@@ -12,16 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from sqlalchemy import text
 
-from barapi.adapters.http import CONNECT_TIMEOUT_S
-from barapi.adapters.torchserve import TorchServeClassifier
-from barapi.config import DataConfig, MethodConfig, ProviderConfig, RunConfig
+import barapi
 from barapi.mock.server import Faults, MockServer
-from barapi.config import Geometry
 from barapi.store import Store
-from barapi.run.trainer import Trainer
 
 # 30 % of requests fail, spread over every kind of failure the server can inject.
 FAULT_MIX = {"fail_rate": 0.08, "throttle_rate": 0.08, "timeout_rate": 0.04, "reset_rate": 0.05, "truncate_rate": 0.05}
@@ -42,10 +37,11 @@ class SoakResult:
     program_mismatches: int = 0  # final program differs from the run without faults
 
 
-def run_config(seed: int, iterations: int, budget_usd: float) -> RunConfig:
-    method = MethodConfig(iterations=iterations, batch_size=5, q=2, geometry=Geometry(embed_size=112, program_resolution=16))
-    return RunConfig(name=f"soak{seed}", seed=seed, provider=ProviderConfig(name="torchserve"),
-                     data=DataConfig(train_per_class=3, test_size=20), method=method, budget_usd=budget_usd, price_per_1k=1.0)
+def run_settings(seed: int, iterations: int, budget_usd: float) -> dict:
+    """A run as a user asks for it: barapi.train's settings (the CLI's flags)."""
+    return {"name": f"soak{seed}", "seed": seed, "iterations": iterations, "batch_size": 5, "q": 2, "embed_size": 112,
+            "program_resolution": 16, "train_per_class": 3, "test_size": 20, "budget": budget_usd, "price_per_1k": 1.0,
+            "provider": "torchserve", "timeout": READ_TIMEOUT_S, "concurrency": 8}
 
 
 def lost_responses(store: Store, run: str) -> int:
@@ -55,11 +51,9 @@ def lost_responses(store: Store, run: str) -> int:
         ), {"run": run}).scalar())
 
 
-def train(url: str, config: RunConfig, home: Path) -> tuple[dict, Store]:
+def train(url: str, settings: dict, home: Path) -> tuple[dict, Store]:
     store = Store(home)
-    with httpx.Client(timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)) as client:
-        classifier = TorchServeClassifier(client, base_url=url, concurrency=8)
-        return Trainer(config, classifier, store).run().as_json(), store
+    return barapi.train(store=store, base_url=url, **settings).result.as_json(), store
 
 
 def fault_soak(model, runs: int, iterations: int, budget_usd: float = 5.0, seed: int = 0) -> SoakResult:
@@ -72,17 +66,17 @@ def fault_soak(model, runs: int, iterations: int, budget_usd: float = 5.0, seed:
     work = Path(tempfile.mkdtemp(prefix="barapi-faults-"))
     try:
         for run in range(runs):
-            config = run_config(seed + run, iterations, budget_usd)
-            reference, _ = train(f"http://127.0.0.1:{clean.server_address[1]}", config, work / f"clean{run}")
-            outcome, store = train(f"http://127.0.0.1:{faulty.server_address[1]}", config, work / f"faulty{run}")
-            counts = store.ledger_counts(config.name)
+            settings = run_settings(seed + run, iterations, budget_usd)
+            reference, _ = train(f"http://127.0.0.1:{clean.server_address[1]}", settings, work / f"clean{run}")
+            outcome, store = train(f"http://127.0.0.1:{faulty.server_address[1]}", settings, work / f"faulty{run}")
+            counts = store.ledger_counts(settings["name"])
             result.runs += 1
             result.completed += outcome["status"] == "completed"
             result.failed_attempts += counts.get("failed", 0) + counts.get("released", 0)
             result.paid_queries += outcome["queries_paid"]
             result.paid_without_faults += reference["queries_paid"]
             result.overruns += outcome["cost_usd"] > budget_usd + 1e-9
-            result.lost_responses += lost_responses(store, config.name)
+            result.lost_responses += lost_responses(store, settings["name"])
             result.program_mismatches += outcome["program_sha256"] != reference["program_sha256"]
     finally:
         for server in (faulty, clean):

@@ -8,16 +8,14 @@ import typer
 from barapi.cli.app import friendly, runs_app
 from barapi.cli.options import JsonOption, percent
 
-from barapi.store import Store
+from barapi import api
 
 
 @runs_app.command("list")
 @friendly
 def runs_list(as_json: JsonOption = False) -> None:
     """Every run with its status and spend."""
-    from barapi.run.planning import run_summary
-
-    summaries = [run_summary(Store(), record) for record in Store().list_runs()]
+    summaries = [run.summary() for run in api.runs()]
     if as_json:
         typer.echo(json.dumps(summaries))
         return
@@ -43,12 +41,9 @@ def runs_show(
     run: Annotated[str, typer.Argument(help="Run name.")], plot: PlotOption = None, as_json: JsonOption = False
 ) -> None:
     """A run's status, figures and configuration."""
-    from barapi.run.planning import run_summary
-
-    store = Store()
-    summary = run_summary(store, store.get_run(run))
+    summary = api.Run(run).summary()
     if plot is not None:
-        _plot(store, [run], plot)
+        _plot([run], plot)
     if as_json:
         typer.echo(json.dumps(summary))
         return
@@ -65,12 +60,9 @@ def runs_compare(
     as_json: JsonOption = False,
 ) -> None:
     """Several runs side by side: queries, dollars, accuracy; --plot overlays their curves."""
-    from barapi.run.planning import run_summary
-
-    store = Store()
-    summaries = [run_summary(store, store.get_run(run)) for run in runs]
+    summaries = [api.Run(run).summary() for run in runs]
     if plot is not None:
-        _plot(store, runs, plot)
+        _plot(runs, plot)
     if as_json:
         typer.echo(json.dumps([{k: v for k, v in s.items() if k != "config"} for s in summaries]))
         return
@@ -82,8 +74,8 @@ def runs_compare(
         )
 
 
-def _plot(store: Store, runs: list[str], path: Path) -> None:
+def _plot(runs: list[str], path: Path) -> None:
     from barapi.cli.plots import plot_runs
 
-    plot_runs({run: store.metrics(run) for run in runs}, path)
+    plot_runs({run: api.Run(run).metrics() for run in runs}, path)
     typer.echo(f"wrote {path}", err=True)
