@@ -18,7 +18,7 @@ from barapi.money import Pricing
 from barapi.settings import SETTINGS
 
 runner = CliRunner()
-SMALL = {"dataset": "digits:0,1,2", "train_per_class": 8, "test_size": 12}
+SMALL = {"dataset": "digits:0,1,2", "train_per_class": 4, "test_size": 6}
 
 
 def cli(*args: str) -> dict:
@@ -31,7 +31,7 @@ def as_flags(settings: dict) -> list[str]:
     return [part for name, value in settings.items() for part in (SETTINGS[name].flag, str(value))]
 
 
-@pytest.mark.parametrize("shape", [{}, {"iterations": 2, "q": 2, "batch_size": 8}, {"views": 2, "candidates": 4}])
+@pytest.mark.parametrize("shape", [{}, {"iterations": 2, "q": 2, "batch_size": 4}, {"views": 2, "candidates": 4}])
 def test_a_cli_run_and_a_python_run_with_equal_settings_serve_the_same_program(home: Path, fake_provider: None, shape: dict) -> None:
     settings = SMALL | shape
     from_cli = cli("train", "--name", "from-cli", *as_flags(settings))
@@ -43,8 +43,8 @@ def test_a_cli_run_and_a_python_run_with_equal_settings_serve_the_same_program(h
 
 
 def test_python_verbs_estimate_train_predict_export_load_resume(home: Path, fake_provider: None, tmp_path: Path) -> None:
-    figures = barapi.estimate(**SMALL, iterations=2, q=2, batch_size=8)
-    run = barapi.train(**SMALL, iterations=2, q=2, batch_size=8, name="verbs", on_progress=(seen := []).append)
+    figures = barapi.estimate(**SMALL, iterations=2, q=2, batch_size=4)
+    run = barapi.train(**SMALL, iterations=2, q=2, batch_size=4, name="verbs", on_progress=(seen := []).append)
     assert run.status == "completed" and run.result.queries == figures.as_json()["queries"]["total"]
     assert {p.phase for p in seen} >= {"mapping", "training", "done"}
     assert [r.name for r in barapi.runs()] == ["verbs"] and barapi.load("verbs").program_sha256 == run.program_sha256
