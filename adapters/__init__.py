@@ -2,80 +2,42 @@
 
 Each adapter module declares its ``Provider``: a typed options model (pydantic: every option,
 its default and what it means), the list price, the environment variable its key comes from, and
-how to build the classifier. The registry below is the only list of providers: the CLI's
-provider flags, ``estimate``'s price and ``build_classifier`` all read it. A new provider is one
-module and one line in ``providers``.
+how to build the classifier (``barapi.adapters.provider``). The registry below is the only list of
+providers: the CLI's provider flags, ``estimate``'s price and ``build_classifier`` all read it. A
+new provider is one module and one line in ``providers``, or an entry point in another package.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from barapi.adapters.provider import Provider, ProviderOptions
 from barapi.classifier import Classifier
 from barapi.config import ProviderConfig
 from barapi.errors import AuthenticationError, ConfigError
 
-
-class ProviderOptions(BaseModel):
-    """What every provider takes; each adapter adds its own. Field names are the CLI's flags."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    concurrency: int | None = Field(None, ge=1, description="Parallel requests (default per provider).")
-    rate_limit: float | None = Field(None, ge=0, description="Most requests/s (default per provider: Clarifai 15, Azure 10); 0 = off.")
-    timeout: float | None = Field(None, ge=0.1, description="Seconds to wait for an answer (default 60).")
-    key_file: str | None = Field(None, description="Read the API key from this file (mode 600), not the environment.")
-
-    def model_id(self) -> str:
-        """The model name the price table sees before a classifier exists."""
-        raise NotImplementedError
-
-    def rate(self, default: float | None) -> float | None:
-        """--rate-limit N caps requests/s; 0 turns the limiter off."""
-        if self.rate_limit is None:
-            return default
-        return self.rate_limit or None
+__all__ = ["ENTRY_POINTS", "Provider", "ProviderOptions", "build_classifier", "client_for", "model_id", "provider", "providers"]
 
 
-@dataclass(frozen=True)
-class Provider:
-    name: str
-    summary: str
-    options: type[ProviderOptions]
-    price_per_1k: float | None  # list price (None: none per image); a user's price file or --price-per-1k overrides it
-    build: Callable[[Any, httpx.Client, str | None], Classifier]  # (options, client, key)
-    key_variable: str | None = None  # None: the provider takes no key
-    key_source: str = ""  # where a user gets the key (or the server), for README's table
-    typical_flags: str = ""  # the flags a first run usually needs
-
-    def parse(self, raw: dict[str, Any]) -> ProviderOptions:
-        try:
-            return self.options.model_validate(raw)
-        except ValidationError as error:
-            first = error.errors()[0]
-            flag = "--" + "-".join(str(p) for p in first["loc"]).replace("_", "-")
-            if first["type"] == "extra_forbidden":
-                takes = ", ".join("--" + name.replace("_", "-") for name in self.options.model_fields)
-                raise ConfigError(f"{flag} is not an option of provider {self.name} (it takes {takes})") from None
-            raise ConfigError(f"invalid {flag}: {first['msg']}") from None
+# Providers another package registers: an entry point ``NAME = "module:PROVIDER"`` in this group
+# (barapi's own mock extra registers `local` this way, so the registry never names the local server).
+ENTRY_POINTS = "barapi.providers"
 
 
 @cache
 def providers() -> dict[str, Provider]:
-    """The registry (built on first use: the adapter modules import this one)."""
+    """The registry, built on first use: the adapters here, then those registered by entry point."""
     from barapi.adapters import azure, clarifai, huggingface, oip, torchserve
-    from barapi.mock.model import PROVIDER as local
 
-    return {p.name: p for p in (torchserve.PROVIDER, clarifai.PROVIDER, azure.PROVIDER, huggingface.PROVIDER, oip.PROVIDER, local)}
+    found = [torchserve.PROVIDER, clarifai.PROVIDER, azure.PROVIDER, huggingface.PROVIDER, oip.PROVIDER]
+    found += [entry.load() for entry in entry_points(group=ENTRY_POINTS)]
+    return {p.name: p for p in found}
 
 
 def provider(name: str) -> Provider:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import httpx
 from pydantic import Field
 
-from barapi.adapters import Provider, ProviderOptions
+from barapi.adapters.provider import Provider, ProviderOptions
 from barapi.adapters.http import HttpClassifier, check_key_transport, checked_url, retry_after_seconds
 from barapi.adapters.parsing import error_message, parse_json, probability
 from barapi.classifier import Scores

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from barapi.adapters import Provider, ProviderOptions
+from barapi.adapters.provider import Provider, ProviderOptions
 from barapi.adapters.http import HttpClassifier, checked_url, retry_after_seconds
 from barapi.adapters.parsing import error_message, parse_json
 from barapi.classifier import Scores

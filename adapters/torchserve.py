@@ -13,7 +13,7 @@ import httpx
 
 from pydantic import Field
 
-from barapi.adapters import Provider, ProviderOptions
+from barapi.adapters.provider import Provider, ProviderOptions
 from barapi.adapters.http import HttpClassifier, checked_url, retry_after_seconds
 from barapi.adapters.parsing import error_message, label_scores, parse_json
 from barapi.classifier import Scores

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from barapi.adapters import ProviderOptions
+from barapi.adapters.provider import ProviderOptions
 from barapi.api import DEFAULT_PROVIDER
 
 # Provider flags shown in every command's help besides those all providers take.

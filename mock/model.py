@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pydantic import Field
 
-from barapi.adapters import Provider, ProviderOptions
+from barapi.adapters.provider import Provider, ProviderOptions
 
 from barapi.classifier import NULL_METER, Meter, Scores
 from barapi.errors import BadInputError, ConfigError
