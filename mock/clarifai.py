@@ -18,7 +18,7 @@ from barapi.mock.model import top_k
 
 if TYPE_CHECKING:
     from barapi.mock.heads import ServedModel
-    from barapi.mock.server import Handler
+    from barapi.mock.handling import Handler
 
 CLARIFAI_MODELS = ("general-image-recognition",)
 CLARIFAI_DEFAULT_CONCEPTS = 20

@@ -32,7 +32,7 @@ from barapi.mock.model import preprocess, top_k
 
 if TYPE_CHECKING:
     from barapi.mock.heads import ServedModel
-    from barapi.mock.server import Handler
+    from barapi.mock.handling import Handler
 
 HF_PATH = re.compile(r"^/hf-inference/models/(?P<model>.+?)/?$")
 HF_CONFIG_PATH = re.compile(r"^/(?P<model>.+?)/resolve/main/config\.json$")

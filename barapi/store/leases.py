@@ -8,14 +8,23 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from barapi.errors import StoreError
 
-if TYPE_CHECKING:
-    from barapi.store.database import Store
+
+class LeaseBook(Protocol):
+    """What a lease and a hold need of the store (``barapi.store.Store`` is one)."""
+
+    def acquire_lease(self, run: str, holder: str, ttl_s: float) -> str | None: ...
+    def renew_lease(self, run: str, holder: str, ttl_s: float) -> bool: ...
+    def release_lease(self, run: str, holder: str) -> None: ...
+    def hold(self, pool: str, run: str, holder: str, usd: float, ttl_s: float) -> None: ...
+    def renew_hold(self, holder: str, ttl_s: float) -> bool: ...
+    def release_hold(self, holder: str) -> None: ...
+
 
 # A run's lease lasts this long past its holder's last renewal (every quarter of it).
 LEASE_TTL_S = 60.0
@@ -51,7 +60,7 @@ class Lease:
     run stops. A holder killed on this machine is seen dead at once; one on another machine
     after ``ttl_s`` without renewal."""
 
-    def __init__(self, store: Store, run: str, ttl_s: float = LEASE_TTL_S) -> None:
+    def __init__(self, store: LeaseBook, run: str, ttl_s: float = LEASE_TTL_S) -> None:
         self.store, self.run, self.ttl_s = store, run, ttl_s
         self.holder = lease_holder()
         other = store.acquire_lease(run, self.holder, ttl_s)
@@ -100,7 +109,7 @@ class PoolHold:
     (``Store.reserve(hold=…)``), released when it stops. A holder killed and never resumed stops
     renewing: its hold expires ``ttl_s`` later and the next process that looks sees it gone."""
 
-    def __init__(self, store: Store, pool: str, run: str, usd: float, holder: str, ttl_s: float = LEASE_TTL_S) -> None:
+    def __init__(self, store: LeaseBook, pool: str, run: str, usd: float, holder: str, ttl_s: float = LEASE_TTL_S) -> None:
         """``holder``: the run's name for the run itself (a resumed run replaces the hold its
         killed process left), something unique for anything else."""
         self.store, self.holder = store, holder
