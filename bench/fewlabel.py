@@ -61,6 +61,7 @@ from barapi.mock.heads import ServedModel, coarse_model, imagenet_model, trained
 from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier
 from torchpath import TorchPath
 from baselines import baseline_fit
+from measurements import current, read_lines
 from barapi.method.losses import accuracy, class_weights
 from barapi.run.planning import iterations_within
 from barapi.method.program import starting_parameters
@@ -285,11 +286,6 @@ def measured() -> list[dict]:
     return read_lines(MEASURED)
 
 
-def read_lines(path: Path) -> list[dict]:
-    """A results file of one JSON object per line (the benchmarks' resumable record)."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-
-
 def recorder(combo: str, row: str, seed: int):  # noqa: ANN201
     def record(at: int, accuracy: float | None, **facts: float | str | None) -> None:
         """facts: step_signal (barapi.method.optim.StepSignal), kept (barapi.method.selection), refused (why),
@@ -424,10 +420,9 @@ def kept_count(runs: dict[int, str] | None) -> str:
 def summary_tables(cells: dict, cell, kept: dict, refused: dict, wide_images: dict[str, int]) -> list[str]:  # noqa: ANN001 - report's cell(combo, row, at)
     """Every measured combination on one line each (the README's tables): what a user gets, the
     start guard, the wide check, and what the program's steps knew."""
-    from whitebox import measured as converged  # noqa: PLC0415 - whitebox.py imports this module
 
     bounds: dict[tuple[str, str], list[float]] = {}
-    for e in converged():
+    for e in current(RESULTS / "whitebox.jsonl"):  # bench/whitebox.py's converged bounds
         bounds.setdefault((e["combo"], e["resolution"]), []).append(e["accuracy"])
     last = WHITEBOX_IMAGES[-1]
     lines = [

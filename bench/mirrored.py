@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from portfolio import RESULTS, WORK, run_config, served_model, summary
+from measurements import read_lines
 
 from barapi.data import run_split
 from barapi.method.labels import fill_missing
@@ -41,7 +42,7 @@ CELLS = ["coarse-5/tshirt-shirt", "coarse-5/pullover-coat"]
 
 
 def measured() -> list[dict]:
-    return [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip()] if MEASURED.exists() else []
+    return read_lines(MEASURED)
 
 
 def measure(combos: list[str], seeds: list[int], threads: int) -> None:

@@ -51,6 +51,7 @@ from barapi.method.portfolio import DEFAULT_CANDIDATES, PortfolioSearch
 from barapi.store import MetricRow, RunRecord, Store
 from barapi.run.trainer import Trainer
 from baselines import baseline_fit
+from measurements import read_lines
 
 BENCH = Path(__file__).resolve().parent
 WORK, RESULTS = BENCH / ".work", BENCH / "results"
@@ -200,9 +201,7 @@ BASELINES = {"noapi": no_api, "lite1": no_api_lite1}
 
 
 def measured() -> list[dict]:
-    if not MEASURED.exists():
-        return []
-    return [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip()]
+    return read_lines(MEASURED)
 
 
 def measured_once() -> list[dict]:

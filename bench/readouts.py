@@ -34,6 +34,7 @@ from barapi.data import run_split
 from barapi.mock.model import ImageNetModel, InProcessClassifier
 from barapi.store import Store
 from portfolio import RESULTS, SHARED_TEST, WORK, cached_candidates, run_config, served_model
+from measurements import read_lines
 from portfolio import measured as portfolio_measured
 
 MEASURED = RESULTS / "readouts.jsonl"
@@ -86,7 +87,7 @@ def compare(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test
 
 
 def measured() -> list[dict]:
-    return [json.loads(line) for line in MEASURED.read_text().splitlines()] if MEASURED.exists() else []
+    return read_lines(MEASURED)
 
 
 def measure(combos: list[str], seeds: list[int]) -> None:

@@ -31,6 +31,7 @@ from barapi.run.planning import iterations_within
 from barapi.config import GREY_LEVEL
 from barapi.store import Store
 from barapi.run.trainer import Trainer
+from measurements import read_lines
 
 BENCH = Path(__file__).resolve().parent
 WORK, RESULTS = BENCH / ".work", BENCH / "results"
@@ -45,7 +46,7 @@ ROWS = {  # name → (canvas encoding, β: None for the default's 1.5 grey level
 
 
 def measured() -> list[dict]:
-    return [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip()] if MEASURED.exists() else []
+    return read_lines(MEASURED)
 
 
 def measure(tasks: list[str], seeds: list[int], budget: int, test_size: int, threads: int) -> None:

@@ -44,6 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from torchpath import TorchNetwork, TorchPath
+from measurements import current
 from fewlabel import COMBOS, DEFAULT, TARGETS, WORK, run_config, served_model  # noqa: E402
 
 from barapi.method.losses import class_weights  # noqa: E402
@@ -83,9 +84,7 @@ def forget(combo: str, resolution: str, seed: int, batch: int) -> None:
 
 
 def measured() -> list[dict]:
-    """Every measurement but those a rerun superseded (kept in the file, with why)."""
-    entries = [json.loads(line) for line in MEASURED.read_text().splitlines() if line.strip()] if MEASURED.exists() else []
-    return [e for e in entries if not e.get("superseded")]
+    return current(MEASURED)
 
 
 def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed: int, max_steps: int, batch: int = 0, device: str = "cpu") -> dict:
