@@ -32,7 +32,7 @@ from barapi.mock.model import ImageNetModel, InProcessClassifier
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import load_split
-from barapi.method.optim import optimizer_for
+from barapi.run.strategies import optimizer_for
 from barapi.store import Store
 from barapi.run.trainer import Trainer
 

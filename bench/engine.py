@@ -30,7 +30,7 @@ from barapi.config import PRESETS, DataConfig, ProviderConfig, RunConfig
 from barapi.mock.model import ImageNetModel, InProcessClassifier
 from barapi.method.labels import frequency_mapping
 from barapi.mock.server import MockServer
-from barapi.method.optim import optimizer_for
+from barapi.run.strategies import optimizer_for
 from barapi.method.mapping import DEFAULT_LABELS_PER_CLASS
 from barapi.method.program import Program, initial_parameters
 from barapi.config import Geometry

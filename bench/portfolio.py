@@ -40,7 +40,7 @@ import numpy as np
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import run_split
 from barapi.method.labels import fill_missing
-from barapi.method.mapping import closing_queries
+from barapi.run.strategies import closing_queries
 from barapi.money import Budget
 from barapi.run.planning import estimate_run, iterations_within, queries_per_step
 from barapi.method.program import Program, starting_parameters

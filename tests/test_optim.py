@@ -7,7 +7,8 @@ from barapi.config import MethodConfig
 from barapi.errors import ConfigError
 from barapi.method.cmaes import CMAES
 from barapi.method.estimators import ESTIMATORS, OneSidedEstimator
-from barapi.method.optim import ZerothOrderOptimizer, make_optimizer, optimizer_for
+from barapi.method.optim import ZerothOrderOptimizer, make_optimizer
+from barapi.run.strategies import optimizer_for
 from barapi.method.signal import StepSignal
 from barapi.method.steps import STEP_RULES, SGD, Adam
 

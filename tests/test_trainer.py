@@ -290,7 +290,7 @@ def test_a_run_extended_after_keeping_its_start_serves_its_w_until_it_chooses_ag
 
 
 def test_cross_validation_scores_each_image_by_a_mapping_fitted_without_it() -> None:
-    from barapi.method.mapping import new_mapping
+    from barapi.run.strategies import new_mapping
     from barapi.method.selection import cross_validated_correct
 
     mapping, _ = new_mapping(MethodConfig(), 2, 60)
@@ -339,8 +339,8 @@ def test_the_start_is_kept_only_when_its_answers_are_significantly_better(start_
 def test_the_loop_drives_the_strategy_objects_it_is_given(tmp_path) -> None:  # noqa: ANN001
     """The trainer drives whatever optimiser, mapping maker and stages it receives, never asking
     which they are: a recording optimiser is asked and told every step, the maker makes the mapping."""
-    from barapi.method.mapping import new_mapping
-    from barapi.method.optim import optimizer_for
+    from barapi.run.strategies import new_mapping
+    from barapi.run.strategies import optimizer_for
     from barapi.run.stages import ZerothOrderSteps
 
     run = config(iterations=3)

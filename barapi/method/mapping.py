@@ -18,7 +18,8 @@ default m, or the largest m the vocabulary allows (``resolve_labels_per_class``)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -26,10 +27,17 @@ from barapi.method import labels as labelling
 from barapi.errors import ConfigError
 from barapi.method.readout import LinearReadout
 
-if TYPE_CHECKING:  # config's validator imports this module's registry
-    from barapi.config import MethodConfig
-
 DEFAULT_LABELS_PER_CLASS = 5
+
+
+@dataclass(frozen=True)
+class MappingSettings:
+    """What the mappings that re-fit themselves are built from (barapi.run.strategies reads them
+    from a run's config)."""
+
+    remap_every: int = 5  # iterative and linear: re-fit every N iterations
+    remap_memory: float = 0.9  # iterative: weight older answers keep per iteration
+    readout_l2: float = 0.01  # linear: the readout's L2 penalty
 
 
 class Mapper(Protocol):
@@ -81,17 +89,16 @@ class Mapping(Protocol):
     def load(self, arrays: dict[str, np.ndarray], iteration: int) -> None: ...
 
 
-def resolve_labels_per_class(method: MethodConfig, vocabulary_size: int, n_classes: int) -> tuple[int, str | None]:
-    """m for the m-to-1 mappings, and a notice when the default had to shrink to fit. Refuses,
-    naming the fix, when no m fits or an explicit m does not."""
-    wanted = method.labels_per_class
+def resolve_labels_per_class(mapping: str, wanted: int | None, vocabulary_size: int, n_classes: int) -> tuple[int, str | None]:
+    """m for the m-to-1 mappings (``wanted``, or the default), and a notice when the default had
+    to shrink to fit. Refuses, naming the fix, when no m fits or an explicit m does not."""
     fits = vocabulary_size // n_classes
-    if MAPPINGS[method.mapping].reads_every_label:
+    if MAPPINGS[mapping].reads_every_label:
         # m only names labels in exports: whatever fits, never a refusal.
         return max(min(wanted or DEFAULT_LABELS_PER_CLASS, fits), 0), None
     if fits < 1:
         raise ConfigError(
-            f"{n_classes} classes need at least {n_classes} distinct source labels for --mapping {method.mapping}, "
+            f"{n_classes} classes need at least {n_classes} distinct source labels for --mapping {mapping}, "
             f"but the model knows {vocabulary_size}: use --mapping linear (a readout over every label's score)"
         )
     if wanted is None:
@@ -108,8 +115,8 @@ class AssignedMapping:
     needs_start_answers = True
     reads_every_label = False  # the scores depend on the m labels per class only
 
-    def __init__(self, method: MethodConfig, n_classes: int, labels_per_class: int) -> None:
-        self.method, self.n_classes, self.labels_per_class = method, n_classes, labels_per_class
+    def __init__(self, n_classes: int, labels_per_class: int, settings: MappingSettings = MappingSettings()) -> None:
+        self.settings, self.n_classes, self.labels_per_class = settings, n_classes, labels_per_class
         self.assignment = np.zeros((n_classes, labels_per_class), int)
 
     @classmethod
@@ -178,9 +185,9 @@ class IterativeMapping(AssignedMapping):
 
     def observe(self, iteration: int, dense: np.ndarray, labels: np.ndarray) -> None:
         sums, counts = labelling.class_sums(dense, labels, self.n_classes)
-        self.sums = self.method.remap_memory * self.sums + sums
-        self.counts = self.method.remap_memory * self.counts + counts
-        if iteration % self.method.remap_every == 0:
+        self.sums = self.settings.remap_memory * self.sums + sums
+        self.counts = self.settings.remap_memory * self.counts + counts
+        if iteration % self.settings.remap_every == 0:
             affinity = self.sums / np.maximum(self.counts, 1e-12)[:, None]
             self.assignment = labelling.greedy_mapping(affinity, self.labels_per_class).assignment
 
@@ -208,8 +215,8 @@ class LinearMapping(AssignedMapping):
 
     reads_every_label = True
 
-    def __init__(self, method: MethodConfig, n_classes: int, labels_per_class: int) -> None:
-        super().__init__(method, n_classes, labels_per_class)
+    def __init__(self, n_classes: int, labels_per_class: int, settings: MappingSettings = MappingSettings()) -> None:
+        super().__init__(n_classes, labels_per_class, settings)
         self.readout: dict[str, np.ndarray] = {}
         self.closing_readout: dict[str, np.ndarray] = {}
         self.read_at = -1
@@ -231,7 +238,7 @@ class LinearMapping(AssignedMapping):
         keep = len(self.answers)
         self.answers = np.concatenate([self.answers, dense.astype(np.float32)])[-keep:]
         self.answer_labels = np.concatenate([self.answer_labels, labels])[-keep:]
-        if iteration % self.method.remap_every == 0:
+        if iteration % self.settings.remap_every == 0:
             self.readout = self._fit(self.answers, self.answer_labels)
 
     def training_mapper(self) -> Mapper:
@@ -256,7 +263,7 @@ class LinearMapping(AssignedMapping):
         return self.closing_readout if self.read_at == iteration else self.readout
 
     def _fit(self, dense: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-        return LinearReadout.fit(dense.astype(np.float64), labels, self.n_classes, self.method.readout_l2).state()
+        return LinearReadout.fit(dense.astype(np.float64), labels, self.n_classes, self.settings.readout_l2).state()
 
     def state(self, iteration: int) -> dict[str, np.ndarray]:
         # "readout.*" is what predictions use (exports read it).
@@ -279,30 +286,3 @@ MAPPINGS: dict[str, type[AssignedMapping]] = {
     "iterative": IterativeMapping,
     "linear": LinearMapping,
 }
-
-
-def new_mapping(method: MethodConfig, n_classes: int, vocabulary_size: int) -> tuple[Mapping, str | None]:
-    """The run's mapping before it starts, sized for the vocabulary (with a notice if m shrank)."""
-    labels_per_class, notice = resolve_labels_per_class(method, vocabulary_size, n_classes)
-    return MAPPINGS[method.mapping](method, n_classes, labels_per_class), notice
-
-
-def closing_queries(method: MethodConfig, n_train: int) -> int:
-    """One closing pass's queries, when training moved a program away from where it was answered:
-    the mapping's for the one program; a refined portfolio's view, every training image."""
-    if not method.iterations:
-        return 0
-    return n_train if method.is_portfolio else MAPPINGS[method.mapping].closing_queries(n_train)
-
-
-def closing_passes(method: MethodConfig) -> int:
-    """The closing passes a run pays for: one per view that refinement steps move
-    (barapi.method.portfolio.refinement_blocks; an interim evaluation refits from the views'
-    answers), else one at the end and one per interim evaluation."""
-    return min(method.iterations, method.views) if method.is_portfolio else 1 + method.interim_evaluations
-
-
-def restored_mapping(method: MethodConfig, n_classes: int, arrays: dict[str, np.ndarray], iteration: int) -> Mapping:
-    mapping = MAPPINGS[method.mapping](method, n_classes, 0)
-    mapping.load(arrays, iteration)
-    return mapping

@@ -12,7 +12,8 @@ Randomness comes in through ``ask(rng)``: the trainer derives one generator per 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -21,9 +22,6 @@ from barapi.method.cmaes import CMAES
 from barapi.method.estimators import ESTIMATORS, Estimator
 from barapi.method.signal import StepSignal
 from barapi.method.steps import STEP_RULES, StepRule
-
-if TYPE_CHECKING:
-    from barapi.config import MethodConfig
 
 
 class Optimizer(Protocol):
@@ -83,27 +81,29 @@ class ZerothOrderOptimizer:
         self.signal = StepSignal.restored(state, self.w.shape)
 
 
-def optimizer_for(method: MethodConfig, w: np.ndarray | None = None) -> Optimizer:
-    """A run's optimiser, at W (zeros until the run's start sets it)."""
-    w = np.zeros(method.geometry.parameter_shape) if w is None else w
-    if method.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {method.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[method.optimizer](method, w)
+@dataclass(frozen=True)
+class StepSettings:
+    """What an optimiser is built from (barapi.run.strategies reads them from a run's config)."""
+
+    estimator: str  # zeroth-order estimators only
+    q: int  # directions per estimate; CMA-ES: half its population
+    beta: float  # the perturbation's radius
+    lr: float
+    lr_decay: float
 
 
-def zeroth_order(rule: str) -> Callable[[MethodConfig, np.ndarray], Optimizer]:
+def zeroth_order(rule: str) -> Callable[[np.ndarray, StepSettings], Optimizer]:
     """A step rule driving the run's zeroth-order estimator."""
-    return lambda method, w: make_optimizer(w, estimator=method.estimator, q=method.q, beta=method.perturbation_radius, optimizer=rule,
-                                            lr=method.lr, lr_decay=method.lr_decay)
+    return lambda w, s: make_optimizer(w, estimator=s.estimator, q=s.q, beta=s.beta, optimizer=rule, lr=s.lr, lr_decay=s.lr_decay)
 
 
-def cma_es(method: MethodConfig, w: np.ndarray) -> Optimizer:
+def cma_es(w: np.ndarray, settings: StepSettings) -> Optimizer:
     """A population of 2q programs a step, spread over the radius that moves W as β does."""
-    return CMAES(w, population=2 * method.q, sigma=method.perturbation_radius / np.sqrt(w.size))
+    return CMAES(w, population=2 * settings.q, sigma=settings.beta / np.sqrt(w.size))
 
 
 # Every optimiser by name: the step rules (each with the run's estimator), and CMA-ES.
-OPTIMIZERS: dict[str, Callable[[MethodConfig, np.ndarray], Optimizer]] = {rule: zeroth_order(rule) for rule in STEP_RULES} | {CMAES.name: cma_es}
+OPTIMIZERS: dict[str, Callable[[np.ndarray, StepSettings], Optimizer]] = {rule: zeroth_order(rule) for rule in STEP_RULES} | {CMAES.name: cma_es}
 
 
 def make_optimizer(w: np.ndarray, *, estimator: str, q: int, beta: float, optimizer: str, lr: float, lr_decay: float) -> ZerothOrderOptimizer:

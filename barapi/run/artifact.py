@@ -31,12 +31,13 @@ from barapi.classifier import Classifier, Scores, SelectableLabels, canvas_encod
 from barapi.config import RunConfig
 from barapi.errors import ConfigError
 from barapi.method.labels import LabelMap, fill_missing
-from barapi.method.mapping import prefixed, restored_mapping
+from barapi.method.mapping import prefixed
 from barapi.method.readout import LinearReadout, target_mapper
 from barapi.method.program import Program, encode_png, program_sha256
 from barapi.config import Geometry
 from barapi.money import Budget
 from barapi.run.queries import QueryEngine
+from barapi.run.strategies import restored_mapping
 from barapi.store import Store
 
 PROGRAM_FILE, MAPPING_FILE, CONFIG_FILE = "program.npz", "mapping.json", "config.json"

@@ -10,10 +10,10 @@ from barapi.run.checkpoint import config_of, load_state
 from barapi.classifier import Classifier, canvas_encoding
 from barapi.config import MethodConfig, RunConfig, ShapeByApi
 from barapi.data import Split, run_split
-from barapi.method.mapping import MAPPINGS, closing_passes, closing_queries, new_mapping
+from barapi.method.mapping import MAPPINGS
 from barapi.errors import ConfigError
 from barapi.money import Budget, Estimate, cost_usd
-from barapi.method.optim import optimizer_for
+from barapi.run.strategies import closing_passes, closing_queries, new_mapping, optimizer_for
 from barapi.method.portfolio import CANDIDATE_QUERIES, DEFAULT_CANDIDATES, DEFAULT_VIEWS, FEW_LABELS
 from barapi.method.signal import StepSignal, signal_figures
 from barapi.method.program import Program, starting_parameters

@@ -19,12 +19,12 @@ import numpy as np
 
 from barapi.config import MethodConfig
 from barapi.errors import BudgetExceeded, ConfigError
-from barapi.method.optim import optimizer_for
 from barapi.method.portfolio import Portfolio, PortfolioSearch, refinement_blocks, view_of
 from barapi.method.program import starting_parameters
 from barapi.method.streams import Stream, generator
 from barapi.run.checkpoint import RunState
 from barapi.run.records import State
+from barapi.run.strategies import optimizer_for
 
 if TYPE_CHECKING:
     from barapi.run.trainer import Trainer

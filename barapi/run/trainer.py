@@ -23,15 +23,16 @@ from barapi.config import MethodConfig, RunConfig
 from barapi.data import Split, run_split
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.method.losses import LOSSES, accuracy, class_weights
-from barapi.method.mapping import MAPPINGS, Mapper, Mapping, closing_queries, new_mapping, restored_mapping
+from barapi.method.mapping import MAPPINGS, Mapper, Mapping
 from barapi.money import Budget
-from barapi.method.optim import Optimizer, optimizer_for
+from barapi.method.optim import Optimizer
 from barapi.method.signal import signal_figures
 from barapi.method.portfolio import Portfolio
 from barapi.method.program import Program, program_sha256, starting_parameters
 from barapi.run.queries import QueryEngine
 from barapi.run.records import Progress, RunResult, State
 from barapi.run.stages import Stage, check_resumable, stages_for
+from barapi.run.strategies import closing_queries, new_mapping, optimizer_for, restored_mapping
 from barapi.method.selection import Selection
 from barapi.store import Lease, MetricRow, RunRecord, Store
 from barapi.method.streams import Stream, generator
