@@ -50,6 +50,7 @@ from barapi.mock.model import ImageNetModel, InProcessClassifier
 from barapi.method.portfolio import DEFAULT_CANDIDATES, PortfolioSearch
 from barapi.store import MetricRow, RunRecord, Store
 from barapi.run.trainer import Trainer
+from barapi.run.evaluation import evaluate_images
 from baselines import baseline_fit
 from measurements import read_lines
 
@@ -306,7 +307,7 @@ def on_shared_200(combos: list[str], seeds: list[int], rows: list[str], threads:
                                                       "data": config.data.model_copy(update={"test_size": SHARED_TEST})})
             shared = run_split(shared_config)
             if store.has_run(config.name) and store.get_run(config.name).status != "running":
-                truth, predicted = Trainer(config, classifier, store, record_status=False).evaluate(shared.x_test, shared.y_test)
+                truth, predicted = evaluate_images(Trainer(config, classifier, store, record_status=False), shared.x_test, shared.y_test)
                 accuracy = float((truth == predicted).mean())
             else:
                 if seeded_by:

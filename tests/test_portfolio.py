@@ -16,6 +16,7 @@ from test_trainer import config as small_config
 from barapi.run.artifact import LearnedProgram
 from barapi.config import DataConfig, RunConfig
 from barapi.errors import ConfigError, ProviderError
+from barapi.run.evaluation import evaluate_images
 from barapi.run.planning import estimate_run, run_summary, shaped
 from barapi.method.portfolio import CrossValidation, fit_dual, forward_selection, standardised
 from barapi.method.program import program_sha256, starting_parameters
@@ -99,9 +100,9 @@ def test_candidates_from_an_earlier_run_are_its_programs_as_they_were_when_this_
     resumed = Trainer(later, ProjectionModel(), store)
     result = resumed.run()
     assert (result.program_sha256, result.queries_paid) == (reference.program_sha256, reference.queries_paid)
-    np.testing.assert_array_equal(resumed.earlier, views_then)
+    np.testing.assert_array_equal(load_state(store, "later").arrays["portfolio.earlier"], views_then)
     # The start, the earlier run's two views, then the family's programs numbered from 1.
-    search, start = PortfolioSearch(2, 10, "random", resumed.earlier), starting_parameters(later.method, later.seed)
+    search, start = PortfolioSearch(2, 10, "random", views_then), starting_parameters(later.method, later.seed)
     expected = [start, *views_then, CANDIDATES["random"](start, later.seed, 1), CANDIDATES["random"](start, later.seed, 2)]
     assert all(np.array_equal(search.candidate(k, start, later.seed), w) for k, w in enumerate(expected))
     coarse = later.model_copy(update={"name": "coarse", "method": later.method.model_copy(
@@ -215,7 +216,7 @@ def test_export_and_eval_serve_the_portfolio_as_the_run_measured_it(tmp_path: Pa
     store = Store(tmp_path)
     result = Trainer(config(), ProjectionModel(), store).run()
     trainer = Trainer(config(), ProjectionModel(), store, record_status=False)
-    truth, predicted = trainer.evaluate()
+    truth, predicted = evaluate_images(trainer)
     assert float(np.mean(truth == predicted)) == result.test_accuracy
     learned = LearnedProgram.from_run(store, "run", trainer.split.classes)
     assert learned.views == 3 and learned.sha256 == result.program_sha256

@@ -20,6 +20,7 @@ from barapi.config import Geometry
 from barapi.method.readout import LinearReadout
 from barapi.store import Store
 from barapi.run.trainer import Trainer
+from barapi.run.evaluation import evaluate_images
 
 
 def config(name: str = "run", **method: object) -> RunConfig:
@@ -127,7 +128,7 @@ def test_evaluating_an_interrupted_run_reads_the_training_set_at_its_program(tmp
     evaluator = Trainer(config(), ProjectionModel(), store, record_status=False)
     state = evaluator.restore()
     assert 0 < state.iteration < 6 and state.mapping.read_at != state.iteration  # stopped before its closing pass
-    truth, predicted = evaluator.evaluate()
+    truth, predicted = evaluate_images(evaluator)
     model = ProjectionModel()
     def dense(images: np.ndarray) -> np.ndarray:
         return evaluator.dense(model.predict(evaluator.program.encode_batch(evaluator.optimizer.w, images)), state.vocabulary)
@@ -178,7 +179,7 @@ def test_opening_a_run_read_only_leaves_its_requests_in_flight_alone(tmp_path: P
     Trainer(config(), ProjectionModel(), store).run()
     store.reserve("run", "fake", "projection", ["in-flight"], 0.001)  # another process is sending
     evaluator = Trainer(config(), ProjectionModel(), store, record_status=False)
-    evaluator.evaluate()
+    evaluate_images(evaluator)
     assert store.ledger_counts("run").get("reserved") == 1
     assert store.get_run("run").status == "completed"
     Trainer(config(), ProjectionModel(), store)  # the owner reopening it: that request died
@@ -374,3 +375,55 @@ def test_the_loop_drives_the_strategy_objects_it_is_given(tmp_path) -> None:  # 
     assert (given.program_sha256, given.queries_paid) == (default.program_sha256, default.queries_paid)  # the same strategies, driven alike
     skipped = Trainer(config(name="none", iterations=3), ProjectionModel(), Store(tmp_path / "none"), stages=[]).run()
     assert skipped.iterations == 0  # no stage: the start, the closing pass and the evaluation only
+
+
+class TopScoreStage:
+    """A stage the trainer has never heard of: after the method's stages it reads the training
+    images at the trained W (what the closing pass then finds cached) and keeps their mean top
+    score, and how often it ran, in its own state."""
+
+    def __init__(self) -> None:
+        self.runs, self.top = 0, None
+
+    def applies(self, method: MethodConfig) -> bool:
+        return True
+
+    def begin(self, session) -> None:
+        return None
+
+    def run(self, session, state) -> bool:
+        answers = session.training_answers(state, keep=session.reserve_for_ending())
+        self.runs, self.top = self.runs + 1, float(answers.max(axis=1).mean())
+        session.checkpoint(state, None)
+        return True
+
+    def state(self) -> dict:
+        return {"top-score.runs": np.asarray(self.runs)} | ({"top-score.mean": np.asarray(self.top)} if self.top is not None else {})
+
+    def load(self, name: str, method: MethodConfig, arrays: dict, iteration: int) -> None:
+        self.runs = int(arrays.get("top-score.runs", 0))
+        self.top = float(arrays["top-score.mean"]) if "top-score.mean" in arrays else None
+
+    def served(self):
+        return None
+
+    def figures(self) -> dict:
+        return {}
+
+
+def test_a_stage_is_added_without_touching_the_trainer(tmp_path: Path) -> None:
+    from barapi.run.checkpoint import load_state
+    from barapi.run.stages import stages_for
+
+    store, settings = Store(tmp_path), config(mapping="linear", iterations=2)
+    plain = Trainer(settings, ProjectionModel(), Store(tmp_path / "plain")).run()
+    added = TopScoreStage()
+    result = Trainer(settings, ProjectionModel(), store, stages=[*stages_for(settings.method), added]).run()
+    # It ran after the steps, on the program they trained, paying only what the closing pass would have.
+    assert added.runs == 1 and result.program_sha256 == plain.program_sha256 and result.queries_paid == plain.queries_paid
+    saved = load_state(store, "run").arrays
+    assert int(saved["top-score.runs"]) == 1 and float(saved["top-score.mean"]) == added.top  # checkpointed by the trainer
+    longer = settings.model_copy(update={"method": settings.method.model_copy(update={"iterations": 3})})
+    resumed = TopScoreStage()
+    Trainer(longer, ProjectionModel(), store, stages=[*stages_for(longer.method), resumed]).run()
+    assert resumed.runs == 2  # restored by the trainer (1), then run again at the new end

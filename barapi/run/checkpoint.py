@@ -93,3 +93,15 @@ def require_state(store: Store, run: str) -> RunState:
     if state is None:
         raise ConfigError(f"run {run!r} has no checkpoint yet: train it first (`barapi resume {run}`)")
     return state
+
+
+def programs_of(store: Store, runs: list[str] | tuple[str, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """Every program the named runs serve (--candidates-from), as this run's W must be shaped."""
+    programs = []
+    for name in runs:
+        views = require_state(store, name).views
+        if views.shape[1:] != shape:
+            raise ConfigError(f"run {name!r}'s programs have W of shape {views.shape[1:]}, this run's {shape}: give both the same "
+                              "--program-resolution, --program-basis and --visible-size")
+        programs += list(views)
+    return np.stack(programs)

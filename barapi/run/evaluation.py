@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from barapi.errors import ConfigError
+from barapi.run.records import Progress
+from barapi.run.strategies import closing_queries
+from barapi.run.trainer import Trainer
 
 if TYPE_CHECKING:
     from barapi.classifier import Classifier
     from barapi.config import RunConfig
     from barapi.store import Store
-    from barapi.run.records import Progress
 
 
 def evaluate_run(
@@ -22,7 +26,6 @@ def evaluate_run(
     """A run's program on its test split, or on another dataset with the same classes: the
     report, and what its queries cost (booked to the run like any other)."""
     from barapi.data import load_dataset
-    from barapi.run.trainer import Trainer
 
     trainer = Trainer(config, classifier, store, on_progress, record_status=False)
     paid_before, cost_before = trainer.budget.spent_queries, trainer.budget.spent_usd
@@ -31,11 +34,42 @@ def evaluate_run(
         images, labels, classes = load_dataset(dataset, embed_size=config.method.geometry.embed_size)
         if classes != trainer.split.classes:
             raise ConfigError(f"{dataset} has classes {classes}, but run {config.name!r} was trained on {trainer.split.classes}")
-    truth, predicted = trainer.evaluate(images, labels)
+    truth, predicted = evaluate_images(trainer, images, labels)
     return report(truth, predicted, trainer.split.classes) | {
         "queries_paid": trainer.budget.spent_queries - paid_before,
         "cost_usd": round(trainer.budget.spent_usd - cost_before, 6),
     }
+
+
+def evaluate_images(trainer: Trainer, images: np.ndarray | None = None, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(true labels, predicted labels) of a run's current program on its test split, or on the
+    images given; every query goes through the budget, cache and ledger, and each answer is
+    reported to the run's ``on_progress`` (phase "evaluating": images answered of the set)."""
+    state = trainer.restore()
+    if state is None:
+        raise ConfigError(f"run {trainer.config.name!r} has no checkpoint yet: train it first")
+    images = trainer.split.x_test if images is None else images
+    truth = trainer.split.y_test if labels is None else labels
+    answered = [0]
+    lock = threading.Lock()
+
+    def tick(count: int) -> None:  # adapters answer from several threads
+        with lock:
+            answered[0] += count
+            trainer.on_progress(Progress(
+                "evaluating", min(answered[0], len(truth)), len(truth), None, None, None, trainer.budget.spent_queries,
+                trainer.engine.queries_cached, trainer.budget.spent_usd, time.monotonic() - trainer.started,
+            ))
+
+    trainer.engine.meter.on_answered = tick
+    method = trainer.config.method
+    closing = closing_queries(method, len(trainer.split.y_train)) if trainer.lags(state) else 0
+    try:
+        with trainer.engine.holding(method.views * len(images) + closing):
+            scores = trainer.predict_scores(*trainer.serving(state, keep=len(images)), images, state.vocabulary)
+    finally:
+        trainer.engine.meter.on_answered = None
+    return truth, np.argmax(scores, axis=1)
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:

@@ -36,6 +36,13 @@ def iterations_within(method: MethodConfig, n_train: int, budget: int) -> int:
 FIRST_BATCH_IMAGES = 16
 
 
+def ending_queries(method: MethodConfig, n_train: int, n_test: int, labels_published: bool, started: bool) -> tuple[int, int, int]:
+    """What a run must spend to end measured: the label mapping (unless it has started), the
+    closing pass and the test set through every view."""
+    start = 0 if started else MAPPINGS[method.mapping].start_queries(n_train, labels_published)
+    return start, closing_queries(method, n_train), method.views * n_test
+
+
 def completed(config: RunConfig, classifier: Classifier, split: Split, store: Store) -> RunConfig:
     """The run's configuration with what the provider tells before the run: the price per image
     (an hourly price's throughput measured), the shape of a run that left it to the API (by its

@@ -61,4 +61,3 @@ class State:
     mapping: Mapping
     recent_correct: np.ndarray  # correctness at W of the latest training samples (≤ one epoch)
     last_loss: float | None
-    candidates_paid: int = 0  # a portfolio's candidates whose training answers are paid for

@@ -1,11 +1,13 @@
-"""The stages of a run's training, each one object of one shape: ``applies(method)`` says whether
-the method has it, ``run(session, state)`` carries it out (checkpointing as it goes) and answers
-False when the budget stopped it. The trainer runs the stages that apply, in order, and never
-knows which they are; the closing pass and the evaluation that end every run are the session's.
+"""The stages of a run's training, each one object of one shape (barapi.run.session.Stage):
+``applies(method)`` says whether the method has it, ``run(session, state)`` carries it out
+(checkpointing as it goes) and answers False when the budget stopped it; each keeps its own state
+(``state()`` / ``load()``) and says what it serves and reports. The session runs the stages that
+apply, in order, and never knows which they are; the closing pass and the evaluation that end
+every run are the session's.
 
-- ``CandidateSearch``: a portfolio's candidates answered on the training images, V chosen and
-  one readout over them (barapi.method.portfolio);
-- ``ViewRefinement``: a portfolio's views refined by zeroth-order steps, one view at a time;
+- ``PortfolioStage``: a portfolio's candidates answered on the training images, V chosen and one
+  readout over them (barapi.method.portfolio), then its views refined by zeroth-order steps, one
+  view at a time;
 - ``ZerothOrderSteps``: Algorithm 1's iterations, the optimiser asked and told (barapi.method.optim).
 """
 
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -22,61 +23,99 @@ from barapi.errors import BudgetExceeded, ConfigError
 from barapi.method.portfolio import Portfolio, PortfolioSearch, refinement_blocks, view_of
 from barapi.method.program import starting_parameters
 from barapi.method.streams import Stream, generator
-from barapi.run.checkpoint import RunState
 from barapi.run.records import State
+from barapi.run.session import Served, Session, Stage
 from barapi.run.strategies import optimizer_for
 
-if TYPE_CHECKING:
-    from barapi.run.trainer import Trainer
 
+class PortfolioStage:
+    """Many programs, one readout: the candidates paid for, V chosen, then (with --iterations) the
+    views refined. Its state: the portfolio chosen, the candidates paid, and the earlier runs'
+    programs it tried first (--candidates-from, copied in as the run starts)."""
 
-class Stage(Protocol):
-    def applies(self, method: MethodConfig) -> bool: ...
-    def run(self, run: Trainer, state: State) -> bool: ...
+    def __init__(self) -> None:
+        self.portfolio: Portfolio | None = None
+        self.paid = 0
+        self.earlier: np.ndarray | None = None
 
-
-class CandidateSearch:
     def applies(self, method: MethodConfig) -> bool:
         return method.is_portfolio
 
-    def run(self, run: Trainer, state: State) -> bool:
-        """A portfolio's stage: every candidate's answers on the training images (paid once, then
-        cached; the start's were the label mapping's), then V chosen and one readout over them.
-        False when the budget stopped the candidates early: the views are chosen among those paid.
-        A resumed run whose portfolio was chosen for this many candidates and views keeps it."""
-        method = run.config.method
-        if not method.is_portfolio or (run.portfolio is not None and state.candidates_paid == method.candidates and run.portfolio.views == method.views):
+    def begin(self, session: Session) -> None:
+        """--candidates-from: the earlier runs' programs, copied in before the first query (a
+        resume tries the same ones, whatever became of those runs since)."""
+        if session.config.candidates_from:
+            shape = session.config.method.geometry.parameter_shape
+            self.earlier = session.programs_of(session.config.candidates_from, shape)
+
+    def run(self, session: Session, state: State) -> bool:
+        method = session.config.method
+        if not self.search(session, state):
+            return False
+        return ViewRefinement().run(self, session, state) if method.iterations > 0 else True
+
+    def search(self, session: Session, state: State) -> bool:
+        """Every candidate's answers on the training images (paid once, then cached; the start's
+        were the label mapping's), then V chosen and one readout over them. False when the budget
+        stopped the candidates early: the views are chosen among those paid. A resumed run whose
+        portfolio was chosen for this many candidates and views keeps it."""
+        method, seed = session.config.method, session.config.seed
+        if self.portfolio is not None and self.paid == method.candidates and self.portfolio.views == method.views:
             return True
-        search = PortfolioSearch(method.views, run.split.n_classes, method.candidate_family, run.earlier)
-        start = starting_parameters(method, run.config.seed)
+        start = starting_parameters(method, seed)
+        search = PortfolioSearch(method.views, session.split.n_classes, method.candidate_family, self.earlier)
         programs, complete = [], True
         for k in range(method.candidates):
-            w = search.candidate(k, start, run.config.seed)
-            images = run.program.encode_batch(w, run.split.x_train)
+            w = search.candidate(k, start, seed)
+            images = session.program.encode_batch(w, session.split.x_train)
             # Answers this run already has (the start's, or before a resume) are read, not asked again.
-            responses = run.engine.cached(images) if k < max(state.candidates_paid, 1) else None
+            responses = session.engine.cached(images) if k < max(self.paid, 1) else None
             try:
-                responses = responses or run.engine.score(images, all_or_nothing=True, keep=run.reserve_for_ending())
+                responses = responses or session.engine.score(images, all_or_nothing=True, keep=session.reserve_for_ending())
             except BudgetExceeded:
                 complete = False
                 break
-            search.tell(run.dense(responses, state.vocabulary))
+            search.tell(session.dense(responses, state.vocabulary))
             programs.append(w)
-            if k >= state.candidates_paid:
-                state.candidates_paid = k + 1
-                run.checkpoint(state, None)
-            run.emit("candidates", state, None)
-        run.portfolio = search.choose(run.split.y_train, programs)
-        state.candidates_paid = len(programs)
-        run.checkpoint(state, None)
+            if k >= self.paid:
+                self.paid = k + 1
+                session.checkpoint(state, None)
+            session.emit("candidates", state, None, counted=(self.paid, method.candidates))
+        self.portfolio = search.choose(session.split.y_train, programs)
+        self.paid = len(programs)
+        session.checkpoint(state, None)
         return complete
+
+    def state(self) -> dict[str, np.ndarray]:
+        arrays = (self.portfolio.state() if self.portfolio else {}) | {"portfolio.paid": np.asarray(self.paid)}
+        return arrays | ({"portfolio.earlier": self.earlier} if self.earlier is not None else {})
+
+    def load(self, name: str, method: MethodConfig, arrays: dict[str, np.ndarray], iteration: int) -> None:
+        """Refuses what would undo refined views: other candidates or views would choose views
+        afresh, other steps would lay their blocks out anew."""
+        self.portfolio = Portfolio.restored(arrays)
+        self.paid = int(arrays.get("portfolio.paid", 0))
+        self.earlier = arrays.get("portfolio.earlier")
+        if self.portfolio is None or not iteration:
+            return
+        if self.paid != method.candidates or self.portfolio.views != method.views:
+            raise ConfigError(f"run {name!r}'s views have been refined by {iteration} steps; other --candidates or --views would choose "
+                              f"views afresh: start a new run with --candidates-from {name}")
+        if self.portfolio.refinement_steps != method.iterations:
+            raise ConfigError(f"run {name!r}'s views were refined in blocks laid out for --iterations {self.portfolio.refinement_steps}: "
+                              f"to refine further, start a new run with --candidates-from {name} --iterations {method.iterations}")
+
+    def served(self) -> Served | None:
+        return self.portfolio
+
+    def figures(self) -> dict:
+        if self.portfolio is None:
+            return {"candidates_paid": self.paid}
+        return {"views": self.portfolio.views, "candidates_paid": self.paid, "validation_loss": round(self.portfolio.validation_loss, 6)}
 
 
 class ViewRefinement:
-    def applies(self, method: MethodConfig) -> bool:
-        return method.is_portfolio and method.iterations > 0
-
-    def run(self, run: Trainer, state: State) -> bool:
+    def run(self, chosen: PortfolioStage, run: Session, state: State) -> bool:
         """The chosen views refined by the run's zeroth-order steps, one view's block of steps
         after another (barapi.method.portfolio.refinement_blocks): each step's loss is the
         readout's on its batch, the other views' answers read from every training image's at
@@ -84,57 +123,59 @@ class ViewRefinement:
         its new program (paid once) and the readout is refitted on all views. A block the budget
         stops leaves its view as it was (the steps paid stay in the checkpoint: a resume with a
         raised budget goes on as if never stopped)."""
-        method, portfolio = run.config.method, run.portfolio
+        method, portfolio = run.config.method, chosen.portfolio
         assert portfolio is not None
         if state.iteration == 0:
-            run.portfolio = portfolio = replace(portfolio, refinement_steps=method.iterations)
+            chosen.portfolio = portfolio = replace(portfolio, refinement_steps=method.iterations)
         blocks = refinement_blocks(method.iterations, portfolio.views)
         answers = [run.training_answers(state, w=w) for w in portfolio.programs]  # paid when chosen or refined: cached
         while True:
-            if not self.close_view(run, state, blocks, answers):
+            if not self.close_view(chosen, run, state, blocks, answers):
                 return False
             if state.iteration == method.iterations:
                 return True
             view = view_of(blocks, state.iteration)
             if state.iteration == blocks[view]:
-                run.optimizer = optimizer_for(method, run.portfolio.programs[view])
+                run.optimizer = optimizer_for(method, chosen.portfolio.programs[view])
 
             def scores(dense: np.ndarray, batch: np.ndarray, view: int = view) -> np.ndarray:
-                return run.portfolio.target_scores(np.hstack([dense if u == view else a[batch] for u, a in enumerate(answers)]))
+                return chosen.portfolio.target_scores(np.hstack([dense if u == view else a[batch] for u, a in enumerate(answers)]))
 
             if zeroth_order_step(run, state, scores) is None:
                 return False
             measured(run, state)
 
-    def close_view(self, run: Trainer, state: State, blocks: np.ndarray, answers: list[np.ndarray]) -> bool:
+    def close_view(self, chosen: PortfolioStage, run: Session, state: State, blocks: np.ndarray, answers: list[np.ndarray]) -> bool:
         """When a view's block has just ended and its program moved: its training answers at the
         new program, and the readout refitted on every view's. False if the budget stopped it."""
         if state.iteration == 0:
             return True
         view = view_of(blocks, state.iteration - 1)
-        if blocks[view + 1] != state.iteration or np.array_equal(run.portfolio.programs[view], run.optimizer.w):
+        if blocks[view + 1] != state.iteration or np.array_equal(chosen.portfolio.programs[view], run.optimizer.w):
             return True
         run.emit("reading", state, None)
         try:
             answers[view] = run.training_answers(state, keep=run.config.method.views * len(run.split.y_test))
         except BudgetExceeded:
             return False
-        run.portfolio = run.portfolio.with_view(view, run.optimizer.w, answers, run.split.y_train, run.split.n_classes)
+        chosen.portfolio = chosen.portfolio.with_view(view, run.optimizer.w, answers, run.split.y_train, run.split.n_classes)
         run.checkpoint(state, None)
         return True
 
 
 class ZerothOrderSteps:
+    """Its state is the optimiser's, which the session keeps (it steps the one program)."""
+
     def applies(self, method: MethodConfig) -> bool:
         return method.iterations > 0 and not method.is_portfolio
 
-    def run(self, run: Trainer, state: State) -> bool:
+    def run(self, run: Session, state: State) -> bool:
         while state.iteration < run.config.method.iterations:
             if not self.step(run, state):
                 return False
         return True
 
-    def step(self, run: Trainer, state: State) -> bool:
+    def step(self, run: Session, state: State) -> bool:
         """One iteration of Algorithm 1; False when its queries no longer fit the budget."""
         mapper = state.mapping.training_mapper()
         stepped = zeroth_order_step(run, state, lambda dense, _: mapper.target_scores(dense))
@@ -145,8 +186,23 @@ class ZerothOrderSteps:
         measured(run, state)
         return True
 
+    def begin(self, session: Session) -> None:
+        return None
 
-def zeroth_order_step(run: Trainer, state: State, scores: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    def state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load(self, name: str, method: MethodConfig, arrays: dict[str, np.ndarray], iteration: int) -> None:
+        return None
+
+    def served(self) -> Served | None:
+        return None
+
+    def figures(self) -> dict:
+        return {}
+
+
+def zeroth_order_step(run: Session, state: State, scores: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
     """One step of the run's optimiser on a batch of training images: the points it asks for
     answered (what the ending needs kept aside), their losses through ``scores`` (answers at a
     point, the batch's indices → target scores) told, the state advanced. The batch and the
@@ -177,7 +233,7 @@ def zeroth_order_step(run: Trainer, state: State, scores: Callable[[np.ndarray, 
     return batch, at_w
 
 
-def measured(run: Trainer, state: State) -> None:
+def measured(run: Session, state: State) -> None:
     """After a step: the test set when --eval-every asks for it, the checkpoint, the progress."""
     method = run.config.method
     test_accuracy = None
@@ -187,22 +243,9 @@ def measured(run: Trainer, state: State) -> None:
     run.emit("training", state, test_accuracy)
 
 
-STAGES: tuple[Stage, ...] = (CandidateSearch(), ViewRefinement(), ZerothOrderSteps())
-
-
-def check_resumable(name: str, method: MethodConfig, saved: RunState | None) -> None:
-    """Refuse, before a resumed run's record changes, what would undo its refined views: other
-    candidates or views would choose views afresh, other steps would lay their blocks out anew."""
-    portfolio = Portfolio.restored(saved.arrays) if saved is not None else None
-    if portfolio is None or not saved.iteration:
-        return
-    if int(saved.arrays.get("portfolio.paid", 0)) != method.candidates or portfolio.views != method.views:
-        raise ConfigError(f"run {name!r}'s views have been refined by {saved.iteration} steps; other --candidates or --views would choose "
-                          f"views afresh: start a new run with --candidates-from {name}")
-    if portfolio.refinement_steps != method.iterations:
-        raise ConfigError(f"run {name!r}'s views were refined in blocks laid out for --iterations {portfolio.refinement_steps}: to refine "
-                          f"further, start a new run with --candidates-from {name} --iterations {method.iterations}")
+# Each run gets its own instances: a stage keeps state.
+STAGES: tuple[Callable[[], Stage], ...] = (PortfolioStage, ZerothOrderSteps)
 
 
 def stages_for(method: MethodConfig) -> list[Stage]:
-    return [stage for stage in STAGES if stage.applies(method)]
+    return [stage for stage in (make() for make in STAGES) if stage.applies(method)]
