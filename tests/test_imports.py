@@ -33,3 +33,57 @@ def test_each_module_imports_with_no_other_barapi_module_loaded() -> None:
     result = subprocess.run([sys.executable, "-c", script, *modules], capture_output=True, text=True, check=True)
     assert len(modules) > 30
     assert result.stdout.strip() == ""
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# Where each folder's modules are importable from: the package's parts (pyproject's package-dir), and bench's scripts by name.
+HOMES = {"barapi": "barapi", "adapters": "barapi.adapters", "cli": "barapi.cli", "mock": "barapi.mock", "bench": "", "scripts": ""}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for folder, prefix in HOMES.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            if "migrations" in path.parts or ".work" in path.parts:
+                continue
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            found[".".join(p for p in (prefix, *parts) if p).removesuffix(".__init__")] = path
+    return found
+
+
+def _imports(path: Path, name: str, known: set[str]) -> set[str]:
+    """Every module of ours that ``path`` imports anywhere: at load time, in a function, or for
+    type checking only."""
+    import ast
+
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in known}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                found |= {full} if full in known else {base} if base in known else set()
+    return found - {name}
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    modules = _modules()
+    graph = {name: _imports(path, name, set(modules)) for name, path in modules.items()}
+
+    def reaches(start: str) -> set[str]:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            current = todo.pop()
+            if current not in seen:
+                seen.add(current)
+                todo += graph[current]
+        return seen
+
+    circles = sorted(name for name in graph if name in reaches(name))
+    assert len(graph) > 100 and circles == []
