@@ -37,9 +37,10 @@ demo: install
 test: install datasets postgres
 	$(PY) -m pytest -q
 
+# bench/README.md lists every benchmark; this runs the quick one that says a change kept training's behaviour.
 bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) bench/engine.py
+	$(PY) bench/behaviour.py | diff bench/results/behaviour.jsonl - && echo "training behaves as bench/results/behaviour.jsonl records"
 
 clean:
 	rm -rf $(VENV) .barapi-demo
