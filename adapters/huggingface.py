@@ -65,7 +65,10 @@ class HuggingFaceClassifier(HttpClassifier):
 
     @property
     def cache_scope(self) -> str:
-        # top_k changes which labels come back; the endpoint identifies the deployment.
+        # top_k changes which labels come back, and is known once the Hub's config is read: it is
+        # read first, so a resume or an eval in another process looks the same images up under
+        # the same scope as the run that paid for them. The endpoint identifies the deployment.
+        self.labels()
         return f"{self.url}|{self.model_id}|top{self.top_k or 'model'}"
 
     @property
