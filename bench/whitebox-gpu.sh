@@ -18,11 +18,10 @@ OUT=${OUT:-bench/.work/gpu} WORKERS=${WORKERS:-5} LIMIT=${LIMIT:-480}
 WORKDIR=$(mktemp -d)
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site BARAPI_FASHION_MNIST=$PWD/.carry/fashion-mnist PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
+export PYTHONPATH=/tmp/site:$PWD/bench BARAPI_FASHION_MNIST=$PWD/.carry/fashion-mnist PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 nvidia-smi -L
 # One step of one cell first: a broken install stops here, in seconds, not after the workers' limit.
 timeout 120 python3 -P -c "
-import sys; sys.path.insert(0, 'bench')
 import whitebox, torchpath, fewlabel
 from barapi.mock.model import InProcessClassifier
 network = torchpath.TorchNetwork('cuda')

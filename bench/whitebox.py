@@ -42,7 +42,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from torchpath import TorchNetwork, TorchPath
 from measurements import current
 from fewlabel import COMBOS, DEFAULT, TARGETS, WORK, run_config, served_model  # noqa: E402

@@ -1,17 +1,15 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from barapi.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
-# The soak and race harnesses live with the benchmarks, which run them at full size.
-sys.path.insert(0, str(ROOT / "bench"))
-from servers import start_server  # noqa: E402
+# The soak and race harnesses live with the benchmarks, which run them at full size: pytest puts
+# bench/ on the path (pyproject's pythonpath), as it does scripts/ for the tables' check.
+from servers import start_server
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import tables  # noqa: E402
+import tables  # scripts/tables.py: pytest's pythonpath
 
 
 def test_every_table_in_readme_and_docs_is_what_the_results_give() -> None:
