@@ -34,8 +34,9 @@ postgres: $(POSTGRES)
 demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh $(ARGS)
 
+# The tests run on every core (pytest-xdist): each worker starts its own local server and PostgreSQL.
 test: install datasets postgres
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 # bench/README.md lists every benchmark; this runs the quick one that says a change kept training's behaviour.
 bench: install
