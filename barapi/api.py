@@ -239,7 +239,7 @@ class Predictions:
         return len(self.shares)
 
 
-def _predict(learned: Any, images: Any, store: Store, ledger: str | None, budget: float | None, provider: str | None,
+def predict_program(learned: Any, images: Any, store: Store, ledger: str | None, budget: float | None, provider: str | None,
              options: dict[str, Any]) -> Predictions:
     """Images through a learned program; another provider (or options) than the run's may serve it."""
     from barapi.data import as_images
@@ -315,7 +315,7 @@ class Run:
     def predict(self, images: Any, *, budget: float | None = None, provider: str | None = None, **provider_options: Any) -> Predictions:
         """Images (paths, PIL images, or a numpy batch) → class shares; every query goes through
         a budget, the cache and the run's ledger."""
-        return _predict(self.learned(), images, self.store, self.name, budget, provider, provider_options)
+        return predict_program(self.learned(), images, self.store, self.name, budget, provider, provider_options)
 
     def evaluate(self, dataset: str | None = None, *, budget: float | None = None, on_progress: ProgressCallback | None = None) -> dict:
         """Accuracy, per-class accuracy and confusion matrix on the run's test split (or on
@@ -364,5 +364,5 @@ class ExportedProgram:
         return self.program.config
 
     def predict(self, images: Any, *, budget: float | None = None, provider: str | None = None, **provider_options: Any) -> Predictions:
-        return _predict(self.program, images, self.store, None, budget, provider, provider_options)
+        return predict_program(self.program, images, self.store, None, budget, provider, provider_options)
 

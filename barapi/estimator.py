@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from barapi.api import Predictions, _predict, configure, provider_option_names, train
+from barapi.api import Predictions, configure, predict_program, provider_option_names, train
 from barapi.data import as_images
 from barapi.errors import ConfigError
 from barapi.settings import SETTINGS
@@ -74,7 +74,7 @@ class Reprogrammer(ClassifierMixin, BaseEstimator):
     def _predictions(self, X: Any, budget: float | None = None) -> Predictions:
         if not hasattr(self, "program_"):
             raise ConfigError("this Reprogrammer is not fitted yet: call fit(X, y) first")
-        return _predict(self.program_, X, self._store(), self.run_name_, budget, None, {})
+        return predict_program(self.program_, X, self._store(), self.run_name_, budget, None, {})
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Each class's share of the mapped scores, columns in the order of ``classes_``."""
