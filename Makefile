@@ -34,9 +34,10 @@ postgres: $(POSTGRES)
 demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh $(ARGS)
 
-# The tests run on every core (pytest-xdist): each worker starts its own local server and PostgreSQL.
+# The tests run on every core (pytest-xdist): each worker starts its own local server and
+# PostgreSQL; the process and thread races share one worker (tests mark them xdist_group "races").
 test: install datasets postgres
-	$(PY) -m pytest -q -n auto
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 # bench/README.md lists every benchmark; this runs the quick one that says a change kept training's behaviour.
 bench: install

@@ -10,7 +10,9 @@ import pytest
 from barapi.mock.server import Faults, MockServer
 from faultsoak import FAULT_MIX, fault_soak
 
-pytestmark = pytest.mark.slow
+# Races of real processes and threads: one at a time on one worker when the suite runs in parallel
+# (pytest-xdist's loadgroup), so two never fight for the same two cores.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("races")]
 
 
 def test_training_survives_a_30_percent_fault_rate_losing_nothing(imagenet_model) -> None:

@@ -14,6 +14,10 @@ from barapi.errors import BudgetExceeded, StoreError
 from barapi.store import Store
 
 
+# Races of real processes and threads: one at a time on one worker when the suite runs in parallel
+# (pytest-xdist's loadgroup), so two never fight for the same two cores.
+pytestmark = pytest.mark.xdist_group("races")
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def shared(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """The environment every worker gets: one SQLite home, or one server (each its own home)."""

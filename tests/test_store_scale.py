@@ -27,6 +27,10 @@ from barapi.store.codec import decode_scores, encode_scores
 from barapi.store.engine import alembic_config
 from barapi.store.slices import _LIVE_HOLDERS, DRAW_AHEAD_BELOW
 
+# Races of real processes and threads: one at a time on one worker when the suite runs in parallel
+# (pytest-xdist's loadgroup), so two never fight for the same two cores.
+pytestmark = pytest.mark.xdist_group("races")
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str | None]:
