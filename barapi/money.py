@@ -102,6 +102,7 @@ class Estimate(BaseModel):
     candidate_programs: int = 1  # a portfolio's candidates, the views chosen among them
     pricing: Pricing | None = None  # billed by the hour or the request: how price_per_1k was reached
     fitted_to_labels: int | None = None  # a run shaped by the API's label count (barapi.run.planning.shaped)
+    free_baseline: dict | None = None  # what the training images alone reach, cross-validated, no query (barapi.method.free)
 
     @property
     def usd_per_1k_predictions(self) -> float:
@@ -134,6 +135,7 @@ class Estimate(BaseModel):
             "vocabulary": self.vocabulary,
             "notice": self.notice,
             "fitted_to_labels": self.fitted_to_labels,
+            "free_baseline": self.free_baseline,
         }
 
 

@@ -142,6 +142,10 @@ def _print_estimate(figures: Estimate, as_json: bool) -> None:
         shape = f"{figures.views} views chosen of {figures.candidate_programs} candidate programs" if q["candidates"] else "one program taught by zeroth-order steps"
         typer.echo(f"shape: {shape}, the default for an API of {figures.fitted_to_labels:,} labels (bench/results/portfolio.md); "
                    + ("--views 1 for one program" if q["candidates"] else "--views 8 for a portfolio"), err=True)
+    free = figures.free_baseline
+    if free and free["cv_accuracy"] is not None:
+        typer.echo(f"your images alone: {free['cv_accuracy']:.1%} from their pixels, cross-validated on the training images "
+                   "(no query): what the API has to add to be worth paying for", err=True)
     if figures.pricing:
         typer.echo(f"price: {figures.pricing.describe()}", err=True)
     if figures.notice:

@@ -142,3 +142,17 @@ def fresh_paid(model: "barapi.Reprogrammer", tmp_path: Path) -> int:
     from barapi.store import Store
 
     return Store(tmp_path / "elsewhere").spent(model.run_name_)[0]
+
+
+def test_the_estimate_says_what_the_images_alone_reach_before_any_query(home: Path, fake_provider: None) -> None:
+    from barapi.method.free import cross_validated_accuracy
+
+    figures = cli("estimate", "--dataset", "digits", "--train-per-class", "20")
+    assert figures["free_baseline"]["views"] == ["pixels"] and figures["free_baseline"]["cv_accuracy"] > 0.8
+    assert figures["queries"]["cached"] == 0 and barapi.runs() == []  # nothing sent, nothing recorded
+    human = runner.invoke(app, ["estimate", "--dataset", "digits", "--train-per-class", "20"])
+    assert f"your images alone: {figures['free_baseline']['cv_accuracy']:.1%} from their pixels" in human.output
+    # Labels that say nothing about the pixels: the cross-validated figure falls to chance.
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(200, 64))
+    assert cross_validated_accuracy(noise, np.arange(200) % 4, 4) < 0.4

@@ -15,6 +15,7 @@ from barapi.errors import ConfigError
 from barapi.money import Budget, Estimate, cost_usd
 from barapi.run.strategies import closing_passes, closing_queries, new_mapping, optimizer_for
 from barapi.method.portfolio import CANDIDATE_QUERIES, DEFAULT_CANDIDATES, DEFAULT_VIEWS, FEW_LABELS
+from barapi.method.free import cross_validated_accuracy, pixels
 from barapi.method.signal import StepSignal, signal_figures
 from barapi.method.program import Program, starting_parameters
 from barapi.run.queries import LedgerMeter
@@ -123,7 +124,14 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
         vocabulary=len(vocabulary) if vocabulary else None,
         notice="; ".join(filter(None, (notice, *split.notes))) or None,
         fitted_to_labels=config.shape_by_api.labels if config.shape_by_api else None,
+        free_baseline=free_baseline(split),
     )
+
+
+def free_baseline(split: Split) -> dict:
+    """The training images' own pixels, cross-validated (barapi.method.free): no query."""
+    accuracy = cross_validated_accuracy(pixels(split.x_train), split.y_train, split.n_classes)
+    return {"views": ["pixels"], "cv_accuracy": None if accuracy is None else round(accuracy, 4)}
 
 
 def run_summary(store: Store, record: RunRecord) -> dict:

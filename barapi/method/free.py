@@ -1,0 +1,44 @@
+"""What the user's own images reach without the API: a view that costs nothing — the target's
+pixels, grey at 28×28 — read by the same kind of readout barapi fits to the API's answers,
+cross-validated on the training images (no test image, no query). A first verdict before money
+is spent: an API worth paying for has to add to this."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from barapi.method.portfolio import fit_dual, standardised
+from barapi.method.readout import softmax
+from barapi.method.selection import FOLDS, stratified_folds
+
+PIXELS_SIDE = 28
+# The readout's penalty for the pixels: fixed, not chosen on the folds that then score it (a
+# choice made on them would flatter the figure the user decides by).
+PIXELS_L2 = 0.01
+STEPS = 400
+
+
+def pixels(images: np.ndarray) -> np.ndarray:
+    """(n, s, s, 3) images in [-1, 1] → (n, 28·28) grey, averaged over blocks (or repeated)."""
+    grey = images.mean(axis=3)
+    side = grey.shape[1]
+    index = (np.arange(PIXELS_SIDE) * side // PIXELS_SIDE)
+    return grey[:, index][:, :, index].reshape(len(images), -1)
+
+
+def cross_validated_accuracy(features: np.ndarray, labels: np.ndarray, n_classes: int, l2: float = PIXELS_L2) -> float | None:
+    """Each training image scored by a readout fitted on the other folds: the share right. None
+    where a class has fewer images than two folds need."""
+    folds = min(FOLDS, int(np.bincount(labels, minlength=n_classes).min()))
+    if folds < 2:
+        return None
+    fold = stratified_folds(labels, FOLDS) % folds
+    z = standardised(features.astype(np.float64))
+    kernel = z @ z.T / z.shape[1] + 1.0
+    correct = 0
+    for k in range(folds):
+        held, kept = fold == k, fold != k
+        coefficients = fit_dual(kernel[np.ix_(kept, kept)], labels[kept], n_classes, l2, STEPS)
+        predicted = np.argmax(softmax(kernel[np.ix_(held, kept)] @ coefficients), axis=1)
+        correct += int(np.sum(predicted == labels[held]))
+    return correct / len(labels)
