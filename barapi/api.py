@@ -72,13 +72,14 @@ def configure(config: RunConfig | dict | None = None, /, *, provider: str | None
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     by_api = preset == "default" and not any(SETTINGS[k].shapes_run for k in given if k in SETTINGS)
+    views_asked = "views" in given  # by the user: a cap then refuses what it cannot pay, not lowers it
     if not by_api and any(k in given for k in PORTFOLIO_SETTINGS):
         given.setdefault("views", DEFAULT_VIEWS)
     if "candidates" not in given and given.get("views", 1) > 1:
         given["candidates"] = max(given["views"], DEFAULT_CANDIDATES)
     if "iterations" not in given and given.get("candidates", 1) > 1:
         given["iterations"] = 0
-    tree, _ = nested(given)
+    tree = nested(given)
     # Validated as a whole on the preset, so a bad setting gets pydantic's message.
     method = tree.pop("method", {})
     geometry = PRESETS[preset].geometry.model_dump() | method.pop("geometry", {})
@@ -94,7 +95,7 @@ def configure(config: RunConfig | dict | None = None, /, *, provider: str | None
     else:
         tree["price_per_1k"] = price_of(chosen, given.get("price_per_1k"))
     if "prediction_cap" in tree:
-        tree["prediction_cap"] = PredictionCap(**tree["prediction_cap"], views_asked="views" in settings and settings["views"] is not None)
+        tree["prediction_cap"] = PredictionCap(**tree["prediction_cap"], views_asked=views_asked)
     return RunConfig.model_validate(
         tree | {"provider": chosen, "shape_by_api": ShapeByApi() if by_api else None,
                 "name": given.get("name") or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"}

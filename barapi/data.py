@@ -117,14 +117,16 @@ def load_folder(root: Path) -> tuple[list[Path], np.ndarray, list[str], list[str
     labels: list[int] = []
     skipped: list[Path] = []
     for index, name in enumerate(classes):
-        found = sorted(p for p in (root / name).rglob("*") if p.is_file())
-        images = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
-        skipped += [p for p in found if p.suffix.lower() not in IMAGE_SUFFIXES or p.name.startswith(".")]
-        files += images
-        labels += [index] * len(images)
+        for path in sorted(p for p in (root / name).rglob("*") if p.is_file()):
+            if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
+                files.append(path)
+                labels.append(index)
+            else:
+                skipped.append(path)
     notes = []
     if skipped:
-        shown = ", ".join(sorted({p.name for p in skipped})[:3]) + (", …" if len({p.name for p in skipped}) > 3 else "")
+        names = sorted({p.name for p in skipped})
+        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
         notes.append(f"skipped {len(skipped)} file(s) in {root} not named as images ({shown})")
     return files, np.asarray(labels, dtype=int), classes, notes
 

@@ -54,18 +54,17 @@ class Reprogrammer(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(labels)
         settings = {name: getattr(self, name) for name in parameter_names() if name != "home"}
         prefix = settings.pop("name") or "fit"
-        probe = configure(**settings)  # for the embedding size the images are kept at
-        size = probe.method.geometry.embed_size
-        pixels = np.round((as_images(X, size) + 1.0) * 127.5).astype(np.uint8)
+        index = np.searchsorted(self.classes_, labels)
+        config = configure(**settings, train_per_class=int(np.bincount(index).max()), test_size=0,
+                           name=f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}")
+        pixels = np.round((as_images(X, config.method.geometry.embed_size) + 1.0) * 127.5).astype(np.uint8)
         if len(pixels) != len(labels):
             raise ConfigError(f"{len(pixels)} images but {len(labels)} labels")
-        index = np.searchsorted(self.classes_, labels)
         store = self._store()
+        # The images are kept at the embedding size they are read at, as the run's dataset.
         dataset = _kept(store.home, pixels, index, [str(c) for c in self.classes_])
-        run = train(
-            store=store, on_progress=on_progress, dataset=str(dataset), train_per_class=int(np.bincount(index).max()), test_size=0,
-            name=f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}", **settings,
-        )
+        config = config.model_copy(update={"data": config.data.model_copy(update={"dataset": str(dataset)})})
+        run = train(config, store=store, on_progress=on_progress)
         self.run_name_ = run.name
         self.program_ = run.learned()
         self.result_ = run.result

@@ -62,9 +62,6 @@ class Setting:
             return args[0]
         return self.field.annotation
 
-    def bound(self, name: str) -> float | None:
-        return next((getattr(m, name) for m in self.field.metadata if getattr(m, name, None) is not None), None)
-
     def default_for(self, preset: str = "default") -> Any:
         """What the run gets when the setting is not given (a method setting: its preset's value)."""
         if self.path[0] == "method":
@@ -96,24 +93,21 @@ def _walk(model: type[BaseModel], path: tuple[str, ...] = ()) -> list[Setting]:
 SETTINGS: dict[str, Setting] = {s.name: s for s in _walk(Choices) + _walk(RunConfig)}
 
 
-def nested(given: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Flat settings → (RunConfig's nested fields, the Choices); unknown names are refused."""
+def nested(given: dict[str, Any]) -> dict[str, Any]:
+    """Flat settings → RunConfig's nested fields (the Choices, which the config does not keep, are
+    left out); unknown names are refused."""
     tree: dict[str, Any] = {}
-    choices: dict[str, Any] = {}
     for name, value in given.items():
         if name not in SETTINGS:
             raise ConfigError(f"unknown setting {name!r}: see `barapi train --help` for the settings a run takes")
         chosen = SETTINGS[name]
-        if chosen.zero_is_none and value == 0:
-            value = None
-        if chosen.path == (name,) and name in Choices.model_fields:
-            choices[name] = value
+        if name in Choices.model_fields:
             continue
         node = tree
         for part in chosen.path[:-1]:
             node = node.setdefault(part, {})
-        node[chosen.path[-1]] = value
-    return tree, choices
+        node[chosen.path[-1]] = None if chosen.zero_is_none and value == 0 else value
+    return tree
 
 
 def flag_at(location: tuple) -> str | None:

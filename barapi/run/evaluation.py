@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from barapi.errors import ConfigError
-from barapi.run.records import Progress
 from barapi.run.strategies import closing_queries
 from barapi.run.trainer import Trainer
 
 if TYPE_CHECKING:
     from barapi.classifier import Classifier
     from barapi.config import RunConfig
+    from barapi.run.records import Progress
     from barapi.store import Store
 
 
@@ -56,10 +55,7 @@ def evaluate_images(trainer: Trainer, images: np.ndarray | None = None, labels: 
     def tick(count: int) -> None:  # adapters answer from several threads
         with lock:
             answered[0] += count
-            trainer.on_progress(Progress(
-                "evaluating", min(answered[0], len(truth)), len(truth), None, None, None, trainer.budget.spent_queries,
-                trainer.engine.queries_cached, trainer.budget.spent_usd, time.monotonic() - trainer.started,
-            ))
+            trainer.emit("evaluating", None, None, counted=(min(answered[0], len(truth)), len(truth)))
 
     trainer.engine.meter.on_answered = tick
     method = trainer.config.method

@@ -11,7 +11,6 @@ renders exactly the same bytes — whose responses are then free from the cache.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -72,9 +71,8 @@ class Trainer:
         if record_status:
             self.lease = Lease(store, config.name)  # refuses while another live process drives the run
             try:
-                self._loaded = load_state(store, config.name)
-                for stage in self.stages:  # a stage refuses what it cannot resume, before the record changes
-                    stage.load(config.name, method, self._loaded.arrays, self._loaded.iteration) if self._loaded else None
+                # Loaded into the stages here, so a stage refuses what it cannot resume before the record changes.
+                self._loaded = self._into_stages(load_state(store, config.name))
             except BaseException:  # a refusal, or a checkpoint that cannot be read: nothing holds the run
                 self.lease.release()
                 raise
@@ -86,7 +84,6 @@ class Trainer:
         self.budget = Budget(max_usd=config.budget_usd, max_queries=config.max_queries, per_1k=config.price_per_1k, spent_usd=spent, spent_queries=paid)
         self.engine = QueryEngine(classifier, store, self.budget, config.name, config.pool)
         self.started = time.monotonic()
-        self._lock = threading.Lock()
         self.optimizer: Optimizer = optimizer or optimizer_for(method)
         self.mappings = mappings
 
@@ -244,18 +241,22 @@ class Trainer:
 
     def restore(self) -> State | None:
         """The run's state from its checkpoint (None before the first), optimiser and mapping included."""
-        saved, self._loaded = self._loaded or load_state(self.store, self.config.name), None
+        saved, self._loaded = self._loaded or self._into_stages(load_state(self.store, self.config.name)), None
         if saved is None:
             return None
         self.optimizer.load(saved.arrays)
         self.closing.load(saved.arrays)
-        for stage in self.stages:
-            stage.load(self.config.name, self.config.method, saved.arrays, saved.iteration)
         mapping = restored_mapping(self.config.method, self.split.n_classes, saved.arrays, saved.iteration)
         state = State(saved.iteration, saved.vocabulary, mapping, saved.recent_correct, saved.last_loss)
         self._current = state
         focus(self.classifier, state)
         return state
+
+    def _into_stages(self, saved: RunState | None) -> RunState | None:
+        """Each stage's state from a checkpoint, loaded once per checkpoint read."""
+        for stage in self.stages if saved is not None else ():
+            stage.load(self.config.name, self.config.method, saved.arrays, saved.iteration)
+        return saved
 
     def _result(self, state: State, status: str, test_accuracy: float | None) -> RunResult:
         paid, spent = self.store.spent(self.config.name)
