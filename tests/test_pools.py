@@ -4,11 +4,13 @@ PostgreSQL server, checked by racing real `barapi train` processes against the l
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from poolrace import POOL_USD, RUN, kill_race, race, store_of, worker
+from sqlalchemy import text
 
 from barapi.errors import BudgetExceeded, StoreError
 from barapi.store import Store
@@ -89,6 +91,44 @@ def test_a_killed_holders_reserve_comes_back_once_its_lease_expires(pool_store: 
     time.sleep(0.6)
     store.hold("team", "next", "next@1", 0.5, ttl_s=60)  # the next process to look sees it gone
     assert store.pool_report("team")["reserves"] == [{"run": "next", "held_usd": 0.5}]
+
+
+def server_is_waiting_on_a_lock(store: Store) -> bool:
+    with store.engine.connect() as connection:
+        return bool(connection.execute(text("SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")).scalar())
+
+
+@pytest.mark.parametrize("spender", ["a slice drawn", "another hold"])
+def test_a_spender_waiting_for_the_pool_counts_the_hold_committed_while_it_waited(spender: str, tmp_path: Path, fresh_postgres_url: str) -> None:
+    """On a server, a hold committed while a draw or another hold waits on the pool's row lock
+    is counted by it: read as the waiting statement began, it was not, and the draw took the
+    money the hold kept for another run's ending (that run ended unmeasured in the 8-worker race)."""
+    store = Store(tmp_path, url=fresh_postgres_url)
+    store.set_pool("team", 1.0)
+    spend = {"a slice drawn": lambda: store.reserve("b", "p", "m", ["x", "y"], 0.1, pool="team"),
+             "another hold": lambda: store.hold("team", "b", "b", 0.2, ttl_s=60)}[spender]
+    outcome: list[str] = []
+
+    def try_to_spend() -> None:
+        try:
+            spend()
+            outcome.append("granted")
+        except BudgetExceeded:
+            outcome.append("refused")
+
+    with store.engine.connect() as holding:  # what Store.hold does, stopped before its commit
+        holding.execute(text("INSERT INTO pool_holds (holder, pool, run, usd, expires_at) VALUES ('a', 'team', 'a', 0.9, :until)"),
+                        {"until": time.time() + 60})
+        holding.execute(text("SELECT 1 FROM pools WHERE name = 'team' FOR UPDATE"))
+        spender_thread = threading.Thread(target=try_to_spend)
+        spender_thread.start()
+        while not server_is_waiting_on_a_lock(store):
+            time.sleep(0.01)
+        holding.commit()
+    spender_thread.join(timeout=30)
+    assert outcome == ["refused"]  # $0.10 is left beside the hold, and it asked for $0.20
+    report = store.pool_report("team")
+    assert report["reserves"] == [{"run": "a", "held_usd": 0.9}] and store.pool_verify("team")["drawn_usd"] == 0.0
 
 
 @pytest.mark.slow

@@ -141,13 +141,13 @@ class Pools:
 
     def _locked_pool(self, session: Session, name: str, excluding: str | None = None) -> tuple[float, float, float]:
         """The pool's budget, what it has given out and what its live holds keep aside (but the
-        hold ``excluding``), read as its row is locked until the transaction ends: SELECT … FOR
-        UPDATE on a server, one round trip while its other workers wait for that lock; on SQLite
-        a write first takes the one write lock."""
-        if self.dialect == "sqlite":
-            session.execute(text("UPDATE pools SET drawn_usd = drawn_usd WHERE name = :name"), {"name": name})
-        lock = " FOR UPDATE" if self.dialect != "sqlite" else ""
-        row = session.execute(text(f"SELECT budget_usd, drawn_usd, {LIVE_HOLDS} FROM pools WHERE name = :pool{lock}"),
+        hold ``excluding``), read once its row is locked until the transaction ends: on SQLite a
+        write takes the one write lock; on a server SELECT … FOR UPDATE, and the figures in a
+        statement of its own after it (one statement would read the holds as they were before it
+        waited for the lock, missing any committed meanwhile)."""
+        lock = "UPDATE pools SET drawn_usd = drawn_usd WHERE name = :pool" if self.dialect == "sqlite" else "SELECT 1 FROM pools WHERE name = :pool FOR UPDATE"
+        session.execute(text(lock), {"pool": name})
+        row = session.execute(text(f"SELECT budget_usd, drawn_usd, {LIVE_HOLDS} FROM pools WHERE name = :pool"),
                               {"pool": name, "now": time.time(), "excluding": excluding or ""}).one_or_none() or self._no_pool(name)
         return float(row[0]), float(row[1]), float(row[2])
 

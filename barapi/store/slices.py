@@ -10,9 +10,10 @@ slice row share-locked, so that closing a slice waits for it and counts it), and
 gives back its grant less the cost of the rows the ledger booked on it. Locks are always taken
 slice first, pool second, so that no two of these transactions wait on each other.
 
-On PostgreSQL a booking and a draw are each one statement in autocommit: the pool's row is
-locked only while the server runs the draw, never across a round trip to a worker that may be
-waiting for a CPU."""
+On PostgreSQL a booking and a draw are each one round trip in autocommit (the draw a function of
+the store's that reads the pool's holds after it locked its row): the pool's row is locked only
+while the server runs the draw, never across a round trip to a worker that may be waiting for a
+CPU."""
 
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from barapi.errors import BarapiError, BudgetExceeded
 from barapi.store.leases import LEASE_TTL_S, holder_alive, lease_holder
-from barapi.store.pools import LIVE_HOLDS
 from barapi.store.schema import PAID_KINDS
 
 # A worker's first slice covers this many requests like the one that asked for it; each further
@@ -43,14 +43,9 @@ DRAW_AHEAD_BELOW = 0.5
 _LIVE_HOLDERS: set[str] = set()
 _STORES_WITH_SLICES: weakref.WeakSet = weakref.WeakSet()
 
-DRAW_ON_SERVER = (
-    f"WITH p AS (SELECT budget_usd - drawn_usd - {LIVE_HOLDS} AS free FROM pools WHERE name = :pool FOR UPDATE), "
-    "g AS (SELECT GREATEST(:need, LEAST(:wanted, free * :share)) AS amount FROM p WHERE free + 1e-9 >= :need "
-    "AND LEAST(:wanted, free * :share) + 1e-9 >= :floor), "
-    "u AS (UPDATE pools SET drawn_usd = drawn_usd + g.amount FROM g WHERE name = :pool RETURNING g.amount) "
-    "INSERT INTO pool_slices (pool, run, holder, granted_usd, expires_at) SELECT :pool, :run, :holder, amount, :until FROM u "
-    "RETURNING id, granted_usd"
-)
+# The draw on a server: one round trip to a function of the store's (migration 0007), which locks
+# the pool's row before it reads the pool's holds.
+DRAW_ON_SERVER = "SELECT slice_id, granted FROM barapi_draw_slice(:pool, :run, :holder, :need, :wanted, :share, :floor, :now, :until)"
 BOOK_ON_SERVER = (
     "INSERT INTO ledger (ts, run, provider, model, image_key, kind, cost_usd, pool, slice) "
     "SELECT :ts, :run, :provider, :model, k.key, 'reserved', :cost, :pool, s.id "
@@ -192,8 +187,7 @@ class Slices:
         a slice takes no more than its share of what is free, or nothing (None)."""
         pool = drawing.pool
         values = {"pool": pool, "run": drawing.run, "holder": self._slice_holder, "need": need, "wanted": drawing.next_size(),
-                  "share": SLICE_SHARE, "floor": need if ahead else 0.0, "now": time.time(), "until": time.time() + self.slice_ttl_s,
-                  "excluding": ""}
+                  "share": SLICE_SHARE, "floor": need if ahead else 0.0, "now": time.time(), "until": time.time() + self.slice_ttl_s}
         if self.dialect == "postgresql":
             with self._autocommit.connect() as connection:
                 row = connection.execute(text(DRAW_ON_SERVER), values).first()
