@@ -34,10 +34,10 @@ postgres: $(POSTGRES)
 demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh $(ARGS)
 
-# One process: beside a second xdist worker's load a pool race has ended a run unmeasured (see
-# README's Development section); `pytest -n 2 --dist loadgroup` is the faster run for a developer.
+# Two processes (pytest-xdist); the races of real processes share one of them (loadgroup), so two
+# races never fight for the same two cores.
 test: install datasets postgres
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # bench/README.md lists every benchmark; this runs the quick one that says a change kept training's behaviour.
 bench: install
