@@ -16,8 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from servers import start_server  # noqa: E402
-from killsoak import kill_and_resume  # noqa: E402
+from harness.servers import start_server
+from harness.killsoak import kill_and_resume
 
 
 def main() -> None:

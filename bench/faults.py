@@ -13,9 +13,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from faultsoak import FAULT_MIX, fault_soak  # noqa: E402
+from harness.faultsoak import FAULT_MIX, fault_soak
 
-from barapi.mock.model import ImageNetModel  # noqa: E402
+from barapi.mock.model import ImageNetModel
 
 
 def main() -> None:

@@ -44,24 +44,24 @@ made; a rerun skips what is there, so a killed run resumes. ``--report`` writes
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import sqlite3
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from harness.cells import (
+    COMBOS, COSINE_8, DEFAULT, NO_API_SIDE, PLACED, SPLIT_SEED, TARGETS, TASKS, TEST_SIZE, TRAIN_PER_CLASS, VISIBLE, WORK, AnswerStores,
+    fewlabel_config, served_model, zeroth_order,
+)
+from harness.results import RESULTS, baseline_fit, current, read_lines
+from harness.torchpath import TorchPath
 
-from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
+from barapi.config import PRESETS
 from barapi.data import run_split
 from barapi.errors import ConfigError
-from barapi.mock.heads import ServedModel, coarse_model, imagenet_model, trained_project
-from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier
-from torchpath import TorchPath
-from baselines import baseline_fit
-from measurements import current, read_lines
+from barapi.mock.model import ImageNetModel, InProcessClassifier
 from barapi.method.losses import accuracy, class_weights
 from barapi.run.planning import iterations_within
 from barapi.method.program import starting_parameters
@@ -69,20 +69,7 @@ from barapi.method.readout import LinearReadout
 from barapi.store import Store
 from barapi.run.trainer import Trainer
 
-WORK = Path(__file__).resolve().parent / ".work"
-RESULTS = Path(__file__).resolve().parent / "results"
 MEASURED = RESULTS / "fewlabel.jsonl"
-MODELS = ("coarse-2", "coarse-5", "coarse-10", "project", "imagenet")
-TASKS = {
-    "tshirt-shirt": "fashion-mnist:T-shirt/top,Shirt",
-    "pullover-coat": "fashion-mnist:Pullover,Coat",
-    "digits": "digits",
-    "digits-3v8": "digits:3,8",
-}
-# The project is trained on Fashion-MNIST: its Fashion-MNIST pairs are its own classes, not a
-# reprogramming task, and its training images may be the task's test images. Left out.
-COMBOS = [f"{m}/{t}" for m in MODELS for t in TASKS if not (m == "project" and t.endswith(("shirt", "coat")))]
-TARGETS = ["coarse-5/tshirt-shirt", "coarse-5/pullover-coat", "project/digits"]
 BUDGETS = [2000, 5000, 10000, 20000]
 WHITEBOX_IMAGES = [250, 500, 1000, 2000]
 # White-box rows: the default's program at a resolution of W (None: full), and Adam's step there;
@@ -90,11 +77,6 @@ WHITEBOX_IMAGES = [250, 500, 1000, 2000]
 # dimensions (W = W0 + Σ z_k B_k / √d, B_k white noise of unit RMS, so that Adam moves a pixel by
 # about its step, as at full resolution): whether d coordinates, few enough for 20k queries
 # (bench/results/zo_signal.md), could hold the full-resolution program's gain.
-# The local model sees the centre CROP_FRACTION of the 224 px canvas (resize to 256, crop 224):
-# the "placed" programs live there (Geometry.visible_size).
-VISIBLE = round(224 * CROP_FRACTION)
-PLACED = {"visible_size": VISIBLE}
-COSINE_8 = PLACED | {"basis": "cosine", "program_resolution": 8}
 WHITEBOX: dict[str, tuple[dict, float]] = {
     "whitebox-4": ({"program_resolution": 4}, 0.05), "whitebox": ({}, 0.05), "whitebox-full": ({"program_resolution": None}, 0.01),
     "whitebox-cosine-8": (COSINE_8, 0.05),
@@ -111,7 +93,6 @@ CLARIFAI_PRICE = 1.20
 # default on a 4×4 W (bench/results/zo_signal.md: the only W here whose gradient a 20k-query run
 # could resolve) and the null row (the default driven by ShuffledSteps).
 # "guarded" is the default with --keep-better-start (barapi.method.selection).
-DEFAULT = PRESETS["default"]
 METHODS = PRESETS | {
     "guarded": DEFAULT.model_copy(update={"keep_better_start": True}),
     "beta-2": DEFAULT.model_copy(update={"beta": 2.0}),
@@ -128,81 +109,15 @@ ROW_NAMES = {"guarded": "default --keep-better-start", "beta-2": "default before
              "paper-random": "paper preset, random mapping (the paper's API runs)"}
 ROW_ORDER = ["noapi", "default", "guarded", "shuffled", "beta-2", "res-4", "placed", "cosine-8", "cma-es", "paper", "paper-random",
              "whitebox", "whitebox-4", "whitebox-cosine-8", "whitebox-full", *WHITEBOX_SUBSPACES]
-TRAIN_PER_CLASS, TEST_SIZE, SPLIT_SEED = 50, 200, 0
 WIDE_TEST = 2000  # the held-out images of the wide check (all there are, for the digits)
-NO_API_SIDE = 28
 
 
 # -- what is measured ----------------------------------------------------------------------------
-def served_model(name: str, network: ImageNetModel) -> ServedModel:
-    if name == "imagenet":
-        return imagenet_model(network.name, network.classes)
-    if name == "project":
-        return trained_project("project", "fashion-mnist", network.classify, network.name, network.size, WORK / "home")
-    return coarse_model(name)
-
-
-def run_config(task: str, method: MethodConfig, seed: int, iterations: int | None = None, name: str = "bench") -> RunConfig:
-    if iterations is not None:
-        method = method.model_copy(update={"iterations": iterations})
-    data = DataConfig(dataset=TASKS[task], train_per_class=TRAIN_PER_CLASS, test_size=TEST_SIZE, split_seed=SPLIT_SEED)
-    return RunConfig(name=name, seed=seed, provider=ProviderConfig(name="local"), data=data, method=method)
-
-
-def zeroth_order(classifier: InProcessClassifier, base: RunConfig, budgets: list[int], record, answers: AnswerStores) -> None:  # noqa: ANN001
-    """Zero-program, then each budget, from one run extended as `barapi resume` extends it."""
-    method = base.method
-    store = answers.store_for(base, classifier.model_id)
-    trainer = Trainer(base, classifier, store)
-    state = trainer.start()  # the zero-program row: the mapping without a step
-    record(0, trainer.test_accuracy(state))
-    for budget in budgets:
-        iterations = iterations_within(method, len(trainer.split.y_train), budget)
-        if iterations >= 1:
-            extended = base.model_copy(update={"method": method.model_copy(update={"iterations": iterations})})
-            result = Trainer(extended, classifier, store, split=trainer.split).run()
-            record(budget, result.test_accuracy, step_signal=result.step_signal, kept=(result.selection or {}).get("kept"))
-
-
-class AnswerStores:
-    """Where a run keeps its answers: a fresh store, or that of an earlier run of the same
-    configuration (up to its length, and its start guard, which only chooses among programs the
-    run reaches anyway) on the same model, given with --answers-from. The in-process model is
-    deterministic, so its cached answers are what it would answer again: a rerun costs the
-    encoding, not the model. (A run of the null row has the default's configuration: reusing its
-    store costs the answers it lacks, and changes nothing else.)"""
-
-    def __init__(self, folders: list[Path]) -> None:
-        self.earlier: dict[tuple[str, str], list[tuple[Path, str]]] = {}  # (model, configuration) → [(store, run)]
-        for database in (d for folder in folders for d in sorted(folder.glob("fewlabel-*/barapi.sqlite"))):
-            with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-                for name, config in db.execute("select name, config from runs").fetchall():
-                    model = db.execute("select model from ledger where run = ? limit 1", (name,)).fetchone()
-                    if model:
-                        self.earlier.setdefault((model[0], self.signature(json.loads(config))), []).append((database.parent, name))
-
-    @staticmethod
-    def signature(config: dict) -> str:
-        config = {k: v for k, v in config.items() if k != "name"}
-        config["method"] = {k: v for k, v in config["method"].items() if k not in ("keep_better_start", "iterations")}  # a run extends its iterations
-        return json.dumps(config, sort_keys=True)
-
-    def runs(self, config: RunConfig, model: str) -> list[tuple[Path, str]]:
-        return self.earlier.get((model, self.signature(config.model_dump(mode="json"))), [])
-
-    def store_for(self, config: RunConfig, model: str) -> Store:
-        earlier = self.runs(config, model)
-        if not earlier:
-            return Store(Path(tempfile.mkdtemp(prefix="fewlabel-", dir=WORK)))
-        print(f"  answers of an earlier run: {earlier[0][0]}", file=sys.stderr, flush=True)
-        return Store(earlier[0][0])
-
-
 def wide_check(classifier: InProcessClassifier, task: str, seed: int, answers: AnswerStores, record, budget: int) -> None:  # noqa: ANN001
     """The guarded run to ``budget`` (from earlier answers, with --answers-from), measured on up
     to WIDE_TEST held-out images (a superset of the shared test set): its start, its trained
     program and the one its guard serves. A gain on 200 images can be that set's luck."""
-    config = run_config(task, METHODS["guarded"], seed, name=f"wide-{time.time_ns()}")
+    config = fewlabel_config(task, METHODS["guarded"], seed, name=f"wide-{time.time_ns()}")
     store = answers.store_for(config, classifier.model_id)
     split = run_split(config)
     iterations = iterations_within(config.method, len(split.y_train), budget)
@@ -223,7 +138,7 @@ def wide_check(classifier: InProcessClassifier, task: str, seed: int, answers: A
 def no_api(task: str, seed: int) -> dict:
     # The same images at 28×28 (Fashion-MNIST's own size; the split does not depend on it).
     method = PRESETS["default"].model_copy(update={"geometry": PRESETS["default"].geometry.model_copy(update={"embed_size": NO_API_SIDE})})
-    split = run_split(run_config(task, method, seed))
+    split = run_split(fewlabel_config(task, method, seed))
     flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
     fitted = baseline_fit(flat(split.x_train), split.y_train, flat(split.x_test), split.y_test, seed)
     return {k: fitted[k] for k in ("accuracy", "C", "sklearn")}
@@ -236,7 +151,7 @@ def white_box(classifier: InProcessClassifier, task: str, row: str, seed: int, r
     torch.manual_seed(seed)
     geometry, lr = WHITEBOX[row]
     method = DEFAULT.model_copy(update={"geometry": DEFAULT.geometry.model_copy(update=geometry)})
-    trainer = Trainer(run_config(task, method, seed), classifier, Store(Path(tempfile.mkdtemp(prefix="fewlabel-wb-", dir=WORK))))
+    trainer = Trainer(fewlabel_config(task, method, seed), classifier, Store(Path(tempfile.mkdtemp(prefix="fewlabel-wb-", dir=WORK))))
     state = trainer.start()
     record(0, trainer.test_accuracy(state))
     path = TorchPath(classifier, trainer.program)
@@ -330,7 +245,7 @@ def measure(combos: list[str], rows: list[str], seeds: list[int], budgets: list[
                             wide_check(classifier, task, seed, answers, lambda as_row, *a, **k: recorder(combo, as_row, seed)(*a, **k), budget)
                 elif row in METHODS:
                     try:
-                        zeroth_order(classifier, run_config(task, METHODS[row], seed, name=f"{row}-{time.time_ns()}"), budgets, record, answers)
+                        zeroth_order(classifier, fewlabel_config(task, METHODS[row], seed, name=f"{row}-{time.time_ns()}"), budgets, record, answers)
                     except ConfigError as refusal:  # before any query: the preset cannot run on this model
                         for point in points:
                             record(point, None, refused=str(refusal))

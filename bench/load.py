@@ -12,10 +12,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from servers import start_server  # noqa: E402
-from loadgen import load  # noqa: E402
+from harness.servers import start_server
+from harness.loadgen import load
 
-from barapi.mock.model import DEFAULT_MODEL  # noqa: E402
+from barapi.mock.model import DEFAULT_MODEL
 
 
 def main() -> None:

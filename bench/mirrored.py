@@ -24,8 +24,8 @@ import time
 
 import numpy as np
 
-from portfolio import RESULTS, WORK, run_config, served_model, summary
-from measurements import read_lines
+from harness.cells import WORK, mean_sd, portfolio_config, served_model
+from harness.results import RESULTS, read_lines
 
 from barapi.data import run_split
 from barapi.method.labels import fill_missing
@@ -54,7 +54,7 @@ def measure(combos: list[str], seeds: list[int], threads: int) -> None:
                 continue
             started, (model, task) = time.monotonic(), combo.split("/")
             classifier = InProcessClassifier(network, served=served_model(model, network))
-            config = run_config(task, seed, 2000, DEFAULT_CANDIDATES, DEFAULT_VIEWS, "bands")
+            config = portfolio_config(task, seed, 2000, DEFAULT_CANDIDATES, DEFAULT_VIEWS, "bands")
             split, program = run_split(config), Program(config.method.geometry)
             engine = QueryEngine(classifier, Store(WORK / f"portfolio-{model}-{task}-{seed}"), Budget(max_usd=None, max_queries=None, per_1k=0.0),
                                  "mirrored")
@@ -102,7 +102,7 @@ def report() -> None:
         plain, mirrored = ([e[row]["accuracy"] for e in cell] for row in ("plain", "mirrored"))
         losses = [statistics.mean(e[row]["validation_loss"] for e in cell) for row in ("plain", "mirrored")]
         gains = ", ".join(f"{100 * (m - p):+.2f}" for p, m in zip(plain, mirrored))
-        lines.append(f"| {combo} | {len(cell)} | {summary(plain)} | {summary(mirrored)} | {gains} | {losses[0]:.3f} → {losses[1]:.3f} |")
+        lines.append(f"| {combo} | {len(cell)} | {mean_sd(plain)} | {mean_sd(mirrored)} | {gains} | {losses[0]:.3f} → {losses[1]:.3f} |")
     (RESULTS / "mirrored.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

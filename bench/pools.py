@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from servers import start_server  # noqa: E402
-from pgcluster import fresh_database, prefill_ledger, throwaway_cluster  # noqa: E402
-from poolrace import POOL_USD, RUN, finish, kill_race, race, store_of, worker  # noqa: E402
+from harness.servers import start_server
+from harness.pgcluster import fresh_database, prefill_ledger, throwaway_cluster
+from harness.poolrace import POOL_USD, RUN, finish, kill_race, race, store_of, worker
 
 WORK = Path(__file__).resolve().parent / ".work"
 RESULTS = Path(__file__).resolve().parent / "results"

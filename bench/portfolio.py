@@ -36,59 +36,27 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness.cells import (
+    NO_API_SIDE, PORTFOLIO_RESULTS, by_parts, SHARED_TEST, TARGETS, TRAIN_PER_CLASS, WORK, cached_candidates, mean_sd, portfolio_config,
+    portfolio_measured_once, served_model, whitebox_bounds,
+)
+from harness.results import BENCH, RESULTS, baseline_fit, read_lines
 
-from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
+from barapi.config import PRESETS, RunConfig
 from barapi.data import run_split
-from barapi.method.labels import fill_missing
-from barapi.run.strategies import closing_queries
-from barapi.money import Budget
-from barapi.run.planning import estimate_run, iterations_within, queries_per_step
-from barapi.method.program import Program, starting_parameters
-from barapi.run.queries import QueryEngine
-from barapi.mock.heads import coarse_model, imagenet_model, trained_project
-from barapi.mock.model import ImageNetModel, InProcessClassifier
 from barapi.method.portfolio import DEFAULT_CANDIDATES, PortfolioSearch
-from barapi.store import MetricRow, RunRecord, Store
-from barapi.run.trainer import Trainer
+from barapi.method.program import Program
+from barapi.mock.model import ImageNetModel, InProcessClassifier
 from barapi.run.evaluation import evaluate_images
-from baselines import baseline_fit
-from measurements import read_lines
+from barapi.run.planning import estimate_run, iterations_within, queries_per_step
+from barapi.run.strategies import closing_queries
+from barapi.run.trainer import Trainer
+from barapi.store import MetricRow, RunRecord, Store
 
-BENCH = Path(__file__).resolve().parent
-WORK, RESULTS = BENCH / ".work", BENCH / "results"
-MEASURED = RESULTS / "portfolio.jsonl"
-TASKS = {
-    "tshirt-shirt": "fashion-mnist:T-shirt/top,Shirt",
-    "pullover-coat": "fashion-mnist:Pullover,Coat",
-    "digits": "digits",
-    "digits-3v8": "digits:3,8",
-}
-TARGETS = ["coarse-5/tshirt-shirt", "coarse-5/pullover-coat", "project/digits"]
+MEASURED = PORTFOLIO_RESULTS
 RANDOM_VIEWS = [1, 2, 4, 8, 16, 32, 48]
 SELECTED_VIEWS = [1, 2, 4, 8]
 ZO_BUDGETS = [5000]  # the single-program default at about a portfolio's training queries (only when asked: --rows zo-5000)
-TRAIN_PER_CLASS, SPLIT_SEED = 50, 0
-NO_API_SIDE = 28
-
-
-def served_model(name: str, network: ImageNetModel):  # noqa: ANN201 - a ServedModel
-    if name == "imagenet":
-        return imagenet_model(network.name, network.classes)
-    if name == "project":
-        return trained_project("project", "fashion-mnist", network.classify, network.name, network.size, WORK / "home")
-    return coarse_model(name)
-
-
-def run_config(task: str, seed: int, test_size: int, candidates: int, views: int, family: str = "random", seeded_by: str | None = None,
-               refine: int = 0) -> RunConfig:
-    method = MethodConfig.model_validate(PRESETS["default"].model_dump() | {"iterations": refine, "candidates": candidates, "views": views,
-                                                                           "candidate_family": family})
-    data = DataConfig(dataset=TASKS[task], train_per_class=TRAIN_PER_CLASS, test_size=test_size, split_seed=SPLIT_SEED)
-    name = f"c{candidates}-v{views}" + ("" if family == "random" else f"-{family}")  # one run per row in the cell's store
-    name += f"-from-{seeded_by.replace('/', '-')}" if seeded_by else ""
-    name += f"-refined-{refine}" if refine else ""
-    return RunConfig(name=name, seed=seed, provider=ProviderConfig(name="local"), data=data, method=method,
-                     candidates_from=[f"adopted-{seeded_by.replace('/', '-')}"] if seeded_by else [])
 
 
 def adopt(combo: str, row_config: RunConfig, seed: int, into: Store) -> None:
@@ -110,7 +78,7 @@ def adopt(combo: str, row_config: RunConfig, seed: int, into: Store) -> None:
 def zeroth_order(classifier: InProcessClassifier, store: Store, task: str, seed: int, test_size: int, budget: int) -> dict:
     """The single-program default within ``budget`` training queries (label mapping, steps,
     closing pass), on the same split: what the portfolio replaces, at comparable training cost."""
-    method, single = PRESETS["default"], run_config(task, seed, test_size, 1, 1)
+    method, single = PRESETS["default"], portfolio_config(task, seed, test_size, 1, 1)
     split = run_split(single)
     n_train = TRAIN_PER_CLASS * len(split.classes)
     iterations = iterations_within(method, n_train, budget)
@@ -118,28 +86,6 @@ def zeroth_order(classifier: InProcessClassifier, store: Store, task: str, seed:
     result = Trainer(config, classifier, store).run()
     return {"accuracy": result.test_accuracy, "test_images": len(split.y_test), "training_queries": n_train + iterations * queries_per_step(method) + closing_queries(method, n_train),
             "queries_per_prediction": 1, "candidates": 1, "views": 1, "step_signal": result.step_signal}
-
-
-def cached_candidates(classifier: InProcessClassifier, store: Store, config: RunConfig, search: PortfolioSearch,
-                      *image_sets: np.ndarray) -> tuple[list[np.ndarray], list[list[np.ndarray]]] | None:
-    """A portfolio run's candidate programs (as ``search`` draws them) and, for each image set,
-    their answers on it read from the store's cache (dense over the vocabulary): no query. None
-    unless all are cached."""
-    method, program = config.method, Program(config.method.geometry)
-    engine = QueryEngine(classifier, store, Budget(max_usd=None, max_queries=None, per_1k=0.0), config.name)
-    vocabulary = classifier.labels()
-    index = {label: i for i, label in enumerate(vocabulary)}
-    start = starting_parameters(method, config.seed)
-    programs = [search.candidate(k, start, config.seed) for k in range(method.candidates)]
-    answers: list[list[np.ndarray]] = []
-    for images in image_sets:
-        answers.append([])
-        for candidate in programs:
-            cached = engine.cached(program.encode_batch(candidate, images))
-            if cached is None:
-                return None
-            answers[-1].append(np.stack([fill_missing(a, vocabulary, index) for a in cached]))
-    return programs, answers
 
 
 def validation_loss(classifier: InProcessClassifier, store: Store, config: RunConfig) -> float:
@@ -155,7 +101,7 @@ def validation_loss(classifier: InProcessClassifier, store: Store, config: RunCo
 
 @functools.cache  # the model plays no part: one fit serves every cell of the task
 def no_api(task: str, seed: int, test_size: int) -> dict:
-    config = run_config(task, seed, test_size, 1, 1)
+    config = portfolio_config(task, seed, test_size, 1, 1)
     method = config.method.model_copy(update={"geometry": config.method.geometry.model_copy(update={"embed_size": NO_API_SIDE})})
     split = run_split(config.model_copy(update={"method": method}))
     flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
@@ -194,7 +140,7 @@ def no_api_lite1(task: str, seed: int, test_size: int) -> dict:
 @functools.cache
 def split_features(task: str, test_size: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """The shared split's Lite1 features (the split does not depend on the run's seed)."""
-    split = run_split(run_config(task, 0, test_size, 1, 1))
+    split = run_split(portfolio_config(task, 0, test_size, 1, 1))
     return (lite1_features(split.x_train), split.y_train), (lite1_features(split.x_test), split.y_test)
 
 
@@ -203,12 +149,6 @@ BASELINES = {"noapi": no_api, "lite1": no_api_lite1}
 
 def measured() -> list[dict]:
     return read_lines(MEASURED)
-
-
-def measured_once() -> list[dict]:
-    """One entry per cell, row and seed, the first measured (a rerun may have written it again;
-    later lines without an accuracy add figures to it)."""
-    return list({(e["combo"], e["row"], e["seed"]): e for e in reversed(measured()) if e.get("accuracy") is not None}.values())[::-1]
 
 
 def record(entry: dict) -> None:
@@ -244,7 +184,7 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
                 if (combo, row, seed) in done or (rows and row not in rows):
                     continue
                 selected = row.startswith("selected")
-                config = run_config(task, seed, test_size, n, v, family if selected else "random", seeded_by if selected else None,
+                config = portfolio_config(task, seed, test_size, n, v, family if selected else "random", seeded_by if selected else None,
                                     refine if selected else 0)
                 if config.candidates_from:
                     adopt(seeded_by, config, seed, store)
@@ -258,7 +198,6 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
                         "step_signal": result.step_signal, "seconds": round(time.monotonic() - started, 1)})
 
 
-SHARED_TEST = 200  # bench/fewlabel.py's test set: the same training images, its test images among the 2,000
 
 
 def family_of(row: str) -> str:
@@ -289,7 +228,7 @@ def on_shared_200(combos: list[str], seeds: list[int], rows: list[str], threads:
     show that it did."""
     network = ImageNetModel(home=WORK / "home", threads=threads)
     done = {(e["combo"], e["row"], e["seed"]) for e in measured() if "accuracy_200" in e}
-    for entry in [e for e in measured_once() if e["combo"] in combos and e["seed"] in seeds and (not rows or e["row"] in rows)]:
+    for entry in [e for e in portfolio_measured_once() if e["combo"] in combos and e["seed"] in seeds and (not rows or e["row"] in rows)]:
         key = (entry["combo"], entry["row"], entry["seed"])
         if key in done or entry["row"].startswith("zo-"):
             continue
@@ -300,7 +239,7 @@ def on_shared_200(combos: list[str], seeds: list[int], rows: list[str], threads:
         else:
             classifier = InProcessClassifier(network, served=served_model(model, network))
             seeded_by = seeded_by_of(entry["row"])
-            config = run_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"], family_of(entry["row"]),
+            config = portfolio_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"], family_of(entry["row"]),
                                 seeded_by, refined_of(entry["row"]))
             store = Store(WORK / f"portfolio-{model}-{task}-{entry['seed']}")
             shared_config = config.model_copy(update={"name": f"{config.name}-shared-{SHARED_TEST}",
@@ -339,12 +278,6 @@ def rebuild_check(entries: list[dict]) -> list[str]:
     return lines
 
 
-def summary(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{100 * values[0]:.1f} (1 seed)"
-    return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
-
-
 # Rows measured elsewhere on the same split (50 training images per class, split seed 0, the same
 # 2,000 held-out images): bench/fewlabel.py's wide check, bench/whitebox.py's converged bound; and
 # that bound as issue #22 reported it from a GPU stand-in of this path (3 seeds; not rerun here).
@@ -378,14 +311,14 @@ def accuracies(bounds: list[dict], combo: str, resolution: str) -> list[float]:
     return [e["accuracy"] for e in bounds if (e["combo"], e["resolution"]) == (combo, resolution)]
 
 
-def grid_summary(entries: list[dict], bounds: list[dict], validation: dict) -> list[str]:
+def grid_mean_sd(entries: list[dict], bounds: list[dict], validation: dict) -> list[str]:
     """One line a cell: the baselines, the zero-program, the default (8 views chosen of cosine
     bands), the API row at ≤ 48 queries per prediction that validation picks (the lowest
     cross-validated loss on the training images: what a user could choose) and the best one on
     the test images, beside the converged bounds — the issue's second target read off directly
     (above raw pixels, where the zero-program is below)."""
     def shown(values: list[float]) -> str:
-        return summary(values) if values else "–"
+        return mean_sd(values) if values else "–"
 
     lines = ["## The few-label grid", "",
              "The default: 8 views chosen of 48 cosine-band candidates (of 20 on the 500-image digits cells). Best API row: the highest "
@@ -429,9 +362,7 @@ def grid_summary(entries: list[dict], bounds: list[dict], validation: dict) -> l
 
 
 def report() -> None:
-    import whitebox  # bench/whitebox.py: its converged bounds, superseded runs left out
-
-    entries, bounds = measured_once(), whitebox.measured()
+    entries, bounds = portfolio_measured_once(), whitebox_bounds()
     validation = {(e["combo"], e["row"], e["seed"]): e["validation_loss"] for e in measured() if e.get("validation_loss") is not None}
     shared = {(e["combo"], e["row"], e["seed"]): e["accuracy_200"] for e in measured() if "accuracy_200" in e}
     combos = list(dict.fromkeys(e["combo"] for e in entries))
@@ -447,7 +378,7 @@ def report() -> None:
         "pass); the test images are measurement and not counted. Dollars at Clarifai's $1.20 per 1,000 images.",
         "",
     ]
-    lines += grid_summary(entries, bounds, validation)
+    lines += grid_mean_sd(entries, bounds, validation)
     lines += rebuild_check(entries)
     for combo in combos:
         lines += [f"## {combo}", "", "| row | test accuracy, % | seeds | the shared 200 test images, % | training queries | training $ | queries per predicted image "
@@ -463,20 +394,20 @@ def report() -> None:
             loss = f"{statistics.mean(losses):.3f} ({len(losses)} seed{'s' if len(losses) > 1 else ''})" if losses else "–"
             on_200 = [shared[(combo, row, e["seed"])] for e in cell if (combo, row, e["seed"]) in shared]
             fewer = f" ({len(on_200)} seeds)" if 1 < len(on_200) < len(cell) else ""  # the shared column can lag the main one
-            lines.append(f"| {row_name(row, first)} | {summary([e['accuracy'] for e in cell])} | {len(cell)} | {summary(on_200) + fewer if on_200 else '–'} | "
+            lines.append(f"| {row_name(row, first)} | {mean_sd([e['accuracy'] for e in cell])} | {len(cell)} | {mean_sd(on_200) + fewer if on_200 else '–'} | "
                          f"{first['training_queries']:,} | {cost} | "
                          f"{per_image or '–'} | {'$' + format(per_image * CLARIFAI_PER_1K, '.2f') if per_image else '–'} | {loss} |")
         zo = [e["accuracy"] for e in earlier if e["combo"] == combo and e["row"] == "wide-trained" and e["at"] == 20000]
         zo_200 = [e["accuracy"] for e in earlier if e["combo"] == combo and e["row"] == "default" and e["at"] == 20000]
         if zo:
-            lines.append(f"| one program, zeroth-order default @ 20k (`bench/fewlabel.py`, wide check) | {summary(zo)} | {len(zo)} | "
-                         f"{summary(zo_200) if zo_200 else '–'} | 20,000 | $24.00 | 1 | $1.20 | – |")
+            lines.append(f"| one program, zeroth-order default @ 20k (`bench/fewlabel.py`, wide check) | {mean_sd(zo)} | {len(zo)} | "
+                         f"{mean_sd(zo_200) if zo_200 else '–'} | 20,000 | $24.00 | 1 | $1.20 | – |")
         for resolution, program in (("16", "one 16×16 program"), ("full", "one full-resolution program")):
             bound = [e for e in bounds if (e["combo"], e["resolution"]) == (combo, resolution)]
             if bound:
-                steps = f"{bound[0]['batch']}-image steps" if whitebox.by_parts(bound[0]) else "full batch"
+                steps = f"{bound[0]['batch']}-image steps" if by_parts(bound[0]) else "full batch"
                 lines.append(f"| {program} by autograd, {steps} to a plateau or until the training images are fit (`bench/whitebox.py`) | "
-                             f"{summary([e['accuracy'] for e in bound])} | {len(bound)} | – | – | – | 1 | $1.20 | – |")
+                             f"{mean_sd([e['accuracy'] for e in bound])} | {len(bound)} | – | – | – | 1 | $1.20 | – |")
         if combo in WHITEBOX_STAND_IN:
             lines.append(f"| the 16×16 bound from a GPU stand-in of this path, 300 full-batch steps (issue #22; not rerun here) | {WHITEBOX_STAND_IN[combo]} | 3 | – | – | – | 1 | $1.20 | – |")
         lines.append("")
@@ -528,7 +459,7 @@ def revalidate() -> None:
         model, task = entry["combo"].split("/")
         classifier = InProcessClassifier(network, served=served_model(model, network))
         store = Store(WORK / f"portfolio-{model}-{task}-{entry['seed']}")
-        config = run_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"], family_of(entry["row"]))
+        config = portfolio_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"], family_of(entry["row"]))
         record({"combo": entry["combo"], "row": entry["row"], "seed": entry["seed"], "validation_loss": round(validation_loss(classifier, store, config), 6)})
         known.add(key)
 
@@ -542,7 +473,7 @@ def picture(combo: str = "coarse-5/tshirt-shirt", row: str = "selected-8-bands",
 
     model, task = combo.split("/")
     entry = next(e for e in measured() if (e["combo"], e["row"], e["seed"]) == (combo, row, seed) and e.get("accuracy") is not None)
-    config = run_config(task, seed, test_size, entry["candidates"], entry["views"], family_of(row))
+    config = portfolio_config(task, seed, test_size, entry["candidates"], entry["views"], family_of(row))
     split = run_split(config)
     learned = LearnedProgram.from_run(Store(WORK / f"portfolio-{model}-{task}-{seed}"), config.name, split.classes)
     program = Program(config.method.geometry)

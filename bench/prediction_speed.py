@@ -20,14 +20,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from servers import start_server  # noqa: E402
+from harness.servers import start_server
 
-from barapi.adapters import build_classifier, client_for  # noqa: E402
-from barapi.run.artifact import LearnedProgram  # noqa: E402
-from barapi.config import MethodConfig, ProviderConfig, RunConfig  # noqa: E402
-from barapi.mock.heads import coarse_model  # noqa: E402
-from barapi.mock.model import ImageNetModel, InProcessClassifier  # noqa: E402
-from barapi.store import Store  # noqa: E402
+from barapi.adapters import build_classifier, client_for
+from barapi.run.artifact import LearnedProgram
+from barapi.config import MethodConfig, ProviderConfig, RunConfig
+from barapi.mock.heads import coarse_model
+from barapi.mock.model import ImageNetModel, InProcessClassifier
+from barapi.store import Store
 
 WORK = ROOT / "bench" / ".work"
 MODEL = "coarse-5"

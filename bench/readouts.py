@@ -33,9 +33,8 @@ from barapi.method.readout import features
 from barapi.data import run_split
 from barapi.mock.model import ImageNetModel, InProcessClassifier
 from barapi.store import Store
-from portfolio import RESULTS, SHARED_TEST, WORK, cached_candidates, run_config, served_model
-from measurements import read_lines
-from portfolio import measured as portfolio_measured
+from harness.cells import SHARED_TEST, WORK, cached_candidates, portfolio_config, portfolio_measured, served_model
+from harness.results import RESULTS, read_lines
 
 MEASURED = RESULTS / "readouts.jsonl"
 VIEWS = 48
@@ -46,7 +45,7 @@ def cached_answers(combo: str, seed: int, network: ImageNetModel) -> tuple[np.nd
     shared-200 rebuild, from its store's cache; None where the store lacks it."""
     model, task = combo.split("/")
     store = Store(WORK / f"portfolio-{model}-{task}-{seed}")
-    config = run_config(task, seed, SHARED_TEST, VIEWS, VIEWS)
+    config = portfolio_config(task, seed, SHARED_TEST, VIEWS, VIEWS)
     config = config.model_copy(update={"name": f"{config.name}-shared-{SHARED_TEST}"})
     if not store.has_run(config.name):
         return None

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
+import os
 import statistics
 import subprocess
 import sys
@@ -39,7 +39,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from pgcluster import fresh_database, prefill_ledger, store_engine, throwaway_cluster
+from harness.pgcluster import fresh_database, prefill_ledger, store_engine, throwaway_cluster
 from sqlalchemy import text
 
 from barapi.store.schema import PAID_KINDS
@@ -55,17 +55,18 @@ ANSWER = {f"label{j}": (j + 1) / 15 for j in range(5)}
 CYCLES = {"reserve": (False, 0.0), "reserve, settle": (True, 0.0), "reserve, 10 ms answer, settle": (True, 0.010)}
 
 
-def book(code: str | None, home: str, url: str | None, queries: int, cycle: str, ready, start, out) -> None:  # noqa: ANN001 - multiprocessing objects
-    if code is not None:
-        sys.path.insert(0, code)  # barapi as it was at --before
+def book(home: str, url: str | None, queries: int, cycle: str) -> None:
+    """One worker (``--book``, a process of its own, whose barapi is the one its PYTHONPATH finds):
+    says it is ready once its store is open, books on "go" from its standard input, and prints
+    each reservation's latency as one JSON list."""
     from barapi.errors import BudgetExceeded
     from barapi.store import Store, response_key
 
     store = Store(Path(home), url=url)
     settle, answer_s = CYCLES[cycle]
     run = f"w-{uuid.uuid4().hex[:8]}"
-    ready.put(run)
-    start.wait()
+    print("ready", flush=True)
+    sys.stdin.readline()
     latencies = []
     try:
         for i in range(queries):
@@ -82,7 +83,12 @@ def book(code: str | None, home: str, url: str | None, queries: int, cycle: str,
     finally:
         if hasattr(store, "return_slices"):
             store.return_slices()
-        out.put(latencies)
+        print(json.dumps(latencies), flush=True)
+
+
+def with_barapi(code: str | None) -> dict[str, str]:
+    """The environment of a process whose barapi is the one at ``code`` (a worktree), or this one."""
+    return os.environ | ({"PYTHONPATH": code} if code else {})
 
 
 def spent(url: str | None, home: Path) -> float:
@@ -101,19 +107,18 @@ def race(code: str | None, home: Path, url: str | None, workers: int, queries: i
     with engine.begin() as connection:
         connection.execute(text("UPDATE pools SET budget_usd = :b WHERE name = 'team'"), {"b": budget})
     engine.dispose()
-    context = multiprocessing.get_context("spawn")
-    ready, start, out = context.Queue(), context.Event(), context.Queue()
-    processes = [context.Process(target=book, args=(code, str(home), url, queries, cycle, ready, start, out)) for _ in range(workers)]
+    command = [sys.executable, __file__, "--book", str(home), url or "", str(queries), cycle]
+    processes = [subprocess.Popen(command, env=with_barapi(code), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
     for process in processes:
-        process.start()
-    for _ in processes:
-        ready.get(timeout=300)  # every worker has opened its store
+        assert process.stdout.readline().strip() == "ready"  # every worker has opened its store
     began = time.perf_counter()
-    start.set()
-    latencies = [value for _ in processes for value in out.get()]
+    for process in processes:
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    latencies = [value for process in processes for value in json.loads(process.stdout.readline())]
     wall = time.perf_counter() - began
     for process in processes:
-        process.join()
+        process.wait()
     after = spent(url, home)
     return {"reservations": len(latencies), "p50_ms": 1000 * statistics.median(latencies),
             "p99_ms": 1000 * float(np.percentile(latencies, 99)), "per_s": len(latencies) / wall,
@@ -130,9 +135,8 @@ def worktree(rev: str) -> str:
 
 def open_store(code: str | None, home: Path, url: str | None) -> None:
     """Create the schema as that barapi does (its own migrations)."""
-    script = ("import sys; sys.path.insert(0, sys.argv[1]) if sys.argv[1] else None; from pathlib import Path; "
-              "from barapi.store import Store; Store(Path(sys.argv[2]), url=sys.argv[3] or None)")
-    subprocess.run([sys.executable, "-c", script, code or "", str(home), url or ""], check=True)
+    script = "import sys; from pathlib import Path; from barapi.store import Store; Store(Path(sys.argv[1]), url=sys.argv[2] or None)"
+    subprocess.run([sys.executable, "-c", script, str(home), url or ""], env=with_barapi(code), check=True)
 
 
 def bytes_per_answer(url: str | None, labels: int, encoding: str, old: bool) -> float:
@@ -194,7 +198,11 @@ def main() -> None:
     parser.add_argument("--before", help="also measure barapi at this git revision")
     parser.add_argument("--no-bytes", action="store_true", help="skip the bytes per answer")
     parser.add_argument("--fresh", action="store_true", help="forget earlier cells")
+    parser.add_argument("--book", nargs=4, metavar=("HOME", "URL", "QUERIES", "CYCLE"), help=argparse.SUPPRESS)  # one worker
     args = parser.parse_args()
+    if args.book:
+        home, url, queries, cycle = args.book
+        return book(home, url or None, int(queries), cycle)
     if args.fresh and JSONL.exists():
         JSONL.unlink()
     done = done_cells()

@@ -31,7 +31,8 @@ from barapi.run.planning import iterations_within
 from barapi.config import GREY_LEVEL
 from barapi.store import Store
 from barapi.run.trainer import Trainer
-from measurements import read_lines
+from harness.cells import portfolio_measured_once, whitebox_bounds
+from harness.results import read_lines
 
 BENCH = Path(__file__).resolve().parent
 WORK, RESULTS = BENCH / ".work", BENCH / "results"
@@ -82,10 +83,7 @@ def shared_rows(task: str) -> list[str]:
     def cell(values: list[float]) -> str:
         return "—" if not values else f"{100 * statistics.mean(values):.1f}" + (f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else " (1 seed)")
 
-    import portfolio
-    import whitebox
-
-    measured_rows, bounds = portfolio.measured_once(), whitebox.measured()
+    measured_rows, bounds = portfolio_measured_once(), whitebox_bounds()
     combo = f"coarse-5/{task}"
     named = {"noapi": "no API: logistic regression on the raw pixels", "lite1": "no API: EfficientNet-Lite1 features, logistic regression",
              "random-1": "zero-program (the start, readout only)"}

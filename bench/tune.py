@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from fewlabel import RESULTS, SPLIT_SEED, TASKS, TEST_SIZE, TRAIN_PER_CLASS, WORK, AnswerStores, read_lines, served_model, zeroth_order
+from harness.cells import SPLIT_SEED, TASKS, TEST_SIZE, TRAIN_PER_CLASS, WORK, AnswerStores, served_model, zeroth_order
+from harness.results import RESULTS, read_lines
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import load_split

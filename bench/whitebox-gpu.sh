@@ -22,10 +22,11 @@ export PYTHONPATH=/tmp/site:$PWD/bench BARAPI_FASHION_MNIST=$PWD/.carry/fashion-
 nvidia-smi -L
 # One step of one cell first: a broken install stops here, in seconds, not after the workers' limit.
 timeout 120 python3 -P -c "
-import whitebox, torchpath, fewlabel
+import whitebox
+from harness import cells, torchpath
 from barapi.mock.model import InProcessClassifier
 network = torchpath.TorchNetwork('cuda')
-classifier = InProcessClassifier(network, served=fewlabel.served_model('project', network))
+classifier = InProcessClassifier(network, served=cells.served_model('project', network))
 entry = whitebox.converge(classifier, 'project/digits', '16', 0, 1, 0, 'cuda')
 print('smoke', entry['start_accuracy'], entry['accuracy'], entry['seconds'], 's a step')
 whitebox.forget('project/digits', '16', 0, entry['batch'])  # not a job: nothing to resume

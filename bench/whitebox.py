@@ -2,7 +2,7 @@
 
 The default's program (its start W0, its basis, the 8-bit rounding as a straight-through step,
 the model's resize and crop, the served head) trained by torch autograd through the same
-network (``bench/torchpath.py``), full batch (every training image each step), Adam, the
+network (``bench/harness/torchpath.py``), full batch (every training image each step), Adam, the
 readout's weights trained jointly from the readout fitted at W0. Training stops at a plateau of
 the training loss — no 1 % improvement on the best loss within ``PATIENCE`` steps — or once the
 training images are fit (loss below ``FIT_LOSS``: nothing is left to learn from them;
@@ -42,18 +42,17 @@ from pathlib import Path
 
 import numpy as np
 
-from torchpath import TorchNetwork, TorchPath
-from measurements import current
-from fewlabel import COMBOS, DEFAULT, TARGETS, WORK, run_config, served_model  # noqa: E402
+from harness.cells import COMBOS, DEFAULT, TARGETS, WHITEBOX_RESULTS, WORK, by_parts, fewlabel_config, served_model, whitebox_bounds
+from harness.results import RESULTS
+from harness.torchpath import TorchNetwork, TorchPath
 
-from barapi.method.losses import class_weights  # noqa: E402
-from barapi.mock.model import ImageNetModel, InProcessClassifier  # noqa: E402
-from barapi.method.readout import LinearReadout  # noqa: E402
-from barapi.store import Store  # noqa: E402
-from barapi.run.trainer import Trainer  # noqa: E402
+from barapi.method.losses import class_weights
+from barapi.mock.model import ImageNetModel, InProcessClassifier
+from barapi.method.readout import LinearReadout
+from barapi.store import Store
+from barapi.run.trainer import Trainer
 
-RESULTS = Path(__file__).resolve().parent / "results"
-MEASURED = RESULTS / "whitebox.jsonl"
+MEASURED = WHITEBOX_RESULTS
 RESOLUTIONS = {"16": (16, 0.05), "full": (None, 0.01)}  # W's side (None: every canvas pixel) and Adam's step
 PATIENCE, IMPROVEMENT, FIT_LOSS = 25, 0.01, 1e-3
 CHUNK = 100  # images through the network at once: a full batch of the digits' 500 is ~16 GB of activations
@@ -83,7 +82,7 @@ def forget(combo: str, resolution: str, seed: int, batch: int) -> None:
 
 
 def measured() -> list[dict]:
-    return current(MEASURED)
+    return whitebox_bounds()
 
 
 def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed: int, max_steps: int, batch: int = 0, device: str = "cpu") -> dict:
@@ -92,7 +91,7 @@ def converge(classifier: InProcessClassifier, combo: str, resolution: str, seed:
     torch.manual_seed(seed)
     side, lr = RESOLUTIONS[resolution]
     method = DEFAULT.model_copy(update={"geometry": DEFAULT.geometry.model_copy(update={"program_resolution": side})})
-    config = run_config(combo.split("/")[1], method, seed)
+    config = fewlabel_config(combo.split("/")[1], method, seed)
     config = config.model_copy(update={"data": config.data.model_copy(update={"test_size": TEST_SIZE})})
     trainer = Trainer(config, classifier, Store(answers_store(combo, resolution, seed)))  # a resumed seed finds its answers cached
     state = trainer.start()
@@ -205,11 +204,6 @@ def measure(combos: list[str], resolutions: list[str], seeds: list[int], max_ste
             handle.write(json.dumps(entry) + "\n")
         forget(combo, resolution, seed, entry["batch"])
         print(json.dumps({k: v for k, v in entry.items() if k != "losses"}), flush=True)
-
-
-def by_parts(entry: dict) -> bool:
-    """Trained by steps on parts of the training images (--batch), a step of its count one pass."""
-    return entry.get("batch", entry["train_images"]) < entry["train_images"]
 
 
 def stopping(entry: dict) -> str:

@@ -42,8 +42,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from torchpath import TorchPath
-from fewlabel import COSINE_8, PLACED, RESULTS, TARGETS, WORK, read_lines, run_config, served_model
+from harness.torchpath import TorchPath
+from harness.cells import COSINE_8, PLACED, TARGETS, WORK, fewlabel_config, served_model
+from harness.results import RESULTS, read_lines
 
 from barapi.config import PRESETS
 from barapi.method.losses import class_weights, focal_loss
@@ -204,7 +205,7 @@ def starting_point(classifier: InProcessClassifier, task: str, resolution: int |
     update = NOISE_GEOMETRIES[resolution] if isinstance(resolution, str) else {"program_resolution": resolution}
     update |= geometry or {}
     method = default.model_copy(update={"geometry": default.geometry.model_copy(update=update)})
-    trainer = Trainer(run_config(task, method, 0), classifier, Store(Path(tempfile.mkdtemp(prefix="zo-signal-", dir=WORK))))
+    trainer = Trainer(fewlabel_config(task, method, 0), classifier, Store(Path(tempfile.mkdtemp(prefix="zo-signal-", dir=WORK))))
     split, program = trainer.split, trainer.program
     trainer.start()
     w0 = trainer.optimizer.w

@@ -9,7 +9,7 @@ from barapi.store import Store
 
 # The soak and race harnesses live with the benchmarks, which run them at full size: pytest puts
 # bench/ on the path (pyproject's pythonpath), as it does scripts/ for the tables' check.
-from servers import start_server
+from harness.servers import start_server
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def server_url(imagenet_model, model_home: Path):
 def postgres_url():
     """A throwaway PostgreSQL cluster on a loopback port, password-protected (so tests can check
     the password never leaks); skipped with one line where PostgreSQL is not installed."""
-    from pgcluster import PostgresMissing, throwaway_cluster
+    from harness.pgcluster import PostgresMissing, throwaway_cluster
 
     try:
         with throwaway_cluster() as url:
@@ -72,6 +72,6 @@ def postgres_url():
 @pytest.fixture
 def fresh_postgres_url(postgres_url: str) -> str:
     """A database of its own on the session's cluster."""
-    from pgcluster import fresh_database
+    from harness.pgcluster import fresh_database
 
     return fresh_database(postgres_url)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from barapi.store import Store
-from killsoak import kill_and_resume
+from harness.killsoak import kill_and_resume
 
 pytestmark = pytest.mark.slow
 

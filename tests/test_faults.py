@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from barapi.mock.server import Faults, MockServer
-from faultsoak import FAULT_MIX, fault_soak
+from harness.faultsoak import FAULT_MIX, fault_soak
 
 # Races of real processes and threads: one at a time on one worker when the suite runs in parallel
 # (pytest-xdist's loadgroup), so two never fight for the same two cores.

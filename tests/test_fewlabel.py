@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from servers import start_server
+from harness.servers import start_server
 from fakes import ProjectionModel
 from test_trainer import config
 

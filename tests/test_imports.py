@@ -87,3 +87,12 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
 
     circles = sorted(name for name in graph if name in reaches(name))
     assert len(graph) > 100 and circles == []
+
+
+def test_a_benchmark_imports_the_harness_and_never_another_benchmark_nor_edits_sys_path() -> None:
+    modules = _modules()
+    scripts = {name: path for name, path in modules.items() if path.parent in (ROOT / "bench", ROOT / "scripts")}
+    local = {name: {m for m in _imports(path, name, set(modules)) if not m.startswith("barapi")} for name, path in scripts.items()}
+    assert {name: found for name, found in local.items() if not all(m.startswith("harness") for m in found)} == {}
+    assert any(local.values())  # the scripts do share the harness
+    assert [name for name, path in modules.items() if "sys.path" in path.read_text("utf-8") and path.parent.name != "tests"] == []

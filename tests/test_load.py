@@ -2,7 +2,7 @@
 
 import pytest
 
-from loadgen import load
+from harness.loadgen import load
 
 pytestmark = pytest.mark.slow
 

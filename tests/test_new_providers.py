@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from barapi.store import Store
-from killsoak import kill_and_resume
+from harness.killsoak import kill_and_resume
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +137,7 @@ def test_an_hourly_budget_holds(server_url: str, tmp_path: Path) -> None:
 
 def test_a_loading_model_is_waited_for_not_failed(model_home: Path, imagenet_model, tmp_path: Path) -> None:
     import httpx
-    from servers import start_server
+    from harness.servers import start_server
 
     process, url = start_server(model_home, "--loading-s", "8")
     try:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from poolrace import POOL_USD, RUN, kill_race, race, store_of, worker
+from harness.poolrace import POOL_USD, RUN, kill_race, race, store_of, worker
 from sqlalchemy import text
 
 from barapi.errors import BudgetExceeded, StoreError

@@ -13,7 +13,7 @@ from PIL import Image
 from barapi.adapters import build_classifier, client_for
 from barapi.config import ProviderConfig
 from barapi.errors import AuthenticationError, ConfigError
-from servers import start_server
+from harness.servers import start_server
 
 pytestmark = pytest.mark.slow
 

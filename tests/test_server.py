@@ -9,7 +9,7 @@ import pytest
 from barapi.method.labels import imagenet_classes
 from barapi.method.program import Program, initial_parameters
 from barapi.config import Geometry
-from servers import start_server
+from harness.servers import start_server
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from pgcluster import store_engine
+from harness.pgcluster import store_engine
 from sqlalchemy import event, text
 
 from barapi.errors import BudgetExceeded

@@ -1,8 +1,26 @@
-"""The no-API baselines' classifier, shared by the benchmarks that print them."""
+"""The benchmarks' results files — one JSON object a line, appended as each measurement ends, so a
+killed run resumes where it stopped; every script reads its file through here — and the no-API
+baselines' classifier, shared by the benchmarks that print them."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+
+BENCH = Path(__file__).resolve().parents[1]
+RESULTS, WORK = BENCH / "results", BENCH / ".work"
+
+
+def read_lines(path: Path) -> list[dict]:
+    """Every line of a results file (none if it is not there yet)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def current(path: Path) -> list[dict]:
+    """Every measurement but those a rerun superseded (kept in the file, with why)."""
+    return [entry for entry in read_lines(path) if not entry.get("superseded")]
 
 
 def baseline_fit(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, seed: int) -> dict:

@@ -17,7 +17,7 @@ from barapi.method.readout import SCORE_FLOOR, LinearReadout, softmax
 from barapi.mock.heads import ServedModel, coarse_groups, group_matrix, project_path
 from barapi.mock.model import CROP_FRACTION, ImageNetModel, InProcessClassifier, model_spec
 
-PROJECT_HOME = Path(__file__).resolve().parent / ".work" / "home"  # where bench/fewlabel.py trains the project
+PROJECT_HOME = Path(__file__).resolve().parents[1] / ".work" / "home"  # where bench/fewlabel.py trains the project
 
 
 def torch_head(served: ServedModel, network: ImageNetModel, device: str = "cpu"):  # noqa: ANN201 - a torch callable
