@@ -100,8 +100,10 @@ def test_killed_runs_resume_to_the_same_program_paying_only_for_requests_in_flig
 
 def test_ctrl_c_checkpoints_and_says_how_to_resume(server_url: str, tmp_path: Path) -> None:
     env = os.environ | {"BARAPI_HOME": str(tmp_path)}
+    # As a terminal starts it: SIGINT at its default (an xdist worker, or a shell's background job, ignores it, and a child inherits that).
     process = subprocess.Popen([sys.executable, "-m", "barapi.cli", "train", "--base-url", server_url, *SMALL, "--iterations", "400", "--name", "c"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (Store(tmp_path).has_run("c") and Store(tmp_path).load_checkpoint("c")):
         time.sleep(0.2)
