@@ -11,8 +11,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "BarapiError", "BudgetExceeded", "ConfigError", "Estimate", "ExportedProgram", "Predictions", "Progress", "ProviderError",
-    "Reprogrammer", "Run", "RunConfig", "RunResult", "configure", "estimate", "load", "resume", "runs", "train",
+    "BarapiError", "BudgetExceeded", "ConfigError", "Estimate", "ExportedProgram", "Predictions", "ProbeResult", "Progress", "ProviderError",
+    "Reprogrammer", "Run", "RunConfig", "RunResult", "configure", "estimate", "load", "probe", "resume", "runs", "train",
 ]
 
 _HOMES = {"Reprogrammer": "barapi.estimator", "RunConfig": "barapi.config"} | dict.fromkeys(

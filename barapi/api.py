@@ -31,13 +31,13 @@ from barapi.config import PRESETS, MethodConfig, PredictionCap, ProviderConfig, 
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.money import Estimate, Pricing
 from barapi.method.portfolio import DEFAULT_CANDIDATES, DEFAULT_VIEWS
-from barapi.run.records import Progress, RunResult
+from barapi.run.records import ProbeResult, Progress, RunResult
 from barapi.settings import SETTINGS, nested
 from barapi.store import Store
 
 __all__ = [
-    "Estimate", "ExportedProgram", "Predictions", "Progress", "Run", "RunResult",
-    "configure", "estimate", "load", "resume", "runs", "train",
+    "Estimate", "ExportedProgram", "Predictions", "ProbeResult", "Progress", "Run", "RunResult",
+    "configure", "estimate", "load", "probe", "resume", "runs", "train",
 ]
 
 DEFAULT_PROVIDER = "torchserve"
@@ -144,6 +144,18 @@ def estimate(config: RunConfig | None = None, /, *, store: Store | None = None, 
     label count is unknown until asked, the first 16 training images are sent once and cached).
     ``classifier``: a model of your own behind barapi.classifier.Classifier instead of a provider."""
     return _prepared(configure(config, **settings), store or Store(), classifier)[3]
+
+
+def probe(config: RunConfig | None = None, /, *, store: Store | None = None, classifier: Classifier | None = None, **settings: Any) -> ProbeResult:
+    """Before the money: a few of the run's candidate programs answered on its training images (at
+    most 1,000 queries, no test image) and whether their answers add to the images alone beyond
+    noise, with what the full run would cost. A run with the same settings afterwards finds those
+    answers in the cache."""
+    from barapi.run.probe import probe as probe_run
+
+    store = store or Store()
+    config, classifier, split, _ = _prepared(configure(config, **settings), store, classifier)
+    return probe_run(config, classifier, store, split)
 
 
 def train(

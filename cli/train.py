@@ -1,4 +1,4 @@
-"""estimate, train, resume."""
+"""estimate, probe, train, resume."""
 
 import json
 import sys
@@ -24,6 +24,29 @@ from barapi.method.signal import SignalReading
 def estimate(config: RunConfig, as_json: JsonOption = False) -> None:
     """Queries and dollars a run would cost, before anything is spent."""
     _print_estimate(api.estimate(config), as_json)
+
+
+@app.command()
+@friendly
+@with_run_options
+def probe(config: RunConfig, as_json: JsonOption = False) -> None:
+    """Before the money: pay for a few candidate programs' answers on the training images (at most
+    1,000 queries) and say whether the API adds to your images alone; `train` with the same flags
+    then finds them in the cache."""
+    result = api.probe(config)
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+        return
+    free, gain = result.free_baseline, result.api_gain
+    typer.echo(f"probe {result.run}: {result.candidates} candidate programs, {result.queries_paid:,} queries paid + "
+               f"{result.queries_cached:,} from cache, {dollars(result.cost_usd)}")
+    if gain is None:
+        typer.echo(f"{result.verdict}: a class has fewer training images than two folds need")
+        return
+    typer.echo(f"your images alone: {free['cv_accuracy']:.1%} (their pixels); with the API's answers: {gain['paid_cv_accuracy']:.1%} "
+               f"({100 * gain['cv_accuracy']:+.1f} ± {100 * gain['se']:.1f} points, cross-validated on training images the choice did not see)")
+    typer.echo(f"verdict: {result.verdict}; the full run: {result.full_run['queries']:,} queries, {dollars(result.full_run['cost_usd'])}, then "
+               f"{dollars(result.full_run['usd_per_1k_predictions'])} per 1,000 predicted images")
 
 
 @app.command()
@@ -97,6 +120,14 @@ def _report(execute: Callable[[ProgressPrinter], api.Run], name: str, as_json: b
             f"the portfolio: {result.views} view(s) chosen of {result.candidates_paid} candidate programs (cross-validated log-loss "
             f"{result.validation_loss:.3f} on the training images); each prediction sends {result.queries_per_prediction} "
             f"queries: {dollars(result.queries_per_prediction * config.price_per_1k)} per 1,000 predicted images"
+        )
+    if result.api_gain is not None:
+        gain = result.api_gain
+        verdict = "add" if gain["beyond_noise"] else "add nothing beyond noise:"
+        typer.echo(
+            f"what the API adds: your images alone reach {gain['free_cv_accuracy']:.1%} (their pixels); the views {verdict} "
+            f"{100 * gain['cv_accuracy']:+.1f} ± {100 * gain['se']:.1f} points (cross-validated on training images their choice "
+            f"did not see), for {dollars(gain['usd_per_1k_predictions'])} per 1,000 predicted images"
         )
     if result.step_signal is not None:
         reading = SignalReading(result.step_signal, result.step_signal_expected, result.step_signal_null_sd)

@@ -53,8 +53,26 @@ def test_a_portfolio_killed_while_paying_for_candidates_resumes_bit_identically(
     with pytest.raises(ProviderError):
         Trainer(config(), ProjectionModel(fail_after=20), crashed).run()  # 4 images a call: mid-candidates
     resumed = Trainer(config(), ProjectionModel(), crashed).run()
-    assert (resumed.program_sha256, resumed.test_accuracy, resumed.queries_paid) == (
-        reference.program_sha256, reference.test_accuracy, reference.queries_paid)
+    assert (resumed.program_sha256, resumed.test_accuracy, resumed.queries_paid, resumed.api_gain) == (
+        reference.program_sha256, reference.test_accuracy, reference.queries_paid, reference.api_gain)
+
+
+def test_a_portfolio_says_what_its_views_add_to_the_images_alone_and_what_that_costs(tmp_path: Path) -> None:
+    from barapi.data import run_split
+    from barapi.method.free import cross_validated_accuracy, pixels
+
+    store = Store(tmp_path)
+    result = Trainer(config(), ProjectionModel(), store).run()
+    split = run_split(config())
+    alone = cross_validated_accuracy(pixels(split.x_train), split.y_train, split.n_classes)
+    assert result.free_baseline == {"views": ["pixels"], "cv_accuracy": round(alone, 4)}  # what estimate said before any query
+    gain = result.api_gain
+    assert gain["free_cv_accuracy"] == pytest.approx(alone, abs=1e-4)  # the same folds, the same readout
+    assert gain["cv_accuracy"] == pytest.approx(gain["paid_cv_accuracy"] - gain["free_cv_accuracy"], abs=2e-4)
+    assert 0 < gain["se"] < 0.2 and gain["usd_per_1k_predictions"] == pytest.approx(3.0)  # 3 views at $1.00/1k
+    # Read from the checkpoint afterwards, not computed again (a later run of more steps keeps it).
+    again = Trainer(config(), ProjectionModel(), store).run()
+    assert again.api_gain == gain and again.queries_paid == result.queries_paid
 
 
 @pytest.mark.parametrize("family", ["bands", "casts", "mixed"])
@@ -356,6 +374,10 @@ def test_train_export_predict_and_resume_know_the_views(home: Path, fake_provide
     human = invoke("train", *PORTFOLIO_FLAGS, "--name", "q", "--max-usd-per-1k-predictions", "3").output
     assert "the portfolio: 2 view(s) chosen of 4 candidate programs (cross-validated log-loss" in human
     assert "each prediction sends 2 queries: $3.00 per 1,000 predicted images" in human and "train accuracy" not in human
+    gain = trained["api_gain"]
+    said = f"{100 * gain['cv_accuracy']:+.1f} ± {100 * gain['se']:.1f} points"
+    assert f"what the API adds: your images alone reach {gain['free_cv_accuracy']:.1%} (their pixels)" in human and said in human
+    assert trained["free_baseline"]["cv_accuracy"] == pytest.approx(gain["free_cv_accuracy"], abs=1e-4)
     out = tmp_path / "export"
     assert invoke("export", "p", "--out", str(out)).exit_code == 0
     with np.load(out / "program.npz") as program:

@@ -26,6 +26,19 @@ def pixels(images: np.ndarray) -> np.ndarray:
     return grey[:, index][:, :, index].reshape(len(images), -1)
 
 
+def pixels_kernel(features: np.ndarray) -> np.ndarray:
+    """The free readout's kernel over the images' standardised pixels (the bias its own feature)."""
+    z = standardised(features.astype(np.float64))
+    return z @ z.T / z.shape[1] + 1.0
+
+
+def held_out_correct(kernel: np.ndarray, labels: np.ndarray, n_classes: int, held: np.ndarray, l2: float = PIXELS_L2) -> np.ndarray:
+    """Whether each ``held`` image is right, by a readout fitted on the others."""
+    kept = ~held
+    coefficients = fit_dual(kernel[np.ix_(kept, kept)], labels[kept], n_classes, l2, STEPS)
+    return np.argmax(softmax(kernel[np.ix_(held, kept)] @ coefficients), axis=1) == labels[held]
+
+
 def cross_validated_accuracy(features: np.ndarray, labels: np.ndarray, n_classes: int, l2: float = PIXELS_L2) -> float | None:
     """Each training image scored by a readout fitted on the other folds: the share right. None
     where a class has fewer images than two folds need."""
@@ -33,12 +46,5 @@ def cross_validated_accuracy(features: np.ndarray, labels: np.ndarray, n_classes
     if folds < 2:
         return None
     fold = stratified_folds(labels, FOLDS) % folds
-    z = standardised(features.astype(np.float64))
-    kernel = z @ z.T / z.shape[1] + 1.0
-    correct = 0
-    for k in range(folds):
-        held, kept = fold == k, fold != k
-        coefficients = fit_dual(kernel[np.ix_(kept, kept)], labels[kept], n_classes, l2, STEPS)
-        predicted = np.argmax(softmax(kernel[np.ix_(held, kept)] @ coefficients), axis=1)
-        correct += int(np.sum(predicted == labels[held]))
-    return correct / len(labels)
+    kernel = pixels_kernel(features)
+    return sum(int(held_out_correct(kernel, labels, n_classes, fold == k, l2).sum()) for k in range(folds)) / len(labels)

@@ -45,6 +45,8 @@ class RunResult:
     views: int = 1  # programs each prediction is sent through
     candidates_paid: int | None = None  # a portfolio's candidates answered on the training images
     validation_loss: float | None = None  # a portfolio's cross-validated log-loss on the training images
+    free_baseline: dict | None = None  # what the training images' pixels reach alone, cross-validated (barapi.method.free)
+    api_gain: dict | None = None  # what a portfolio's views add to that, nested cross-validation (barapi.method.gain)
 
     @property
     def queries_per_prediction(self) -> int:
@@ -61,3 +63,23 @@ class State:
     mapping: Mapping
     recent_correct: np.ndarray  # correctness at W of the latest training samples (≤ one epoch)
     last_loss: float | None
+
+
+@dataclass
+class ProbeResult:
+    run: str  # the probe's own run on the store
+    adds: bool | None  # whether the API's answers add to the images alone beyond noise (None: too few images to tell)
+    free_baseline: dict
+    api_gain: dict | None
+    candidates: int
+    queries_paid: int
+    queries_cached: int
+    cost_usd: float
+    full_run: dict  # what the run probed for costs now (the probe's answers among its cached ones)
+
+    @property
+    def verdict(self) -> str:
+        return {True: "the API adds", False: "the API adds nothing beyond noise", None: "too few training images to tell"}[self.adds]
+
+    def as_json(self) -> dict:
+        return asdict(self) | {"verdict": self.verdict}

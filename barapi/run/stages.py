@@ -20,9 +20,11 @@ import numpy as np
 
 from barapi.config import MethodConfig
 from barapi.errors import BudgetExceeded, ConfigError
+from barapi.method.gain import ApiGain, nested_gain
 from barapi.method.portfolio import Portfolio, PortfolioSearch, refinement_blocks, view_of
 from barapi.method.program import starting_parameters
 from barapi.method.streams import Stream, generator
+from barapi.money import cost_usd
 from barapi.run.records import State
 from barapi.run.session import Served, Session, Stage
 from barapi.run.strategies import optimizer_for
@@ -37,6 +39,7 @@ class PortfolioStage:
         self.portfolio: Portfolio | None = None
         self.paid = 0
         self.earlier: np.ndarray | None = None
+        self.gain: ApiGain | None = None  # what the views add to the training images' pixels (barapi.method.gain)
 
     def applies(self, method: MethodConfig) -> bool:
         return method.is_portfolio
@@ -83,11 +86,15 @@ class PortfolioStage:
             session.emit("candidates", state, None, counted=(self.paid, method.candidates))
         self.portfolio = search.choose(session.split.y_train, programs)
         self.paid = len(programs)
+        split = session.split
+        self.gain = nested_gain(search.answers, split.x_train, split.y_train, split.n_classes, method.views,
+                                cost_usd(1000 * method.views, session.config.price_per_1k))
         session.checkpoint(state, None)
         return complete
 
     def state(self) -> dict[str, np.ndarray]:
         arrays = (self.portfolio.state() if self.portfolio else {}) | {"portfolio.paid": np.asarray(self.paid)}
+        arrays |= {"portfolio.gain": self.gain.state()} if self.gain is not None else {}
         return arrays | ({"portfolio.earlier": self.earlier} if self.earlier is not None else {})
 
     def load(self, name: str, method: MethodConfig, arrays: dict[str, np.ndarray], iteration: int) -> None:
@@ -96,6 +103,7 @@ class PortfolioStage:
         self.portfolio = Portfolio.restored(arrays)
         self.paid = int(arrays.get("portfolio.paid", 0))
         self.earlier = arrays.get("portfolio.earlier")
+        self.gain = ApiGain.restored(arrays.get("portfolio.gain"))
         if self.portfolio is None or not iteration:
             return
         if self.paid != method.candidates or self.portfolio.views != method.views:
@@ -111,7 +119,8 @@ class PortfolioStage:
     def figures(self) -> dict:
         if self.portfolio is None:
             return {"candidates_paid": self.paid}
-        return {"views": self.portfolio.views, "candidates_paid": self.paid, "validation_loss": round(self.portfolio.validation_loss, 6)}
+        return {"views": self.portfolio.views, "candidates_paid": self.paid, "validation_loss": round(self.portfolio.validation_loss, 6),
+                "api_gain": self.gain.as_json() if self.gain is not None else None}
 
 
 class ViewRefinement:

@@ -30,7 +30,7 @@ from barapi.money import Budget
 from barapi.run.checkpoint import RunState, load_state, programs_of
 from barapi.run.closing import ClosingPass
 from barapi.run.opening import focus, start_run
-from barapi.run.planning import ending_queries
+from barapi.run.planning import ending_queries, free_baseline
 from barapi.run.queries import QueryEngine
 from barapi.run.records import Progress, RunResult, State
 from barapi.run.session import Served, Stage, served_by
@@ -92,7 +92,7 @@ class Trainer:
         try:
             return self._run()
         finally:
-            self._let_go()
+            self.let_go()
 
     def _run(self) -> RunResult:
         saved = self.restore()
@@ -116,9 +116,10 @@ class Trainer:
         """Record why the run stopped early (interrupted, failed, budget_exhausted)."""
         self.record.status = status
         self.store.save_run(self.record)
-        self._let_go()
+        self.let_go()
 
-    def _let_go(self) -> None:
+    def let_go(self) -> None:
+        """Give back what the run holds: its pool hold, its slices, its lease."""
         self.engine.let_go()
         if self.lease is not None:
             self.lease.release()
@@ -269,7 +270,8 @@ class Trainer:
             train_accuracy=self._train_accuracy(state), test_accuracy=test_accuracy,
             program_sha256=program_sha256(served.programs if served else self.closing.served(self.optimizer.w, state.iteration)),
             step_signal=self.optimizer.signal.ratio,
-            **signal_figures(self.optimizer.signal.reading(self.config.method.q)), selection=self.closing.figures(state.iteration), **figures,
+            **signal_figures(self.optimizer.signal.reading(self.config.method.q)), selection=self.closing.figures(state.iteration),
+            free_baseline=free_baseline(self.split), **figures,
         )
 
     def emit(self, phase: str, state: State | None, test_accuracy: float | None, notice: str | None = None,

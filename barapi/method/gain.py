@@ -1,0 +1,76 @@
+"""What the paid views add to what the user's images reach alone, judged on images the choice of
+views never saw: each outer fold of the training images is held out while the views are chosen
+(forward selection, the readout's penalty) on the rest, as the run chose them on all; the held
+fold is then read by that readout and by the free view's (the pixels). The gain is the share of
+images the paid readout gets right beyond the free one, with its standard error over the
+images (a paired difference). The run's own selection loss cannot say this: the folds that chose
+the views also scored them, and on few images that flatters them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from barapi.method.free import held_out_correct, pixels, pixels_kernel
+from barapi.method.portfolio import L2_GRID, CrossValidation, fit_dual, forward_selection, standardised
+from barapi.method.readout import features, softmax
+from barapi.method.selection import FOLDS, SIGNIFICANCE, stratified_folds
+
+READOUT_STEPS = 400
+
+
+@dataclass(frozen=True)
+class ApiGain:
+    paid_cv_accuracy: float  # the chosen views' readout, nested cross-validation
+    free_cv_accuracy: float  # the pixels' readout on the same folds
+    se: float  # of the paired difference, over the training images
+    usd_per_1k_predictions: float  # what the views cost each 1,000 predicted images
+
+    @property
+    def cv_accuracy(self) -> float:
+        return self.paid_cv_accuracy - self.free_cv_accuracy
+
+    @property
+    def beyond_noise(self) -> bool:
+        """One-sided 5 %: the API's answers add to the user's images alone."""
+        return self.cv_accuracy > SIGNIFICANCE * self.se
+
+    def as_json(self) -> dict:
+        return {"cv_accuracy": round(self.cv_accuracy, 4), "se": round(self.se, 4), "usd_per_1k_predictions": round(self.usd_per_1k_predictions, 6),
+                "paid_cv_accuracy": round(self.paid_cv_accuracy, 4), "free_cv_accuracy": round(self.free_cv_accuracy, 4),
+                "beyond_noise": self.beyond_noise}
+
+    def state(self) -> np.ndarray:
+        return np.asarray([self.paid_cv_accuracy, self.free_cv_accuracy, self.se, self.usd_per_1k_predictions])
+
+    @classmethod
+    def restored(cls, values: np.ndarray | None) -> ApiGain | None:
+        return None if values is None else cls(*(float(v) for v in values))
+
+
+def nested_gain(answers: list[np.ndarray], images: np.ndarray, labels: np.ndarray, n_classes: int, views: int,
+                usd_per_1k: float) -> ApiGain | None:
+    """``answers``: each candidate's dense answers on the training ``images``, in the order the run
+    told them; ``views``: how many the run chooses. None where a class has fewer images than two
+    folds need."""
+    folds = min(FOLDS, int(np.bincount(labels, minlength=n_classes).min()))
+    if folds < 2:
+        return None
+    outer = stratified_folds(labels, FOLDS) % folds
+    scaled = [standardised(features(dense)) for dense in answers]
+    grams = [z @ z.T for z in scaled]
+    free = pixels_kernel(pixels(images))
+    paid_right, free_right = np.zeros(len(labels), bool), np.zeros(len(labels), bool)
+    for k in range(folds):
+        held, kept = outer == k, outer != k
+        inner = [g[np.ix_(kept, kept)] for g in grams]
+        cv = CrossValidation(labels[kept], n_classes)
+        chosen = forward_selection(inner, min(views, len(inner)), cv)
+        gram = sum(grams[c] for c in chosen) + 1.0
+        l2 = min(L2_GRID, key=lambda value: cv.log_loss(gram[np.ix_(kept, kept)] - 1.0, value))
+        coefficients = fit_dual(gram[np.ix_(kept, kept)], labels[kept], n_classes, l2, READOUT_STEPS)
+        paid_right[held] = np.argmax(softmax(gram[np.ix_(held, kept)] @ coefficients), axis=1) == labels[held]
+        free_right[held] = held_out_correct(free, labels, n_classes, held)
+    difference = paid_right.astype(float) - free_right.astype(float)
+    return ApiGain(float(paid_right.mean()), float(free_right.mean()), float(difference.std(ddof=1) / np.sqrt(len(labels))), usd_per_1k)
