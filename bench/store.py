@@ -136,7 +136,7 @@ def worktree(rev: str) -> str:
 def open_store(code: str | None, home: Path, url: str | None) -> None:
     """Create the schema as that barapi does (its own migrations)."""
     script = "import sys; from pathlib import Path; from barapi.store import Store; Store(Path(sys.argv[1]), url=sys.argv[2] or None)"
-    subprocess.run([sys.executable, "-c", script, str(home), url or ""], env=with_barapi(code), check=True)
+    subprocess.run([sys.executable, "-P", "-c", script, str(home), url or ""], env=with_barapi(code), check=True)  # -P: not the barapi in the cwd
 
 
 def bytes_per_answer(url: str | None, labels: int, encoding: str, old: bool) -> float:
