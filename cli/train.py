@@ -124,10 +124,12 @@ def _report(execute: Callable[[ProgressPrinter], api.Run], name: str, as_json: b
     if result.api_gain is not None:
         gain = result.api_gain
         verdict = "add" if gain["beyond_noise"] else "add nothing beyond noise:"
+        judged = ("on training images their choice did not see" if portfolio else
+                  "on the training images; optimistic: the program was stepped on them" if gain["optimistic"] else "on the training images")
         typer.echo(
-            f"what the API adds: your images alone reach {gain['free_cv_accuracy']:.1%} (their pixels); the views {verdict} "
-            f"{100 * gain['cv_accuracy']:+.1f} ± {100 * gain['se']:.1f} points (cross-validated on training images their choice "
-            f"did not see), for {dollars(gain['usd_per_1k_predictions'])} per 1,000 predicted images"
+            f"what the API adds: your images alone reach {gain['free_cv_accuracy']:.1%} (their pixels); the API's answers {verdict} "
+            f"{100 * gain['cv_accuracy']:+.1f} ± {100 * gain['se']:.1f} points (cross-validated {judged}), for "
+            f"{dollars(gain['usd_per_1k_predictions'])} per 1,000 predicted images"
         )
     if result.step_signal is not None:
         reading = SignalReading(result.step_signal, result.step_signal_expected, result.step_signal_null_sd)

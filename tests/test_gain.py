@@ -44,9 +44,9 @@ def test_no_gain_is_claimed_where_only_the_images_know_the_classes() -> None:
     assert gain.free_cv_accuracy > 0.8 and gain.cv_accuracy < 0 and not gain.beyond_noise
 
 
-@pytest.mark.parametrize("seed", [2, 3, 4])
+@pytest.mark.parametrize("seed", [2, 3])
 def test_views_chosen_among_many_that_know_nothing_are_not_flattered(seed: int) -> None:
-    answers, images, labels = task(seed, pixels_know=False, views_know=0, candidates=16)
+    answers, images, labels = task(seed, pixels_know=False, views_know=0, candidates=12)
     gain = nested_gain(answers, images, labels, N_CLASSES, views=4, usd_per_1k=4.8)
     # Chosen and scored on the same folds, as the run's own selection is: what that would claim.
     grams = [z @ z.T for z in (standardised(features(a)) for a in answers)]
@@ -61,4 +61,21 @@ def test_a_gain_survives_the_checkpoint() -> None:
     gain = ApiGain(paid_cv_accuracy=0.84, free_cv_accuracy=0.79, se=0.02, usd_per_1k_predictions=9.6)
     assert ApiGain.restored(gain.state()) == gain and ApiGain.restored(None) is None
     assert gain.as_json() == {"cv_accuracy": 0.05, "se": 0.02, "usd_per_1k_predictions": 9.6, "paid_cv_accuracy": 0.84,
-                              "free_cv_accuracy": 0.79, "beyond_noise": True}
+                              "free_cv_accuracy": 0.79, "beyond_noise": True, "optimistic": False}
+
+
+def test_a_one_program_run_says_what_its_answers_add_and_whether_its_steps_saw_the_folds(tmp_path) -> None:  # noqa: ANN001
+    from fakes import ProjectionModel
+    from test_trainer import config
+
+    from barapi.run.planning import estimate_run
+    from barapi.run.trainer import Trainer
+    from barapi.store import Store
+
+    unstepped = config(name="start", iterations=0, mapping="linear", labels_per_class=None)
+    start = Trainer(unstepped, ProjectionModel(), Store(tmp_path)).run()
+    stepped = Trainer(config(name="stepped", iterations=3, mapping="linear", labels_per_class=None), ProjectionModel(), Store(tmp_path)).run()
+    assert start.api_gain["optimistic"] is False and stepped.api_gain["optimistic"] is True
+    assert start.api_gain["free_cv_accuracy"] == stepped.api_gain["free_cv_accuracy"] == pytest.approx(start.free_baseline["cv_accuracy"], abs=1e-4)
+    assert start.api_gain["usd_per_1k_predictions"] == 1.0  # one query a prediction at $1.00/1k
+    assert start.queries == estimate_run(unstepped, ProjectionModel(), Store(tmp_path / "estimate")).total  # judged from the cache: no query for it

@@ -133,7 +133,7 @@ def test_a_spender_waiting_for_the_pool_counts_the_hold_committed_while_it_waite
 
 @pytest.mark.slow
 def test_eight_workers_racing_for_one_pool_never_overspend_it(server_url: str, shared: dict[str, str], tmp_path: Path) -> None:
-    results, figures = race(server_url, shared, tmp_path)
+    results, figures = race(server_url, shared, tmp_path, steps=20)  # eight runs would want ~1,850 images of the pool's 1,000
     assert_pool_held(results, figures)
     assert figures["spent_usd"] >= POOL_USD - 0.05  # the pool was really raced to its end
     store = store_of(shared, tmp_path)
@@ -155,7 +155,7 @@ def test_workers_on_a_pool_that_holds_the_reserves_of_only_some_end_measured_or_
 
 @pytest.mark.slow
 def test_four_workers_killed_at_random_and_resumed_elsewhere_never_overspend_it(server_url: str, shared: dict[str, str], tmp_path: Path) -> None:
-    results, figures = kill_race(server_url, shared, tmp_path)
+    results, figures = kill_race(server_url, shared, tmp_path, steps=20)
     assert figures["kills"] >= 1
     assert_pool_held(results, figures)
 

@@ -21,12 +21,13 @@ from barapi.config import MethodConfig, RunConfig
 from barapi.data import Split, run_split
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.method import labels as labelling
+from barapi.method.gain import mapped_gain
 from barapi.method.losses import LOSSES, accuracy, class_weights
 from barapi.method.mapping import Mapper, Mapping
 from barapi.method.optim import Optimizer
 from barapi.method.program import Program, program_sha256
 from barapi.method.signal import signal_figures
-from barapi.money import Budget
+from barapi.money import Budget, cost_usd
 from barapi.run.checkpoint import RunState, load_state, programs_of
 from barapi.run.closing import ClosingPass
 from barapi.run.opening import focus, start_run
@@ -263,6 +264,8 @@ class Trainer:
         paid, spent = self.store.spent(self.config.name)
         figures = {key: value for stage in self.stages for key, value in stage.figures().items()}
         served = served_by(self.stages)
+        if served is None:
+            figures.setdefault("api_gain", self._one_program_gain(state))
         return RunResult(
             run=self.config.name, status=status, iterations=state.iteration,
             queries=paid + self.engine.queries_cached, queries_paid=paid, queries_cached=self.engine.queries_cached,
@@ -273,6 +276,15 @@ class Trainer:
             **signal_figures(self.optimizer.signal.reading(self.config.method.q)), selection=self.closing.figures(state.iteration),
             free_baseline=free_baseline(self.split), **figures,
         )
+
+    def _one_program_gain(self, state: State) -> dict | None:
+        """What the served program's answers add to the images alone (barapi.method.gain), read
+        from the cache (None where the training images were not answered at that program)."""
+        w = self.closing.served(self.optimizer.w, state.iteration)
+        answers = self.engine.cached(self.program.encode_batch(w, self.split.x_train))
+        gain = answers and mapped_gain(state.mapping, self.dense(answers, state.vocabulary), self.split.x_train, self.split.y_train,
+                                       self.split.n_classes, cost_usd(1000, self.config.price_per_1k), optimistic=state.iteration > 0)
+        return gain.as_json() if gain else None
 
     def emit(self, phase: str, state: State | None, test_accuracy: float | None, notice: str | None = None,
              counted: tuple[int, int] | None = None) -> None:

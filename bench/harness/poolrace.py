@@ -15,9 +15,9 @@ from sqlalchemy import text
 
 from barapi.store import PAID_KINDS, Store
 
-# $1.20 at $1.20 / 1,000: the pool buys 1,000 images; eight runs would want ~2,500.
-POOL_USD, PRICE = 1.20, "1.20"
-RUN = ["--dataset", "digits", "--train-per-class", "3", "--test-size", "10", "--iterations", "30", "--batch-size", "4",
+# $1.20 at $1.20 / 1,000: the pool buys 1,000 images; eight runs of 30 steps would want ~2,500 (of 20, ~1,850).
+POOL_USD, PRICE, STEPS = 1.20, "1.20", 30
+RUN = ["--dataset", "digits", "--train-per-class", "3", "--test-size", "10", "--batch-size", "4",
        "--q", "1", "--estimator", "one-sided", "--concurrency", "2", "--price-per-1k", PRICE, "--pool", "team", "--yes", "--json"]
 
 
@@ -45,23 +45,26 @@ def outcome(code: int, out: str, err: str) -> str:
     return "failed: " + err.strip().splitlines()[-1][:200]
 
 
-def race(server_url: str, shared: dict[str, str], tmp_path: Path, workers: int = 8, pool_usd: float = POOL_USD) -> tuple[list[tuple[int, str, str]], dict]:
+def race(server_url: str, shared: dict[str, str], tmp_path: Path, workers: int = 8, pool_usd: float = POOL_USD,
+         steps: int = STEPS) -> tuple[list[tuple[int, str, str]], dict]:
     store = store_of(shared, tmp_path)
     store.set_pool("team", pool_usd)
     names = [f"w{i}" for i in range(workers)]
-    processes = [worker(shared, tmp_path / name, "train", "--base-url", server_url, *RUN, "--seed", str(i), "--name", name) for i, name in enumerate(names)]
+    processes = [worker(shared, tmp_path / name, "train", "--base-url", server_url, *RUN, "--iterations", str(steps), "--seed", str(i), "--name", name)
+                 for i, name in enumerate(names)]
     results = [finish(p) for p in processes]
     return results, figures(store, names, [outcome(*r) for r in results], pool_usd)
 
 
-def kill_race(server_url: str, shared: dict[str, str], tmp_path: Path, workers: int = 4, rounds: int = 2, seed: int = 7) -> tuple[list[tuple[int, str, str]], dict]:
+def kill_race(server_url: str, shared: dict[str, str], tmp_path: Path, workers: int = 4, rounds: int = 2, seed: int = 7,
+              steps: int = STEPS) -> tuple[list[tuple[int, str, str]], dict]:
     """Each worker is killed (SIGKILL) at a random moment in each round and its run resumed by a
     new process with another home (another machine, as far as the run can tell)."""
     store = store_of(shared, tmp_path)
     store.set_pool("team", POOL_USD)
     rng = random.Random(seed)
     names = [f"k{i}" for i in range(workers)]
-    start = {name: ["train", "--base-url", server_url, *RUN, "--seed", str(i), "--name", name] for i, name in enumerate(names)}
+    start = {name: ["train", "--base-url", server_url, *RUN, "--iterations", str(steps), "--seed", str(i), "--name", name] for i, name in enumerate(names)}
     processes = {name: worker(shared, tmp_path / f"{name}-0", *start[name]) for name in names}
     kills = 0
     for round_ in range(1, rounds + 1):
