@@ -14,7 +14,7 @@ from barapi.cli.render import ProgressPrinter, dollars
 from barapi.config import RunConfig
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.money import Estimate
-from barapi.method.portfolio import refinement_blocks
+from barapi.method.portfolio import FEW_LABELS, refinement_blocks
 from barapi.method.signal import SignalReading
 
 
@@ -172,9 +172,10 @@ def _print_estimate(figures: Estimate, as_json: bool) -> None:
         err=True,
     )
     if figures.fitted_to_labels is not None:
-        shape = f"{figures.views} views chosen of {figures.candidate_programs} candidate programs" if q["candidates"] else "one program taught by zeroth-order steps"
-        typer.echo(f"shape: {shape}, the default for an API of {figures.fitted_to_labels:,} labels (bench/results/portfolio.md); "
-                   + ("--views 1 for one program" if q["candidates"] else "--views 8 for a portfolio"), err=True)
+        measured = "portfolio" if figures.fitted_to_labels <= FEW_LABELS else "value"
+        typer.echo(f"shape: {figures.views} views chosen of {figures.candidate_programs} candidate programs, the default for an API of "
+                   f"{figures.fitted_to_labels:,} labels (bench/results/{measured}.md); --views 1 --iterations 20 for one program taught by steps",
+                   err=True)
     free = figures.free_baseline
     if free and free["cv_accuracy"] is not None:
         typer.echo(f"your images alone: {free['cv_accuracy']:.1%} from their pixels, cross-validated on the training images "

@@ -344,10 +344,11 @@ def test_a_run_that_leaves_its_shape_open_is_fitted_to_the_apis_label_count(home
     # A flag of the one program's method, or --views, says what the user wants.
     assert last_json(invoke("estimate", *flags, "--iterations", "5", "--json").output)["fitted_to_labels"] is None
     assert last_json(invoke("estimate", *flags, "--views", "1", "--json").output)["queries_per_prediction"] == 1
-    # 200 labels: the one program, taught by its steps.
+    # 200 labels: the start and one candidate, both served, no step.
     provider["model"] = ProjectionModel(vocabulary=200)
     many = last_json(invoke("estimate", *flags, "--json").output)
-    assert (many["fitted_to_labels"], many["queries_per_prediction"], many["queries"]["candidates"]) == (200, 1, 0) and many["queries"]["training"] > 0
+    assert (many["fitted_to_labels"], many["queries_per_prediction"], many["queries"]["candidates"], many["queries"]["training"]) == (200, 2, 30, 0)
+    assert "shape: 2 views chosen of 2 candidate programs, the default for an API of 200 labels (bench/results/value.md)" in invoke("estimate", *flags).output
     # Labels not published: the first batch tells their count; it is booked on the run and cached,
     # so the run pays once for each image.
     provider["model"] = ProjectionModel(vocabulary=5, published=False)
@@ -360,7 +361,8 @@ def test_a_run_that_leaves_its_shape_open_is_fitted_to_the_apis_label_count(home
 
 def test_the_default_shape_by_kind_of_api() -> None:
     config = small_config()
-    assert shaped(config, 1000, 100).method == config.method
+    many = shaped(config, 1000, 100).method  # the start and one candidate, both served, no step
+    assert (many.views, many.candidates, many.iterations) == (2, 2, 0) and many.model_copy(update={"views": 1, "candidates": 1, "iterations": 6}) == config.method
     for labels, images, candidates in ((5, 100, 48), (10, 500, 20), (2, 5000, 16)):
         method = shaped(config, labels, images).method
         assert (method.views, method.candidates, method.candidate_family, method.iterations) == (8, candidates, "bands", 0)

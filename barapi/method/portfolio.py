@@ -32,10 +32,13 @@ DEFAULT_CANDIDATES = 48
 # The default run by kind of API (barapi.run.planning.shaped; bench/results/portfolio.md): an API
 # answering at most FEW_LABELS labels gets 8 views chosen of candidates (cosine bands), as many as
 # CANDIDATE_QUERIES training queries pay for, 16 to 48 (48 at 100 training images, 20 at 500); a larger
-# vocabulary keeps the one program. Measured at 2, 5 and 10 labels (the portfolio far ahead) and at
-# 1,000 (the one program ahead); label counts between are not measured.
+# vocabulary gets MANY_LABEL_VIEWS views, its start and one candidate, no step: the cheapest shape
+# whose accuracy cross-validated on the training images is within a standard error of the best's,
+# on both 1,000-label cells (bench/results/value.md; the 20 steps it replaced cost 5 to 23 times
+# the training queries). Measured at 2, 5 and 10 labels and at 1,000; counts between are not.
 FEW_LABELS = 100
 CANDIDATE_QUERIES = 10_000
+MANY_LABEL_VIEWS = 2
 # Random programs W ~ N(0, s²) in the program's basis, s cycling through these: small moves
 # around grey, programs that saturate half the canvas, and near-binary ones.
 RANDOM_SCALES = (0.5, 1.0, 2.0)

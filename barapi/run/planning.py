@@ -14,7 +14,7 @@ from barapi.method.mapping import MAPPINGS
 from barapi.errors import ConfigError
 from barapi.money import Budget, Estimate, cost_usd
 from barapi.run.strategies import closing_passes, closing_queries, new_mapping, optimizer_for
-from barapi.method.portfolio import CANDIDATE_QUERIES, DEFAULT_CANDIDATES, DEFAULT_VIEWS, FEW_LABELS
+from barapi.method.portfolio import CANDIDATE_QUERIES, DEFAULT_CANDIDATES, DEFAULT_VIEWS, FEW_LABELS, MANY_LABEL_VIEWS
 from barapi.method.free import cross_validated_accuracy, pixels
 from barapi.method.signal import StepSignal, signal_figures
 from barapi.method.program import Program, starting_parameters
@@ -70,11 +70,14 @@ def completed(config: RunConfig, classifier: Classifier, split: Split, store: St
 
 def shaped(config: RunConfig, labels: int, n_train: int) -> RunConfig:
     """The measured default for this kind of API: through few labels, 8 views chosen of as many
-    candidates as CANDIDATE_QUERIES pay for; through many, the one program."""
+    candidates as CANDIDATE_QUERIES pay for; through many, the start and one more program, both
+    served (barapi.method.portfolio's constants say where each was measured)."""
     method = config.method
     if labels <= FEW_LABELS:
-        candidates = min(DEFAULT_CANDIDATES, max(2 * DEFAULT_VIEWS, CANDIDATE_QUERIES // n_train))
-        method = MethodConfig.model_validate(method.model_dump() | {"views": DEFAULT_VIEWS, "candidates": candidates, "iterations": 0})
+        views, candidates = DEFAULT_VIEWS, min(DEFAULT_CANDIDATES, max(2 * DEFAULT_VIEWS, CANDIDATE_QUERIES // n_train))
+    else:
+        views = candidates = MANY_LABEL_VIEWS
+    method = MethodConfig.model_validate(method.model_dump() | {"views": views, "candidates": candidates, "iterations": 0})
     return config.model_copy(update={"method": method, "shape_by_api": ShapeByApi(labels=labels)})
 
 
