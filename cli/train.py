@@ -43,8 +43,8 @@ def probe(config: RunConfig, as_json: JsonOption = False) -> None:
     if gain is None:
         typer.echo(f"{result.verdict}: a class has fewer training images than two folds need")
         return
-    typer.echo(f"your images alone: {free['cv_accuracy']:.1%} (their pixels); with the API's answers: {gain['paid_cv_accuracy']:.1%} "
-               f"({100 * gain['cv_accuracy']:+.1f} ± {100 * gain['se']:.1f} points, cross-validated on training images the choice did not see)")
+    typer.echo(f"your images alone: {free['cv_accuracy']:.1%} (their pixels, cross-validated); the API's answers add "
+               f"{100 * gain['cv_accuracy']:+.1f} ± {100 * gain['se']:.1f} points to them (judged on training images their choice did not see)")
     typer.echo(f"verdict: {result.verdict}; the full run: {result.full_run['queries']:,} queries, {dollars(result.full_run['cost_usd'])}, then "
                f"{dollars(result.full_run['usd_per_1k_predictions'])} per 1,000 predicted images")
 
@@ -127,7 +127,7 @@ def _report(execute: Callable[[ProgressPrinter], api.Run], name: str, as_json: b
         judged = ("on training images their choice did not see" if portfolio else
                   "on the training images; optimistic: the program was stepped on them" if gain["optimistic"] else "on the training images")
         typer.echo(
-            f"what the API adds: your images alone reach {gain['free_cv_accuracy']:.1%} (their pixels); the API's answers {verdict} "
+            f"what the API adds: your images alone reach {result.free_baseline['cv_accuracy']:.1%} (their pixels); the API's answers {verdict} "
             f"{100 * gain['cv_accuracy']:+.1f} ± {100 * gain['se']:.1f} points (cross-validated {judged}), for "
             f"{dollars(gain['usd_per_1k_predictions'])} per 1,000 predicted images"
         )

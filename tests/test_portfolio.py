@@ -378,8 +378,7 @@ def test_train_export_predict_and_resume_know_the_views(home: Path, fake_provide
     assert "each prediction sends 2 queries: $3.00 per 1,000 predicted images" in human and "train accuracy" not in human
     gain = trained["api_gain"]
     said = f"{100 * gain['cv_accuracy']:+.1f} ± {100 * gain['se']:.1f} points"
-    assert f"what the API adds: your images alone reach {gain['free_cv_accuracy']:.1%} (their pixels)" in human and said in human
-    assert trained["free_baseline"]["cv_accuracy"] == pytest.approx(gain["free_cv_accuracy"], abs=1e-4)
+    assert f"what the API adds: your images alone reach {trained['free_baseline']['cv_accuracy']:.1%} (their pixels)" in human and said in human
     out = tmp_path / "export"
     assert invoke("export", "p", "--out", str(out)).exit_code == 0
     with np.load(out / "program.npz") as program:
