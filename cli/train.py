@@ -14,6 +14,7 @@ from barapi.cli.render import ProgressPrinter, dollars
 from barapi.config import RunConfig
 from barapi.errors import BudgetExceeded, ConfigError
 from barapi.money import Estimate
+from barapi.method.gain import MIN_PER_CLASS
 from barapi.method.portfolio import FEW_LABELS, refinement_blocks
 from barapi.method.signal import SignalReading
 
@@ -41,7 +42,7 @@ def probe(config: RunConfig, as_json: JsonOption = False) -> None:
     typer.echo(f"probe {result.run}: {result.candidates} candidate programs, {result.queries_paid:,} queries paid + "
                f"{result.queries_cached:,} from cache, {dollars(result.cost_usd)}")
     if gain is None:
-        typer.echo(f"{result.verdict}: a class has fewer training images than two folds need")
+        typer.echo(f"{result.verdict}: some class has fewer than {MIN_PER_CLASS} training images")
         return
     typer.echo(f"your images alone: {free['cv_accuracy']:.1%} (their pixels, cross-validated); the API's answers add "
                f"{100 * gain['cv_accuracy']:+.1f} ± {100 * gain['se']:.1f} points to them (judged on training images their choice did not see)")

@@ -68,13 +68,16 @@ def test_a_one_program_run_says_what_its_answers_add_and_whether_its_steps_saw_t
     from fakes import ProjectionModel
     from test_trainer import config
 
+    from barapi.config import DataConfig
     from barapi.run.planning import estimate_run
     from barapi.run.trainer import Trainer
     from barapi.store import Store
 
-    unstepped = config(name="start", iterations=0, mapping="linear", labels_per_class=None)
+    ten_a_class = DataConfig(train_per_class=10, test_size=12)
+    unstepped = config(name="start", iterations=0, mapping="linear", labels_per_class=None).model_copy(update={"data": ten_a_class})
     start = Trainer(unstepped, ProjectionModel(), Store(tmp_path)).run()
-    stepped = Trainer(config(name="stepped", iterations=3, mapping="linear", labels_per_class=None), ProjectionModel(), Store(tmp_path)).run()
+    stepped = config(name="stepped", iterations=3, mapping="linear", labels_per_class=None).model_copy(update={"data": ten_a_class})
+    stepped = Trainer(stepped, ProjectionModel(), Store(tmp_path)).run()
     assert start.api_gain["optimistic"] is False and stepped.api_gain["optimistic"] is True
     assert start.api_gain["free_cv_accuracy"] == stepped.api_gain["free_cv_accuracy"] == pytest.approx(start.free_baseline["cv_accuracy"], abs=1e-4)
     assert start.api_gain["usd_per_1k_predictions"] == 1.0  # one query a prediction at $1.00/1k

@@ -44,12 +44,14 @@ def test_a_probe_pays_for_a_few_candidates_on_the_training_images_and_the_run_af
 def test_the_cli_probe_says_its_verdict_and_what_the_full_run_costs(home: Path, fake_provider: None) -> None:
     from test_cli import invoke
 
-    flags = ("--dataset", "digits", "--train-per-class", "5", "--test-size", "10", "--candidates", "8", "--views", "2", "--price-per-1k", "1.5")
+    flags = ("--dataset", "digits:0,1", "--train-per-class", "20", "--test-size", "4", "--candidates", "8", "--views", "2", "--price-per-1k", "1.5")
     figures = json.loads(invoke("probe", *flags, "--name", "p", "--json").output.strip().splitlines()[-1])
-    assert figures["candidates"] == 4 and figures["queries_paid"] == 4 * 50  # 200 queries of 50 training images
+    assert figures["candidates"] == 5 and figures["queries_paid"] == 5 * 40  # 200 queries of 40 training images
     human = invoke("probe", *flags, "--name", "p").output
     assert f"verdict: {figures['verdict']}; the full run: {figures['full_run']['queries']:,} queries" in human
-    assert human.startswith("probe p-probe: 4 candidate programs, 200 queries paid")  # the second probe read the first's answers
+    assert human.startswith("probe p-probe: 5 candidate programs, 200 queries paid")  # the second probe read the first's answers
+    few = invoke("probe", *flags[:2], "--train-per-class", "5", *flags[4:], "--name", "few").output
+    assert "too few training images to tell: some class has fewer than 10 training images" in few
     assert f"your images alone: {figures['free_baseline']['cv_accuracy']:.1%}" in human
 
 

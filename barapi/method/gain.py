@@ -19,6 +19,9 @@ from barapi.method.readout import features, softmax
 from barapi.method.selection import FOLDS, SIGNIFICANCE, stratified_folds
 
 READOUT_STEPS = 400
+# Below this many training images of some class the gain's standard error is too wide to decide
+# anything by (about 0.1 at 10 a class of two classes), and none is reported.
+MIN_PER_CLASS = 10
 
 
 @dataclass(frozen=True)
@@ -54,17 +57,16 @@ class ApiGain:
 def nested_gain(answers: list[np.ndarray], images: np.ndarray, labels: np.ndarray, n_classes: int, views: int,
                 usd_per_1k: float) -> ApiGain | None:
     """``answers``: each candidate's dense answers on the training ``images``, in the order the run
-    told them; ``views``: how many the run chooses. None where a class has fewer images than two
-    folds need."""
-    folds = min(FOLDS, int(np.bincount(labels, minlength=n_classes).min()))
-    if folds < 2:
+    told them; ``views``: how many the run chooses. None where a class has fewer than
+    MIN_PER_CLASS images."""
+    if np.bincount(labels, minlength=n_classes).min() < MIN_PER_CLASS:
         return None
-    outer = stratified_folds(labels, FOLDS) % folds
+    outer = stratified_folds(labels, FOLDS)
     scaled = [standardised(features(dense)) for dense in answers]
     grams = [z @ z.T for z in scaled]
     free = pixels_kernel(pixels(images))
     paid_right, free_right = np.zeros(len(labels), bool), np.zeros(len(labels), bool)
-    for k in range(folds):
+    for k in range(FOLDS):
         held, kept = outer == k, outer != k
         inner = [g[np.ix_(kept, kept)] for g in grams]
         cv = CrossValidation(labels[kept], n_classes)
@@ -81,14 +83,14 @@ def mapped_gain(mapping: Mapping, dense: np.ndarray, images: np.ndarray, labels:
                 optimistic: bool) -> ApiGain | None:
     """A one-program run's: its mapping refitted without each fold on the training answers at the
     program it serves, against the pixels on the same folds (nothing is chosen among views here;
-    a program stepped on these images is ``optimistic``: its W saw every fold)."""
-    folds = min(FOLDS, int(np.bincount(labels, minlength=n_classes).min()))
-    if folds < 2:
+    a program stepped on these images is ``optimistic``: its W saw every fold). None where a
+    class has fewer than MIN_PER_CLASS images."""
+    if np.bincount(labels, minlength=n_classes).min() < MIN_PER_CLASS:
         return None
-    fold = stratified_folds(labels, FOLDS) % folds
+    fold = stratified_folds(labels, FOLDS)
     free = pixels_kernel(pixels(images))
     paid_right, free_right = np.zeros(len(labels), bool), np.zeros(len(labels), bool)
-    for k in range(folds):
+    for k in range(FOLDS):
         held = fold == k
         paid_right[held] = np.argmax(mapping.fitted(dense[~held], labels[~held]).target_scores(dense[held]), axis=1) == labels[held]
         free_right[held] = held_out_correct(free, labels, n_classes, held)
