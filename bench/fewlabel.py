@@ -52,8 +52,8 @@ from pathlib import Path
 
 import numpy as np
 from harness.cells import (
-    COMBOS, COSINE_8, DEFAULT, NO_API_SIDE, PLACED, SPLIT_SEED, TARGETS, TASKS, TEST_SIZE, TRAIN_PER_CLASS, VISIBLE, WORK, AnswerStores,
-    fewlabel_config, served_model, zeroth_order,
+    in_process, COMBOS, COSINE_8, DEFAULT, NO_API_SIDE, PLACED, SPLIT_SEED, TARGETS, TASKS, TEST_SIZE, TRAIN_PER_CLASS, VISIBLE, WORK, AnswerStores,
+    fewlabel_config, zeroth_order,
 )
 from harness.results import RESULTS, baseline_fit, current, read_lines
 from harness.torchpath import TorchPath
@@ -226,7 +226,7 @@ def measure(combos: list[str], rows: list[str], seeds: list[int], budgets: list[
     for row in rows:
         for combo in combos:
             model, task = combo.split("/")
-            classifier = InProcessClassifier(network, served=served_model(model, network))
+            classifier = in_process(model, network)
             for seed in seeds:
                 points = [0] + (budgets if row in METHODS else WHITEBOX_IMAGES if row.startswith("whitebox") else [])
                 if row == "wide":

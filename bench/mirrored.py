@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from harness.cells import WORK, mean_sd, portfolio_config, served_model
+from harness.cells import in_process, WORK, mean_sd, portfolio_config
 from harness.results import RESULTS, read_lines
 
 from barapi.data import run_split
@@ -32,7 +32,7 @@ from barapi.method.labels import fill_missing
 from barapi.method.portfolio import DEFAULT_CANDIDATES, DEFAULT_VIEWS, PortfolioSearch
 from barapi.method.program import Program, starting_parameters
 from barapi.method.selection import stratified_folds
-from barapi.mock.model import ImageNetModel, InProcessClassifier
+from barapi.mock.model import ImageNetModel
 from barapi.money import Budget
 from barapi.run.queries import QueryEngine
 from barapi.store import Store
@@ -53,7 +53,7 @@ def measure(combos: list[str], seeds: list[int], threads: int) -> None:
             if (combo, seed) in done:
                 continue
             started, (model, task) = time.monotonic(), combo.split("/")
-            classifier = InProcessClassifier(network, served=served_model(model, network))
+            classifier = in_process(model, network)
             config = portfolio_config(task, seed, 2000, DEFAULT_CANDIDATES, DEFAULT_VIEWS, "bands")
             split, program = run_split(config), Program(config.method.geometry)
             engine = QueryEngine(classifier, Store(WORK / f"portfolio-{model}-{task}-{seed}"), Budget(max_usd=None, max_queries=None, per_1k=0.0),

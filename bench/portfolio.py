@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 from harness.cells import (
-    NO_API_SIDE, PORTFOLIO_RESULTS, by_parts, SHARED_TEST, TARGETS, TRAIN_PER_CLASS, WORK, cached_candidates, mean_sd, portfolio_config,
-    portfolio_measured_once, served_model, whitebox_bounds,
+    in_process, NO_API_SIDE, PORTFOLIO_RESULTS, by_parts, SHARED_TEST, TARGETS, TRAIN_PER_CLASS, WORK, cached_candidates, mean_sd, portfolio_config,
+    portfolio_measured_once, whitebox_bounds,
 )
 from harness.results import BENCH, RESULTS, baseline_fit, read_lines
 
@@ -169,7 +169,7 @@ def measure(combos: list[str], seeds: list[int], rows: list[str] | None, test_si
                 if (combo, row, seed) not in done and (not rows or row in rows):
                     record({"combo": combo, "row": row, "seed": seed} | baseline(task, seed, test_size)
                            | {"training_queries": 0, "queries_per_prediction": 0})
-            classifier = InProcessClassifier(network, served=served_model(model, network))
+            classifier = in_process(model, network)
             store = Store(WORK / f"portfolio-{model}-{task}-{seed}")
             # The product's rows first; the wide random portfolios (V queries per prediction) last.
             of = ("" if candidates == DEFAULT_CANDIDATES else f"-of-{candidates}") + ("" if family == "random" else f"-{family}")
@@ -237,7 +237,7 @@ def on_shared_200(combos: list[str], seeds: list[int], rows: list[str], threads:
         if entry["row"] in BASELINES:
             accuracy = BASELINES[entry["row"]](task, entry["seed"], SHARED_TEST)["accuracy"]
         else:
-            classifier = InProcessClassifier(network, served=served_model(model, network))
+            classifier = in_process(model, network)
             seeded_by = seeded_by_of(entry["row"])
             config = portfolio_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"], family_of(entry["row"]),
                                 seeded_by, refined_of(entry["row"]))
@@ -457,7 +457,7 @@ def revalidate() -> None:
         if "-from-" in entry["row"] or "-refined-" in entry["row"]:
             continue  # runs that report their own loss: measured after runs reported it
         model, task = entry["combo"].split("/")
-        classifier = InProcessClassifier(network, served=served_model(model, network))
+        classifier = in_process(model, network)
         store = Store(WORK / f"portfolio-{model}-{task}-{entry['seed']}")
         config = portfolio_config(task, entry["seed"], entry["test_images"], entry["candidates"], entry["views"], family_of(entry["row"]))
         record({"combo": entry["combo"], "row": entry["row"], "seed": entry["seed"], "validation_loss": round(validation_loss(classifier, store, config), 6)})

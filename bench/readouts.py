@@ -31,9 +31,9 @@ import numpy as np
 from barapi.method.portfolio import PortfolioSearch
 from barapi.method.readout import features
 from barapi.data import run_split
-from barapi.mock.model import ImageNetModel, InProcessClassifier
+from barapi.mock.model import ImageNetModel
 from barapi.store import Store
-from harness.cells import SHARED_TEST, WORK, cached_candidates, portfolio_config, portfolio_measured, served_model
+from harness.cells import in_process, SHARED_TEST, WORK, cached_candidates, portfolio_config, portfolio_measured
 from harness.results import RESULTS, read_lines
 
 MEASURED = RESULTS / "readouts.jsonl"
@@ -49,7 +49,7 @@ def cached_answers(combo: str, seed: int, network: ImageNetModel) -> tuple[np.nd
     config = config.model_copy(update={"name": f"{config.name}-shared-{SHARED_TEST}"})
     if not store.has_run(config.name):
         return None
-    classifier = InProcessClassifier(network, served=served_model(model, network))
+    classifier = in_process(model, network)
     split = run_split(config)
     search = PortfolioSearch(VIEWS, split.n_classes, config.method.candidate_family)
     cached = cached_candidates(classifier, store, config, search, split.x_train, split.x_test)

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from harness.cells import SPLIT_SEED, TASKS, TEST_SIZE, TRAIN_PER_CLASS, WORK, AnswerStores, served_model, zeroth_order
+from harness.cells import in_process, SPLIT_SEED, TASKS, TEST_SIZE, TRAIN_PER_CLASS, WORK, AnswerStores, zeroth_order
 from harness.results import RESULTS, read_lines
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import load_split
-from barapi.mock.model import ImageNetModel, InProcessClassifier
+from barapi.mock.model import ImageNetModel
 from barapi.config import Geometry
 
 MEASURED = RESULTS / "tune.jsonl"
@@ -84,7 +84,7 @@ def measure(combos: list[str], variants: list[str], seeds: list[int], budgets: l
     for seed in seeds:
         for combo in combos:
             model, task = combo.split("/")
-            classifier = InProcessClassifier(network, served=served_model(model, network))
+            classifier = in_process(model, network)
             dataset = str(training_images_only(task))
             for variant in variants:
                 if (combo, variant, seed) in done:

@@ -37,7 +37,7 @@ import statistics
 import time
 
 import numpy as np
-from harness.cells import SPLIT_SEED, TASKS, TRAIN_PER_CLASS, WORK, served_model
+from harness.cells import in_process, SPLIT_SEED, TASKS, TRAIN_PER_CLASS, WORK
 from harness.results import RESULTS, read_lines
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
@@ -111,7 +111,7 @@ def measure(cells: list[str], seeds: list[int], threads: int) -> None:
     for seed in seeds:
         for cell in cells:
             model, task = cell.split("/")
-            classifier = InProcessClassifier(network, served=served_model(model, network))
+            classifier = in_process(model, network)
             store = Store(WORK / f"value-{model}-{task}-{seed}")
             for row in ["pixels", *SHAPES] if model == "imagenet" else ["pixels", "probe", "default"]:
                 if (cell, row, seed) in done:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 from harness.torchpath import TorchPath
-from harness.cells import COSINE_8, PLACED, TARGETS, WORK, fewlabel_config, served_model
+from harness.cells import in_process, COSINE_8, PLACED, TARGETS, WORK, fewlabel_config
 from harness.results import RESULTS, read_lines
 
 from barapi.config import PRESETS
@@ -78,7 +78,7 @@ def measure(combos: list[str], network: ImageNetModel) -> None:
     done = {(m["combo"], m["resolution"], m["trial"]) for m in read_lines(MEASURED)}
     for combo in combos:
         model, task = combo.split("/")
-        classifier = InProcessClassifier(network, served=served_model(model, network))
+        classifier = in_process(model, network)
         for resolution in RESOLUTIONS:
             trials = [t for t in range(TRIALS) if (combo, resolution, t) not in done]
             if not trials:
@@ -110,7 +110,7 @@ def measure_noise(combos: list[str], network: ImageNetModel) -> None:
     done = {(m["combo"], m["resolution"]) for m in read_lines(NOISE)}
     for combo in combos:
         model, task = combo.split("/")
-        classifier = InProcessClassifier(network, served=served_model(model, network))
+        classifier = in_process(model, network)
         for resolution in NOISE_RESOLUTIONS:
             if (combo, resolution) in done:
                 continue
@@ -140,7 +140,7 @@ def measure_exact(combos: list[str], network: ImageNetModel) -> None:
     done = {(m["combo"], m.get("canvas", "224"), m["trial"]) for m in read_lines(EXACT)}
     for combo in combos:
         model, task = combo.split("/")
-        classifier = InProcessClassifier(network, served=served_model(model, network))
+        classifier = in_process(model, network)
         for canvas, update in EXACT_GEOMETRIES.items():
             trials = [t for t in range(EXACT_TRIALS) if (combo, canvas, t) not in done]
             if trials:

@@ -58,6 +58,11 @@ def served_model(name: str, network: ImageNetModel) -> ServedModel:
     return coarse_model(name)
 
 
+def in_process(model: str, network: ImageNetModel) -> InProcessClassifier:
+    """The local server's ``model`` (a cell's first part) as a classifier in this process."""
+    return InProcessClassifier(network, served=served_model(model, network))
+
+
 def fewlabel_config(task: str, method: MethodConfig, seed: int, iterations: int | None = None, name: str = "bench") -> RunConfig:
     if iterations is not None:
         method = method.model_copy(update={"iterations": iterations})
