@@ -39,12 +39,21 @@ def held_out_correct(kernel: np.ndarray, labels: np.ndarray, n_classes: int, hel
     return np.argmax(softmax(kernel[np.ix_(held, kept)] @ coefficients), axis=1) == labels[held]
 
 
-def cross_validated_accuracy(features: np.ndarray, labels: np.ndarray, n_classes: int, l2: float = PIXELS_L2) -> float | None:
-    """Each training image scored by a readout fitted on the other folds: the share right. None
-    where a class has fewer images than two folds need."""
+def cross_validated_correct(features: np.ndarray, labels: np.ndarray, n_classes: int, l2: float = PIXELS_L2) -> np.ndarray | None:
+    """Whether each training image is right by a readout fitted on the other folds. None where a
+    class has fewer images than two folds need."""
     folds = min(FOLDS, int(np.bincount(labels, minlength=n_classes).min()))
     if folds < 2:
         return None
     fold = stratified_folds(labels, FOLDS) % folds
     kernel = pixels_kernel(features)
-    return sum(int(held_out_correct(kernel, labels, n_classes, fold == k, l2).sum()) for k in range(folds)) / len(labels)
+    right = np.zeros(len(labels), bool)
+    for k in range(folds):
+        right[fold == k] = held_out_correct(kernel, labels, n_classes, fold == k, l2)
+    return right
+
+
+def cross_validated_accuracy(features: np.ndarray, labels: np.ndarray, n_classes: int, l2: float = PIXELS_L2) -> float | None:
+    """The share of training images right by a readout fitted on the other folds (None: too few images)."""
+    right = cross_validated_correct(features, labels, n_classes, l2)
+    return None if right is None else int(right.sum()) / len(labels)

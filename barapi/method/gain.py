@@ -1,9 +1,9 @@
 """What the paid views add to what the user's images reach alone, judged on images the choice of
 views never saw: each outer fold of the training images is held out while the views are chosen
 (forward selection, the readout's penalty) on the rest, as the run chose them on all; the held
-fold is then read by that readout and by the free view's (the pixels). The gain is the share of
-images the paid readout gets right beyond the free one, with its standard error over the
-images (a paired difference). The run's own selection loss cannot say this: the folds that chose
+fold is then read by that readout, and each image by the free view's on the same folds (the
+pixels: barapi.method.free). The gain is the share of images the paid readout gets right beyond
+the free one, with its standard error over the images (a paired difference). The run's own selection loss cannot say this: the folds that chose
 the views also scored them, and on few images that flatters them."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from barapi.method.mapping import Mapping
-from barapi.method.free import held_out_correct, pixels, pixels_kernel
+from barapi.method.free import cross_validated_correct, pixels
 from barapi.method.portfolio import L2_GRID, CrossValidation, fit_dual, forward_selection, standardised
 from barapi.method.readout import features, softmax
 from barapi.method.selection import FOLDS, SIGNIFICANCE, stratified_folds
@@ -64,8 +64,7 @@ def nested_gain(answers: list[np.ndarray], images: np.ndarray, labels: np.ndarra
     outer = stratified_folds(labels, FOLDS)
     scaled = [standardised(features(dense)) for dense in answers]
     grams = [z @ z.T for z in scaled]
-    free = pixels_kernel(pixels(images))
-    paid_right, free_right = np.zeros(len(labels), bool), np.zeros(len(labels), bool)
+    paid_right = np.zeros(len(labels), bool)
     for k in range(FOLDS):
         held, kept = outer == k, outer != k
         inner = [g[np.ix_(kept, kept)] for g in grams]
@@ -75,8 +74,7 @@ def nested_gain(answers: list[np.ndarray], images: np.ndarray, labels: np.ndarra
         l2 = min(L2_GRID, key=lambda value: cv.log_loss(gram[np.ix_(kept, kept)] - 1.0, value))
         coefficients = fit_dual(gram[np.ix_(kept, kept)], labels[kept], n_classes, l2, READOUT_STEPS)
         paid_right[held] = np.argmax(softmax(gram[np.ix_(held, kept)] @ coefficients), axis=1) == labels[held]
-        free_right[held] = held_out_correct(free, labels, n_classes, held)
-    return paired(paid_right, free_right, usd_per_1k)
+    return paired(paid_right, cross_validated_correct(pixels(images), labels, n_classes), usd_per_1k)
 
 
 def mapped_gain(mapping: Mapping, dense: np.ndarray, images: np.ndarray, labels: np.ndarray, n_classes: int, usd_per_1k: float,
@@ -88,13 +86,11 @@ def mapped_gain(mapping: Mapping, dense: np.ndarray, images: np.ndarray, labels:
     if np.bincount(labels, minlength=n_classes).min() < MIN_PER_CLASS:
         return None
     fold = stratified_folds(labels, FOLDS)
-    free = pixels_kernel(pixels(images))
-    paid_right, free_right = np.zeros(len(labels), bool), np.zeros(len(labels), bool)
+    paid_right = np.zeros(len(labels), bool)
     for k in range(FOLDS):
         held = fold == k
         paid_right[held] = np.argmax(mapping.fitted(dense[~held], labels[~held]).target_scores(dense[held]), axis=1) == labels[held]
-        free_right[held] = held_out_correct(free, labels, n_classes, held)
-    return paired(paid_right, free_right, usd_per_1k, optimistic)
+    return paired(paid_right, cross_validated_correct(pixels(images), labels, n_classes), usd_per_1k, optimistic)
 
 
 def paired(paid_right: np.ndarray, free_right: np.ndarray, usd_per_1k: float, optimistic: bool = False) -> ApiGain:
