@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from harness.cells import in_process, SPLIT_SEED, TASKS, TEST_SIZE, TRAIN_PER_CLASS, WORK, AnswerStores, zeroth_order
+from harness.cells import each_cell, SPLIT_SEED, TASKS, TEST_SIZE, TRAIN_PER_CLASS, WORK, AnswerStores, zeroth_order
 from harness.results import RESULTS, read_lines
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import load_split
-from barapi.mock.model import ImageNetModel
 from barapi.config import Geometry
 
 MEASURED = RESULTS / "tune.jsonl"
@@ -79,23 +78,19 @@ def main() -> None:
 
 def measure(combos: list[str], variants: list[str], seeds: list[int], budgets: list[int], threads: int) -> None:
     WORK.mkdir(exist_ok=True)
-    network = ImageNetModel(home=WORK / "home", threads=threads)
     done = {(m["combo"], m["variant"], m["seed"]) for m in read_lines(MEASURED)}
-    for seed in seeds:
-        for combo in combos:
-            model, task = combo.split("/")
-            classifier = in_process(model, network)
-            dataset = str(training_images_only(task))
-            for variant in variants:
-                if (combo, variant, seed) in done:
-                    continue
-                curve: dict[int, float | None] = {}
-                data = DataConfig(dataset=dataset, train_per_class=TRAIN_PER_CLASS - VALIDATION_PER_CLASS, test_size=2 * VALIDATION_PER_CLASS, split_seed=seed)
-                config = RunConfig(name="tune", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method(variant))
-                zeroth_order(classifier, config, budgets, lambda at, accuracy, **_facts: curve.__setitem__(at, accuracy), AnswerStores([]))
-                with MEASURED.open("a") as handle:
-                    handle.write(json.dumps({"combo": combo, "variant": variant, "seed": seed, "validation": curve, "ts": time.time()}) + "\n")
-                print(f"  {combo} {variant} seed {seed}: {curve}", file=sys.stderr, flush=True)
+    for seed, combo, _, task, classifier in each_cell(combos, seeds, threads):
+        dataset = str(training_images_only(task))
+        for variant in variants:
+            if (combo, variant, seed) in done:
+                continue
+            curve: dict[int, float | None] = {}
+            data = DataConfig(dataset=dataset, train_per_class=TRAIN_PER_CLASS - VALIDATION_PER_CLASS, test_size=2 * VALIDATION_PER_CLASS, split_seed=seed)
+            config = RunConfig(name="tune", seed=seed, provider=ProviderConfig(name="local"), data=data, method=method(variant))
+            zeroth_order(classifier, config, budgets, lambda at, accuracy, **_facts: curve.__setitem__(at, accuracy), AnswerStores([]))
+            with MEASURED.open("a") as handle:
+                handle.write(json.dumps({"combo": combo, "variant": variant, "seed": seed, "validation": curve, "ts": time.time()}) + "\n")
+            print(f"  {combo} {variant} seed {seed}: {curve}", file=sys.stderr, flush=True)
 
 
 def report() -> None:

@@ -37,14 +37,14 @@ import statistics
 import time
 
 import numpy as np
-from harness.cells import in_process, SPLIT_SEED, TASKS, TRAIN_PER_CLASS, WORK
+from harness.cells import each_cell, SPLIT_SEED, TASKS, TRAIN_PER_CLASS, WORK
 from harness.results import RESULTS, read_lines
 
 from barapi.config import PRESETS, DataConfig, MethodConfig, ProviderConfig, RunConfig
 from barapi.data import run_split
 from barapi.method.free import held_out_correct, pixels, pixels_kernel
 from barapi.method.selection import cross_validated_correct
-from barapi.mock.model import ImageNetModel, InProcessClassifier
+from barapi.mock.model import InProcessClassifier
 from barapi.run.planning import estimate_run, free_baseline, shaped
 from barapi.run.probe import probe
 from barapi.run.trainer import Trainer
@@ -106,24 +106,20 @@ def measure_pixels(task: str, seed: int) -> dict:
 
 
 def measure(cells: list[str], seeds: list[int], threads: int) -> None:
-    network = ImageNetModel(home=WORK / "home", threads=threads)
     done = {(e["cell"], e["row"], e["seed"]) for e in read_lines(MEASURED)}
-    for seed in seeds:
-        for cell in cells:
-            model, task = cell.split("/")
-            classifier = in_process(model, network)
-            store = Store(WORK / f"value-{model}-{task}-{seed}")
-            for row in ["pixels", *SHAPES] if model == "imagenet" else ["pixels", "probe", "default"]:
-                if (cell, row, seed) in done:
-                    continue
-                started = time.monotonic()
-                figures = (measure_pixels(task, seed) if row == "pixels" else measure_probe(classifier, store, task, seed) if row == "probe"
-                           else measure_shape(classifier, store, task, seed, row))
-                entry = {"cell": cell, "row": row, "seed": seed, **figures, "seconds": round(time.monotonic() - started, 1), "ts": time.time()}
-                RESULTS.mkdir(exist_ok=True)
-                with MEASURED.open("a") as handle:
-                    handle.write(json.dumps(entry) + "\n")
-                print(json.dumps(entry), flush=True)
+    for seed, cell, model, task, classifier in each_cell(cells, seeds, threads):
+        store = Store(WORK / f"value-{model}-{task}-{seed}")
+        for row in ["pixels", *SHAPES] if model == "imagenet" else ["pixels", "probe", "default"]:
+            if (cell, row, seed) in done:
+                continue
+            started = time.monotonic()
+            figures = (measure_pixels(task, seed) if row == "pixels" else measure_probe(classifier, store, task, seed) if row == "probe"
+                       else measure_shape(classifier, store, task, seed, row))
+            entry = {"cell": cell, "row": row, "seed": seed, **figures, "seconds": round(time.monotonic() - started, 1), "ts": time.time()}
+            RESULTS.mkdir(exist_ok=True)
+            with MEASURED.open("a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+            print(json.dumps(entry), flush=True)
 
 
 def mean_sd(values: list[float]) -> str:

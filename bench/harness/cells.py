@@ -10,6 +10,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,16 @@ def served_model(name: str, network: ImageNetModel) -> ServedModel:
 def in_process(model: str, network: ImageNetModel) -> InProcessClassifier:
     """The local server's ``model`` (a cell's first part) as a classifier in this process."""
     return InProcessClassifier(network, served=served_model(model, network))
+
+
+def each_cell(cells: list[str], seeds: list[int], threads: int) -> Iterator[tuple[int, str, str, str, InProcessClassifier]]:
+    """(seed, cell, model, task, the cell's classifier) for each seed and, within it, each cell
+    ("model/task"), every classifier on one in-process network."""
+    network = ImageNetModel(home=WORK / "home", threads=threads)
+    for seed in seeds:
+        for cell in cells:
+            model, task = cell.split("/")
+            yield seed, cell, model, task, in_process(model, network)
 
 
 def fewlabel_config(task: str, method: MethodConfig, seed: int, iterations: int | None = None, name: str = "bench") -> RunConfig:
