@@ -13,6 +13,7 @@ from barapi.method.losses import LOSSES
 from barapi.method.mapping import MAPPINGS
 from barapi.method.optim import OPTIMIZERS
 from barapi.method.portfolio import CANDIDATES
+from barapi.method.views import FREE_VIEWS
 from barapi.money import Pricing
 
 # The estimator's default perturbation, in 8-bit grey levels per coordinate of W (root mean
@@ -122,14 +123,18 @@ class MethodConfig(BaseModel):
     candidates: int = setting(1, "Programs paid for on the training images, the views chosen of them by cross-validation "
                               "(default: up to 48).", group="Portfolio", shapes_run=True, ge=1)
     # Bands won the three few-label cells of README's table, not every cell (bench/results/portfolio.md).
-    candidate_family: str = setting("bands", "How candidates are drawn: random, bands (cosine waves), colours, or mixed (the three "
-                                    "in turn).", group="Portfolio", shapes_run=True)
+    candidate_family: str = setting("bands", "random, bands, casts or mixed.", group="Portfolio",
+                                    shapes_run=True)
+    free_views: str = setting("pixels", "Free views beside the paid: pixels, local[=FILE.onnx], none.",
+                              group="Portfolio")
 
     @model_validator(mode="after")
     def _check(self) -> MethodConfig:
         for field, registry in (("estimator", ESTIMATORS), ("optimizer", OPTIMIZERS), ("loss", LOSSES), ("mapping", MAPPINGS),
                                 ("candidate_family", CANDIDATES)):
             registered(field, getattr(self, field), registry)
+        for kind in (spec.partition("=")[0].strip() for spec in self.free_views.split(",") if spec.strip() not in ("", "none")):
+            registered("free_views", kind, FREE_VIEWS)
         if self.views > self.candidates:
             raise ValueError(f"{self.views} views need at least as many candidates (got {self.candidates}): raise --candidates")
         if self.is_portfolio and not MAPPINGS[self.mapping].reads_every_label:

@@ -44,7 +44,7 @@ def probe(config: RunConfig, as_json: JsonOption = False) -> None:
     if gain is None:
         typer.echo(f"{result.verdict}: some class has fewer than {MIN_PER_CLASS} training images")
         return
-    typer.echo(f"your images alone: {free['cv_accuracy']:.1%} (their pixels, cross-validated); the API's answers add "
+    typer.echo(f"your images alone: {free['cv_accuracy']:.1%} ({described(free)}, cross-validated); the API's answers add "
                f"{100 * gain['cv_accuracy']:+.1f} ± {100 * gain['se']:.1f} points to them (judged on training images their choice did not see)")
     typer.echo(f"verdict: {result.verdict}; the full run: {result.full_run['queries']:,} queries, {dollars(result.full_run['cost_usd'])}, then "
                f"{dollars(result.full_run['usd_per_1k_predictions'])} per 1,000 predicted images")
@@ -128,10 +128,12 @@ def _report(execute: Callable[[ProgressPrinter], api.Run], name: str, as_json: b
         judged = ("on training images their choice did not see" if portfolio else
                   "on the training images; optimistic: the program was stepped on them" if gain["optimistic"] else "on the training images")
         typer.echo(
-            f"what the API adds: your images alone reach {result.free_baseline['cv_accuracy']:.1%} (their pixels); the API's answers {verdict} "
-            f"{100 * gain['cv_accuracy']:+.1f} ± {100 * gain['se']:.1f} points (cross-validated {judged}), for "
+            f"what the API adds: your images alone reach {result.free_baseline['cv_accuracy']:.1%} ({described(result.free_baseline)}); the API's "
+            f"answers {verdict} {100 * gain['cv_accuracy']:+.1f} ± {100 * gain['se']:.1f} points (cross-validated {judged}), for "
             f"{dollars(gain['usd_per_1k_predictions'])} per 1,000 predicted images"
         )
+        if portfolio and not result.views:
+            typer.echo("so barapi serves your images' own readout: a prediction sends no query (--free-views none serves the API's views)")
     if result.step_signal is not None:
         reading = SignalReading(result.step_signal, result.step_signal_expected, result.step_signal_null_sd)
         if portfolio:
@@ -179,7 +181,7 @@ def _print_estimate(figures: Estimate, as_json: bool) -> None:
                    err=True)
     free = figures.free_baseline
     if free and free["cv_accuracy"] is not None:
-        typer.echo(f"your images alone: {free['cv_accuracy']:.1%} from their pixels, cross-validated on the training images "
+        typer.echo(f"your images alone: {free['cv_accuracy']:.1%} from {described(free)}, cross-validated on the training images "
                    "(no query): what the API has to add to be worth paying for", err=True)
     if figures.pricing:
         typer.echo(f"price: {figures.pricing.describe()}", err=True)
@@ -196,3 +198,11 @@ def _confirm_spend(config: RunConfig, figures: Estimate, yes: bool) -> None:
         raise ConfigError(f"{question.split(';')[0]}: refusing without a terminal to ask; pass --yes to train anyway")
     if not typer.confirm(question, default=False, err=True):
         raise typer.Exit(1)
+
+
+FREE_VIEW_WORDS = {"pixels": "their pixels", "local": "an open network's features"}
+
+
+def described(free: dict) -> str:
+    """The free views a baseline was read from, in words."""
+    return " and ".join(FREE_VIEW_WORDS.get(view.partition("=")[0], view) for view in free["views"])

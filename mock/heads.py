@@ -84,21 +84,23 @@ def parse_project(spec: str) -> tuple[str, str]:
     return name, dataset
 
 
-def project_path(home: Path, network: str, dataset: str, seed: int) -> Path:
-    key = json.dumps([network, dataset, seed, PROJECT_IMAGES_PER_CLASS, PROJECT_L2])
+def project_path(home: Path, network: str, dataset: str, seed: int, per_class: int = PROJECT_IMAGES_PER_CLASS) -> Path:
+    key = json.dumps([network, dataset, seed, per_class, PROJECT_L2])
     return home / "projects" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
 
 
-def trained_project(name: str, dataset: str, classify: Callable[[list[bytes]], np.ndarray], network: str, size: int, home: Path, seed: int = 0) -> ServedModel:
-    """The project's classifier: fitted once on the network's answers to the dataset's images
-    (each the whole input, as a Custom Vision project's photos are), then read from its cache."""
-    path = project_path(home, network, dataset, seed)
+def trained_project(name: str, dataset: str, classify: Callable[[list[bytes]], np.ndarray], network: str, size: int, home: Path, seed: int = 0,
+                    per_class: int = PROJECT_IMAGES_PER_CLASS) -> ServedModel:
+    """The project's classifier: fitted once on the network's answers to ``per_class`` of the
+    dataset's images a class (each the whole input, as a Custom Vision project's photos are),
+    then read from its cache."""
+    path = project_path(home, network, dataset, seed, per_class)
     if path.is_file():
         with np.load(path, allow_pickle=False) as archive:
             readout = LinearReadout.from_state({k: archive[k] for k in ("mean", "scale", "weights")})
             tags = [str(t) for t in archive["tags"]]
         return project_model(name, readout, tags)
-    split = load_split(dataset, embed_size=size, train_per_class=PROJECT_IMAGES_PER_CLASS, test_size=PROJECT_CHECK_IMAGES, seed=seed)
+    split = load_split(dataset, embed_size=size, train_per_class=per_class, test_size=PROJECT_CHECK_IMAGES, seed=seed)
 
     def answers(images: np.ndarray) -> np.ndarray:
         return np.concatenate([classify([encode_png(image) for image in images[i : i + 32]]) for i in range(0, len(images), 32)])

@@ -98,7 +98,7 @@ class TestReprogrammer:
         return np.array(["zero", "one", "two"])[load_digits().target[:n] % 3]
 
     def test_fit_predict_score_and_the_run_it_leaves(self, home: Path, fake_provider: None) -> None:
-        model = barapi.Reprogrammer(views=2, candidates=4, seed=1).fit(self.X[:60], self.y(60))
+        model = barapi.Reprogrammer(views=2, candidates=4, seed=1, free_views="none").fit(self.X[:60], self.y(60))  # the API's views served
         assert list(model.classes_) == ["one", "two", "zero"]
         proba = model.predict_proba(self.X[60:])
         assert proba.shape == (30, 3) and np.allclose(proba.sum(axis=1), 1)
@@ -145,7 +145,7 @@ def fresh_paid(model: "barapi.Reprogrammer", tmp_path: Path) -> int:
 
 
 def test_the_estimate_says_what_the_images_alone_reach_before_any_query(home: Path, fake_provider: None) -> None:
-    from barapi.method.free import cross_validated_accuracy
+    from barapi.method.free import cross_validated_accuracy, free_block
 
     figures = cli("estimate", "--dataset", "digits", "--train-per-class", "20")
     assert figures["free_baseline"]["views"] == ["pixels"] and figures["free_baseline"]["cv_accuracy"] > 0.8
@@ -155,4 +155,4 @@ def test_the_estimate_says_what_the_images_alone_reach_before_any_query(home: Pa
     # Labels that say nothing about the pixels: the cross-validated figure falls to chance.
     rng = np.random.default_rng(0)
     noise = rng.normal(size=(200, 64))
-    assert cross_validated_accuracy(noise, np.arange(200) % 4, 4) < 0.4
+    assert cross_validated_accuracy([free_block(noise)], np.arange(200) % 4, 4) < 0.4

@@ -59,13 +59,13 @@ def test_a_portfolio_killed_while_paying_for_candidates_resumes_bit_identically(
 
 def test_a_portfolio_says_what_its_views_add_to_the_images_alone_and_what_that_costs(tmp_path: Path) -> None:
     from barapi.data import run_split
-    from barapi.method.free import cross_validated_accuracy, pixels
+    from barapi.method.free import cross_validated_accuracy, free_block, pixels
 
     settings = config().model_copy(update={"data": DataConfig(train_per_class=10, test_size=N_TEST)})  # 10 a class: a gain to tell
     store = Store(tmp_path)
     result = Trainer(settings, ProjectionModel(), store).run()
     split = run_split(settings)
-    alone = cross_validated_accuracy(pixels(split.x_train), split.y_train, split.n_classes)
+    alone = cross_validated_accuracy([free_block(pixels(split.x_train))], split.y_train, split.n_classes)
     assert result.free_baseline == {"views": ["pixels"], "cv_accuracy": round(alone, 4)}  # what estimate said before any query
     gain = result.api_gain
     assert gain["free_cv_accuracy"] == pytest.approx(alone, abs=1e-4)  # the same folds, the same readout

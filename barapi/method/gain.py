@@ -1,24 +1,26 @@
 """What the paid views add to what the user's images reach alone, judged on images the choice of
 views never saw: each outer fold of the training images is held out while the views are chosen
 (forward selection, the readout's penalty) on the rest, as the run chose them on all; the held
-fold is then read by that readout, and each image by the free view's on the same folds (the
-pixels: barapi.method.free). The gain is the share of images the paid readout gets right beyond
-the free one, with its standard error over the images (a paired difference). The run's own selection loss cannot say this: the folds that chose
-the views also scored them, and on few images that flatters them."""
+fold is then read by that readout stacked with the free views' (barapi.method.free), and each
+image by the free views' readout alone on the same folds (barapi.method.free). The gain is the share of images the
+paid views' readout gets right beyond the free one, with its standard error over the images (a
+paired difference); a run serves the paid views only where it is beyond its noise. The run's
+own selection loss cannot say this: the folds that chose the views also scored them, and on few
+images that flatters them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
+from barapi.method.free import Block, cross_validated_correct, log_proba, out_of_fold, pooled_correct
 from barapi.method.mapping import Mapping
-from barapi.method.free import cross_validated_correct, pixels
-from barapi.method.portfolio import L2_GRID, CrossValidation, fit_dual, forward_selection, standardised
-from barapi.method.readout import features, softmax
+from barapi.method.portfolio import CrossValidation, chosen_l2, forward_selection, standardised
+from barapi.method.readout import features
 from barapi.method.selection import FOLDS, SIGNIFICANCE, stratified_folds
 
-READOUT_STEPS = 400
 # Below this many training images of some class the gain's standard error is too wide to decide
 # anything by (about 0.1 at 10 a class of two classes), and none is reported.
 MIN_PER_CLASS = 10
@@ -54,34 +56,46 @@ class ApiGain:
         return None if values is None else cls(*(float(v) for v in values))
 
 
-def nested_gain(answers: list[np.ndarray], images: np.ndarray, labels: np.ndarray, n_classes: int, views: int,
-                usd_per_1k: float) -> ApiGain | None:
-    """``answers``: each candidate's dense answers on the training ``images``, in the order the run
-    told them; ``views``: how many the run chooses. None where a class has fewer than
-    MIN_PER_CLASS images."""
+class Judged(NamedTuple):
+    gain: ApiGain | None
+    evidence: np.ndarray | None  # (n, 1 + F, C) out-of-fold log-probabilities: the paid views' (chosen without the fold), the free views'
+
+
+def nested_gain(answers: list[np.ndarray], free: list[Block], labels: np.ndarray, n_classes: int, views: int, usd_per_1k: float,
+                yardstick: list[Block]) -> Judged:
+    """``answers``: each candidate's dense answers on the training images, in the order the run
+    told them; ``views``: how many the run chooses; ``free``: the free views' blocks read with the
+    paid ones (barapi.method.free), ``yardstick``: what the paid views are judged against (the
+    free views, pooled; with none, the pixels, and the paid views read alone). Each image's paid
+    log-probabilities come from views chosen, and a readout fitted, without its fold; the pool
+    that reads them beside the free views' is fitted on the other folds. The out-of-fold
+    log-probabilities are the evidence a served pool is fitted on. No gain where a class has
+    fewer than MIN_PER_CLASS images."""
     if np.bincount(labels, minlength=n_classes).min() < MIN_PER_CLASS:
-        return None
-    outer = stratified_folds(labels, FOLDS)
+        return Judged(None, None)
+    fold = stratified_folds(labels, FOLDS)
     scaled = [standardised(features(dense)) for dense in answers]
     grams = [z @ z.T for z in scaled]
-    paid_right = np.zeros(len(labels), bool)
+    paid = np.zeros((len(labels), n_classes))
     for k in range(FOLDS):
-        held, kept = outer == k, outer != k
+        held, kept = fold == k, fold != k
         inner = [g[np.ix_(kept, kept)] for g in grams]
         cv = CrossValidation(labels[kept], n_classes)
         chosen = forward_selection(inner, min(views, len(inner)), cv)
-        gram = sum(grams[c] for c in chosen) + 1.0
-        l2 = min(L2_GRID, key=lambda value: cv.log_loss(gram[np.ix_(kept, kept)] - 1.0, value))
-        coefficients = fit_dual(gram[np.ix_(kept, kept)], labels[kept], n_classes, l2, READOUT_STEPS)
-        paid_right[held] = np.argmax(softmax(gram[np.ix_(held, kept)] @ coefficients), axis=1) == labels[held]
-    return paired(paid_right, cross_validated_correct(pixels(images), labels, n_classes), usd_per_1k)
+        gram = sum(grams[c] for c in chosen)
+        paid[held] = log_proba(Block(gram + 1.0, chosen_l2(gram[np.ix_(kept, kept)], cv)), labels, n_classes, kept, held)
+    pooled = bool(free)
+    evidence = np.concatenate([paid[:, None], out_of_fold(free, labels, n_classes, fold)], axis=1)
+    against = evidence[:, 1:] if pooled else out_of_fold(yardstick, labels, n_classes, fold)
+    gain = paired(pooled_correct(evidence, labels, n_classes, fold, pooled), pooled_correct(against, labels, n_classes, fold, pooled), usd_per_1k)
+    return Judged(gain, evidence)
 
 
-def mapped_gain(mapping: Mapping, dense: np.ndarray, images: np.ndarray, labels: np.ndarray, n_classes: int, usd_per_1k: float,
-                optimistic: bool) -> ApiGain | None:
+def mapped_gain(mapping: Mapping, dense: np.ndarray, yardstick: list[Block], pooled: bool, labels: np.ndarray, n_classes: int,
+                usd_per_1k: float, optimistic: bool) -> ApiGain | None:
     """A one-program run's: its mapping refitted without each fold on the training answers at the
-    program it serves, against the pixels on the same folds (nothing is chosen among views here;
-    a program stepped on these images is ``optimistic``: its W saw every fold). None where a
+    program it serves, against the free views on the same folds (nothing is chosen among views
+    here; a program stepped on these images is ``optimistic``: its W saw every fold). None where a
     class has fewer than MIN_PER_CLASS images."""
     if np.bincount(labels, minlength=n_classes).min() < MIN_PER_CLASS:
         return None
@@ -90,7 +104,7 @@ def mapped_gain(mapping: Mapping, dense: np.ndarray, images: np.ndarray, labels:
     for k in range(FOLDS):
         held = fold == k
         paid_right[held] = np.argmax(mapping.fitted(dense[~held], labels[~held]).target_scores(dense[held]), axis=1) == labels[held]
-    return paired(paid_right, cross_validated_correct(pixels(images), labels, n_classes), usd_per_1k, optimistic)
+    return paired(paid_right, cross_validated_correct(yardstick, labels, n_classes, pooled), usd_per_1k, optimistic)
 
 
 def paired(paid_right: np.ndarray, free_right: np.ndarray, usd_per_1k: float, optimistic: bool = False) -> ApiGain:

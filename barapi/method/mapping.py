@@ -25,7 +25,7 @@ import numpy as np
 
 from barapi.method import labels as labelling
 from barapi.errors import ConfigError
-from barapi.method.readout import LinearReadout
+from barapi.method.readout import LinearReadout, prefixed
 
 DEFAULT_LABELS_PER_CLASS = 5
 
@@ -200,10 +200,6 @@ class IterativeMapping(AssignedMapping):
     def load(self, arrays: dict[str, np.ndarray], iteration: int) -> None:
         super().load(arrays, iteration)
         self.sums, self.counts = arrays["affinity_sums"], arrays["affinity_counts"]
-
-
-def prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
-    return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 class LinearMapping(AssignedMapping):

@@ -20,8 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from barapi.method.mapping import prefixed
-from barapi.method.readout import LinearReadout, accelerated_descent, features, softmax
+from barapi.method.readout import LinearReadout, StackedReadout, accelerated_descent, features, prefixed, readout_from_state, softmax
 from barapi.method.selection import FOLDS, stratified_folds
 from barapi.method.streams import Stream, generator
 
@@ -91,18 +90,19 @@ CANDIDATES: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {
 class Portfolio:
     """What predictions use: V programs and one readout over their answers, side by side."""
 
-    programs: np.ndarray  # (V, *W's shape)
-    readout: LinearReadout  # over the V views' dense answers, concatenated view by view
+    programs: np.ndarray  # (V, *W's shape); none where the free views are served alone (barapi.method.joint)
+    readout: LinearReadout | StackedReadout  # over the V views' dense answers side by side, then the free views' features
     chosen: np.ndarray  # (V,) candidate indices, in the order chosen
     validation_loss: float  # the chosen views' cross-validated log-loss on the training images
     refinement_steps: int = 0  # the zeroth-order steps its views' refinement is laid out for (refinement_blocks)
+    free: tuple[str, ...] = ()  # the free views the readout reads after the paid ones (barapi.method.views)
 
     @property
     def views(self) -> int:
         return len(self.programs)
 
     def target_scores(self, dense: np.ndarray) -> np.ndarray:
-        """(n, V·labels) → (n, classes); a Mapper, so the trainer serves it like any mapping."""
+        """(n, V·labels [+ free features]) → (n, classes); a Mapper, so the trainer serves it like any mapping."""
         return self.readout.target_scores(dense)
 
     def with_view(self, view: int, program: np.ndarray, answers: list[np.ndarray], labels: np.ndarray, n_classes: int) -> Portfolio:
@@ -117,7 +117,7 @@ class Portfolio:
         return {"portfolio.programs": self.programs, "portfolio.chosen": self.chosen, "portfolio.validation_loss": np.asarray(self.validation_loss),
                 "portfolio.refinement_steps": np.asarray(self.refinement_steps)} | {
             f"portfolio.readout.{k}": v for k, v in self.readout.state().items()
-        }
+        } | ({"portfolio.free": np.asarray(self.free, dtype=str)} if self.free else {})
 
     @classmethod
     def restored(cls, arrays: dict[str, np.ndarray]) -> Portfolio | None:
@@ -125,8 +125,9 @@ class Portfolio:
             return None
         readout = prefixed(arrays, "portfolio.readout.")
         loss = float(arrays.get("portfolio.validation_loss", np.nan))
-        return cls(np.asarray(arrays["portfolio.programs"]), LinearReadout.from_state(readout), np.asarray(arrays["portfolio.chosen"]), loss,
-                   int(arrays.get("portfolio.refinement_steps", 0)))
+        free = tuple(str(spec) for spec in arrays.get("portfolio.free", ()))
+        return cls(np.asarray(arrays["portfolio.programs"]), readout_from_state(readout), np.asarray(arrays["portfolio.chosen"]), loss,
+                   int(arrays.get("portfolio.refinement_steps", 0)), free)
 
 
 def refinement_blocks(steps: int, views: int) -> np.ndarray:
@@ -177,11 +178,20 @@ def fitted_readout(answers: list[np.ndarray], labels: np.ndarray, n_classes: int
     """The readout over these views' training answers, its L2 chosen by cross-validation on the
     training images, and its cross-validated log-loss."""
     cv = CrossValidation(labels, n_classes)
-    views = [standardised(features(dense)) for dense in answers]
-    gram = sum(v @ v.T for v in views)
+    gram = paid_gram(answers)
     losses = {value: cv.log_loss(gram, value) for value in L2_GRID}
     l2 = min(losses, key=losses.get)
     return LinearReadout.fit(np.hstack(answers).astype(np.float64), labels, n_classes, l2), losses[l2]
+
+
+def paid_gram(answers: list[np.ndarray]) -> np.ndarray:
+    """The Gram matrix of the views' standardised log-answers, added up view by view."""
+    return sum(v @ v.T for v in (standardised(features(dense)) for dense in answers))
+
+
+def chosen_l2(gram: np.ndarray, cv: CrossValidation) -> float:
+    """The readout's penalty of L2_GRID with the least cross-validated log-loss."""
+    return min(L2_GRID, key=lambda value: cv.log_loss(gram, value))
 
 
 def standardised(x: np.ndarray) -> np.ndarray:

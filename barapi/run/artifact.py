@@ -32,7 +32,8 @@ from barapi.config import RunConfig
 from barapi.errors import ConfigError
 from barapi.method.labels import LabelMap, fill_missing
 from barapi.method.mapping import prefixed
-from barapi.method.readout import LinearReadout, target_mapper
+from barapi.method.readout import LinearReadout, StackedReadout, target_mapper
+from barapi.method.views import check_identity, free_features, free_views
 from barapi.method.program import Program, encode_png, program_sha256
 from barapi.config import Geometry
 from barapi.money import Budget
@@ -61,10 +62,12 @@ class LearnedProgram:
     classes: list[str]
     vocabulary: list[str]
     assignment: np.ndarray  # (classes, m) indices into vocabulary
-    readout: dict[str, np.ndarray]  # LinearReadout arrays when the mapping is "linear", else empty
+    readout: dict[str, np.ndarray]  # LinearReadout (or StackedReadout) arrays when the mapping is "linear", else empty
+    free: tuple[str, ...] = ()  # the free views the readout reads after the paid ones (barapi.method.views)
+    free_identities: tuple[dict, ...] = ()  # what each was when the readout was fitted (a local network's checksum)
 
     @property
-    def mapper(self) -> LabelMap | LinearReadout:
+    def mapper(self) -> LabelMap | LinearReadout | StackedReadout:
         return target_mapper(self.assignment, self.readout)
 
     @property
@@ -95,14 +98,17 @@ class LearnedProgram:
         config, state = load_config(store, run), require_state(store, run)
         mapping = restored_mapping(config.method, len(classes), state.arrays, state.iteration)
         serving = prefixed(state.arrays, "portfolio.readout.") or prefixed(mapping.state(state.iteration), "readout.")
-        return cls(config, state.views, list(classes), state.vocabulary, mapping.described(), serving)
+        free = tuple(str(spec) for spec in state.arrays.get("portfolio.free", ()))
+        identities = tuple(view.identity() for view in free_views(",".join(free)))
+        return cls(config, state.views, list(classes), state.vocabulary, mapping.described(), serving, free, identities)
 
-    def target_shares(self, responses: Sequence[Scores]) -> np.ndarray:
-        """Provider answers → (n, classes): each class's share of the mapped scores (rows sum to
-        1), so the top class and its score read the same for every provider."""
+    def target_shares(self, responses: Sequence[Scores], images: np.ndarray) -> np.ndarray:
+        """Provider answers (and the images, for the free views) → (n, classes): each class's
+        share of the mapped scores (rows sum to 1), so the top class and its score read the same
+        for every provider."""
         index = {label: i for i, label in enumerate(self.vocabulary)}
-        dense = np.stack([fill_missing(r, self.vocabulary, index) for r in responses])
-        scores = self.mapper.target_scores(np.hstack(np.split(dense, self.views)))
+        answers = np.split(np.stack([fill_missing(r, self.vocabulary, index) for r in responses]), self.views) if responses else []
+        scores = self.mapper.target_scores(np.hstack([*answers, *free_features(self.free, images)]))
         return scores / np.maximum(scores.sum(axis=1, keepdims=True), 1e-300)
 
     def predict(self, classifier: Classifier, store: Store, images: np.ndarray, *, budget_usd: float | None, price_per_1k: float, ledger: str | None) -> Prediction:
@@ -112,12 +118,13 @@ class LearnedProgram:
         program), and nothing is sent unless every image fits the budget."""
         if isinstance(classifier, SelectableLabels) and self.mapped_labels:
             classifier.restrict_to(self.mapped_labels)  # top-k truncation never hides a mapped label
+        check_identity(free_views(",".join(self.free)), self.free_identities)
         spending = Budget(max_usd=budget_usd, max_queries=None, per_1k=price_per_1k)
         engine = QueryEngine(classifier, store, spending, ledger or f"predict-{self.sha256[:12]}")
         cached_before = engine.queries_cached
         program = Program(self.geometry, canvas_encoding(classifier))
         responses = engine.score([image for w in self.programs for image in program.encode_batch(w, images)], all_or_nothing=True)
-        return Prediction(self.target_shares(responses), spending.spent_queries, engine.queries_cached - cached_before, spending.spent_usd)
+        return Prediction(self.target_shares(responses, images), spending.spent_queries, engine.queries_cached - cached_before, spending.spent_usd)
 
     # -- the folder ------------------------------------------------------------------------------
     def save(self, directory: Path, examples: np.ndarray) -> list[Path]:
@@ -127,7 +134,7 @@ class LearnedProgram:
         g = self.geometry
         with (directory / PROGRAM_FILE).open("wb") as handle:
             np.savez(
-                handle, w=self.w, programs=self.programs, mask=program.mask[:, :, 0], canvas_size=g.canvas_size, embed_size=g.embed_size,
+                handle, **({"w": self.w} if self.views else {}), programs=self.programs, mask=program.mask[:, :, 0], canvas_size=g.canvas_size, embed_size=g.embed_size,
                 offset=g.offset, program_resolution=g.program_resolution or 0,
                 **{f"readout_{name}": array for name, array in self.readout.items()},
             )
@@ -138,13 +145,19 @@ class LearnedProgram:
             "vocabulary": self.vocabulary,
             "program_sha256": self.sha256,
             "views": self.views,
+            "free_views": [{"spec": spec} | identity for spec, identity in zip(self.free, self.free_identities)],
         }
         (directory / MAPPING_FILE).write_text(json.dumps(mapping, indent=1, ensure_ascii=False))
         (directory / CONFIG_FILE).write_text(self.config.model_dump_json(indent=1))
+        written = [directory / name for name in (PROGRAM_FILE, MAPPING_FILE, CONFIG_FILE)]
+        return written + (self._pictures(directory, program, examples) if self.views else [])
+
+    def _pictures(self, directory: Path, program: Program, examples: np.ndarray) -> list[Path]:
+        """The programs as images, and a few examples as the API gets them (none where only the free views are served)."""
         perturbation = program.perturbation(self.w)
         (directory / PICTURE_FILE).write_bytes(encode_png(perturbation))
         (directory / STRETCHED_FILE).write_bytes(encode_png(perturbation / max(float(np.abs(perturbation).max()), 1e-12)))
-        written = [directory / name for name in (PROGRAM_FILE, MAPPING_FILE, CONFIG_FILE, PICTURE_FILE, STRETCHED_FILE)]
+        written = [directory / PICTURE_FILE, directory / STRETCHED_FILE]
         for i, image in enumerate(program.encode_batch(self.w, examples[:EXAMPLES])):
             path = directory / f"example-{i + 1}.png"
             path.write_bytes(image)
@@ -170,12 +183,21 @@ class LearnedProgram:
             index = {label: i for i, label in enumerate(vocabulary)}
             classes = [str(c) for c in mapping["classes"]]
             assignment = np.asarray([[index[label] for label in mapping["labels_per_class"][c]] for c in classes])
+            identities = [dict(view) for view in mapping.get("free_views", [])]
+            free = tuple(str(identity.pop("spec")) for identity in identities)
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ConfigError(f"cannot read the export in {directory}: {error}; export the run again") from error
         if programs.shape[1:] != config.method.geometry.parameter_shape:
             raise ConfigError(f"{directory}: W has shape {programs.shape[1:]} but the config says {config.method.geometry.parameter_shape}")
-        if readout and readout["weights"].shape != (len(programs) * len(vocabulary) + 1, len(classes)):
-            raise ConfigError(
-                f"{directory}: the readout does not match {len(programs)} view(s) of {len(vocabulary)} labels and {len(classes)} classes"
-            )
-        return cls(config, programs, classes, vocabulary, assignment, readout)
+        if readout and readout_widths(readout) != [len(programs) * len(vocabulary)] * bool(len(programs)) + [None] * len(free):
+            raise ConfigError(f"{directory}: the readout does not match {len(programs)} view(s) of {len(vocabulary)} labels and "
+                              f"{len(free)} free view(s): export the run again")
+        return cls(config, programs, classes, vocabulary, assignment, readout, free, tuple(identities))
+
+
+def readout_widths(readout: dict[str, np.ndarray]) -> list[int | None]:
+    """The paid block's width, then None for each free one (their widths are the views' own)."""
+    if "columns" not in readout:
+        return [readout["weights"].shape[0] - 1]
+    logged = [bool(readout.get(f"block{i}.logged", True)) for i in range(len(readout["columns"]))]
+    return [int(width) if paid else None for width, paid in zip(readout["columns"], logged)]

@@ -62,7 +62,7 @@ def evaluate_images(trainer: Trainer, images: np.ndarray | None = None, labels: 
     closing = closing_queries(method, len(trainer.split.y_train)) if trainer.lags(state) else 0
     try:
         with trainer.engine.holding(method.views * len(images) + closing):
-            scores = trainer.predict_scores(*trainer.serving(state, keep=len(images)), images, state.vocabulary)
+            scores = trainer.predict_scores(trainer.serving(state, keep=len(images)), images, state.vocabulary)
     finally:
         trainer.engine.meter.on_answered = None
     return truth, np.argmax(scores, axis=1)

@@ -15,7 +15,8 @@ from barapi.errors import ConfigError
 from barapi.money import Budget, Estimate, cost_usd
 from barapi.run.strategies import closing_passes, closing_queries, new_mapping, optimizer_for
 from barapi.method.portfolio import CANDIDATE_QUERIES, DEFAULT_CANDIDATES, DEFAULT_VIEWS, FEW_LABELS, MANY_LABEL_VIEWS
-from barapi.method.free import cross_validated_accuracy, pixels
+from barapi.method.free import cross_validated_accuracy, yardstick
+from barapi.method.views import free_features, free_views
 from barapi.method.signal import StepSignal, signal_figures
 from barapi.method.program import Program, starting_parameters
 from barapi.run.queries import LedgerMeter
@@ -127,14 +128,17 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
         vocabulary=len(vocabulary) if vocabulary else None,
         notice="; ".join(filter(None, (notice, *split.notes))) or None,
         fitted_to_labels=config.shape_by_api.labels if config.shape_by_api else None,
-        free_baseline=free_baseline(split),
+        free_baseline=free_baseline(split, method.free_views),
     )
 
 
-def free_baseline(split: Split) -> dict:
-    """The training images' own pixels, cross-validated (barapi.method.free): no query."""
-    accuracy = cross_validated_accuracy(pixels(split.x_train), split.y_train, split.n_classes)
-    return {"views": ["pixels"], "cv_accuracy": None if accuracy is None else round(accuracy, 4)}
+def free_baseline(split: Split, spec: str) -> dict:
+    """What the free views (--free-views; with none, the pixels) reach on the training images,
+    cross-validated (barapi.method.free): no query."""
+    specs = tuple(view.spec for view in free_views(spec))
+    blocks = yardstick(free_features(specs, split.x_train), split.x_train)
+    accuracy = cross_validated_accuracy(blocks, split.y_train, split.n_classes, pooled=bool(specs))
+    return {"views": list(specs) or ["pixels"], "cv_accuracy": None if accuracy is None else round(accuracy, 4)}
 
 
 def run_summary(store: Store, record: RunRecord) -> dict:

@@ -45,7 +45,7 @@ class RunResult:
     views: int = 1  # programs each prediction is sent through
     candidates_paid: int | None = None  # a portfolio's candidates answered on the training images
     validation_loss: float | None = None  # a portfolio's cross-validated log-loss on the training images
-    free_baseline: dict | None = None  # what the training images' pixels reach alone, cross-validated (barapi.method.free)
+    free_baseline: dict | None = None  # what the free views reach alone on the training images, cross-validated (barapi.method.free)
     api_gain: dict | None = None  # what a portfolio's views add to that, nested cross-validation (barapi.method.gain)
 
     @property

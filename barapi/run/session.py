@@ -9,7 +9,7 @@ trial through a small contract and never set attributes on the study)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from barapi.classifier import Scores
     from barapi.config import MethodConfig, RunConfig
     from barapi.data import Split
+    from barapi.method.mapping import Mapper
     from barapi.method.optim import Optimizer
     from barapi.method.program import Program
     from barapi.run.queries import QueryEngine
@@ -50,10 +51,13 @@ class Session(Protocol):
 
 
 class Served(Protocol):
-    """What a stage serves: the programs each image is sent through and the mapper over their answers."""
+    """What a stage serves: the programs each image is sent through, the free views read beside
+    them (barapi.method.views), and the mapper over their answers and features."""
 
     @property
     def programs(self) -> np.ndarray: ...
+    @property
+    def free(self) -> tuple[str, ...]: ...
     def target_scores(self, dense: np.ndarray) -> np.ndarray: ...
 
 
@@ -78,6 +82,14 @@ class Stage(Protocol):
 
     def figures(self) -> dict:
         """What the run's result reports of the stage (RunResult fields)."""
+
+
+class Serving(NamedTuple):
+    """What a prediction sends and reads: the programs, the mapper, the free views' names."""
+
+    programs: list[np.ndarray]
+    mapper: Mapper
+    free: tuple[str, ...]
 
 
 def served_by(stages: Sequence[Stage]) -> Served | None:

@@ -20,10 +20,13 @@ import numpy as np
 
 from barapi.config import MethodConfig
 from barapi.errors import BudgetExceeded, ConfigError
+from barapi.method.free import free_block, yardstick
 from barapi.method.gain import ApiGain, nested_gain
+from barapi.method.joint import joined
 from barapi.method.portfolio import Portfolio, PortfolioSearch, refinement_blocks, view_of
 from barapi.method.program import starting_parameters
 from barapi.method.streams import Stream, generator
+from barapi.method.views import free_features, free_views
 from barapi.money import cost_usd
 from barapi.run.records import State
 from barapi.run.session import Served, Session, Stage
@@ -86,11 +89,23 @@ class PortfolioStage:
             session.emit("candidates", state, None, counted=(self.paid, method.candidates))
         self.portfolio = search.choose(session.split.y_train, programs)
         self.paid = len(programs)
-        split = session.split
-        self.gain = nested_gain(search.answers, split.x_train, split.y_train, split.n_classes, method.views,
-                                cost_usd(1000 * method.views, session.config.price_per_1k))
+        self.join_free_views(session, search.answers)
         session.checkpoint(state, None)
         return complete
+
+    def join_free_views(self, session: Session, answers: list[np.ndarray]) -> None:
+        """What the paid views add to the free ones, judged on folds their choice never saw
+        (barapi.method.gain); with free views, one readout over both, the paid views kept only
+        where they add beyond noise (or where too few images say either way)."""
+        split, method, portfolio = session.split, session.config.method, self.portfolio
+        assert portfolio is not None
+        specs = tuple(view.spec for view in free_views(method.free_views))
+        free = free_features(specs, split.x_train)
+        self.gain, evidence = nested_gain(answers, [free_block(x) for x in free], split.y_train, split.n_classes, method.views,
+                                          cost_usd(1000 * method.views, session.config.price_per_1k), yardstick(free, split.x_train))
+        if specs:
+            served, paid = [answers[c] for c in portfolio.chosen], self.gain is None or self.gain.beyond_noise
+            self.portfolio = joined(portfolio, specs, free, served, split.y_train, split.n_classes, paid, evidence)
 
     def state(self) -> dict[str, np.ndarray]:
         arrays = (self.portfolio.state() if self.portfolio else {}) | {"portfolio.paid": np.asarray(self.paid)}
@@ -136,10 +151,13 @@ class ViewRefinement:
         assert portfolio is not None
         if state.iteration == 0:
             chosen.portfolio = portfolio = replace(portfolio, refinement_steps=method.iterations)
+        if not portfolio.views:  # the free views are served alone: no paid view to refine
+            return True
         blocks = refinement_blocks(method.iterations, portfolio.views)
         answers = [run.training_answers(state, w=w) for w in portfolio.programs]  # paid when chosen or refined: cached
+        free = free_features(portfolio.free, run.split.x_train)
         while True:
-            if not self.close_view(chosen, run, state, blocks, answers):
+            if not self.close_view(chosen, run, state, blocks, answers, free):
                 return False
             if state.iteration == method.iterations:
                 return True
@@ -148,13 +166,15 @@ class ViewRefinement:
                 run.optimizer = optimizer_for(method, chosen.portfolio.programs[view])
 
             def scores(dense: np.ndarray, batch: np.ndarray, view: int = view) -> np.ndarray:
-                return chosen.portfolio.target_scores(np.hstack([dense if u == view else a[batch] for u, a in enumerate(answers)]))
+                row = [dense if u == view else a[batch] for u, a in enumerate(answers)] + [x[batch] for x in free]
+                return chosen.portfolio.target_scores(np.hstack(row))
 
             if zeroth_order_step(run, state, scores) is None:
                 return False
             measured(run, state)
 
-    def close_view(self, chosen: PortfolioStage, run: Session, state: State, blocks: np.ndarray, answers: list[np.ndarray]) -> bool:
+    def close_view(self, chosen: PortfolioStage, run: Session, state: State, blocks: np.ndarray, answers: list[np.ndarray],
+                   free: list[np.ndarray]) -> bool:
         """When a view's block has just ended and its program moved: its training answers at the
         new program, and the readout refitted on every view's. False if the budget stopped it."""
         if state.iteration == 0:
@@ -167,7 +187,8 @@ class ViewRefinement:
             answers[view] = run.training_answers(state, keep=run.config.method.views * len(run.split.y_test))
         except BudgetExceeded:
             return False
-        chosen.portfolio = chosen.portfolio.with_view(view, run.optimizer.w, answers, run.split.y_train, run.split.n_classes)
+        split, portfolio = run.split, chosen.portfolio.with_view(view, run.optimizer.w, answers, run.split.y_train, run.split.n_classes)
+        chosen.portfolio = joined(portfolio, portfolio.free, free, answers, split.y_train, split.n_classes, paid=True) if free else portfolio
         run.checkpoint(state, None)
         return True
 

@@ -27,6 +27,8 @@ from barapi.method.mapping import Mapper, Mapping
 from barapi.method.optim import Optimizer
 from barapi.method.program import Program, program_sha256
 from barapi.method.signal import signal_figures
+from barapi.method.free import yardstick
+from barapi.method.views import free_features, free_views
 from barapi.money import Budget, cost_usd
 from barapi.run.checkpoint import RunState, load_state, programs_of
 from barapi.run.closing import ClosingPass
@@ -34,7 +36,7 @@ from barapi.run.opening import focus, start_run
 from barapi.run.planning import ending_queries, free_baseline
 from barapi.run.queries import QueryEngine
 from barapi.run.records import Progress, RunResult, State
-from barapi.run.session import Served, Stage, served_by
+from barapi.run.session import Served, Serving, Stage, served_by
 from barapi.run.stages import stages_for
 from barapi.run.strategies import closing_queries, new_mapping, optimizer_for, restored_mapping
 from barapi.store import Lease, MetricRow, RunRecord, Store
@@ -125,13 +127,13 @@ class Trainer:
         if self.lease is not None:
             self.lease.release()
 
-    def predict_scores(self, programs: list[np.ndarray], mapper: Mapper, images: np.ndarray, vocabulary: list[str]) -> np.ndarray:
+    def predict_scores(self, serving: Serving, images: np.ndarray, vocabulary: list[str]) -> np.ndarray:
         """Target scores of each image through every served program: all views' queries go out
         together (the adapters batch or send them concurrently), and the mapper reads the views'
-        answers side by side."""
-        encoded = [image for w in programs for image in self.program.encode_batch(w, images)]
-        dense = self.dense(self.engine.score(encoded, all_or_nothing=True), vocabulary)
-        return mapper.target_scores(np.hstack(np.split(dense, len(programs))))
+        answers side by side, then the free views' features (computed here, no query)."""
+        encoded = [image for w in serving.programs for image in self.program.encode_batch(w, images)]
+        answers = np.split(self.dense(self.engine.score(encoded, all_or_nothing=True), vocabulary), len(serving.programs)) if encoded else []
+        return serving.mapper.target_scores(np.hstack([*answers, *free_features(serving.free, images)]))
 
     # -- phases ------------------------------------------------------------------------------
     def _open_record(self) -> RunRecord:
@@ -162,13 +164,13 @@ class Trainer:
         every view), so that a run stopped by its budget still ends measured."""
         return closing_queries(self.config.method, len(self.split.y_train)) + self.config.method.views * len(self.split.y_test)
 
-    def serving(self, state: State, keep: int) -> tuple[list[np.ndarray], Mapper]:
-        """The programs predictions send each image through, and the mapper over their answers:
-        a stage's (a portfolio's), else the one program and its mapping."""
+    def serving(self, state: State, keep: int) -> Serving:
+        """The programs predictions send each image through, the free views, and the mapper over
+        their answers and features: a stage's (a portfolio's), else the one program and its mapping."""
         served: Served | None = served_by(self.stages)
         if served is not None:
-            return list(served.programs), served
-        return [self.closing.served(self.optimizer.w, state.iteration)], self._mapper_at_w(state, keep)
+            return Serving(list(served.programs), served, served.free)
+        return Serving([self.closing.served(self.optimizer.w, state.iteration)], self._mapper_at_w(state, keep), ())
 
     def lags(self, state: State) -> bool:
         """Whether the one program's predictions need a closing pass first (a stage that serves
@@ -198,7 +200,7 @@ class Trainer:
 
     def test_accuracy(self, state: State) -> float:
         """The test set through what the run serves at ``state`` (paid, or cached)."""
-        scores = self.predict_scores(*self.serving(state, keep=len(self.split.y_test)), self.split.x_test, state.vocabulary)
+        scores = self.predict_scores(self.serving(state, keep=len(self.split.y_test)), self.split.x_test, state.vocabulary)
         return accuracy(scores, self.split.y_test)
 
     def _mapper_at_w(self, state: State, keep: int) -> Mapper:
@@ -274,7 +276,7 @@ class Trainer:
             program_sha256=program_sha256(served.programs if served else self.closing.served(self.optimizer.w, state.iteration)),
             step_signal=self.optimizer.signal.ratio,
             **signal_figures(self.optimizer.signal.reading(self.config.method.q)), selection=self.closing.figures(state.iteration),
-            free_baseline=free_baseline(self.split), **figures,
+            free_baseline=free_baseline(self.split, self.config.method.free_views), **figures,
         )
 
     def _one_program_gain(self, state: State) -> dict | None:
@@ -282,8 +284,11 @@ class Trainer:
         from the cache (None where the training images were not answered at that program)."""
         w = self.closing.served(self.optimizer.w, state.iteration)
         answers = self.engine.cached(self.program.encode_batch(w, self.split.x_train))
-        gain = answers and mapped_gain(state.mapping, self.dense(answers, state.vocabulary), self.split.x_train, self.split.y_train,
-                                       self.split.n_classes, cost_usd(1000, self.config.price_per_1k), optimistic=state.iteration > 0)
+        split = self.split
+        specs = tuple(view.spec for view in free_views(self.config.method.free_views))
+        free = yardstick(free_features(specs, split.x_train), split.x_train)
+        gain = answers and mapped_gain(state.mapping, self.dense(answers, state.vocabulary), free, bool(specs), split.y_train, split.n_classes,
+                                       cost_usd(1000, self.config.price_per_1k), optimistic=state.iteration > 0)
         return gain.as_json() if gain else None
 
     def emit(self, phase: str, state: State | None, test_accuracy: float | None, notice: str | None = None,
