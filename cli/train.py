@@ -117,10 +117,11 @@ def _report(execute: Callable[[ProgressPrinter], api.Run], name: str, as_json: b
         + (f" of ${result.budget_usd:.2f}" if result.budget_usd is not None else "")
     )
     if portfolio:
+        served = f"each prediction sends {result.queries_per_prediction} queries" if result.views else "none served (below)"
         typer.echo(
-            f"the portfolio: {result.views} view(s) chosen of {result.candidates_paid} candidate programs (cross-validated log-loss "
-            f"{result.validation_loss:.3f} on the training images); each prediction sends {result.queries_per_prediction} "
-            f"queries: {dollars(result.queries_per_prediction * config.price_per_1k)} per 1,000 predicted images"
+            f"the portfolio: {config.method.views} view(s) chosen of {result.candidates_paid} candidate programs (cross-validated log-loss "
+            f"{result.validation_loss:.3f} on the training images); {served}: "
+            f"{dollars(result.queries_per_prediction * config.price_per_1k)} per 1,000 predicted images"
         )
     if result.api_gain is not None:
         gain = result.api_gain

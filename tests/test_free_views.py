@@ -144,3 +144,20 @@ def test_where_the_api_adds_its_views_are_served_beside_the_pixels_and_resume_an
                                                                   price_per_1k=1.0, ledger=None)
     assert float(np.mean(np.argmax(prediction.shares, axis=1) == split.y_test)) == result.test_accuracy
     assert prediction.queries_paid == 2 * N_TEST  # the pixels computed here, the two views paid
+
+
+def test_the_cli_says_the_api_adds_nothing_serves_the_pixels_and_predicts_without_a_query(home: Path, fake_provider: None, tmp_path: Path) -> None:
+    from test_cli import digit_files, invoke
+    from test_portfolio import last_json
+
+    flags = ("--dataset", "digits:0,1", "--train-per-class", "10", "--test-size", "4", "--candidates", "4", "--views", "2", "--price-per-1k", "1.5")
+    trained = last_json(invoke("train", *flags, "--name", "f", "--json").output)
+    assert (trained["views"], trained["queries_per_prediction"], trained["api_gain"]["beyond_noise"]) == (0, 0, False)
+    human = invoke("train", *flags, "--name", "g").output  # the same run again: its answers from the cache
+    assert "the portfolio: 2 view(s) chosen of 4 candidate programs" in human and "none served (below)" in human
+    assert "so barapi serves your images' own readout: a prediction sends no query" in human
+    images = digit_files(tmp_path / "new")
+    assert "0 queries paid" in invoke("predict", "f", *map(str, images)).output
+    assert invoke("export", "f", "--out", str(tmp_path / "export")).exit_code == 0
+    by_export = invoke("predict", "--program", str(tmp_path / "export"), *map(str, images), "--json").output.strip().splitlines()
+    assert len(by_export) == len(images) and all(last_json(line)["class"] in ("0", "1") for line in by_export)

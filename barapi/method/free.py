@@ -1,12 +1,11 @@
-"""Readouts over blocks of features, alone or stacked, cross-validated on the training images.
+"""Readouts over blocks of features, cross-validated on the training images.
 
 A block is one source of features: a free view (the target's pixels, a local network's features:
 barapi.method.views) or the paid views' answers. Each block is read by its own regularised
 logistic regression, fitted in its dual (the n × n kernel of its standardised features, the bias
-its own feature). Several blocks are *stacked*: each block's out-of-fold log-probabilities on the
-training images are pooled, one weight per block and one bias per class (barapi.method.readout.LogLinearPool). Stacking was measured against one
-regression over every block's columns (../shared/design.md § 8, bench/results/value.md): it keeps
-the better block where one fits badly, and gains where both carry information.
+its own feature); the blocks' out-of-fold log-probabilities on the training images are then
+pooled, one weight per block and one bias per class (barapi.method.readout.LogLinearPool;
+docs/method.md says why so few parameters).
 
 What the user's own images reach without the API (``cross_validated_correct`` of the free blocks)
 is the first verdict before money is spent: an API worth paying for has to add to it."""

@@ -1,12 +1,11 @@
 """What the paid views add to what the user's images reach alone, judged on images the choice of
-views never saw: each outer fold of the training images is held out while the views are chosen
-(forward selection, the readout's penalty) on the rest, as the run chose them on all; the held
-fold is then read by that readout stacked with the free views' (barapi.method.free), and each
-image by the free views' readout alone on the same folds (barapi.method.free). The gain is the share of images the
-paid views' readout gets right beyond the free one, with its standard error over the images (a
-paired difference); a run serves the paid views only where it is beyond its noise. The run's
-own selection loss cannot say this: the folds that chose the views also scored them, and on few
-images that flatters them."""
+views never saw: each fold of the training images is held out while the views are chosen (forward
+selection, the readout's penalty) on the rest, as the run chose them on all, and read by that
+readout; a pool fitted on the other folds reads those answers beside the free views' (barapi.method.free),
+and another the free views' alone. The gain is the share of images the first gets right beyond
+the second, with its standard error over the images (a paired difference); a run serves the paid
+views only where it is beyond its noise. The run's own selection loss cannot say this: the folds
+that chose the views also scored them, and on few images that flatters them."""
 
 from __future__ import annotations
 
