@@ -314,4 +314,7 @@ def test_the_client_side_rate_limit_spaces_every_adapters_requests(spec: Spec) -
     images = [b"x"] * (5 * spec.max_batch)  # five requests whatever the batch limit
     classifier.predict(images)
     assert len(stamps) == 5
-    assert max(stamps) - min(stamps) >= 4 / 20.0 - 0.01  # 20 requests/s: ≥ 50 ms apart
+    # 20 requests/s: released ≥ 50 ms apart. Stamped after release, on a sending thread a loaded
+    # machine may start late (17 ms seen under a full suite beside a benchmark): 50 ms of slack,
+    # still far from unthrottled (the five would then go out within a few ms).
+    assert max(stamps) - min(stamps) >= 4 / 20.0 - 0.05
