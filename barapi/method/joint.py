@@ -33,18 +33,18 @@ def stacked_readout(free: Sequence[np.ndarray], answers: list[np.ndarray] | None
     blocks pooled (even one: as barapi.method.free judges it) by a pool fitted on ``evidence``,
     or on the blocks' plain out-of-fold log-probabilities (views chosen on every image: they
     flatter the paid block) where none is given."""
-    blocks, dual, columns = [], [free_block(x) for x in free], []
+    blocks, paid, columns = [], [], []
     if answers is not None:
         gram = paid_gram(answers)
         l2 = chosen_l2(gram, CrossValidation(labels, n_classes))
         dense = np.hstack(answers).astype(np.float64)
         blocks.append(LinearReadout.fit(dense, labels, n_classes, l2))
-        dual.insert(0, Block(gram + 1.0, l2))
+        paid.append(Block(gram + 1.0, l2))
         columns.append(dense.shape[1])
     blocks += [LinearReadout.fit(x, labels, n_classes, FREE_L2, logged=False, spread=1 / np.sqrt(x.shape[1])) for x in free]
     columns += [x.shape[1] for x in free]
     fold = folds_of(labels, n_classes)
     if evidence is None and fold is not None:
-        evidence = out_of_fold(dual, labels, n_classes, fold)
+        evidence = out_of_fold(paid + [free_block(x) for x in free], labels, n_classes, fold)
     pool = LogLinearPool.fit(evidence, labels, n_classes, COMBINER_L2) if evidence is not None else LogLinearPool.even(len(blocks), n_classes)
     return StackedReadout(tuple(blocks), tuple(columns), pool)

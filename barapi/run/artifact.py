@@ -31,8 +31,7 @@ from barapi.classifier import Classifier, Scores, SelectableLabels, canvas_encod
 from barapi.config import RunConfig
 from barapi.errors import ConfigError
 from barapi.method.labels import LabelMap, fill_missing
-from barapi.method.mapping import prefixed
-from barapi.method.readout import LinearReadout, StackedReadout, target_mapper
+from barapi.method.readout import LinearReadout, StackedReadout, prefixed, target_mapper
 from barapi.method.views import check_identity, free_features, free_views
 from barapi.method.program import Program, encode_png, program_sha256
 from barapi.config import Geometry
@@ -189,15 +188,17 @@ class LearnedProgram:
             raise ConfigError(f"cannot read the export in {directory}: {error}; export the run again") from error
         if programs.shape[1:] != config.method.geometry.parameter_shape:
             raise ConfigError(f"{directory}: W has shape {programs.shape[1:]} but the config says {config.method.geometry.parameter_shape}")
-        if readout and readout_widths(readout) != [len(programs) * len(vocabulary)] * bool(len(programs)) + [None] * len(free):
-            raise ConfigError(f"{directory}: the readout does not match {len(programs)} view(s) of {len(vocabulary)} labels and "
-                              f"{len(free)} free view(s): export the run again")
+        if readout and readout_shape(readout) != ([len(programs) * len(vocabulary)] * bool(len(programs)) + [None] * len(free), {len(classes)}):
+            raise ConfigError(f"{directory}: the readout does not match {len(programs)} view(s) of {len(vocabulary)} labels, "
+                              f"{len(free)} free view(s) and {len(classes)} classes: export the run again")
         return cls(config, programs, classes, vocabulary, assignment, readout, free, tuple(identities))
 
 
-def readout_widths(readout: dict[str, np.ndarray]) -> list[int | None]:
-    """The paid block's width, then None for each free one (their widths are the views' own)."""
+def readout_shape(readout: dict[str, np.ndarray]) -> tuple[list[int | None], set[int]]:
+    """The paid block's width, then None for each free one (their widths are the views' own);
+    and the class counts its blocks read out."""
     if "columns" not in readout:
-        return [readout["weights"].shape[0] - 1]
-    logged = [bool(readout.get(f"block{i}.logged", True)) for i in range(len(readout["columns"]))]
-    return [int(width) if paid else None for width, paid in zip(readout["columns"], logged)]
+        return [readout["weights"].shape[0] - 1], {readout["weights"].shape[1]}
+    blocks = [prefixed(readout, f"block{i}.") for i in range(len(readout["columns"]))]
+    widths = [int(width) if bool(block.get("logged", True)) else None for width, block in zip(readout["columns"], blocks)]
+    return widths, {block["weights"].shape[1] for block in blocks}

@@ -15,8 +15,7 @@ from barapi.errors import ConfigError
 from barapi.money import Budget, Estimate, cost_usd
 from barapi.run.strategies import closing_passes, closing_queries, new_mapping, optimizer_for
 from barapi.method.portfolio import CANDIDATE_QUERIES, DEFAULT_CANDIDATES, DEFAULT_VIEWS, FEW_LABELS, MANY_LABEL_VIEWS
-from barapi.method.free import cross_validated_accuracy, yardstick
-from barapi.method.views import free_features, free_views
+from barapi.method.free import cross_validated_accuracy, read_free
 from barapi.method.signal import StepSignal, signal_figures
 from barapi.method.program import Program, starting_parameters
 from barapi.run.queries import LedgerMeter
@@ -132,13 +131,13 @@ def estimate_run(config: RunConfig, classifier: Classifier, store: Store, split:
     )
 
 
-def free_baseline(split: Split, spec: str) -> dict:
+def free_baseline(split: Split, spec: str, gain: dict | None = None) -> dict:
     """What the free views (--free-views; with none, the pixels) reach on the training images,
-    cross-validated (barapi.method.free): no query."""
-    specs = tuple(view.spec for view in free_views(spec))
-    blocks = yardstick(free_features(specs, split.x_train), split.x_train)
-    accuracy = cross_validated_accuracy(blocks, split.y_train, split.n_classes, pooled=bool(specs))
-    return {"views": list(specs) or ["pixels"], "cv_accuracy": None if accuracy is None else round(accuracy, 4)}
+    cross-validated (barapi.method.free): no query. A run's ``gain`` (barapi.method.gain) judged
+    its paid views against the same folds: its free figure is this one."""
+    free = read_free(spec, split.x_train)
+    accuracy = gain["free_cv_accuracy"] if gain else cross_validated_accuracy(free.yardstick, split.y_train, split.n_classes, pooled=bool(free.specs))
+    return {"views": list(free.specs) or ["pixels"], "cv_accuracy": None if accuracy is None else round(accuracy, 4)}
 
 
 def run_summary(store: Store, record: RunRecord) -> dict:

@@ -51,7 +51,7 @@ def probe(config: RunConfig, classifier: Classifier, store: Store, split: Split)
     full_run = estimate_run(config, classifier, store, split)
     gain = stage.gain.as_json() if stage.gain is not None else None
     return ProbeResult(
-        run=session.config.name, adds=None if gain is None else gain["beyond_noise"], free_baseline=free_baseline(split, config.method.free_views), api_gain=gain,
+        run=session.config.name, adds=None if gain is None else gain["beyond_noise"], free_baseline=free_baseline(split, config.method.free_views, gain), api_gain=gain,
         candidates=stage.paid, queries_paid=paid, queries_cached=session.engine.queries_cached, cost_usd=round(spent, 6),
         full_run={"queries": full_run.total, "cost_usd": round(full_run.cost_usd, 6), "usd_per_1k_predictions": round(full_run.usd_per_1k_predictions, 6)},
     )

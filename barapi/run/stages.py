@@ -20,13 +20,13 @@ import numpy as np
 
 from barapi.config import MethodConfig
 from barapi.errors import BudgetExceeded, ConfigError
-from barapi.method.free import free_block, yardstick
+from barapi.method.free import read_free
 from barapi.method.gain import ApiGain, nested_gain
 from barapi.method.joint import joined
 from barapi.method.portfolio import Portfolio, PortfolioSearch, refinement_blocks, view_of
 from barapi.method.program import starting_parameters
 from barapi.method.streams import Stream, generator
-from barapi.method.views import free_features, free_views
+from barapi.method.views import free_features
 from barapi.money import cost_usd
 from barapi.run.records import State
 from barapi.run.session import Served, Session, Stage
@@ -99,13 +99,12 @@ class PortfolioStage:
         where they add beyond noise (or where too few images say either way)."""
         split, method, portfolio = session.split, session.config.method, self.portfolio
         assert portfolio is not None
-        specs = tuple(view.spec for view in free_views(method.free_views))
-        free = free_features(specs, split.x_train)
-        self.gain, evidence = nested_gain(answers, [free_block(x) for x in free], split.y_train, split.n_classes, method.views,
-                                          cost_usd(1000 * method.views, session.config.price_per_1k), yardstick(free, split.x_train))
-        if specs:
+        free = read_free(method.free_views, split.x_train)
+        self.gain, evidence = nested_gain(answers, free.blocks, split.y_train, split.n_classes, method.views,
+                                          cost_usd(1000 * method.views, session.config.price_per_1k), free.yardstick)
+        if free.specs:
             served, paid = [answers[c] for c in portfolio.chosen], self.gain is None or self.gain.beyond_noise
-            self.portfolio = joined(portfolio, specs, free, served, split.y_train, split.n_classes, paid, evidence)
+            self.portfolio = joined(portfolio, free.specs, free.features, served, split.y_train, split.n_classes, paid, evidence)
 
     def state(self) -> dict[str, np.ndarray]:
         arrays = (self.portfolio.state() if self.portfolio else {}) | {"portfolio.paid": np.asarray(self.paid)}

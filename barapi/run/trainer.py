@@ -27,8 +27,8 @@ from barapi.method.mapping import Mapper, Mapping
 from barapi.method.optim import Optimizer
 from barapi.method.program import Program, program_sha256
 from barapi.method.signal import signal_figures
-from barapi.method.free import yardstick
-from barapi.method.views import free_features, free_views
+from barapi.method.free import read_free
+from barapi.method.views import free_features
 from barapi.money import Budget, cost_usd
 from barapi.run.checkpoint import RunState, load_state, programs_of
 from barapi.run.closing import ClosingPass
@@ -276,7 +276,7 @@ class Trainer:
             program_sha256=program_sha256(served.programs if served else self.closing.served(self.optimizer.w, state.iteration)),
             step_signal=self.optimizer.signal.ratio,
             **signal_figures(self.optimizer.signal.reading(self.config.method.q)), selection=self.closing.figures(state.iteration),
-            free_baseline=free_baseline(self.split, self.config.method.free_views), **figures,
+            free_baseline=free_baseline(self.split, self.config.method.free_views, figures.get("api_gain")), **figures,
         )
 
     def _one_program_gain(self, state: State) -> dict | None:
@@ -284,10 +284,8 @@ class Trainer:
         from the cache (None where the training images were not answered at that program)."""
         w = self.closing.served(self.optimizer.w, state.iteration)
         answers = self.engine.cached(self.program.encode_batch(w, self.split.x_train))
-        split = self.split
-        specs = tuple(view.spec for view in free_views(self.config.method.free_views))
-        free = yardstick(free_features(specs, split.x_train), split.x_train)
-        gain = answers and mapped_gain(state.mapping, self.dense(answers, state.vocabulary), free, bool(specs), split.y_train, split.n_classes,
+        split, free = self.split, read_free(self.config.method.free_views, self.split.x_train)
+        gain = answers and mapped_gain(state.mapping, self.dense(answers, state.vocabulary), free.yardstick, bool(free.specs), split.y_train, split.n_classes,
                                        cost_usd(1000, self.config.price_per_1k), optimistic=state.iteration > 0)
         return gain.as_json() if gain else None
 
