@@ -28,9 +28,8 @@ from harness.results import RESULTS, WORK, read_lines
 
 from barapi.config import PRESETS, RunConfig
 from barapi.data import run_split
-from barapi.method.free import Block, log_proba
-from barapi.method.portfolio import CrossValidation, chosen_l2, forward_selection, standardised
-from barapi.method.readout import features
+from barapi.method.gain import paid_out_of_fold, view_grams
+from barapi.method.portfolio import CrossValidation, forward_selection
 from barapi.method.selection import stratified_folds
 from barapi.run import stages
 from barapi.run.trainer import Trainer
@@ -69,34 +68,29 @@ def candidates_answers(cell: str, seed: int, classifier) -> list[np.ndarray]:  #
     raise RuntimeError(f"{cell}: the run never judged its views")
 
 
-def out_of_fold(grams: list[np.ndarray], labels: np.ndarray, n_classes: int, choose, folds: int = 5) -> float:  # noqa: ANN001
-    """The share of images right by the block of the views ``choose(kept)`` picks, fitted without their fold."""
-    fold, right = stratified_folds(labels, folds), np.zeros(len(labels), bool)
-    for k in range(folds):
-        held, kept = fold == k, fold != k
-        gram = sum(grams[c] for c in choose(kept))
-        block = Block(gram + 1.0, chosen_l2(gram[np.ix_(kept, kept)], CrossValidation(labels[kept], n_classes)))
-        right[held] = np.argmax(log_proba(block, labels, n_classes, kept, held), axis=1) == labels[held]
-    return float(right.mean())
+def accuracy(grams: list[np.ndarray], labels: np.ndarray, n_classes: int, choose, folds: int = 5) -> float:  # noqa: ANN001
+    """The share of images right by the block of the views ``choose(kept, cv)`` picks, fitted without their fold."""
+    logs = paid_out_of_fold(grams, labels, n_classes, stratified_folds(labels, folds), choose)
+    return float(np.mean(np.argmax(logs, axis=1) == labels))
 
 
 def measure(answers: list[np.ndarray], labels: np.ndarray, n_classes: int) -> dict[str, float]:
-    grams = [(lambda z: z @ z.T)(standardised(features(dense))) for dense in answers]
+    grams = view_grams(answers)
     views = min(VIEWS, len(grams))
 
-    def nested(kept: np.ndarray) -> list[int]:
-        return forward_selection([g[np.ix_(kept, kept)] for g in grams], views, CrossValidation(labels[kept], n_classes))
+    def nested(kept: np.ndarray, cv: CrossValidation) -> list[int]:
+        return forward_selection([g[np.ix_(kept, kept)] for g in grams], views, cv)
 
     on_all = forward_selection(grams, views, CrossValidation(labels, n_classes))
     draws = [np.random.default_rng(draw).choice(len(grams), views, replace=False) for draw in range(DRAWS)]
     return {
-        "chosen in each fold (5 folds)": out_of_fold(grams, labels, n_classes, nested),
-        "chosen in each fold (10 folds)": out_of_fold(grams, labels, n_classes, nested, folds=10),
-        "chosen on every image (flattered)": out_of_fold(grams, labels, n_classes, lambda kept: on_all),
-        f"all {len(grams)} candidates": out_of_fold(grams, labels, n_classes, lambda kept: range(len(grams))),
-        f"the first {views}": out_of_fold(grams, labels, n_classes, lambda kept: range(views)),
-        f"{views} at random ({DRAWS} draws, mean)": statistics.mean(out_of_fold(grams, labels, n_classes, lambda kept: d) for d in draws),
-        "the first alone (the start)": out_of_fold(grams, labels, n_classes, lambda kept: [0]),
+        "chosen in each fold (5 folds)": accuracy(grams, labels, n_classes, nested),
+        "chosen in each fold (10 folds)": accuracy(grams, labels, n_classes, nested, folds=10),
+        "chosen on every image (flattered)": accuracy(grams, labels, n_classes, lambda kept, cv: on_all),
+        f"all {len(grams)} candidates": accuracy(grams, labels, n_classes, lambda kept, cv: range(len(grams))),
+        f"the first {views}": accuracy(grams, labels, n_classes, lambda kept, cv: range(views)),
+        f"{views} at random ({DRAWS} draws, mean)": statistics.mean(accuracy(grams, labels, n_classes, lambda kept, cv: d) for d in draws),
+        "the first alone (the start)": accuracy(grams, labels, n_classes, lambda kept, cv: [0]),
     }
 
 

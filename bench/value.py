@@ -53,10 +53,11 @@ from harness.results import RESULTS, read_lines
 from barapi.config import PRESETS, MethodConfig, RunConfig
 from barapi.data import run_split
 from barapi.method import gain as judge
+from barapi.method.free import read_free
 from barapi.method.gain import ApiGain
 from barapi.method.joint import stacked_readout
 from barapi.method.selection import cross_validated_correct
-from barapi.method.views import free_features, free_views
+from barapi.method.views import free_features
 from barapi.mock.model import InProcessClassifier
 from barapi.run.planning import estimate_run, free_baseline
 from barapi.run.probe import probe
@@ -125,9 +126,9 @@ def measure_shape(classifier: InProcessClassifier, store: Store, cell: str, seed
 def measure_free(cell: str, seed: int, row: str) -> dict:
     """barapi's free readout (barapi.method.joint, no paid block) fitted on the training images."""
     split = run_split(config_of(cell, seed, "steps-0"))
-    specs = tuple(view.spec for view in free_views(FREE[row]))
-    readout = stacked_readout(free_features(specs, split.x_train), None, split.y_train, split.n_classes)
-    predicted = np.argmax(readout.target_scores(np.hstack(free_features(specs, split.x_test))), axis=1)
+    free = read_free(FREE[row], split.x_train)
+    readout = stacked_readout(free.features, None, split.y_train, split.n_classes)
+    predicted = np.argmax(readout.target_scores(np.hstack(free_features(free.specs, split.x_test))), axis=1)
     return {"accuracy": float((predicted == split.y_test).mean()), "cv_accuracy": free_baseline(split, FREE[row])["cv_accuracy"],
             "training_queries": 0, "queries_per_prediction": 0, "test_images": len(split.y_test)}
 

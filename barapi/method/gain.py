@@ -9,6 +9,7 @@ that chose the views also scored them, and on few images that flatters them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -16,8 +17,7 @@ import numpy as np
 
 from barapi.method.free import Block, cross_validated_correct, log_proba, out_of_fold, pooled_correct
 from barapi.method.mapping import Mapping
-from barapi.method.portfolio import CrossValidation, chosen_l2, forward_selection, standardised
-from barapi.method.readout import features
+from barapi.method.portfolio import CrossValidation, chosen_l2, forward_selection, paid_gram
 from barapi.method.selection import FOLDS, SIGNIFICANCE, stratified_folds
 
 # Below this many training images of some class the gain's standard error is too wide to decide
@@ -73,21 +73,35 @@ def nested_gain(answers: list[np.ndarray], free: list[Block], labels: np.ndarray
     if np.bincount(labels, minlength=n_classes).min() < MIN_PER_CLASS:
         return Judged(None, None)
     fold = stratified_folds(labels, FOLDS)
-    scaled = [standardised(features(dense)) for dense in answers]
-    grams = [z @ z.T for z in scaled]
-    paid = np.zeros((len(labels), n_classes))
-    for k in range(FOLDS):
-        held, kept = fold == k, fold != k
-        inner = [g[np.ix_(kept, kept)] for g in grams]
-        cv = CrossValidation(labels[kept], n_classes)
-        chosen = forward_selection(inner, min(views, len(inner)), cv)
-        gram = sum(grams[c] for c in chosen)
-        paid[held] = log_proba(Block(gram + 1.0, chosen_l2(gram[np.ix_(kept, kept)], cv)), labels, n_classes, kept, held)
+    grams = view_grams(answers)
+
+    def chosen_as_the_run_chooses(kept: np.ndarray, cv: CrossValidation) -> list[int]:
+        return forward_selection([g[np.ix_(kept, kept)] for g in grams], min(views, len(grams)), cv)
+
+    paid = paid_out_of_fold(grams, labels, n_classes, fold, chosen_as_the_run_chooses)
     pooled = bool(free)
     evidence = np.concatenate([paid[:, None], out_of_fold(free, labels, n_classes, fold)], axis=1)
     against = evidence[:, 1:] if pooled else out_of_fold(yardstick, labels, n_classes, fold)
     gain = paired(pooled_correct(evidence, labels, n_classes, fold, pooled), pooled_correct(against, labels, n_classes, fold, pooled), usd_per_1k)
     return Judged(gain, evidence)
+
+
+def view_grams(answers: list[np.ndarray]) -> list[np.ndarray]:
+    """Each view's Gram matrix of its standardised log-answers (barapi.method.portfolio.paid_gram of one view)."""
+    return [paid_gram([dense]) for dense in answers]
+
+
+def paid_out_of_fold(grams: list[np.ndarray], labels: np.ndarray, n_classes: int, fold: np.ndarray,
+                     choose: Callable[[np.ndarray, CrossValidation], Sequence[int]]) -> np.ndarray:
+    """(n, C): each image's log-probabilities by the views ``choose(kept, cv)`` picks without its
+    fold, read by a readout fitted without it (its penalty cross-validated on the other folds)."""
+    paid = np.zeros((len(labels), n_classes))
+    for k in np.unique(fold):
+        held, kept = fold == k, fold != k
+        cv = CrossValidation(labels[kept], n_classes)
+        gram = sum(grams[c] for c in choose(kept, cv))
+        paid[held] = log_proba(Block(gram + 1.0, chosen_l2(gram[np.ix_(kept, kept)], cv)), labels, n_classes, kept, held)
+    return paid
 
 
 def mapped_gain(mapping: Mapping, dense: np.ndarray, yardstick: list[Block], pooled: bool, labels: np.ndarray, n_classes: int,

@@ -57,9 +57,10 @@ PORTFOLIO_RESULTS, WHITEBOX_RESULTS = RESULTS / "portfolio.jsonl", RESULTS / "wh
 RELATED_PROJECT = "fashion-mnist:Trouser,Pullover,Dress,Coat,Sandal,Sneaker,Bag,Ankle boot"
 RELATED_PER_CLASS = 1000
 # It does not (79.5 % through the API alone against Lite1's 84.2): the other classes say little
-# about that pair. What does know more is a fine-grained tagger: eight style tags (four k-means clusters of each class's
-# pixels), none of them the user's classes, fitted on the T-shirt/top and Shirt images that are
-# not the task's (neither its 100 training nor its 2,000 test images), 1,000 a tag.
+# about that pair. What does know more is a fine-grained tagger: eight style tags (four k-means
+# clusters of each class's pixels), none of them the user's classes, fitted on the T-shirt/top
+# and Shirt images that are not the task's (neither its 100 training nor its 2,000 test
+# images), 1,000 a tag.
 TAGGER_STYLES, TAGGER_PER_CLASS = 4, 1000
 # bench/value.py's cells, 2,000 test images; where the target is not at the default 112 px of the
 # 224 px canvas: the tagger was fitted on whole images, and by its tags alone it reads
